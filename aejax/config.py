@@ -1,0 +1,22 @@
+"""Defaults every experiment config starts from; a config file overrides only what differs."""
+
+import ml_collections
+
+
+def base() -> ml_collections.ConfigDict:
+    """Everything but the model and its loss: seed, data, optimiser, loop and checkpoints."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0  # the only source of randomness: init, shuffling and noise derive from it
+    config.data = ml_collections.ConfigDict()
+    config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist
+    config.opt = ml_collections.ConfigDict()
+    config.opt.name = "adam"  # adam, adamw, sgd
+    config.opt.lr = 1e-3
+    config.train = ml_collections.ConfigDict()
+    config.train.batch_size = 200
+    config.train.epochs = 20
+    config.train.chunk = 50  # steps per compiled lax.scan call; 1 dispatches single steps
+    config.train.eval_batch_size = 1000
+    config.train.save_every_steps = 1000
+    config.train.keep_checkpoints = 3
+    return config

@@ -1,0 +1,34 @@
+"""The command line: `aejax train --config CONFIG.py --workdir DIR [--config.a.b=value ...]`.
+
+The only place that parses flags; the library takes a ConfigDict. With no --config it trains
+the textbook VAE on the embedded mnist5k digits.
+"""
+
+from pathlib import Path
+
+from absl import app, flags
+from ml_collections import config_flags
+
+from aejax import train
+
+DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "vae.py"
+
+_CONFIG = config_flags.DEFINE_config_file(
+    "config", str(DEFAULT_CONFIG), "Config file with get_config(); override fields as --config.opt.lr=3e-4."
+)
+_WORKDIR = flags.DEFINE_string("workdir", "runs/vae", "Run directory: checkpoints, metrics, figures. Resumed if it has a checkpoint.")
+_MAX_STEPS = flags.DEFINE_integer("max_steps", None, "Stop (with a checkpoint) after this many steps in all; rerun to continue.")
+
+
+def main(argv: list[str]) -> None:
+    if argv[1:] != ["train"]:
+        raise app.UsageError(f"expected the command 'train', got {' '.join(argv[1:]) or 'nothing'}")
+    train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, max_steps=_MAX_STEPS.value)
+
+
+def run() -> None:
+    app.run(main)
+
+
+if __name__ == "__main__":
+    run()

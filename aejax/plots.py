@@ -1,0 +1,59 @@
+"""Figures a run leaves in its workdir: loss curves, reconstructions, samples from the prior."""
+
+from pathlib import Path
+
+import jax
+import matplotlib
+
+matplotlib.use("Agg")  # files only: runs happen on machines without a display
+import matplotlib.pyplot as plt
+import ml_collections
+import numpy as np
+
+from aejax import checkpoint, losses
+
+
+def loss_curves(rows: list[dict], path: Path) -> None:
+    """Train and test loss per epoch, one panel per loss term."""
+    terms = sorted({k.split("/", 1)[1] for r in rows for k in r if k.startswith("train/")})
+    fig, axes = plt.subplots(1, len(terms), figsize=(4 * len(terms), 3), squeeze=False)
+    epochs = [r["epoch"] for r in rows]
+    for ax, term in zip(axes[0], terms):
+        for split in ("train", "test"):
+            ax.plot(epochs, [r.get(f"{split}/{term}", np.nan) for r in rows], label=split)
+        ax.set(title=term, xlabel="epoch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
+    """Rows of images ([N, H, W, 1] each) one above the other, e.g. inputs over reconstructions."""
+    n = rows[0].shape[0]
+    fig, axes = plt.subplots(len(rows), n, figsize=(n, len(rows) * 1.1), squeeze=False)
+    for r, (images, title) in enumerate(zip(rows, titles)):
+        for c in range(n):
+            axes[r, c].imshow(images[c, ..., 0], cmap="gray", vmin=0, vmax=1)
+            axes[r, c].axis("off")
+        axes[r, 0].set_title(title, fontsize=8, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_figures(
+    workdir: Path, model, params, test_x: jax.Array, config: ml_collections.ConfigDict, rng: jax.Array
+) -> None:
+    """The end-of-run figures: loss curves, 10 test images over their reconstructions, and
+    for a VAE, 60 images decoded from prior samples."""
+    loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
+    likelihood = config.loss.likelihood
+    x = test_x[:10]
+    logits, aux = model.apply({"params": params}, x, rngs={"noise": rng})
+    recon = np.asarray(losses.mean_image(logits, likelihood))
+    image_rows([np.asarray(x), recon], ["test images", "reconstructions"], workdir / "reconstructions.png")
+    if "mu" in aux:
+        z = jax.random.normal(rng, (60, aux["mu"].shape[-1]))
+        images = np.asarray(losses.mean_image(model.apply({"params": params}, z, method="decode"), likelihood))
+        image_rows(list(images.reshape(6, 10, *images.shape[1:])), [""] * 6, workdir / "samples.png")

@@ -1,0 +1,187 @@
+"""Training and evaluation: `train_and_evaluate(config, workdir)` is the whole run.
+
+The dataset lives on the device. Each epoch is a permutation drawn on the device, cut into
+batches of indices; compiled chunks of `train.chunk` steps (a `lax.scan`) gather their batches
+from the on-device array, so the host only dispatches chunks and reads metrics once an epoch.
+Randomness is a function of (seed, step), which is why a resumed run continues exactly.
+"""
+
+import functools
+import math
+from pathlib import Path
+import time
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+from flax.training import train_state
+
+from aejax import checkpoint, data, losses, models, plots
+
+OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw}
+
+
+def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
+    if cfg.name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {cfg.name!r}; choose one of {sorted(OPTIMIZERS)}")
+    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
+        raise ValueError(f"opt.lr must be a positive finite number, got {cfg.lr}")
+    return OPTIMIZERS[cfg.name](cfg.lr)
+
+
+def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> train_state.TrainState:
+    """Initial parameters from `fold_in(seed, "init")`, and the optimiser around them."""
+    model = models.build(config.model)
+    init_rng, noise_rng = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 0))
+    params = model.init({"params": init_rng, "noise": noise_rng}, example_x[:1])["params"]
+    return train_state.TrainState.create(
+        apply_fn=model.apply, params=params, tx=make_optimizer(config.opt)
+    )
+
+
+def make_train_chunk(loss_fn: losses.LossFn):
+    """`train_chunk(state, images, idx_CxB, rng) -> (state, metrics_C)`, compiled per C.
+
+    Step s draws its noise from `fold_in(rng, s)`. A chunk of one step is unrolled, so no
+    while loop is compiled: on XLA:CPU that is what convolutions prefer.
+    """
+
+    def train_step(state, x, rng):
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, x, rng, True)
+        return state.apply_gradients(grads=grads), metrics
+
+    @functools.partial(jax.jit, donate_argnums=0)
+    def train_chunk(state, images, idx_CxB, rng):
+        def body(state, idx_B):
+            return train_step(state, images[idx_B], jax.random.fold_in(rng, state.step))
+
+        return jax.lax.scan(body, state, idx_CxB, unroll=idx_CxB.shape[0] == 1)
+
+    return train_chunk
+
+
+def make_evaluate(loss_fn: losses.LossFn, batch_size: int):
+    """`evaluate(params, images, rng) -> metrics`: dataset means, one host read for all batches."""
+    eval_batch = jax.jit(lambda params, x, rng: loss_fn(params, x, rng, False)[1])
+
+    def evaluate(params, images, rng):
+        n = images.shape[0]
+        sums = None
+        for i, start in enumerate(range(0, n, batch_size)):
+            x = images[start : start + batch_size]
+            m = jax.tree.map(lambda v: v * x.shape[0], eval_batch(params, x, jax.random.fold_in(rng, i)))
+            sums = m if sums is None else jax.tree.map(jnp.add, sums, m)
+        return {k: float(v) / n for k, v in jax.device_get(sums).items()}
+
+    return evaluate
+
+
+@functools.partial(jax.jit, static_argnums=(1, 2))
+def epoch_batches(rng: jax.Array, n: int, batch_size: int) -> jax.Array:
+    """The epoch's shuffled indices as [steps, batch]; the incomplete last batch is dropped."""
+    steps = n // batch_size
+    return jax.random.permutation(rng, n)[: steps * batch_size].reshape(steps, batch_size)
+
+
+def _check(config: ml_collections.ConfigDict, train_x: np.ndarray) -> None:
+    t = config.train
+    if not 1 <= t.batch_size <= train_x.shape[0]:
+        raise ValueError(
+            f"train.batch_size={t.batch_size} must be between 1 and the {train_x.shape[0]} training "
+            f"images of {config.data.name!r}"
+        )
+    for name in ("epochs", "chunk", "eval_batch_size", "save_every_steps", "keep_checkpoints"):
+        if t[name] < 1:
+            raise ValueError(f"train.{name} must be at least 1, got {t[name]}")
+
+
+def epoch_line(row: dict, epochs: int) -> str:
+    """One progress line: losses, then speed."""
+    losses_text = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k)
+    return (
+        f"epoch {row['epoch']}/{epochs}  {losses_text}  "
+        f"{row['samples_per_s']:,.0f} samples/s  {row['epoch_seconds']:.2f}s"
+    )
+
+
+def train_and_evaluate(
+    config: ml_collections.ConfigDict, workdir: str | Path, *, max_steps: int | None = None
+) -> tuple[train_state.TrainState, dict]:
+    """Trains `config` in `workdir`, resuming it if it has a checkpoint.
+
+    Returns the final state and the last epoch's metrics (empty if no epoch ended here).
+
+    `max_steps` stops early after that many steps in all, with a checkpoint, as a preempted
+    job would; running again in the same workdir continues where it stopped.
+    """
+    workdir = Path(workdir)
+    train_x, _ = data.load(config.data.name, "train")
+    test_x, _ = data.load(config.data.name, "test")
+    _check(config, train_x)
+    model = models.build(config.model)
+    loss_fn = losses.make_loss_fn(model, config.loss)
+    train_chunk = make_train_chunk(loss_fn)
+    evaluate = make_evaluate(loss_fn, config.train.eval_batch_size)
+
+    root = jax.random.key(config.seed)
+    step_rng, shuffle_rng, eval_rng, figure_rng = (jax.random.fold_in(root, i) for i in (1, 2, 3, 4))
+    train_x, test_x = jax.device_put(train_x), jax.device_put(test_x)
+    state = create_state(config, train_x)
+    checkpoint.claim_workdir(workdir, config)  # only once the config has proved buildable
+
+    mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
+    restored = checkpoint.restore_latest(mngr, state)
+    if restored is not None:
+        state = restored
+        print(f"resumed {workdir} at step {int(state.step)}", flush=True)
+    step = int(state.step)
+    checkpoint.truncate_metrics(workdir, step)
+
+    batch_size, chunk = config.train.batch_size, config.train.chunk
+    steps_per_epoch = train_x.shape[0] // batch_size
+    total_steps = config.train.epochs * steps_per_epoch
+    stop_at = total_steps if max_steps is None else min(max_steps, total_steps)
+    row = {}
+    while step < stop_at:
+        epoch, offset = divmod(step, steps_per_epoch)
+        idx = epoch_batches(jax.random.fold_in(shuffle_rng, epoch), train_x.shape[0], batch_size)
+        start_time, chunk_metrics = time.perf_counter(), []
+        # Chunks start at multiples of `chunk` within the epoch, whether or not the run resumed.
+        for begin in range(offset, steps_per_epoch, chunk):
+            end = min(begin - begin % chunk + chunk, steps_per_epoch)
+            state, metrics = train_chunk(state, train_x, idx[begin:end], step_rng)
+            chunk_metrics.append(metrics)
+            previous, step = step, step + end - begin
+            if step // config.train.save_every_steps > previous // config.train.save_every_steps:
+                checkpoint.save(mngr, step, state)
+            if step >= stop_at:
+                break
+        train_metrics = jax.device_get(chunk_metrics)
+        seconds = time.perf_counter() - start_time
+        if step % steps_per_epoch:  # stopped inside an epoch: no epoch line to write
+            break
+        train_means = {k: float(np.mean(np.concatenate([m[k] for m in train_metrics]))) for k in train_metrics[0]}
+        if not all(math.isfinite(v) for v in train_means.values()):
+            raise FloatingPointError(
+                f"training diverged in epoch {epoch + 1}: {train_means}; lower opt.lr or check the data"
+            )
+        test_means = evaluate(state.params, test_x, eval_rng)
+        samples = (steps_per_epoch - offset) * batch_size
+        row = {
+            "epoch": epoch + 1,
+            "step": step,
+            **{f"train/{k}": v for k, v in train_means.items()},
+            **{f"test/{k}": v for k, v in test_means.items()},
+            "epoch_seconds": seconds,
+            "samples_per_s": samples / seconds,
+        }
+        checkpoint.append_metrics(workdir, row)
+        print(epoch_line(row, config.train.epochs), flush=True)
+    if mngr.latest_step() != step:
+        checkpoint.save(mngr, step, state)
+    mngr.close()
+    if step >= total_steps:
+        plots.write_figures(workdir, model, state.params, test_x, config, figure_rng)
+    return state, row

@@ -1,0 +1,61 @@
+"""Model shapes, parameter counts, and the pieces usable on their own."""
+
+import jax
+import numpy as np
+import pytest
+
+from aejax import models
+from conftest import load_config
+
+
+def _init(config, batch=3):
+    model = models.build(config.model)
+    x = jax.random.uniform(jax.random.key(0), (batch, 28, 28, 1))
+    params = model.init({"params": jax.random.key(1), "noise": jax.random.key(2)}, x)["params"]
+    return model, params, x
+
+
+def _count(params) -> int:
+    return sum(p.size for p in jax.tree.leaves(params))
+
+
+def test_mlp_autoencoder_shapes_and_parameter_count():
+    model, params, x = _init(load_config("mlp"))
+    logits, aux = model.apply({"params": params}, x)
+    assert logits.shape == x.shape and aux["code"].shape == (3, 32)
+    assert np.all(aux["code"] >= 0)  # ReLU code
+    assert _count(params) == (784 * 32 + 32) + (32 * 784 + 784)
+
+
+def test_textbook_vae_shapes_and_parameter_count():
+    model, params, x = _init(load_config("vae"))
+    logits, aux = model.apply({"params": params}, x, rngs={"noise": jax.random.key(3)})
+    assert logits.shape == x.shape
+    assert aux["mu"].shape == aux["logvar"].shape == aux["z"].shape == (3, 20)
+    encoder = (784 * 500 + 500) + (500 * 500 + 500) + 2 * (500 * 20 + 20)
+    decoder = (20 * 500 + 500) + (500 * 500 + 500) + (500 * 784 + 784)
+    assert _count(params) == encoder + decoder
+
+
+def test_encode_and_decode_work_on_their_own():
+    model, params, x = _init(load_config("vae"))
+    mu, logvar = model.apply({"params": params}, x, method="encode")
+    images = model.apply({"params": params}, mu, method="decode")
+    assert mu.shape == logvar.shape == (3, 20) and images.shape == x.shape
+
+
+def test_reparameterised_sample_has_the_posterior_moments():
+    model, params, x = _init(load_config("vae"), batch=1)
+    x = np.repeat(x, 20_000, axis=0)
+    _, aux = model.apply({"params": params}, x, rngs={"noise": jax.random.key(4)})
+    np.testing.assert_allclose(aux["z"].mean(0), aux["mu"][0], atol=0.03)
+    np.testing.assert_allclose(aux["z"].var(0), np.exp(aux["logvar"][0]), rtol=0.05)
+
+
+def test_unknown_model_and_activation_are_refused():
+    config = load_config("mlp")
+    config.model.name = "transformer"
+    with pytest.raises(ValueError, match="unknown model 'transformer'.*registered models"):
+        models.build(config.model)
+    with pytest.raises(ValueError, match="unknown activation 'swishy'"):
+        models.activation("swishy")
