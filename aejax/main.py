@@ -6,7 +6,7 @@ the textbook VAE on the embedded mnist5k digits.
 
 from pathlib import Path
 
-from absl import app, flags
+from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aejax import train
@@ -23,6 +23,7 @@ _MAX_STEPS = flags.DEFINE_integer("max_steps", None, "Stop (with a checkpoint) a
 def main(argv: list[str]) -> None:
     if argv[1:] != ["train"]:
         raise app.UsageError(f"expected the command 'train', got {' '.join(argv[1:]) or 'nothing'}")
+    logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; the epoch lines suffice
     train.train_and_evaluate(_CONFIG.value, _WORKDIR.value, max_steps=_MAX_STEPS.value)
 
 

@@ -41,16 +41,23 @@ def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> tra
     )
 
 
-def make_train_chunk(loss_fn: losses.LossFn):
-    """`train_chunk(state, images, idx_CxB, rng) -> (state, metrics_C)`, compiled per C.
-
-    Step s draws its noise from `fold_in(rng, s)`. A chunk of one step is unrolled, so no
-    while loop is compiled: on XLA:CPU that is what convolutions prefer.
-    """
+def make_train_step(loss_fn: losses.LossFn):
+    """The pure step `(state, x, rng) -> (state, metrics)`: one gradient update on batch `x`."""
 
     def train_step(state, x, rng):
         grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, x, rng, True)
         return state.apply_gradients(grads=grads), metrics
+
+    return train_step
+
+
+def make_train_chunk(train_step):
+    """`train_chunk(state, images, idx_CxB, rng) -> (state, metrics_C)`, compiled once per C.
+
+    Step s draws its noise from `fold_in(rng, s)` and gathers its batch from the on-device
+    `images`. A chunk of one step is unrolled, so no while loop is compiled: on XLA:CPU that
+    is what convolutions prefer.
+    """
 
     @functools.partial(jax.jit, donate_argnums=0)
     def train_chunk(state, images, idx_CxB, rng):
@@ -122,7 +129,7 @@ def train_and_evaluate(
     _check(config, train_x)
     model = models.build(config.model)
     loss_fn = losses.make_loss_fn(model, config.loss)
-    train_chunk = make_train_chunk(loss_fn)
+    train_chunk = make_train_chunk(make_train_step(loss_fn))
     evaluate = make_evaluate(loss_fn, config.train.eval_batch_size)
 
     root = jax.random.key(config.seed)

