@@ -1,5 +1,8 @@
 """Defaults every experiment config starts from; a config file overrides only what differs."""
 
+import importlib.util
+from pathlib import Path
+
 import ml_collections
 
 
@@ -20,3 +23,15 @@ def base() -> ml_collections.ConfigDict:
     config.train.save_every_steps = 1000
     config.train.keep_checkpoints = 3
     return config
+
+
+def load(path: str | Path) -> ml_collections.ConfigDict:
+    """`get_config()` of the config file at `path`: how a variant starts from the one it varies.
+
+    Config files are loaded by path (as `config_flags` does), not imported as a package.
+    """
+    path = Path(path)
+    spec = importlib.util.spec_from_file_location(f"aejax_config_{path.stem}", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module.get_config()

@@ -4,6 +4,9 @@ Reconstruction terms work on decoder logits: a Bernoulli likelihood reads them t
 sigmoid (BCE, computed stably from logits), a fixed-variance gaussian reads them as the mean
 (MSE). A model whose intermediates include a posterior (`mu`, `logvar`) also pays its KL to
 the standard normal prior, which makes the objective the negative ELBO.
+
+The loss config may add a denoising criterion (`loss.corruption`: the model sees a corrupted
+input, the target stays clean) and penalties (`loss.regularizers`); both are optional groups.
 """
 
 from collections.abc import Callable
@@ -13,6 +16,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 import optax
+
+from aejax import corruptions, regularizers
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 REDUCTIONS = ("mean", "sum")  # over pixels: per-pixel averages, or nats per image
@@ -38,27 +43,49 @@ def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
 
 
 LossFn = Callable[[dict, jax.Array, jax.Array, bool], tuple[jax.Array, dict]]
+RNG_STREAMS = ("noise", "corruption")  # the model's sampling noise; the input corruption
+
+
+def rng_streams(rng: jax.Array) -> dict[str, jax.Array]:
+    """The step's key split into one key per stream, so no two draws share randomness."""
+    return {name: jax.random.fold_in(rng, i) for i, name in enumerate(RNG_STREAMS)}
 
 
 def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
     """Returns `loss_fn(params, x, rng, train) -> (loss, metrics)` for `model` under `cfg`.
 
-    `metrics` holds batch means of each term, so logging and evaluation read the same names.
+    `metrics` holds batch means of each term ("recon", "kl" for a VAE, one per regularizer,
+    and their weighted sum "loss"), so logging and evaluation read the same names. `train` is
+    a Python bool: the input is corrupted when it is True, or when `corruption.at_eval` is.
     """
     if cfg.likelihood not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {cfg.likelihood!r}; choose one of {LIKELIHOODS}")
     if cfg.reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {cfg.reduction!r}; choose one of {REDUCTIONS}")
     reduce_pixels = jnp.mean if cfg.reduction == "mean" else jnp.sum
+    corruption = cfg.get("corruption")
+    corrupt = corruptions.build(corruption) if corruption is not None else None
+    corrupt_at_eval = corrupt is not None and corruption.get("at_eval", False)
+    penalties = regularizers.build(cfg.get("regularizers", {}), model)
 
     def loss_fn(params, x, rng, train):
-        logits, aux = model.apply({"params": params}, x, train=train, rngs={"noise": rng})
-        recon_B = reduce_pixels(reconstruction(logits, x, cfg.likelihood), axis=(1, 2, 3))
+        rngs = rng_streams(rng)
+        x_in = x
+        if corrupt is not None and (train or corrupt_at_eval):
+            x_in = corrupt(x, rngs["corruption"])
+        logits, aux = model.apply(
+            {"params": params}, x_in, train=train, rngs={"noise": rngs["noise"]}
+        )
+        per_pixel = reconstruction(logits, x, cfg.likelihood)  # against the clean x
+        recon_B = reduce_pixels(per_pixel, axis=tuple(range(1, x.ndim)))
         metrics = {"recon": jnp.mean(recon_B)}
         loss = metrics["recon"]
         if "mu" in aux:
             metrics["kl"] = jnp.mean(gaussian_kl(aux["mu"], aux["logvar"]))
             loss = loss + cfg.kl_weight * metrics["kl"]
+        for name, (weight, term) in penalties.items():
+            metrics[name] = term(params, aux)
+            loss = loss + weight * metrics[name]
         metrics["loss"] = loss
         return loss, metrics
 

@@ -2,11 +2,12 @@
 
 Every model maps images `x_BxHxWxC` in [0, 1] to decoder logits of the same shape and a dict
 of named intermediates (`code`, or `mu`, `logvar`, `z` for a VAE); losses read what they need
-from that dict, so a new autoencoder is a new combination rather than a new class.
+from that dict, so a new autoencoder is a new combination rather than a new class. `MODELS`
+holds the architectures by `config.model.name`; corruption and penalties live in the loss.
 """
 
-from collections.abc import Callable, Sequence
 import math
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -22,11 +23,29 @@ ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
 }
 
 
+# Kernel initialisers by name; all are variance scaling. he_normal, variance_scaling(2.0,
+# "fan_in", "truncated_normal"), keeps the activations' variance through (E)LU layers.
+INITIALIZERS: dict[str, nn.initializers.Initializer] = {
+    "lecun_normal": nn.initializers.lecun_normal(),  # flax's default for nn.Dense
+    "he_normal": nn.initializers.he_normal(),
+    "glorot_uniform": nn.initializers.glorot_uniform(),
+}
+
+
+def _lookup(table: dict, kind: str, name: str):
+    if name not in table:
+        raise ValueError(f"unknown {kind} {name!r}; choose one of {sorted(table)}")
+    return table[name]
+
+
 def activation(name: str) -> Callable[[jax.Array], jax.Array]:
     """Looks up an activation by name, with an error that lists the known ones."""
-    if name not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {name!r}; choose one of {sorted(ACTIVATIONS)}")
-    return ACTIVATIONS[name]
+    return _lookup(ACTIVATIONS, "activation", name)
+
+
+def kernel_initializer(name: str) -> nn.initializers.Initializer:
+    """Looks up a kernel initialiser by name, with an error that lists the known ones."""
+    return _lookup(INITIALIZERS, "kernel_init", name)
 
 
 class MLP(nn.Module):
@@ -35,12 +54,14 @@ class MLP(nn.Module):
     widths: Sequence[int]
     activation: str = "relu"
     final_activation: str = "linear"
+    kernel_init: str = "lecun_normal"  # a name in INITIALIZERS
 
     @nn.compact
     def __call__(self, h_BxD: jax.Array) -> jax.Array:
         hidden, final = activation(self.activation), activation(self.final_activation)
+        init = kernel_initializer(self.kernel_init)
         for i, width in enumerate(self.widths):
-            h_BxD = nn.Dense(width, name=f"dense{i}")(h_BxD)
+            h_BxD = nn.Dense(width, kernel_init=init, name=f"dense{i}")(h_BxD)
             h_BxD = hidden(h_BxD) if i < len(self.widths) - 1 else final(h_BxD)
         return h_BxD
 
@@ -51,11 +72,18 @@ class MLPEncoder(nn.Module):
     widths: Sequence[int]  # hidden widths then the code width, e.g. (500, 500, 20)
     activation: str = "relu"
     code_activation: str = "linear"
+    kernel_init: str = "lecun_normal"
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
         x_BxD = x_BxHxWxC.reshape(x_BxHxWxC.shape[0], -1)
-        return MLP(self.widths, self.activation, self.code_activation, name="mlp")(x_BxD)
+        mlp = MLP(self.widths, self.activation, self.code_activation, self.kernel_init, name="mlp")
+        return mlp(x_BxD)
+
+    def kernels(self) -> list[jax.Array]:
+        """The layers' kernels `[D_in, D_out]`, input side first (once the encoder has params)."""
+        layers = self.variables["params"]["mlp"]
+        return [layers[f"dense{i}"]["kernel"] for i in range(len(self.widths))]
 
 
 class MLPDecoder(nn.Module):
@@ -64,12 +92,36 @@ class MLPDecoder(nn.Module):
     widths: Sequence[int]  # hidden widths; the output layer (prod(image_shape)) is added
     image_shape: Sequence[int] = (28, 28, 1)
     activation: str = "relu"
+    kernel_init: str = "lecun_normal"
 
     @nn.compact
     def __call__(self, z_BxK: jax.Array) -> jax.Array:
         widths = (*self.widths, math.prod(self.image_shape))
-        logits_BxD = MLP(widths, self.activation, "linear", name="mlp")(z_BxK)
+        logits_BxD = MLP(widths, self.activation, "linear", self.kernel_init, name="mlp")(z_BxK)
         return logits_BxD.reshape(z_BxK.shape[0], *self.image_shape)
+
+
+class TiedMLPDecoder(nn.Module):
+    """Mirrors an MLPEncoder through that encoder's kernels, transposed: one parameter, two uses.
+
+    `encoder` must be the very instance the Autoencoder holds: flax adopts a module passed to
+    two parents once and shares it by reference, so no decoder kernel exists. Only the
+    biases are the decoder's own.
+    """
+
+    encoder: MLPEncoder
+    image_shape: Sequence[int] = (28, 28, 1)
+    activation: str = "relu"
+
+    @nn.compact
+    def __call__(self, z_BxK: jax.Array) -> jax.Array:
+        hidden = activation(self.activation)
+        h = z_BxK
+        for i, kernel_DxK in reversed(list(enumerate(self.encoder.kernels()))):
+            bias_D = self.param(f"bias{i}", nn.initializers.zeros, (kernel_DxK.shape[0],))
+            h = h @ kernel_DxK.T + bias_D
+            h = hidden(h) if i > 0 else h  # the last layer gives logits
+        return h.reshape(z_BxK.shape[0], *self.image_shape)
 
 
 class Autoencoder(nn.Module):
@@ -121,22 +173,39 @@ class VAE(nn.Module):
         return self.decode(z), {"mu": mu, "logvar": logvar, "z": z}
 
 
+def _kernel_init(cfg: ml_collections.ConfigDict) -> str:
+    name = cfg.get("kernel_init", "lecun_normal")  # configs may leave it out: flax's default
+    kernel_initializer(name)  # an unknown name fails here, when the model is built
+    return name
+
+
+def _mlp_encoder(cfg: ml_collections.ConfigDict) -> MLPEncoder:
+    return MLPEncoder(cfg.encoder_widths, cfg.activation, cfg.code_activation, _kernel_init(cfg))
+
+
 def _mlp_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
-    encoder = MLPEncoder(cfg.encoder_widths, cfg.activation, cfg.code_activation)
     decoder_widths = tuple(reversed(cfg.encoder_widths[:-1]))
-    decoder = MLPDecoder(decoder_widths, tuple(cfg.image_shape), cfg.activation)
-    return Autoencoder(encoder, decoder)
+    decoder = MLPDecoder(decoder_widths, tuple(cfg.image_shape), cfg.activation, _kernel_init(cfg))
+    return Autoencoder(_mlp_encoder(cfg), decoder)
+
+
+def _tied_mlp_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
+    encoder = _mlp_encoder(cfg)  # one instance, handed to both: that is the tie
+    return Autoencoder(encoder, TiedMLPDecoder(encoder, tuple(cfg.image_shape), cfg.activation))
 
 
 def _mlp_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     # The encoder's last hidden layer keeps its activation: the heads are linear on top of it.
-    encoder = MLPEncoder(cfg.encoder_widths, cfg.activation, cfg.activation)
-    decoder = MLPDecoder(tuple(reversed(cfg.encoder_widths)), tuple(cfg.image_shape), cfg.activation)
+    init = _kernel_init(cfg)
+    encoder = MLPEncoder(cfg.encoder_widths, cfg.activation, cfg.activation, init)
+    decoder_widths = tuple(reversed(cfg.encoder_widths))
+    decoder = MLPDecoder(decoder_widths, tuple(cfg.image_shape), cfg.activation, init)
     return VAE(encoder, decoder, cfg.latent_dim)
 
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
-    "mlp": _mlp_ae,
+    "mlp": _mlp_ae,  # any depth and activations: linear, 2-D code, stacked, sparse, ...
+    "tied": _tied_mlp_ae,  # the same with the decoder's kernels tied to the encoder's
     "vae": _mlp_vae,
 }
 

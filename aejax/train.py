@@ -151,6 +151,8 @@ def train_and_evaluate(
     total_steps = config.train.epochs * steps_per_epoch
     stop_at = total_steps if max_steps is None else min(max_steps, total_steps)
     row = {}
+    if step >= total_steps:
+        print(f"{workdir} is complete ({step} steps); rewriting its figures", flush=True)
     while step < stop_at:
         epoch, offset = divmod(step, steps_per_epoch)
         idx = epoch_batches(jax.random.fold_in(shuffle_rng, epoch), train_x.shape[0], batch_size)

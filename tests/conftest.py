@@ -1,29 +1,43 @@
-"""Shared test helpers: experiment configs loaded by name and shrunk to test size."""
+"""Shared test helpers: experiment configs loaded by name, shrunk to test size, and their
+metrics at initialisation (where training starts)."""
 
-import importlib.util
 import os
 from pathlib import Path
 
+import jax
 import ml_collections
 import pytest
+
+from aejax import config as aejax_config
+from aejax import data, losses, models, train
 
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
 
 def load_config(name: str) -> ml_collections.ConfigDict:
-    spec = importlib.util.spec_from_file_location(f"config_{name}", CONFIGS / f"{name}.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    return aejax_config.load(CONFIGS / f"{name}.py")
+
+
+def initial_test_metrics(config: ml_collections.ConfigDict) -> dict[str, float]:
+    """The test metrics of `config`'s model at its initial parameters: where training starts."""
+    test_x, _ = data.load(config.data.name, "test")
+    state = train.create_state(config, test_x)
+    loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
+    return train.make_evaluate(loss_fn, 1000)(state.params, test_x, jax.random.key(0))
 
 
 @pytest.fixture
 def tiny():
-    """`tiny(name, **overrides)`: a shipped config with narrow layers and a short run."""
+    """`tiny(name, max_width=16, **overrides)`: a shipped config with narrow layers, short run.
 
-    def make(name: str, **overrides) -> ml_collections.ConfigDict:
+    Layers keep their number (a 784-2-784 code stays 2-D) but are at most `max_width` wide.
+    """
+
+    def make(name: str, max_width: int = 16, **overrides) -> ml_collections.ConfigDict:
         config = load_config(name)
-        config.model.encoder_widths = (32, 8) if name == "vae" else (16,)
+        widths = config.model.encoder_widths
+        narrow = tuple(min(w, max_width) for w in widths)
+        config.model.encoder_widths = (32, 8) if name == "vae" else narrow
         if "latent_dim" in config.model:
             config.model.latent_dim = 4
         config.train.epochs = 2

@@ -1,5 +1,6 @@
 """The objectives' maths: KL in closed form, likelihoods, and the ELBO's parts."""
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -48,3 +49,14 @@ def test_unknown_likelihood_is_refused(tiny):
     config = tiny("mlp", loss__likelihood="poisson")
     with pytest.raises(ValueError, match="unknown likelihood 'poisson'.*bernoulli"):
         losses.make_loss_fn(models.build(config.model), config.loss)
+
+
+def test_rng_streams_are_distinct_and_a_function_of_the_step_key():
+    def streams(seed):
+        keys = losses.rng_streams(jax.random.key(seed))
+        return {name: np.asarray(jax.random.key_data(key)) for name, key in keys.items()}
+
+    first = streams(0)
+    assert set(first) == {"noise", "corruption"}
+    assert not np.array_equal(first["noise"], first["corruption"])
+    chex.assert_trees_all_equal(first, streams(0))

@@ -3,9 +3,9 @@
 import jax
 import numpy as np
 import pytest
+from conftest import load_config
 
 from aejax import models
-from conftest import load_config
 
 
 def _init(config, batch=3):
@@ -59,3 +59,13 @@ def test_unknown_model_and_activation_are_refused():
         models.build(config.model)
     with pytest.raises(ValueError, match="unknown activation 'swishy'"):
         models.activation("swishy")
+
+
+def test_kernel_init_is_chosen_by_the_config():
+    config = load_config("stacked")  # he_normal: variance 2 / fan_in
+    _, params, _ = _init(config)
+    kernel = params["encoder"]["mlp"]["dense0"]["kernel"]
+    np.testing.assert_allclose(np.std(kernel), np.sqrt(2 / 784), rtol=0.02)
+    config.model.kernel_init = "orthogonal"
+    with pytest.raises(ValueError, match="unknown kernel_init 'orthogonal'.*he_normal"):
+        models.build(config.model)

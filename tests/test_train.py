@@ -1,24 +1,17 @@
 """The training loop: it learns, it is deterministic, and a resumed run continues exactly."""
 
 import chex
-import jax
 import numpy as np
 import pytest
+from conftest import initial_test_metrics
 
-from aejax import checkpoint, data, losses, models, train
-
-
-def _initial_test_loss(config) -> float:
-    test_x, _ = data.load(config.data.name, "test")
-    state = train.create_state(config, test_x)
-    loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
-    return train.make_evaluate(loss_fn, 1000)(state.params, test_x, jax.random.key(0))["loss"]
+from aejax import checkpoint, train
 
 
 @pytest.mark.parametrize("name", ["mlp", "vae"])
 def test_loss_falls_well_below_its_start(tiny, tmp_path, name):
     config = tiny(name, train__epochs=10 if name == "mlp" else 3)
-    start = _initial_test_loss(config)
+    start = initial_test_metrics(config)["loss"]
     _, row = train.train_and_evaluate(config, tmp_path)
     assert row["test/loss"] < 0.6 * start, (start, row)
     if name == "vae":

@@ -1,0 +1,67 @@
+"""Input corruptions for denoising autoencoders: pure ops `corrupt(x, rng) -> x_tilde`, by name.
+
+Every op maps images in [0, 1] to images in [0, 1], so a corrupted input is still a valid
+input, and draws only from the key it is given: the loss hands it the step's own
+"corruption" stream. The loss, not the op, decides when to corrupt (training, or evaluation
+if the config asks) and keeps the clean image as the target.
+"""
+
+import functools
+import inspect
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+Corruption = Callable[[jax.Array, jax.Array], jax.Array]
+
+
+def gaussian(x: jax.Array, rng: jax.Array, *, factor: float) -> jax.Array:
+    """Additive noise `x + factor * N(0, 1)`, clipped back to [0, 1]."""
+    return jnp.clip(x + factor * jax.random.normal(rng, x.shape, x.dtype), 0.0, 1.0)
+
+
+def masking(x: jax.Array, rng: jax.Array, *, keep_prob: float) -> jax.Array:
+    """Keeps each pixel with probability `keep_prob` and zeroes the rest.
+
+    Dropout without its 1/keep_prob rescaling, which would push pixels above 1.
+    """
+    return jnp.where(jax.random.bernoulli(rng, keep_prob, x.shape), x, jnp.zeros_like(x))
+
+
+def salt_and_pepper(x: jax.Array, rng: jax.Array, *, fraction: float) -> jax.Array:
+    """Sets a `fraction` of the pixels to 0 or 1, with even odds."""
+    hit_rng, salt_rng = jax.random.split(rng)
+    hit = jax.random.bernoulli(hit_rng, fraction, x.shape)
+    salt = jax.random.bernoulli(salt_rng, 0.5, x.shape).astype(x.dtype)
+    return jnp.where(hit, salt, x)
+
+
+CORRUPTIONS: dict[str, Callable[..., jax.Array]] = {
+    "gaussian": gaussian,
+    "masking": masking,
+    "salt_and_pepper": salt_and_pepper,
+}
+# Where each setting makes sense; outside it an op would leave [0, 1] or not be a probability.
+_VALID = {
+    "factor": (0.0, float("inf")),
+    "keep_prob": (0.0, 1.0),
+    "fraction": (0.0, 1.0),
+}
+
+
+def build(cfg: ml_collections.ConfigDict) -> Corruption:
+    """The op named by `cfg.name`, bound to its settings: every other field but `at_eval`."""
+    if cfg.name not in CORRUPTIONS:
+        raise ValueError(f"unknown corruption {cfg.name!r}; choose one of {sorted(CORRUPTIONS)}")
+    op = CORRUPTIONS[cfg.name]
+    settings = {k: v for k, v in cfg.items() if k not in ("name", "at_eval")}
+    expected = [p for p in inspect.signature(op).parameters if p not in ("x", "rng")]
+    if sorted(settings) != sorted(expected):
+        raise ValueError(f"corruption {cfg.name!r} takes {expected}, got {sorted(settings)}")
+    for key, value in settings.items():
+        low, high = _VALID[key]
+        if not low <= value <= high:
+            raise ValueError(f"corruption.{key} must be in [{low}, {high}], got {value}")
+    return functools.partial(op, **settings)
