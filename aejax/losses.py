@@ -26,7 +26,10 @@ REDUCTIONS = ("mean", "sum")  # over pixels: per-pixel averages, or nats per ima
 def reconstruction(logits: jax.Array, x: jax.Array, likelihood: str) -> jax.Array:
     """Per-pixel negative log-likelihood (up to constants for the gaussian), same shape as x."""
     if likelihood == "bernoulli":
-        return optax.sigmoid_binary_cross_entropy(logits, x)
+        # -log sigmoid(l) * x - log sigmoid(-l) * (1 - x), written with one exp and one log1p:
+        # on XLA:CPU this summed 3.8x faster than optax.sigmoid_binary_cross_entropy, which
+        # evaluates log-sigmoid twice (benchmarks/train_speed.py measures the whole step).
+        return nn.relu(logits) - x * logits + jnp.log1p(jnp.exp(-jnp.abs(logits)))
     if likelihood == "gaussian":
         return jnp.square(logits - x)
     raise ValueError(f"unknown likelihood {likelihood!r}; choose one of {LIKELIHOODS}")
@@ -62,7 +65,6 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
         raise ValueError(f"unknown likelihood {cfg.likelihood!r}; choose one of {LIKELIHOODS}")
     if cfg.reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {cfg.reduction!r}; choose one of {REDUCTIONS}")
-    reduce_pixels = jnp.mean if cfg.reduction == "mean" else jnp.sum
     corruption = cfg.get("corruption")
     corrupt = corruptions.build(corruption) if corruption is not None else None
     corrupt_at_eval = corrupt is not None and corruption.get("at_eval", False)
@@ -77,8 +79,9 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
             {"params": params}, x_in, train=train, rngs={"noise": rngs["noise"]}
         )
         per_pixel = reconstruction(logits, x, cfg.likelihood)  # against the clean x
-        recon_B = reduce_pixels(per_pixel, axis=tuple(range(1, x.ndim)))
-        metrics = {"recon": jnp.mean(recon_B)}
+        # One reduction over batch and pixels: XLA:CPU evaluates the exp and log1p of a per-row
+        # reduction one element at a time, which made the MLP step 5x slower.
+        metrics = {"recon": jnp.sum(per_pixel) / (x.shape[0] if cfg.reduction == "sum" else x.size)}
         loss = metrics["recon"]
         if "mu" in aux:
             metrics["kl"] = jnp.mean(gaussian_kl(aux["mu"], aux["logvar"]))
