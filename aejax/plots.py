@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
 
-from aejax import checkpoint, losses
+from aejax import checkpoint, corruptions, losses
 
 
 def loss_curves(rows: list[dict], path: Path) -> None:
@@ -45,14 +45,22 @@ def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
 def write_figures(
     workdir: Path, model, params, test_x: jax.Array, config: ml_collections.ConfigDict, rng: jax.Array
 ) -> None:
-    """The end-of-run figures: loss curves, 10 test images over their reconstructions, and
-    for a VAE, 60 images decoded from prior samples."""
+    """The end-of-run figures: loss curves, 10 test images over their reconstructions (for a
+    denoising model: corrupted input, reconstruction, clean target), and for a VAE, 60 images
+    decoded from prior samples."""
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
     likelihood = config.loss.likelihood
     x = test_x[:10]
-    logits, aux = model.apply({"params": params}, x, rngs={"noise": rng})
+    corruption = config.loss.get("corruption")
+    x_in = x if corruption is None else corruptions.build(corruption)(x, rng)
+    logits, aux = model.apply({"params": params}, x_in, rngs={"noise": rng})
     recon = np.asarray(losses.mean_image(logits, likelihood))
-    image_rows([np.asarray(x), recon], ["test images", "reconstructions"], workdir / "reconstructions.png")
+    if corruption is None:
+        rows, titles = [np.asarray(x), recon], ["test images", "reconstructions"]
+    else:
+        rows = [np.asarray(x_in), recon, np.asarray(x)]
+        titles = [f"{corruption.name} corrupted input", "reconstructions", "clean targets"]
+    image_rows(rows, titles, workdir / "reconstructions.png")
     if "mu" in aux:
         z = jax.random.normal(rng, (60, aux["mu"].shape[-1]))
         images = np.asarray(losses.mean_image(model.apply({"params": params}, z, method="decode"), likelihood))

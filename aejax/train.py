@@ -8,8 +8,8 @@ Randomness is a function of (seed, step), which is why a resumed run continues e
 
 import functools
 import math
-from pathlib import Path
 import time
+from pathlib import Path
 
 import jax
 import jax.numpy as jnp
@@ -78,8 +78,9 @@ def make_evaluate(loss_fn: losses.LossFn, batch_size: int):
         sums = None
         for i, start in enumerate(range(0, n, batch_size)):
             x = images[start : start + batch_size]
-            m = jax.tree.map(lambda v: v * x.shape[0], eval_batch(params, x, jax.random.fold_in(rng, i)))
-            sums = m if sums is None else jax.tree.map(jnp.add, sums, m)
+            means = eval_batch(params, x, jax.random.fold_in(rng, i))
+            weighted = {k: v * x.shape[0] for k, v in means.items()}
+            sums = weighted if sums is None else jax.tree.map(jnp.add, sums, weighted)
         return {k: float(v) / n for k, v in jax.device_get(sums).items()}
 
     return evaluate

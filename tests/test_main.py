@@ -11,7 +11,7 @@ MLP = str(CONFIGS / "mlp.py")
 
 def _aejax(*args, cwd):
     return subprocess.run(
-        [sys.executable, "-m", "aejax.main", *args], cwd=cwd, capture_output=True, text=True,
+        [sys.executable, "-m", "aejax.main", *args], cwd=cwd, capture_output=True, text=True, check=False,
         env={**os.environ, "JAX_PLATFORMS": "cpu"}, timeout=300,
     )
 
