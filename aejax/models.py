@@ -14,6 +14,8 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from aejax import conv
+
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
     "elu": nn.elu,
@@ -203,10 +205,24 @@ def _mlp_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     return VAE(encoder, decoder, cfg.latent_dim)
 
 
+def _conv_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
+    height, width, channels = cfg.image_shape
+    if (height, width) != (28, 28) or len(cfg.encoder_features) != 3 or len(cfg.decoder_features) != 3:
+        raise ValueError(
+            "the conv autoencoder's 28 -> 14 -> 7 -> 4 -> 8 -> 16 -> 14 -> 28 path needs 28x28 "
+            f"images and three encoder and decoder layers; got image_shape={tuple(cfg.image_shape)}, "
+            f"encoder_features={tuple(cfg.encoder_features)}, "
+            f"decoder_features={tuple(cfg.decoder_features)}"
+        )
+    encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
+    return Autoencoder(encoder, conv.ConvDecoder(tuple(cfg.decoder_features), channels))
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "mlp": _mlp_ae,  # any depth and activations: linear, 2-D code, stacked, sparse, ...
     "tied": _tied_mlp_ae,  # the same with the decoder's kernels tied to the encoder's
     "vae": _mlp_vae,
+    "conv": _conv_ae,  # conv encoder, nearest-upsampling conv decoder
 }
 
 

@@ -87,7 +87,7 @@ def bench(name: str, dataset: str, chunks: list[int], repeats: int, peak: float)
         compile_s = time.perf_counter() - start
         run_epoch = functools.partial(scan_epoch, train_chunk, {"state": state}, images_dev, idx, chunk, rng)
         seconds = time_epochs(run_epoch, repeats)
-        record(f"aejax scan chunk={chunk}", seconds, steps - steps % chunk, compile_s)
+        record(f"aejax chunk={chunk}", seconds, steps - steps % chunk, compile_s)
 
     host_idx = np.asarray(idx)
     holder = {"state": train.create_state(config, images_dev)}

@@ -7,6 +7,7 @@ figures; the table gives the final test reconstruction loss, its unit, and the c
 """
 
 import argparse
+import math
 from pathlib import Path
 
 import jax
@@ -16,7 +17,8 @@ from aejax import models, train
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 ZOO = ("linear", "mlp", "mlp2d_tanh", "mlp2d_relu", "stacked", "tied", "denoising",
-       "denoising_masking", "denoising_salt_pepper", "sparse", "sparse_l1", "contractive", "vae")
+       "denoising_masking", "denoising_salt_pepper", "sparse", "sparse_l1", "contractive", "vae",
+       "conv", "conv_denoising")
 
 
 def code_size(config) -> int:
@@ -24,7 +26,7 @@ def code_size(config) -> int:
     x = jax.numpy.zeros((1, *config.model.image_shape))
     variables = model.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, x)
     _, aux = model.apply(variables, x, rngs={"noise": jax.random.key(1)})
-    return aux["z" if "z" in aux else "code"].shape[-1]
+    return math.prod(aux["z" if "z" in aux else "code"].shape[1:])
 
 
 def main() -> None:

@@ -1,0 +1,65 @@
+"""The convolutional autoencoders: shapes, parameter counts, the reshape forms, and learning."""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import initial_test_metrics, load_config
+
+from aejax import conv, models, train
+
+
+def conv_params(c_in: int, c_out: int) -> int:
+    return 9 * c_in * c_out + c_out
+
+
+CONV_ZOO = {  # config: (code shape, parameter count)
+    "conv": ((4, 4, 8), conv_params(1, 16) + conv_params(16, 8) + 3 * conv_params(8, 8)
+             + conv_params(8, 16) + conv_params(16, 1)),  # 4,385
+    "conv_denoising": ((4, 4, 16), conv_params(1, 32) + conv_params(32, 32) + conv_params(32, 16)
+                       + conv_params(16, 16) + conv_params(16, 32) + conv_params(32, 32)
+                       + conv_params(32, 1)),  # 30,689
+}
+
+
+@pytest.mark.parametrize("name", CONV_ZOO)
+def test_code_and_reconstruction_shapes_and_parameter_count(name):
+    code_shape, parameters = CONV_ZOO[name]
+    model = models.build(load_config(name).model)
+    x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
+    params = model.init(jax.random.key(1), x)["params"]
+    logits, aux = model.apply({"params": params}, x)
+    assert logits.shape == x.shape and aux["code"].shape == (3, *code_shape)
+    assert sum(p.size for p in jax.tree.leaves(params)) == parameters
+
+
+@pytest.mark.parametrize("side", [28, 14, 7])
+def test_reshape_pooling_equals_flax_max_pool(side):
+    x = jax.random.normal(jax.random.key(2), (2, side, side, 3))
+    expected = nn.max_pool(x, (2, 2), strides=(2, 2), padding="SAME")
+    np.testing.assert_array_equal(conv.max_pool_2x2(x), expected)
+
+
+def test_broadcast_upsampling_equals_repeat():
+    x = jax.random.normal(jax.random.key(3), (2, 4, 5, 3))
+    np.testing.assert_array_equal(conv.upsample_2x(x), jnp.repeat(jnp.repeat(x, 2, 1), 2, 2))
+
+
+@pytest.mark.parametrize("name", CONV_ZOO)
+def test_short_training_lowers_the_loss(tmp_path, monkeypatch, name):
+    monkeypatch.setattr("aejax.plots.write_figures", lambda *args, **kwargs: None)
+    config = load_config(name)
+    config.train.epochs, config.train.save_every_steps = 3, 1000
+    if name == "conv_denoising":  # its 32-channel layers train at about 60 samples/s here
+        config.model.encoder_features, config.model.decoder_features = (8, 8, 4), (4, 8, 8)
+    start = initial_test_metrics(config)
+    _, row = train.train_and_evaluate(config, tmp_path)
+    assert row["test/loss"] < 0.6 * start["loss"], (start, row)
+
+
+def test_other_image_sizes_are_refused():
+    config = load_config("conv")
+    config.model.image_shape = (32, 32, 3)
+    with pytest.raises(ValueError, match="needs 28x28 images"):
+        models.build(config.model)
