@@ -4,11 +4,12 @@ each kind does what makes it that kind (PCA, tying, denoising, sparsity)."""
 import chex
 import jax
 import jax.numpy as jnp
+import matplotlib.pyplot as plt
 import numpy as np
 import pytest
 from conftest import initial_test_metrics, load_config
 
-from aejax import corruptions, data, losses, models, plots, train
+from aejax import checkpoint, corruptions, data, losses, models, plots, train
 
 
 def dense(n_in: int, n_out: int) -> int:
@@ -266,3 +267,15 @@ def test_sparse_code_rate_moves_to_its_target(tiny, tmp_path, no_figures):
     state, _ = train.train_and_evaluate(config, tmp_path)
     after = mean_rate(state.params)
     assert abs(after - 0.1) < 0.1 * abs(before - 0.1), (before, after)  # reached: 0.52 -> 0.098
+
+
+def test_denoising_figure_shows_corrupted_input_output_and_clean_target(tiny, tmp_path):
+    heights = {}
+    for name in ("stacked", "denoising"):
+        config, workdir = tiny(name), tmp_path / name
+        workdir.mkdir()
+        checkpoint.append_metrics(workdir, {"epoch": 1, "step": 1, "train/loss": 1.0, "test/loss": 1.0})
+        model, params = _init(config, _digits(1))
+        plots.write_figures(workdir, model, params, _digits(10), config, jax.random.key(0))
+        heights[name] = plt.imread(workdir / "reconstructions.png").shape[0]
+    assert heights["denoising"] > 1.4 * heights["stacked"]  # three rows of images against two
