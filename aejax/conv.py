@@ -6,6 +6,7 @@ last doubling gives 28, and a 3x3 convolution gives the logits. Pooling and near
 are reshapes: on XLA:CPU the reshape pooling trained faster than `lax.reduce_window`.
 """
 
+import math
 from collections.abc import Sequence
 
 import flax.linen as nn
@@ -56,3 +57,18 @@ class ConvDecoder(nn.Module):
             padding = "VALID" if i == len(self.features) - 1 else "SAME"
             h = upsample_2x(nn.relu(nn.Conv(f, (3, 3), padding=padding, name=f"conv{i}")(h)))
         return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
+
+
+class LatentConvDecoder(nn.Module):
+    """A flat latent through a dense ReLU layer to a `code_shape` map, then a ConvDecoder: how a
+    VAE's vector latent reaches the conv decoder."""
+
+    features: Sequence[int] = (8, 8, 16)
+    code_shape: Sequence[int] = (4, 4, 8)
+    channels: int = 1
+
+    @nn.compact
+    def __call__(self, z_BxK: jax.Array) -> jax.Array:
+        h = nn.relu(nn.Dense(math.prod(self.code_shape), name="project")(z_BxK))
+        h_BxHxWxC = h.reshape(z_BxK.shape[0], *self.code_shape)
+        return ConvDecoder(self.features, self.channels, name="conv")(h_BxHxWxC)

@@ -147,32 +147,47 @@ class Autoencoder(nn.Module):
 class VAE(nn.Module):
     """A VAE with a diagonal gaussian posterior and a standard normal prior.
 
-    The encoder gives features; two dense heads give the posterior mean and log-variance
-    (log-variance keeps the variance positive without a constraint). At evaluation the
-    decoder still sees a sample, so the reported ELBO is an unbiased single-sample estimate.
+    The encoder gives features (flattened, so a conv encoder's map serves too); two dense heads
+    give the posterior mean and log-variance (log-variance keeps the variance positive without a
+    constraint). At evaluation the decoder still sees a sample, so the reported ELBO is an
+    unbiased single-sample estimate. `learned_variance` adds one log-variance parameter for a
+    gaussian likelihood, reported as `obs_logvar`.
     """
 
     encoder: nn.Module
     decoder: nn.Module
     latent_dim: int
+    learned_variance: bool = False
 
     def setup(self):
         self.mu_head = nn.Dense(self.latent_dim)
         self.logvar_head = nn.Dense(self.latent_dim)
+        if self.learned_variance:
+            self.obs_logvar = self.param("obs_logvar", nn.initializers.zeros, ())
 
     def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         h = self.encoder(x)
-        return self.mu_head(h), self.logvar_head(h)
+        h_BxD = h.reshape(h.shape[0], -1)
+        return self.mu_head(h_BxD), self.logvar_head(h_BxD)
 
     def decode(self, z_BxK: jax.Array) -> jax.Array:
         return self.decoder(z_BxK)
 
-    def __call__(self, x: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
+    def __call__(
+        self, x: jax.Array, *, train: bool = False, samples: int | None = None
+    ) -> tuple[jax.Array, dict]:
+        """Decodes one posterior sample per image, or `samples` of them: then `z` is
+        [samples, B, K] and the logits [samples, B, H, W, C] (importance sampling, IWAE)."""
         del train
         mu, logvar = self.encode(x)
-        eps = jax.random.normal(self.make_rng("noise"), mu.shape, mu.dtype)
+        shape = mu.shape if samples is None else (samples, *mu.shape)
+        eps = jax.random.normal(self.make_rng("noise"), shape, mu.dtype)
         z = mu + jnp.exp(0.5 * logvar) * eps  # reparameterisation: gradients flow to mu, logvar
-        return self.decode(z), {"mu": mu, "logvar": logvar, "z": z}
+        logits = self.decode(z.reshape(-1, self.latent_dim)).reshape(*shape[:-1], *x.shape[1:])
+        aux = {"mu": mu, "logvar": logvar, "z": z}
+        if self.learned_variance:
+            aux["obs_logvar"] = self.obs_logvar
+        return logits, aux
 
 
 def _kernel_init(cfg: ml_collections.ConfigDict) -> str:
@@ -202,11 +217,11 @@ def _mlp_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     encoder = MLPEncoder(cfg.encoder_widths, cfg.activation, cfg.activation, init)
     decoder_widths = tuple(reversed(cfg.encoder_widths))
     decoder = MLPDecoder(decoder_widths, tuple(cfg.image_shape), cfg.activation, init)
-    return VAE(encoder, decoder, cfg.latent_dim)
+    return VAE(encoder, decoder, cfg.latent_dim, cfg.get("learned_variance", False))
 
 
-def _conv_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
-    height, width, channels = cfg.image_shape
+def _check_conv_shapes(cfg: ml_collections.ConfigDict) -> None:
+    height, width, _ = cfg.image_shape
     if (height, width) != (28, 28) or len(cfg.encoder_features) != 3 or len(cfg.decoder_features) != 3:
         raise ValueError(
             "the conv autoencoder's 28 -> 14 -> 7 -> 4 -> 8 -> 16 -> 14 -> 28 path needs 28x28 "
@@ -214,8 +229,20 @@ def _conv_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
             f"encoder_features={tuple(cfg.encoder_features)}, "
             f"decoder_features={tuple(cfg.decoder_features)}"
         )
+
+
+def _conv_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
+    _check_conv_shapes(cfg)
     encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
-    return Autoencoder(encoder, conv.ConvDecoder(tuple(cfg.decoder_features), channels))
+    return Autoencoder(encoder, conv.ConvDecoder(tuple(cfg.decoder_features), cfg.image_shape[-1]))
+
+
+def _conv_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
+    _check_conv_shapes(cfg)
+    encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
+    code_shape = (4, 4, cfg.encoder_features[-1])  # the decoder starts from the encoder's map shape
+    decoder = conv.LatentConvDecoder(tuple(cfg.decoder_features), code_shape, cfg.image_shape[-1])
+    return VAE(encoder, decoder, cfg.latent_dim, cfg.get("learned_variance", False))
 
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
@@ -223,6 +250,7 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "tied": _tied_mlp_ae,  # the same with the decoder's kernels tied to the encoder's
     "vae": _mlp_vae,
     "conv": _conv_ae,  # conv encoder, nearest-upsampling conv decoder
+    "conv_vae": _conv_vae,  # the same convolutions around dense gaussian heads
 }
 
 
@@ -231,3 +259,24 @@ def build(cfg: ml_collections.ConfigDict) -> nn.Module:
     if cfg.name not in MODELS:
         raise ValueError(f"unknown model {cfg.name!r}; registered models: {sorted(MODELS)}")
     return MODELS[cfg.name](cfg)
+
+
+def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Array) -> dict:
+    """Parameters that start from the training data, where `cfg.output_bias` asks for it.
+
+    "pixel_means" sets an MLP decoder's output bias to the logits of the training pixels' means,
+    as Burda et al. (IWAE, 2016) do: the untrained model then predicts the average image.
+    Means are clipped to [1e-3, 1 - 1e-3] so that always-black pixels get a finite bias.
+    """
+    how = cfg.get("output_bias")
+    if how is None:
+        return params
+    if how != "pixel_means":
+        raise ValueError(f"unknown model.output_bias {how!r}; the one choice is 'pixel_means'")
+    if "mlp" not in params.get("decoder", {}):
+        raise ValueError(f"model.output_bias='pixel_means' needs an MLP decoder; {cfg.name!r} has none")
+    layers = params["decoder"]["mlp"]
+    last = f"dense{len(layers) - 1}"
+    means_D = jnp.clip(jnp.mean(train_x, axis=0).reshape(-1), 1e-3, 1 - 1e-3)
+    bias = jnp.log(means_D) - jnp.log1p(-means_D)
+    return {**params, "decoder": {"mlp": {**layers, last: {**layers[last], "bias": bias}}}}

@@ -10,7 +10,7 @@ import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
 
-from aejax import checkpoint, corruptions, losses
+from aejax import checkpoint, corruptions, data, generation, losses
 
 
 def loss_curves(rows: list[dict], path: Path) -> None:
@@ -46,8 +46,8 @@ def write_figures(
     workdir: Path, model, params, test_x: jax.Array, config: ml_collections.ConfigDict, rng: jax.Array
 ) -> None:
     """The end-of-run figures: loss curves, 10 test images over their reconstructions (for a
-    denoising model: corrupted input, reconstruction, clean target), and for a VAE, 60 images
-    decoded from prior samples."""
+    denoising model: corrupted input, reconstruction, clean target), and for a VAE the
+    figures of `generation` (prior samples, interpolations, a 2-D latent's maps)."""
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
     likelihood = config.loss.likelihood
     x = test_x[:10]
@@ -62,6 +62,5 @@ def write_figures(
         titles = [f"{corruption.name} corrupted input", "reconstructions", "clean targets"]
     image_rows(rows, titles, workdir / "reconstructions.png")
     if "mu" in aux:
-        z = jax.random.normal(rng, (60, aux["mu"].shape[-1]))
-        images = np.asarray(losses.mean_image(model.apply({"params": params}, z, method="decode"), likelihood))
-        image_rows(list(images.reshape(6, 10, *images.shape[1:])), [""] * 6, workdir / "samples.png")
+        test_labels = data.load(config.data.name, "test")[1]  # for the scatter of a 2-D latent
+        generation.write_figures(workdir, model, params, test_x, test_labels, likelihood, rng)

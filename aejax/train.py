@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from aejax import checkpoint, data, losses, models, plots
+from aejax import binarize, checkpoint, data, losses, models, plots
 
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw}
 
@@ -28,7 +28,10 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
         raise ValueError(f"unknown optimizer {cfg.name!r}; choose one of {sorted(OPTIMIZERS)}")
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise ValueError(f"opt.lr must be a positive finite number, got {cfg.lr}")
-    return OPTIMIZERS[cfg.name](cfg.lr)
+    lr = cfg.lr
+    if cfg.get("lr_boundaries"):  # piecewise constant: multiplied by lr_decay at each boundary step
+        lr = optax.piecewise_constant_schedule(cfg.lr, {int(b): cfg.lr_decay for b in cfg.lr_boundaries})
+    return OPTIMIZERS[cfg.name](lr)
 
 
 def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> train_state.TrainState:
@@ -36,6 +39,7 @@ def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> tra
     model = models.build(config.model)
     init_rng, noise_rng = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 0))
     params = model.init({"params": init_rng, "noise": noise_rng}, example_x[:1])["params"]
+    params = models.init_from_data(config.model, params, example_x)
     return train_state.TrainState.create(
         apply_fn=model.apply, params=params, tx=make_optimizer(config.opt)
     )
@@ -45,7 +49,7 @@ def make_train_step(loss_fn: losses.LossFn):
     """The pure step `(state, x, rng) -> (state, metrics)`: one gradient update on batch `x`."""
 
     def train_step(state, x, rng):
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, x, rng, True)
+        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, x, rng, True, step=state.step)
         return state.apply_gradients(grads=grads), metrics
 
     return train_step
@@ -133,12 +137,12 @@ def train_and_evaluate(
     _check(config, train_x)
     model = models.build(config.model)
     loss_fn = losses.make_loss_fn(model, config.loss)
-    train_chunk = make_train_chunk(make_train_step(loss_fn))
+    train_chunk = make_train_chunk(binarize.on_train_batches(config, make_train_step(loss_fn)))
     evaluate = make_evaluate(loss_fn, config.train.eval_batch_size)
 
     root = jax.random.key(config.seed)
     step_rng, shuffle_rng, eval_rng, figure_rng = (jax.random.fold_in(root, i) for i in (1, 2, 3, 4))
-    train_x, test_x = jax.device_put(train_x), jax.device_put(test_x)
+    train_x, test_x = jax.device_put(train_x), binarize.test_images(config.data, jax.device_put(test_x))
     state = create_state(config, train_x)
     checkpoint.claim_workdir(workdir, config)  # only once the config has proved buildable
 

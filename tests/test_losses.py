@@ -60,3 +60,72 @@ def test_rng_streams_are_distinct_and_a_function_of_the_step_key():
     assert set(first) == {"noise", "corruption"}
     assert not np.array_equal(first["noise"], first["corruption"])
     chex.assert_trees_all_equal(first, streams(0))
+
+
+def test_gaussian_with_a_variance_is_the_normal_density_in_nats():
+    k1, k2 = jax.random.split(jax.random.key(6))
+    mean, x = jax.random.normal(k1, (5,)), jax.random.normal(k2, (5,))
+    logvar = jnp.log(0.3)
+    nll = losses.reconstruction(mean, x, "gaussian", logvar)
+    np.testing.assert_allclose(nll, -jax.scipy.stats.norm.logpdf(x, mean, jnp.sqrt(0.3)), rtol=1e-5)
+    # MSE is the same objective up to scale and a constant: 0.5 (x - m)^2 / var + c.
+    mse = losses.reconstruction(mean, x, "gaussian")
+    np.testing.assert_allclose(nll - 0.5 * mse / 0.3, 0.5 * jnp.log(2 * jnp.pi * 0.3), rtol=1e-5)
+
+
+def test_learned_variance_is_a_parameter_the_gaussian_loss_trains(tiny):
+    config = tiny("vae", loss__likelihood="gaussian")
+    config.model.learned_variance = True
+    model = models.build(config.model)
+    x = jax.random.uniform(jax.random.key(2), (6, 28, 28, 1))
+    params = model.init({"params": jax.random.key(3), "noise": jax.random.key(4)}, x)["params"]
+    loss_fn = losses.make_loss_fn(model, config.loss)
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, jax.random.key(5), True)
+    logits, _ = model.apply({"params": params}, x, rngs={"noise": losses.rng_streams(jax.random.key(5))["noise"]})
+    expected = -jax.scipy.stats.norm.logpdf(x, logits, 1.0).sum() / 6  # obs_logvar starts at 0
+    np.testing.assert_allclose(metrics["recon"], expected, rtol=1e-5)
+    assert grads["obs_logvar"] != 0
+    config.loss.variance = 0.5
+    with pytest.raises(ValueError, match="learns its variance"):
+        losses.make_loss_fn(model, config.loss)
+
+
+def test_kl_warmup_weighs_the_kl_by_the_step(tiny):
+    config = tiny("vae", loss__kl_weight=2.0)
+    config.loss.kl_warmup_steps = 10
+    model = models.build(config.model)
+    x = jax.random.uniform(jax.random.key(2), (6, 28, 28, 1))
+    params = model.init({"params": jax.random.key(3), "noise": jax.random.key(4)}, x)["params"]
+    loss_fn = losses.make_loss_fn(model, config.loss)
+    for step, weight in [(0, 0.0), (5, 1.0), (10, 2.0), (30, 2.0), (None, 2.0)]:
+        loss, m = loss_fn(params, x, jax.random.key(5), True, step=step)
+        np.testing.assert_allclose(loss, m["recon"] + weight * m["kl"], rtol=1e-6)
+
+
+def test_iwae_loss_is_the_negative_bound_over_k_samples(tiny):
+    config = tiny("iwae", loss__iwae_samples=5)
+    model = models.build(config.model)
+    x = jnp.round(jax.random.uniform(jax.random.key(2), (6, 28, 28, 1)))
+    params = model.init({"params": jax.random.key(3), "noise": jax.random.key(4)}, x)["params"]
+    loss, metrics = losses.make_loss_fn(model, config.loss)(params, x, jax.random.key(5), True)
+    noise = losses.rng_streams(jax.random.key(5))["noise"]
+    logits, aux = model.apply({"params": params}, x, rngs={"noise": noise}, samples=5)
+    assert logits.shape == (5, 6, 28, 28, 1) and aux["z"].shape == (5, 6, 4)
+    log_w = losses.log_importance_weights(logits, x, aux, "bernoulli")
+    np.testing.assert_allclose(loss, -jnp.mean(jax.nn.logsumexp(log_w, 0) - jnp.log(5.0)), rtol=1e-6)
+    # It is tighter than the ELBO the same samples give.
+    assert loss < metrics["recon"] + metrics["kl"]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"loss__likelihood": "gaussian", "loss__iwae_samples": 5}, "needs a density"),
+        ({"loss__iwae_samples": 5, "loss__kl_weight": 0.5}, "kl_weight=1"),
+        ({"loss__variance": 0.1}, "needs a gaussian likelihood"),
+    ],
+)
+def test_inconsistent_vae_options_are_refused(tiny, overrides, message):
+    config = tiny("iwae", **overrides)
+    with pytest.raises(ValueError, match=message):
+        losses.make_loss_fn(models.build(config.model), config.loss)

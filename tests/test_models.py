@@ -69,3 +69,30 @@ def test_kernel_init_is_chosen_by_the_config():
     config.model.kernel_init = "orthogonal"
     with pytest.raises(ValueError, match="unknown kernel_init 'orthogonal'.*he_normal"):
         models.build(config.model)
+
+
+def test_conv_vae_shapes_and_parameter_count():
+    model, params, x = _init(load_config("conv_vae"))
+    logits, aux = model.apply({"params": params}, x, rngs={"noise": jax.random.key(3)})
+    assert logits.shape == x.shape and aux["z"].shape == (3, 16)
+
+    def conv(c_in, c_out):
+        return 9 * c_in * c_out + c_out
+
+    encoder = conv(1, 16) + conv(16, 32) + conv(32, 32) + 2 * (512 * 16 + 16)  # 4x4x32 = 512
+    decoder = (16 * 512 + 512) + conv(32, 32) + conv(32, 32) + conv(32, 16) + conv(16, 1)
+    assert _count(params) == encoder + decoder
+
+
+def test_output_bias_starts_at_the_logits_of_the_pixel_means():
+    config = load_config("iwae")
+    _, params, _ = _init(config)
+    images = jax.random.uniform(jax.random.key(5), (50, 28, 28, 1)).at[:, 0, 0].set(0.0)
+    params = models.init_from_data(config.model, params, images)
+    bias = params["decoder"]["mlp"]["dense2"]["bias"]  # 50-200-200-784: the third layer
+    means = np.clip(images.mean(0).ravel(), 1e-3, 1 - 1e-3)
+    np.testing.assert_allclose(jax.nn.sigmoid(bias), means, rtol=1e-4)
+    assert np.isfinite(bias[0])  # an always-black pixel gets a finite bias
+    config.model.name = "conv_vae"
+    with pytest.raises(ValueError, match="needs an MLP decoder"):
+        models.init_from_data(config.model, {"decoder": {"conv": {}}}, images)

@@ -1,0 +1,99 @@
+"""What a VAE generates, as figures in its run directory.
+
+- `samples.png`: decoder means of z ~ N(0, I), 6 rows of 10;
+- `interpolations.png`: decoder means along the straight line between the posterior means of
+  pairs of test images, one pair per row, the encoded images at either end;
+- for a 2-D latent, `manifold.png`: the decoder over a grid of quantiles of N(0, I) (the
+  gaussian inverse CDF of an even grid in (0, 1), so each cell holds equal prior mass), and
+  `latent_scatter.png`: the test images' posterior means coloured by label.
+
+Image grids are written pixel for pixel (`plt.imsave`): a grid of R x C images of H x W is a
+PNG of R*H x C*W pixels.
+"""
+
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+import numpy as np
+from jax.scipy.special import ndtri
+
+from aejax import losses
+
+
+def _decode(model, params, z_NxK: jax.Array, likelihood: str) -> np.ndarray:
+    logits = model.apply({"params": params}, z_NxK, method="decode")
+    return np.asarray(losses.mean_image(logits, likelihood))
+
+
+def prior_samples(model, params, rng, rows: int, cols: int, latent_dim: int, likelihood: str):
+    """[rows, cols, H, W, C] decoder means of prior draws."""
+    images = _decode(model, params, jax.random.normal(rng, (rows * cols, latent_dim)), likelihood)
+    return images.reshape(rows, cols, *images.shape[1:])
+
+
+def interpolations(model, params, x_a: jax.Array, x_b: jax.Array, steps: int, likelihood: str):
+    """[pairs, steps + 2, H, W, C]: image a, `steps` decodings from mu(a) to mu(b), image b."""
+    mu_a = model.apply({"params": params}, x_a, method="encode")[0]
+    mu_b = model.apply({"params": params}, x_b, method="encode")[0]
+    t_S = jnp.linspace(0.0, 1.0, steps)
+    z_PxSxK = mu_a[:, None] + t_S[None, :, None] * (mu_b - mu_a)[:, None]
+    pairs, k = mu_a.shape
+    decoded = _decode(model, params, z_PxSxK.reshape(pairs * steps, k), likelihood)
+    decoded = decoded.reshape(pairs, steps, *decoded.shape[1:])
+    return np.concatenate([np.asarray(x_a)[:, None], decoded, np.asarray(x_b)[:, None]], axis=1)
+
+
+def manifold(model, params, n: int, likelihood: str):
+    """[n, n, H, W, C]: the decoder at z = Phi^-1(u) over an n x n grid of u in (0, 1); rows go
+    down the second latent, columns along the first."""
+    u_N = jnp.linspace(
+        0.5 / n, 1 - 0.5 / n, n
+    )  # cell centres: never 0 or 1, whose quantile is infinite
+    z1, z2 = jnp.meshgrid(ndtri(u_N), ndtri(u_N)[::-1])
+    images = _decode(model, params, jnp.stack([z1.ravel(), z2.ravel()], axis=-1), likelihood)
+    return images.reshape(n, n, *images.shape[1:])
+
+
+def tile(grid_RxCxHxWx1: np.ndarray) -> np.ndarray:
+    """One [R*H, C*W] image of a grid of single-channel images."""
+    r, c, h, w, _ = grid_RxCxHxWx1.shape
+    return grid_RxCxHxWx1[..., 0].transpose(0, 2, 1, 3).reshape(r * h, c * w)
+
+
+def save_grid(grid: np.ndarray, path: Path) -> None:
+    plt.imsave(path, np.clip(tile(grid), 0, 1), cmap="gray", vmin=0, vmax=1)
+
+
+def latent_scatter(mu_Nx2: np.ndarray, labels_N: np.ndarray, path: Path) -> None:
+    """Posterior means of the test images, coloured by label."""
+    fig, ax = plt.subplots(figsize=(6, 5))
+    points = ax.scatter(
+        mu_Nx2[:, 0], mu_Nx2[:, 1], c=labels_N, cmap="tab10", s=3, vmin=-0.5, vmax=9.5
+    )
+    fig.colorbar(points, ax=ax, ticks=range(10), label="label")
+    ax.set(xlabel="z[0]", ylabel="z[1]", title="posterior means of the test images")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def write_figures(workdir: Path, model, params, test_x, test_labels, likelihood: str, rng) -> None:
+    """Samples and interpolations for any VAE; the manifold and the scatter for a 2-D latent."""
+    latent_dim = model.apply({"params": params}, test_x[:1], method="encode")[0].shape[-1]
+    save_grid(
+        prior_samples(model, params, rng, 6, 10, latent_dim, likelihood), workdir / "samples.png"
+    )
+    save_grid(
+        interpolations(model, params, test_x[:8], test_x[8:16], 10, likelihood),
+        workdir / "interpolations.png",
+    )
+    if latent_dim == 2:
+        save_grid(manifold(model, params, 20, likelihood), workdir / "manifold.png")
+        encode = jax.jit(lambda x: model.apply({"params": params}, x, method="encode")[0])
+        mu = np.concatenate([encode(test_x[i : i + 1000]) for i in range(0, len(test_x), 1000)])
+        latent_scatter(mu, np.asarray(test_labels), workdir / "latent_scatter.png")

@@ -1,0 +1,76 @@
+"""The training schedule of Burda et al. (2016) as one command, then the test NLL (k = 5000).
+
+    python experiments/iwae_protocol.py --config iwae_k50 --dataset mnist --epochs 3280
+
+Stage i (0 to 7) trains 3^i epochs at learning rate 1e-3 * 10^(-i/7): 3,280 epochs in all. The
+whole schedule is one run of `aejax.train` (an optax piecewise-constant learning rate at the
+stage boundaries); each stage ends at `max_steps`, with a checkpoint, so the command resumes
+an interrupted run, and `--epochs` is a budget: the schedule stops there, and a later command
+with a larger budget continues the same run.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from aejax import config as aejax_config
+from aejax import data, likelihood, train
+
+CONFIGS = Path(__file__).resolve().parent / "configs"
+STAGES = 8
+BASE_LR, FINAL_LR = 1e-3, 1e-4
+
+
+def stage_ends(stages: int = STAGES) -> list[int]:
+    """The epoch at which each stage ends: 1, 4, 13, ..., 3280."""
+    return [sum(3**j for j in range(i + 1)) for i in range(stages)]
+
+
+def stage_lr(stage: int, stages: int = STAGES) -> float:
+    return BASE_LR * (FINAL_LR / BASE_LR) ** (stage / (stages - 1))
+
+
+def protocol_config(name: str, dataset: str, steps_per_epoch: int):
+    """`name`'s config on `dataset` with the schedule's epochs and learning rates."""
+    config = aejax_config.load(CONFIGS / f"{name}.py")
+    config.data.name = dataset
+    ends = stage_ends()
+    config.train.epochs = ends[-1]
+    config.opt.lr = stage_lr(0)
+    config.opt.lr_boundaries = tuple(end * steps_per_epoch for end in ends[:-1])
+    config.opt.lr_decay = stage_lr(1) / stage_lr(0)  # 10^(-1/7) at each boundary
+    return config
+
+
+def run(config, workdir: Path, budget_epochs: int, steps_per_epoch: int):
+    """Trains stage by stage up to `budget_epochs`; returns the final state."""
+    for stage, end in enumerate(stage_ends()):
+        stop = min(end, budget_epochs)
+        state, _ = train.train_and_evaluate(config, workdir, max_steps=stop * steps_per_epoch)
+        print(f"stage {stage} (lr {stage_lr(stage):.3g}) trained to epoch {stop}", flush=True)
+        if end >= budget_epochs:
+            return state
+    return state
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--config", default="iwae", help="iwae, iwae_k5 or iwae_k50")
+    parser.add_argument("--dataset", default="mnist")
+    parser.add_argument("--epochs", type=int, default=stage_ends()[-1], help="epoch budget")
+    parser.add_argument("--workdir", type=Path, default=None)
+    parser.add_argument("--samples", type=int, default=5000, help="importance samples k")
+    args = parser.parse_args()
+    workdir = args.workdir or Path("runs/iwae_protocol") / args.dataset / args.config
+    batch_size = aejax_config.load(CONFIGS / f"{args.config}.py").train.batch_size
+    steps_per_epoch = len(data.load(args.dataset, "train")[0]) // batch_size
+    config = protocol_config(args.config, args.dataset, steps_per_epoch)
+    state = run(config, workdir, args.epochs, steps_per_epoch)
+    scores = likelihood.evaluate_test_set(config, state.params, samples=args.samples)
+    scores["epochs"] = min(args.epochs, config.train.epochs)
+    (workdir / "generative.json").write_text(json.dumps(scores, indent=2))
+    print(json.dumps(scores), flush=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,61 @@
+"""Generation figures: prior samples, interpolations, the 2-D manifold and code scatter, written
+as PNGs of the expected sizes."""
+
+import jax
+import jax.numpy as jnp
+import matplotlib.image
+import numpy as np
+from conftest import load_config
+
+from aejax import data, generation, models
+
+
+def _vae(latent_dim):
+    config = load_config("vae2d")
+    config.model.encoder_widths, config.model.latent_dim = (16,), latent_dim
+    model = models.build(config.model)
+    x = jnp.asarray(data.load("mnist5k", "test")[0][:16])
+    params = model.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, x)["params"]
+    return model, params, x
+
+
+def test_grids_have_the_expected_shapes_and_contents():
+    model, params, x = _vae(2)
+    samples = generation.prior_samples(model, params, jax.random.key(2), 3, 4, 2, "bernoulli")
+    assert samples.shape == (3, 4, 28, 28, 1) and np.all((0 < samples) & (samples < 1))
+    path = generation.interpolations(model, params, x[:2], x[2:4], 5, "bernoulli")
+    assert path.shape == (2, 7, 28, 28, 1)
+    np.testing.assert_array_equal(path[:, 0], x[:2])  # the encoded images at either end
+    np.testing.assert_array_equal(path[:, -1], x[2:4])
+    mu_a = model.apply({"params": params}, x[:2], method="encode")[0]
+    first = jax.nn.sigmoid(model.apply({"params": params}, mu_a, method="decode"))
+    np.testing.assert_allclose(path[:, 1], first, rtol=1e-5)  # the path starts at mu(a)
+    grid = generation.manifold(model, params, 5, "bernoulli")
+    assert grid.shape == (5, 5, 28, 28, 1)
+    origin = jax.nn.sigmoid(model.apply({"params": params}, jnp.zeros((1, 2)), method="decode"))
+    np.testing.assert_allclose(grid[2, 2], origin[0], rtol=1e-5)  # the middle quantile is z = 0
+    assert generation.tile(grid).shape == (5 * 28, 5 * 28)
+
+
+def test_a_2d_vae_writes_all_figures_pixel_for_pixel(tmp_path):
+    model, params, x = _vae(2)
+    labels = np.arange(16) % 10
+    generation.write_figures(tmp_path, model, params, x, labels, "bernoulli", jax.random.key(3))
+    sizes = {
+        name: matplotlib.image.imread(tmp_path / f"{name}.png").shape[:2]
+        for name in ("samples", "interpolations", "manifold")
+    }
+    assert sizes == {
+        "samples": (6 * 28, 10 * 28),
+        "interpolations": (8 * 28, 12 * 28),
+        "manifold": (20 * 28, 20 * 28),
+    }
+    assert (tmp_path / "latent_scatter.png").stat().st_size > 5000
+
+
+def test_higher_dimensional_latents_get_no_2d_maps(tmp_path):
+    model, params, x = _vae(3)
+    generation.write_figures(
+        tmp_path, model, params, x, np.zeros(16), "bernoulli", jax.random.key(3)
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["interpolations.png", "samples.png"]

@@ -1,0 +1,49 @@
+"""The IWAE paper's schedule (experiments/iwae_protocol.py): its stages and learning rates, and
+a budgeted run that stops at a stage boundary and continues when the budget grows."""
+
+import importlib.util
+
+import jax.numpy as jnp
+import numpy as np
+from conftest import CONFIGS
+
+from aejax import checkpoint, train
+
+_spec = importlib.util.spec_from_file_location("iwae_protocol", CONFIGS.parent / "iwae_protocol.py")
+protocol = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(protocol)
+
+
+def test_eight_stages_of_3_to_the_i_epochs_from_1e_3_to_1e_4():
+    assert protocol.stage_ends() == [1, 4, 13, 40, 121, 364, 1093, 3280]
+    np.testing.assert_allclose(
+        [protocol.stage_lr(i) for i in range(8)],
+        [1e-3 * 10 ** (-i / 7) for i in range(8)],
+        rtol=1e-12,
+    )
+
+
+def test_the_optimizer_follows_the_stage_learning_rates():
+    config = protocol.protocol_config("iwae", "mnist5k", steps_per_epoch=2)
+    config.opt.name = "sgd"  # an sgd update is -lr * gradient: it shows the learning rate
+    tx = train.make_optimizer(config.opt)
+    params = jnp.zeros(())
+    state = tx.init(params)
+    rates = []
+    for _ in range(27):  # stages 0 to 3 end at epochs 1, 4, 13: steps 2, 8, 26
+        updates, state = tx.update(jnp.ones(()), state, params)
+        rates.append(-float(updates))
+    expected = [protocol.stage_lr(0)] * 2 + [protocol.stage_lr(1)] * 6 + [protocol.stage_lr(2)] * 18
+    np.testing.assert_allclose(rates, expected + [protocol.stage_lr(3)], rtol=1e-5)
+
+
+def test_a_budget_stops_at_its_epoch_and_a_larger_one_continues(tmp_path):
+    steps_per_epoch = 4000 // 400
+    config = protocol.protocol_config("iwae", "mnist5k", steps_per_epoch)
+    config.model.encoder_widths, config.model.latent_dim = (16,), 2
+    config.train.batch_size, config.train.chunk = 400, 10
+    protocol.run(config, tmp_path, 2, steps_per_epoch)  # stage 0 and a part of stage 1
+    assert [r["epoch"] for r in checkpoint.read_metrics(tmp_path)] == [1, 2]
+    state = protocol.run(config, tmp_path, 5, steps_per_epoch)  # to the end of stage 1, and on
+    assert [r["epoch"] for r in checkpoint.read_metrics(tmp_path)] == [1, 2, 3, 4, 5]
+    assert int(state.step) == 5 * steps_per_epoch
