@@ -37,7 +37,10 @@ def make_log_likelihood(model: nn.Module, loss_cfg: ml_collections.ConfigDict, c
     def chunk_log_weights(params, x, rng):
         logits, aux = model.apply({"params": params}, x, rngs={"noise": rng}, samples=chunk)
         obs_logvar = losses.observation_logvar(loss_cfg, aux)
-        return losses.log_importance_weights(logits, x, aux, loss_cfg.likelihood, obs_logvar)
+        nll_SxB = losses.per_image(
+            losses.reconstruction(logits, x, loss_cfg.likelihood, obs_logvar)
+        )
+        return losses.log_importance_weights(nll_SxB, aux)
 
     @functools.partial(jax.jit, static_argnums=3)
     def log_likelihood(params, x, rng, samples):

@@ -53,17 +53,19 @@ def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
     return 0.5 * jnp.sum(jnp.exp(logvar) + jnp.square(mu) - 1.0 - logvar, axis=-1)
 
 
-def log_importance_weights(
-    logits_SxBx: jax.Array, x: jax.Array, aux: dict, likelihood: str, obs_logvar=None
-) -> jax.Array:
+def log_importance_weights(nll_SxB: jax.Array, aux: dict) -> jax.Array:
     """log p(x|z) + log p(z) - log q(z|x) for each of S posterior samples `aux["z"]` [S, B, K]
-    of each image: shape [S, B]. Their mean over S is an ELBO estimate with a sampled KL."""
-    pixel_axes = tuple(range(2, logits_SxBx.ndim))
-    log_px_z = -jnp.sum(reconstruction(logits_SxBx, x, likelihood, obs_logvar), axis=pixel_axes)
+    of each image, given -log p(x|z) per sample, `nll_SxB`: shape [S, B]. Their mean over S is
+    an ELBO estimate with a sampled KL."""
     z, mu, logvar = aux["z"], aux["mu"], aux["logvar"]
     log_pz = jnp.sum(jax.scipy.stats.norm.logpdf(z), axis=-1)
     log_qz = jnp.sum(jax.scipy.stats.norm.logpdf(z, mu, jnp.exp(0.5 * logvar)), axis=-1)
-    return log_px_z + log_pz - log_qz
+    return log_pz - log_qz - nll_SxB
+
+
+def per_image(per_pixel: jax.Array) -> jax.Array:
+    """Sums over the image axes, the last three: [..., H, W, C] -> [...]."""
+    return jnp.sum(per_pixel, axis=(-3, -2, -1))
 
 
 def iwae_bound(log_w_SxB: jax.Array) -> jax.Array:
@@ -144,15 +146,15 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
         per_pixel = reconstruction(logits, x, cfg.likelihood, obs_logvar)  # against the clean x
         # One reduction over batch and pixels: XLA:CPU evaluates the exp and log1p of a per-row
         # reduction one element at a time, which made the MLP step 5x slower.
-        per_image = x.shape[0] * samples if cfg.reduction == "sum" else x.size * samples
-        metrics = {"recon": jnp.sum(per_pixel) / per_image}
+        count = (x.shape[0] if cfg.reduction == "sum" else x.size) * samples
+        metrics = {"recon": jnp.sum(per_pixel) / count}
         loss = metrics["recon"]
         if "mu" in aux:
             metrics["kl"] = jnp.mean(gaussian_kl(aux["mu"], aux["logvar"]))
             loss = loss + kl_weight(step) * metrics["kl"]
         if samples > 1:
-            log_w = log_importance_weights(logits, x, aux, cfg.likelihood, obs_logvar)
-            metrics["iwae"] = loss = -jnp.mean(iwae_bound(log_w))
+            log_w_SxB = log_importance_weights(per_image(per_pixel), aux)
+            metrics["iwae"] = loss = -jnp.mean(iwae_bound(log_w_SxB))
         for name, (weight, term) in penalties.items():
             metrics[name] = term(params, aux)
             loss = loss + weight * metrics[name]

@@ -4,9 +4,11 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 import pytest
+from flax.training import train_state
 
-from aejax import losses, models
+from aejax import losses, models, train
 
 
 def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
@@ -111,7 +113,7 @@ def test_iwae_loss_is_the_negative_bound_over_k_samples(tiny):
     noise = losses.rng_streams(jax.random.key(5))["noise"]
     logits, aux = model.apply({"params": params}, x, rngs={"noise": noise}, samples=5)
     assert logits.shape == (5, 6, 28, 28, 1) and aux["z"].shape == (5, 6, 4)
-    log_w = losses.log_importance_weights(logits, x, aux, "bernoulli")
+    log_w = losses.log_importance_weights(losses.per_image(losses.reconstruction(logits, x, "bernoulli")), aux)
     np.testing.assert_allclose(loss, -jnp.mean(jax.nn.logsumexp(log_w, 0) - jnp.log(5.0)), rtol=1e-6)
     # It is tighter than the ELBO the same samples give.
     assert loss < metrics["recon"] + metrics["kl"]
@@ -129,3 +131,13 @@ def test_inconsistent_vae_options_are_refused(tiny, overrides, message):
     config = tiny("iwae", **overrides)
     with pytest.raises(ValueError, match=message):
         losses.make_loss_fn(models.build(config.model), config.loss)
+
+
+def test_the_train_step_hands_its_step_to_the_loss():
+    def loss_fn(params, x, rng, train, step=None):  # gradient: the step the loss was given
+        return step * params["w"], {}
+
+    state = train_state.TrainState.create(apply_fn=None, params={"w": jnp.zeros(())}, tx=optax.sgd(1.0))
+    state = state.replace(step=7)
+    state, _ = train.make_train_step(loss_fn)(state, None, None)
+    assert state.params["w"] == -7.0
