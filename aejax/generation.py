@@ -7,7 +7,7 @@
   gaussian inverse CDF of an even grid in (0, 1), so each cell holds equal prior mass), and
   `latent_scatter.png`: the test images' posterior means coloured by label.
 
-Image grids are written pixel for pixel (`plt.imsave`): a grid of R x C images of H x W is a
+Image grids are written pixel for pixel: a grid of R x C images of H x W is a
 PNG of R*H x C*W pixels.
 """
 
@@ -20,6 +20,7 @@ import matplotlib
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+import PIL.Image
 from jax.scipy.special import ndtri
 
 from aejax import losses
@@ -66,7 +67,9 @@ def tile(grid_RxCxHxWx1: np.ndarray) -> np.ndarray:
 
 
 def save_grid(grid: np.ndarray, path: Path) -> None:
-    plt.imsave(path, np.clip(tile(grid), 0, 1), cmap="gray", vmin=0, vmax=1)
+    """An 8-bit greyscale PNG, one pixel per image pixel (Pillow comes with matplotlib)."""
+    pixels = np.round(255 * np.clip(tile(grid), 0, 1)).astype(np.uint8)
+    PIL.Image.fromarray(pixels).save(path, optimize=True)
 
 
 def latent_scatter(mu_Nx2: np.ndarray, labels_N: np.ndarray, path: Path) -> None:
