@@ -1,6 +1,8 @@
 """Generation figures: prior samples, interpolations, the 2-D manifold and code scatter, written
 as PNGs of the expected sizes."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import matplotlib.image
@@ -10,6 +12,7 @@ from conftest import load_config
 from aejax import data, generation, models
 
 
+@functools.cache
 def _vae(latent_dim):
     config = load_config("vae2d")
     config.model.encoder_widths, config.model.latent_dim = (16,), latent_dim
