@@ -205,6 +205,9 @@ def _mlp_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     return VAE(encoder, decoder, cfg.latent_dim)
 
 
+CONV_UPSAMPLING = ("nearest", "transpose")  # the conv decoder's ways of doubling a side
+
+
 def _conv_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
     height, width, channels = cfg.image_shape
     if (height, width) != (28, 28) or len(cfg.encoder_features) != 3 or len(cfg.decoder_features) != 3:
@@ -215,14 +218,20 @@ def _conv_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
             f"decoder_features={tuple(cfg.decoder_features)}"
         )
     encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
-    return Autoencoder(encoder, conv.ConvDecoder(tuple(cfg.decoder_features), channels))
+    if cfg.upsampling not in CONV_UPSAMPLING:
+        raise ValueError(f"unknown upsampling {cfg.upsampling!r}; choose one of {CONV_UPSAMPLING}")
+    if cfg.upsampling == "nearest":
+        decoder = conv.ConvDecoder(tuple(cfg.decoder_features), channels)
+    else:
+        decoder = conv.ConvTransposeDecoder(tuple(cfg.decoder_features), channels, height)
+    return Autoencoder(encoder, decoder)
 
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "mlp": _mlp_ae,  # any depth and activations: linear, 2-D code, stacked, sparse, ...
     "tied": _tied_mlp_ae,  # the same with the decoder's kernels tied to the encoder's
     "vae": _mlp_vae,
-    "conv": _conv_ae,  # conv encoder, nearest-upsampling conv decoder
+    "conv": _conv_ae,  # conv encoder, nearest-upsampling or transposed-conv decoder
 }
 
 
