@@ -42,7 +42,7 @@ def test_transposed_decoder_retraces_the_encoder_sides():
     model = models.build(config.model)
     x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
     params = model.init(jax.random.key(1), x)["params"]
-    is_deconv = lambda module, _: isinstance(module, nn.ConvTranspose)  # noqa: E731
+    is_deconv = lambda module, _: isinstance(module, nn.ConvTranspose)
     (logits, aux), state = model.apply(
         {"params": params}, x, capture_intermediates=is_deconv, mutable=["intermediates"]
     )
