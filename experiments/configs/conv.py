@@ -2,8 +2,6 @@
 decoder 4-8-16-14-28 with conv8-conv8-conv16, a 3x3 convolution to logits, BCE, batch 200.
 
 aejax train --config experiments/configs/conv.py --workdir runs/conv
-aejax train --config experiments/configs/conv.py --config.model.upsampling=transpose \
-    --workdir runs/conv_transpose
 """
 
 import ml_collections
@@ -17,7 +15,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.name = "conv"
     config.model.encoder_features = (16, 8, 8)  # each conv3x3-relu then 2x2 max pooling
     config.model.decoder_features = (8, 8, 16)  # each conv3x3-relu then 2x nearest upsampling
-    # "transpose": each decoder layer a stride-2 transposed conv3x3-relu instead, 4-7-14-28
+    # "transpose": stride-2 transposed conv3x3-relu layers instead, 4-7-14-28 (conv_transpose.py)
     config.model.upsampling = "nearest"
     config.model.image_shape = (28, 28, 1)
     config.loss = ml_collections.ConfigDict()
