@@ -58,158 +58,117 @@ def read_part(out: Path, part: str) -> tuple[list[dict], dict] | None:
     return rows, json.loads((out / f"{part}.meta.json").read_text())
 
 
-def _table(header: list[str], lines: list[list]) -> str:
-    text = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
-    text += [f"| {' | '.join(str(c) for c in line)} |" for line in lines]
-    return "\n".join(text)
-
-
 def _n(value, digits: int = 0) -> str:
     """A number with thousands separators; a dash where a row has no such field."""
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
-def _of_peak(row: dict, rate_key: str, peak_gflops: float) -> str:
-    return f"{row['flop_per_sample'] * row[rate_key] / (peak_gflops * 1e9):.0%}"
+def columns(peak_gflops: float) -> dict:
+    """Every table column: its header and how a row shows in it."""
+    return {
+        "model": lambda r: r["model"],
+        "batch": lambda r: r["batch"],
+        "chunk": lambda r: r["chunk"],
+        "widths": lambda r: r["widths"],
+        "devices": lambda r: r["devices"],
+        "compilation cache": lambda r: r["cache"],
+        "MFLOP/sample": lambda r: _n(r["flop_per_sample"] / 1e6, 2),
+        "compile s": lambda r: _n(r["compile_s"], 2),
+        "to first chunk s": lambda r: _n(r["first_chunk_s"], 2),
+        "whole process s": lambda r: _n(r["process_s"], 1),
+        "train samples/s": lambda r: _n(r["samples_per_s"]),
+        "naive samples/s": lambda r: _n(r["naive_samples_per_s"]),
+        "aejax/naive": lambda r: f"{r['samples_per_s'] / r['naive_samples_per_s']:.2f}",
+        "GFLOP/s": lambda r: _n(r["flop_per_sample"] * r["samples_per_s"] / 1e9, 1),
+        "of peak": lambda r: f"{r['flop_per_sample'] * r['samples_per_s'] / peak_gflops / 1e9:.0%}",
+        "against 1 device": lambda r: f"{r['speedup']:.2f}x" if "speedup" in r else "–",
+        "eval samples/s": lambda r: _n(r["eval_samples_per_s"]),
+        "epoch s": lambda r: _n(r.get("epoch_s"), 2),
+        "naive epoch s": lambda r: _n(r.get("naive_epoch_s"), 2),
+        "peak RSS MB": lambda r: _n(r["peak_rss_mb"]),
+        "device peak MB": lambda r: _n(r.get("device_peak_mb")),
+    }
 
 
-def models_table(rows: list[dict], meta: dict) -> str:
-    header = [
-        "model",
-        "batch",
-        "MFLOP/sample",
-        "compile s",
-        "to first chunk s",
-        "train samples/s",
-        "naive samples/s",
-        "aejax/naive",
-        "of peak",
-        "eval samples/s",
-        "epoch s",
-        "naive epoch s",
-        "peak RSS MB",
-        "device peak MB",
-    ]
-    lines = [
+TABLES = {  # each part's columns, and what the reader needs to know about them
+    "models": (
         [
-            r["model"],
-            r["batch"],
-            _n(r["flop_per_sample"] / 1e6, 2),
-            _n(r["compile_s"], 2),
-            _n(r["first_chunk_s"], 1),
-            _n(r["samples_per_s"]),
-            _n(r["naive_samples_per_s"]),
-            f"{r['samples_per_s'] / r['naive_samples_per_s']:.2f}",
-            _of_peak(r, "samples_per_s", meta["peak_gflops"]),
-            _n(r["eval_samples_per_s"]),
-            _n(r.get("epoch_s"), 2),
-            _n(r.get("naive_epoch_s"), 2),
-            _n(r["peak_rss_mb"]),
-            _n(r.get("device_peak_mb")),
-        ]
-        for r in rows
-    ]
-    return _table(header, lines) + (
-        "\n\n`compile s`: XLA compiling the first chunk (tracing excluded); `to first chunk s`: "
-        "from loading the data to the result of the first compiled chunk (`train.chunk` steps, "
-        "at most an epoch), in a fresh process; `epoch s`: the "
-        "second epoch of `aejax.train.train_and_evaluate` (the first compiles), evaluation "
-        "excluded; `naive`: one jitted step per batch gathered in host numpy; `of peak`: FLOP "
-        f"from XLA's cost analysis of the step, against {meta['peak_gflops']:g} GFLOP/s."
-    )
-
-
-def batch_table(rows: list[dict], meta: dict) -> str:
-    header = [
-        "model",
-        "batch",
-        "chunk",
-        "train samples/s",
-        "naive samples/s",
-        "aejax/naive",
-        "of peak",
-        "peak RSS MB",
-    ]
-    lines = [
+            "model",
+            "batch",
+            "MFLOP/sample",
+            "compile s",
+            "to first chunk s",
+            "train samples/s",
+            "naive samples/s",
+            "aejax/naive",
+            "of peak",
+            "eval samples/s",
+            "epoch s",
+            "naive epoch s",
+            "peak RSS MB",
+            "device peak MB",
+        ],
+        (
+            "`compile s`: XLA compiling the first chunk (tracing excluded); `to first chunk s`: "
+            "from loading the data to the result of the first compiled chunk (`train.chunk` steps,"
+            " at most an epoch), in a fresh process; `epoch s`: the second epoch of "
+            "`aejax.train.train_and_evaluate` (the first compiles), evaluation excluded; `naive`: "
+            "one jitted step per batch gathered in host numpy; `of peak`: FLOP from XLA's cost "
+            "analysis of the step against the peak given (`--peak-gflops`)."
+        ),
+    ),
+    "batch": (
         [
-            r["model"],
-            r["batch"],
-            r["chunk"],
-            _n(r["samples_per_s"]),
-            _n(r["naive_samples_per_s"]),
-            f"{r['samples_per_s'] / r['naive_samples_per_s']:.2f}",
-            _of_peak(r, "samples_per_s", meta["peak_gflops"]),
-            _n(r["peak_rss_mb"]),
+            "model",
+            "batch",
+            "chunk",
+            "train samples/s",
+            "naive samples/s",
+            "aejax/naive",
+            "of peak",
+            "peak RSS MB",
+        ],
+        "",
+    ),
+    "width": (
+        ["model", "widths", "MFLOP/sample", "train samples/s", "GFLOP/s", "of peak", "compile s"],
+        "",
+    ),
+    "devices": (
+        ["model", "batch", "devices", "train samples/s", "against 1 device"],
+        (
+            "The global batch is the config's, rounded up to a multiple of every device count. On "
+            "CPU the devices are forced (`XLA_FLAGS=--xla_force_host_platform_device_count=N`) and"
+            " share the machine's cores: the figure shows what splitting the batch costs there, "
+            "not added compute."
+        ),
+    ),
+    "cache": (
+        ["model", "compilation cache", "compile s", "to first chunk s", "whole process s"],
+        (
+            "Three fresh processes in turn: none, an empty cache that the run fills, the filled "
+            "one. The option is JAX's own: `JAX_COMPILATION_CACHE_DIR=DIR "
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 "
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=-1` works the same for `aejax train`; "
+            "`--compilation-cache DIR` sets them for every row here."
+        ),
+    ),
+}
+
+
+def table(part: str, rows: list[dict], peak_gflops: float) -> str:
+    """The part's Markdown table, and its note."""
+    if part == "devices":  # each row against its model's one-device row
+        one = {r["model"]: r["samples_per_s"] for r in rows if r["devices"] == 1}
+        rows = [
+            {**r, "speedup": r["samples_per_s"] / one[r["model"]]} if r["model"] in one else r
+            for r in rows
         ]
-        for r in rows
-    ]
-    return _table(header, lines)
-
-
-def width_table(rows: list[dict], meta: dict) -> str:
-    header = [
-        "model",
-        "widths",
-        "MFLOP/sample",
-        "train samples/s",
-        "GFLOP/s",
-        "of peak",
-        "compile s",
-    ]
-    lines = [
-        [
-            r["model"],
-            r["widths"],
-            _n(r["flop_per_sample"] / 1e6, 2),
-            _n(r["samples_per_s"]),
-            _n(r["flop_per_sample"] * r["samples_per_s"] / 1e9, 1),
-            _of_peak(r, "samples_per_s", meta["peak_gflops"]),
-            _n(r["compile_s"], 2),
-        ]
-        for r in rows
-    ]
-    return _table(header, lines)
-
-
-def devices_table(rows: list[dict], meta: dict) -> str:
-    one = {r["model"]: r["samples_per_s"] for r in rows if r["devices"] == 1}
-    header = ["model", "global batch", "devices", "train samples/s", "against 1 device"]
-    lines = [
-        [
-            r["model"],
-            r["batch"],
-            r["devices"],
-            _n(r["samples_per_s"]),
-            f"{r['samples_per_s'] / one[r['model']]:.2f}x" if r["model"] in one else "–",
-        ]
-        for r in rows
-    ]
-    return _table(header, lines) + (
-        "\n\nOn CPU the devices are forced (`XLA_FLAGS=--xla_force_host_platform_device_count=N`) "
-        "and share the machine's cores: the figure shows what splitting the batch costs there, "
-        "not added compute."
-    )
-
-
-def cache_table(rows: list[dict], meta: dict) -> str:
-    header = ["model", "compilation cache", "compile s", "to first chunk s", "whole process s"]
-    lines = [
-        [
-            r["model"],
-            r["cache"],
-            _n(r["compile_s"], 2),
-            _n(r["first_chunk_s"], 2),
-            _n(r["process_s"], 1),
-        ]
-        for r in rows
-    ]
-    return _table(header, lines) + (
-        "\n\nThree fresh processes in turn: none, an empty cache that the run fills, the filled "
-        "one. The option is JAX's own: `JAX_COMPILATION_CACHE_DIR=DIR "
-        "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 "
-        "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=-1` works the same for `aejax train`; "
-        "`--compilation-cache DIR` sets them for every row here."
-    )
+    header, note = TABLES[part]
+    show = columns(peak_gflops)
+    text = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
+    text += [f"| {' | '.join(str(show[h](r)) for h in header)} |" for r in rows]
+    return "\n".join(text) + (f"\n\n{note}" if note else "")
 
 
 def _plot(path: Path, series: dict, xlabel: str, ylabel: str, title: str) -> None:
@@ -258,15 +217,6 @@ def plot_part(out: Path, part: str, rows: list[dict]) -> Path | None:
     return path
 
 
-TABLES = {
-    "models": models_table,
-    "batch": batch_table,
-    "width": width_table,
-    "devices": devices_table,
-    "cache": cache_table,
-}
-
-
 def results_markdown(out: Path, figure_dir: str) -> str:
     """The results of every part in OUT; figures linked as `figure_dir/PART.png`."""
     sections = []
@@ -280,13 +230,14 @@ def results_markdown(out: Path, figure_dir: str) -> str:
         measured_by = (
             f"`{meta['command']}` ({meta['minutes']:.1f} min, {m['date']}): {m['cores']} cores "
             f"({m['cpu']}), backend {', '.join(backends)}, jax {m['jax']}, "
-            f"XLA_FLAGS `{m['xla_flags'] or 'none'}`."
+            f"XLA_FLAGS `{m['xla_flags'] or 'none'}`, fp32 peak taken as {meta['peak_gflops']:g} "
+            "GFLOP/s."
         )
         text = [f"### {title}", "", measured_by, ""]
         figure = plot_part(out, part, rows)
         if figure is not None:
             text += [f"![{title}]({figure_dir}/{figure.name})", ""]
-        text.append(TABLES[part](rows, meta))
+        text.append(table(part, rows, meta["peak_gflops"]))
         sections.append("\n".join(text))
     return "\n\n".join(sections) + "\n"
 
