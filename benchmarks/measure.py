@@ -147,7 +147,7 @@ def epoch_seconds(config: ml_collections.ConfigDict) -> dict:
     The first epoch includes compilation; the second is the steady time per epoch. The run
     stops at the end of epoch 2 of 3, so it writes no figures.
     """
-    config = ml_collections.ConfigDict(config.to_dict())
+    config = config.copy_and_resolve_references()
     n = data.load(config.data.name, "train")[0].shape[0]
     config.train.epochs = 3
     config.train.save_every_steps = 10**9  # the one checkpoint is written after the timed epochs
