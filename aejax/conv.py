@@ -1,9 +1,12 @@
 """Convolutional encoder and decoder for 28x28 images, to be paired by `models.Autoencoder`.
 
 The encoder is 3x3 ReLU convolutions each followed by 2x2 max pooling ('SAME', so 7 -> 4): a
-code of 4x4xC. The decoder climbs back 4 -> 8 -> 16, a VALID convolution trims 16 -> 14, the
-last doubling gives 28, and a 3x3 convolution gives the logits. Pooling and nearest upsampling
-are reshapes: on XLA:CPU the reshape pooling trained faster than `lax.reduce_window`.
+code of 4x4xC. The nearest-upsampling decoder climbs back 4 -> 8 -> 16, a VALID convolution
+trims 16 -> 14, the last doubling gives 28; the transposed-convolution decoder retraces the
+encoder's sides exactly, 4 -> 7 -> 14 -> 28. Either ends in a 3x3 convolution to logits.
+Pooling and nearest upsampling are reshapes: on XLA:CPU the reshape pooling trained faster than
+`lax.reduce_window`. A convolution of a single-channel image is one matmul over its 3x3 patches
+(`Conv3x3`): XLA:CPU's convolution runs that shape far below its speed on wider inputs.
 """
 
 import math
@@ -28,6 +31,36 @@ def upsample_2x(x_BxHxWxC: jax.Array) -> jax.Array:
     return x.reshape(b, 2 * h, 2 * w, c)
 
 
+def patches_3x3(x_BxHxWxC: jax.Array, padding: str) -> jax.Array:
+    """The 3x3 neighbourhoods of each output pixel, stacked on the last axis: [B, H', W', 9C]."""
+    if padding == "SAME":
+        x_BxHxWxC = jnp.pad(x_BxHxWxC, ((0, 0), (1, 1), (1, 1), (0, 0)))
+    h, w = x_BxHxWxC.shape[1] - 2, x_BxHxWxC.shape[2] - 2
+    shifts = [x_BxHxWxC[:, i : i + h, j : j + w, :] for i in range(3) for j in range(3)]
+    return jnp.concatenate(shifts, axis=-1)
+
+
+class Conv3x3(nn.Module):
+    """`nn.Conv(features, (3, 3))` with the same parameters, computed as a patch matmul when
+    the input has one channel (the image), where XLA:CPU's convolution is slowest."""
+
+    features: int
+    padding: str = "SAME"  # or "VALID"
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+        c = x_BxHxWxC.shape[-1]
+        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, c, self.features))
+        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
+        if c == 1:
+            y = patches_3x3(x_BxHxWxC, self.padding) @ kernel.reshape(9 * c, self.features)
+        else:
+            y = jax.lax.conv_general_dilated(
+                x_BxHxWxC, kernel, (1, 1), self.padding, dimension_numbers=("NHWC", "HWIO", "NHWC")
+            )
+        return y + bias
+
+
 class ConvEncoder(nn.Module):
     """conv3x3-relu-pool per entry of `features`: (16, 8, 8) gives a 4x4x8 code for 28x28."""
 
@@ -37,7 +70,7 @@ class ConvEncoder(nn.Module):
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
         h = x_BxHxWxC
         for i, f in enumerate(self.features):
-            h = max_pool_2x2(nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}")(h)))
+            h = max_pool_2x2(nn.relu(Conv3x3(f, name=f"conv{i}")(h)))
         return h
 
 
@@ -55,8 +88,38 @@ class ConvDecoder(nn.Module):
         h = z_BxHxWxC
         for i, f in enumerate(self.features):
             padding = "VALID" if i == len(self.features) - 1 else "SAME"
-            h = upsample_2x(nn.relu(nn.Conv(f, (3, 3), padding=padding, name=f"conv{i}")(h)))
-        return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
+            h = upsample_2x(nn.relu(Conv3x3(f, padding, name=f"conv{i}")(h)))
+        return Conv3x3(self.channels, name="logits")(h)
+
+
+class ConvTransposeDecoder(nn.Module):
+    """A stride-2 3x3 transposed convolution and ReLU per entry of `features` (learned
+    upsampling), then a 3x3 convolution to logits.
+
+    Each layer's output side is the matching encoder side, `image_size` halved with rounding up
+    (28 -> 14 -> 7 -> 4 read backwards), so odd sides such as 7 come back exactly.
+    """
+
+    features: Sequence[int] = (8, 8, 16)
+    channels: int = 1
+    image_size: int = 28
+
+    @nn.compact
+    def __call__(self, z_BxHxWxC: jax.Array) -> jax.Array:
+        sides = [self.image_size]
+        for _ in self.features:
+            sides.append(-(-sides[-1] // 2))
+        if z_BxHxWxC.shape[1] != sides[-1]:
+            raise ValueError(f"code side {z_BxHxWxC.shape[1]} does not match the encoder's {sides}")
+        h = z_BxHxWxC
+        for i, f in enumerate(self.features):
+            side_in, side_out = sides[-1 - i], sides[-2 - i]
+            # A stride-2, size-3 transposed convolution gives 2 * side_in - 3 + (low + high).
+            pad = side_out - 2 * side_in + 3
+            padding = ((pad - pad // 2, pad // 2),) * 2
+            h = nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding=padding, name=f"deconv{i}")(h)
+            h = nn.relu(h)
+        return Conv3x3(self.channels, name="logits")(h)
 
 
 class LatentConvDecoder(nn.Module):

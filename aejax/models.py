@@ -220,6 +220,9 @@ def _mlp_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     return VAE(encoder, decoder, cfg.latent_dim, cfg.get("learned_variance", False))
 
 
+CONV_UPSAMPLING = ("nearest", "transpose")  # the conv decoder's ways of doubling a side
+
+
 def _check_conv_shapes(cfg: ml_collections.ConfigDict) -> None:
     height, width, _ = cfg.image_shape
     if (height, width) != (28, 28) or len(cfg.encoder_features) != 3 or len(cfg.decoder_features) != 3:
@@ -234,7 +237,14 @@ def _check_conv_shapes(cfg: ml_collections.ConfigDict) -> None:
 def _conv_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
     _check_conv_shapes(cfg)
     encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
-    return Autoencoder(encoder, conv.ConvDecoder(tuple(cfg.decoder_features), cfg.image_shape[-1]))
+    if cfg.upsampling not in CONV_UPSAMPLING:
+        raise ValueError(f"unknown upsampling {cfg.upsampling!r}; choose one of {CONV_UPSAMPLING}")
+    height, channels = cfg.image_shape[0], cfg.image_shape[-1]
+    if cfg.upsampling == "nearest":
+        decoder = conv.ConvDecoder(tuple(cfg.decoder_features), channels)
+    else:
+        decoder = conv.ConvTransposeDecoder(tuple(cfg.decoder_features), channels, height)
+    return Autoencoder(encoder, decoder)
 
 
 def _conv_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
@@ -249,8 +259,8 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "mlp": _mlp_ae,  # any depth and activations: linear, 2-D code, stacked, sparse, ...
     "tied": _tied_mlp_ae,  # the same with the decoder's kernels tied to the encoder's
     "vae": _mlp_vae,
-    "conv": _conv_ae,  # conv encoder, nearest-upsampling conv decoder
-    "conv_vae": _conv_vae,  # the same convolutions around dense gaussian heads
+    "conv": _conv_ae,  # conv encoder, nearest-upsampling or transposed-conv decoder
+    "conv_vae": _conv_vae,  # the conv encoder and nearest-upsampling decoder around gaussian heads
 }
 
 

@@ -22,6 +22,7 @@ STEPS = [
 
 
 def best_seconds(fn, *args, runs: int = 5, calls: int = 100) -> float:
+    """Seconds per call of `fn(*args)`, jitted: the best of `runs`, which other load inflates least."""
     fn = jax.jit(fn)
     jax.block_until_ready(fn(*args))
     best = float("inf")

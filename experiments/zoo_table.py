@@ -18,7 +18,7 @@ from aejax import models, train
 CONFIGS = Path(__file__).resolve().parent / "configs"
 ZOO = ("linear", "mlp", "mlp2d_tanh", "mlp2d_relu", "stacked", "tied", "denoising",
        "denoising_masking", "denoising_salt_pepper", "sparse", "sparse_l1", "contractive", "vae",
-       "conv", "conv_denoising")
+       "conv", "conv_transpose", "conv_denoising")
 
 
 def code_size(config) -> int:

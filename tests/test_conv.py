@@ -1,5 +1,6 @@
 """The convolutional autoencoders: shapes, parameter counts, the reshape forms, and learning."""
 
+import chex
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
@@ -34,6 +35,30 @@ def test_code_and_reconstruction_shapes_and_parameter_count(name):
     assert sum(p.size for p in jax.tree.leaves(params)) == parameters
 
 
+def test_transposed_decoder_retraces_the_encoder_sides():
+    """Stride-2 transposed convolutions give 4 -> 7 -> 14 -> 28, with Conv's parameter count."""
+    model = models.build(load_config("conv_transpose").model)
+    x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
+    params = model.init(jax.random.key(1), x)["params"]
+    is_deconv = lambda module, _: isinstance(module, nn.ConvTranspose)
+    (logits, aux), state = model.apply(
+        {"params": params}, x, capture_intermediates=is_deconv, mutable=["intermediates"]
+    )
+    deconvs = state["intermediates"]["decoder"]
+    sides = [deconvs[f"deconv{i}"]["__call__"][0].shape[1] for i in range(3)]
+    assert sides == [7, 14, 28]
+    assert logits.shape == x.shape and aux["code"].shape == (3, 4, 4, 8)
+    assert sum(p.size for p in jax.tree.leaves(params)) == CONV_ZOO["conv"][1]
+    assert set(params["decoder"]) == {"deconv0", "deconv1", "deconv2", "logits"}
+
+
+def test_unknown_upsampling_is_refused():
+    config = load_config("conv")
+    config.model.upsampling = "bilinear"
+    with pytest.raises(ValueError, match="unknown upsampling 'bilinear'"):
+        models.build(config.model)
+
+
 @pytest.mark.parametrize("side", [28, 14, 7])
 def test_reshape_pooling_equals_flax_max_pool(side):
     x = jax.random.normal(jax.random.key(2), (2, side, side, 3))
@@ -41,16 +66,37 @@ def test_reshape_pooling_equals_flax_max_pool(side):
     np.testing.assert_array_equal(conv.max_pool_2x2(x), expected)
 
 
+@pytest.mark.parametrize("channels, padding", [(1, "SAME"), (1, "VALID"), (3, "SAME")])
+def test_conv3x3_equals_flax_conv(channels, padding):
+    """Same parameters from the same key, same outputs and gradients, patch matmul or not."""
+    x = jax.random.uniform(jax.random.key(4), (2, 9, 9, channels))
+    ours, flax_conv = conv.Conv3x3(5, padding), nn.Conv(5, (3, 3), padding=padding)
+    params = ours.init(jax.random.key(5), x)
+    chex.assert_trees_all_equal(params, flax_conv.init(jax.random.key(5), x))
+    params = jax.tree.map(lambda p: p + 0.1, params)  # a nonzero bias too
+
+    def loss(module):
+        return lambda params, x: jnp.sum(jnp.sin(module.apply(params, x)))
+
+    chex.assert_trees_all_close(
+        jax.grad(loss(ours), (0, 1))(params, x), jax.grad(loss(flax_conv), (0, 1))(params, x),
+        atol=1e-5,
+    )
+    np.testing.assert_allclose(ours.apply(params, x), flax_conv.apply(params, x), atol=1e-6)
+
+
 def test_broadcast_upsampling_equals_repeat():
     x = jax.random.normal(jax.random.key(3), (2, 4, 5, 3))
     np.testing.assert_array_equal(conv.upsample_2x(x), jnp.repeat(jnp.repeat(x, 2, 1), 2, 2))
 
 
-@pytest.mark.parametrize("name", CONV_ZOO)
-def test_short_training_lowers_the_loss(tmp_path, monkeypatch, name):
+@pytest.mark.parametrize(  # conv_transpose is at 0.66x its start after 3 epochs
+    "name, epochs", [("conv", 3), ("conv_denoising", 3), ("conv_transpose", 6)]
+)
+def test_short_training_lowers_the_loss(tmp_path, monkeypatch, name, epochs):
     monkeypatch.setattr("aejax.plots.write_figures", lambda *args, **kwargs: None)
     config = load_config(name)
-    config.train.epochs, config.train.save_every_steps = 3, 1000
+    config.train.epochs, config.train.save_every_steps = epochs, 1000
     if name == "conv_denoising":  # its 32-channel layers train at about 60 samples/s here
         config.model.encoder_features, config.model.decoder_features = (8, 8, 4), (4, 8, 8)
     start = initial_test_metrics(config)

@@ -15,6 +15,8 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.name = "conv"
     config.model.encoder_features = (16, 8, 8)  # each conv3x3-relu then 2x2 max pooling
     config.model.decoder_features = (8, 8, 16)  # each conv3x3-relu then 2x nearest upsampling
+    # "transpose": stride-2 transposed conv3x3-relu layers instead, 4-7-14-28 (conv_transpose.py)
+    config.model.upsampling = "nearest"
     config.model.image_shape = (28, 28, 1)
     config.loss = ml_collections.ConfigDict()
     config.loss.likelihood = "bernoulli"  # sigmoid output, BCE

@@ -1,0 +1,96 @@
+"""What XLA:CPU makes of each 3x3 convolution of the conv AEs, written three ways.
+
+    python benchmarks/conv_layers.py
+
+For every convolution layer of the `conv` and `conv_denoising` configs at batch 200, times the
+forward pass, the gradient to the kernel and the gradient to the input (best of 5 runs of 20
+calls, each compiled alone) for three formulations of the same convolution:
+- `lax`: `lax.conv_general_dilated`, what `nn.Conv` runs;
+- `patches`: the 3x3 neighbourhoods stacked on the channel axis, one matmul with K = 9 C_in
+  (`aejax.conv.patches_3x3`, what `Conv3x3` runs on a single-channel image);
+- `shifted`: one matmul to 9 C_out channels, then the nine shifted slices added.
+The first layer needs no gradient to its input (the image), so its column is left out.
+"""
+
+import functools
+
+import jax
+import jax.numpy as jnp
+import matmul_bound
+
+from aejax import conv
+
+BATCH = 20
+best_seconds = functools.partial(matmul_bound.best_seconds, calls=20)
+# (config, [(side, C_in, C_out, padding)]) as built by aejax.conv for the shipped configs.
+LAYERS = [
+    ("conv", [(28, 1, 16, "SAME"), (14, 16, 8, "SAME"), (7, 8, 8, "SAME"), (4, 8, 8, "SAME"),
+              (8, 8, 8, "SAME"), (16, 8, 16, "VALID"), (28, 16, 1, "SAME")]),
+    ("conv_denoising", [(28, 1, 32, "SAME"), (14, 32, 32, "SAME"), (7, 32, 16, "SAME"),
+                        (4, 16, 16, "SAME"), (8, 16, 32, "SAME"), (16, 32, 32, "VALID"),
+                        (28, 32, 1, "SAME")]),
+]
+
+
+def lax_conv(x, kernel, padding):
+    dims = ("NHWC", "HWIO", "NHWC")
+    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=dims)
+
+
+def patches_conv(x, kernel, padding):
+    return conv.patches_3x3(x, padding) @ kernel.reshape(-1, kernel.shape[-1])
+
+
+def shifted_conv(x, kernel, padding):
+    b, h, w, c_in = x.shape
+    c_out = kernel.shape[-1]
+    taps = x @ kernel.transpose(2, 0, 1, 3).reshape(c_in, 9 * c_out)
+    taps = taps.reshape(b, h, w, 3, 3, c_out)
+    if padding == "SAME":
+        taps = jnp.pad(taps, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
+    h, w = taps.shape[1] - 2, taps.shape[2] - 2
+    return sum(taps[:, i : i + h, j : j + w, i, j] for i in range(3) for j in range(3))
+
+
+FORMS = {"lax": lax_conv, "patches": patches_conv, "shifted": shifted_conv}
+
+
+def time_layer(fn, x, kernel, padding, input_grad: bool) -> list[float]:
+    """Seconds of the forward pass, the kernel gradient and (if asked) the input gradient."""
+    forward = functools.partial(fn, padding=padding)
+    cotangent = lax_conv(x, kernel, padding)  # an argument, not a constant XLA would fold
+
+    def grad(wrt):
+        return jax.grad(lambda x, kernel, dy: jnp.vdot(forward(x, kernel), dy), wrt)
+
+    times = [best_seconds(forward, x, kernel), best_seconds(grad(1), x, kernel, cotangent)]
+    return times + [best_seconds(grad(0), x, kernel, cotangent) if input_grad else 0.0]
+
+
+def main() -> None:
+    print("| config | layer | form | forward ms | kernel grad ms | input grad ms | GFLOP/s |")
+    print("|---|---|---|---|---|---|---|")
+    for name, layers in LAYERS:
+        totals = dict.fromkeys(FORMS, 0.0)
+        best_total = 0.0
+        for i, (side, c_in, c_out, padding) in enumerate(layers):
+            x = jax.random.uniform(jax.random.key(0), (BATCH, side, side, c_in))
+            kernel = jax.random.normal(jax.random.key(1), (3, 3, c_in, c_out)) * 0.1
+            passes = 2 if i == 0 else 3  # the image needs no gradient
+            flop = passes * 2 * BATCH * (side - 2 * (padding == "VALID")) ** 2 * 9 * c_in * c_out
+            seconds_by_form = {}
+            for form, fn in FORMS.items():
+                times = time_layer(fn, x, kernel, padding, input_grad=i > 0)
+                seconds_by_form[form] = sum(times)
+                totals[form] += sum(times)
+                input_grad = f"{times[2] * 1e3:.2f}" if i > 0 else ""
+                print(f"| {name} | {side}x{side} {c_in}->{c_out} | {form} | {times[0] * 1e3:.2f} | "
+                      f"{times[1] * 1e3:.2f} | {input_grad} | {flop / sum(times) / 1e9:.1f} |")
+            best_total += min(seconds_by_form.values())
+        for form, seconds in totals.items():
+            print(f"| {name} | all layers | {form} | | | | {BATCH / seconds:,.0f} samples/s |")
+        print(f"| {name} | all layers | best form per layer | | | | {BATCH / best_total:,.0f} samples/s |")
+
+
+if __name__ == "__main__":
+    main()

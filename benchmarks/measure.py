@@ -1,0 +1,321 @@
+"""Measures one model config on the current backend, in this process.
+
+    python -m benchmarks.measure vae --dataset fashion_mnist --out row.json
+
+One row: compile time and time to the first result; steady-state training samples/s of aejax's
+compiled chunks and of the naive loop (one jitted step per batch gathered in host numpy);
+evaluation samples/s; time per epoch through `aejax.train.train_and_evaluate` itself; FLOP per
+sample from XLA's cost analysis of the compiled step; peak memory. `benchmarks.run` starts one
+process per row, so peak memory and compile times belong to that row alone.
+
+Every timed run ends with `block_until_ready`, then checks that the state's step counter moved
+by exactly the steps timed and that the loss is finite: a figure for steps that did not run, or
+ran into NaN, is an error, not a row.
+"""
+
+import argparse
+import ast
+import functools
+import json
+import math
+import resource
+import statistics
+import tempfile
+import time
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
+from aejax import checkpoint, data, losses, models, train
+from aejax import config as aejax_config
+
+CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+
+
+def model_names() -> list[str]:
+    """Every shipped config: one per registered model variant."""
+    return sorted(path.stem for path in CONFIGS.glob("*.py"))
+
+
+def load_config(name: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
+    """The shipped config `name`, with `{"train.batch_size": 64, ...}` overrides."""
+    if name not in model_names():
+        raise ValueError(f"unknown model config {name!r}; choose from {model_names()}")
+    config = aejax_config.load(CONFIGS / f"{name}.py")
+    for key, value in (overrides or {}).items():
+        *groups, field = key.split(".")
+        node = config
+        for group in groups:
+            node = node[group]
+        if field not in node:
+            raise KeyError(f"config {name!r} has no field {key!r} to override")
+        node[field] = value
+    return config
+
+
+def check_ran(state, metrics: dict, expected_step: int) -> None:
+    """Fails unless `state` is at `expected_step` and the last timed loss is finite."""
+    step = int(state.step)
+    if step != expected_step:
+        raise RuntimeError(
+            f"the state is at step {step}, expected {expected_step}: the timed steps did not all "
+            "run, so their time is not a training speed"
+        )
+    loss = np.asarray(jax.device_get(metrics["loss"]))
+    if loss.size == 0 or not np.all(np.isfinite(loss)):
+        raise FloatingPointError(f"a timed step gave a non-finite loss {loss}: the run diverged")
+
+
+def timed_run(advance, state, *, calls: int, steps_per_call: int, first_call: int = 0):
+    """Seconds of `calls` calls of `advance`, blocked on, then checked with `check_ran`.
+
+    `advance(state, i) -> (state, metrics)` runs `steps_per_call` steps as call `i`. The check
+    comes after the clock stops and reads the last call's loss only, which is enough: a NaN
+    anywhere reaches the parameters.
+    """
+    if calls < 1 or steps_per_call < 1:
+        raise ValueError(f"nothing to time: {calls} calls of {steps_per_call} steps")
+    expected_step = int(state.step) + calls * steps_per_call
+    start = time.perf_counter()
+    for i in range(first_call, first_call + calls):
+        state, metrics = advance(state, i)
+    state, metrics = jax.block_until_ready((state, metrics))
+    seconds = time.perf_counter() - start
+    check_ran(state, metrics, expected_step)
+    return state, seconds
+
+
+def time_repeats(advance, state, *, steps_per_call: int, repeats: int, min_seconds: float):
+    """Seconds of `repeats` timed runs of `advance` after a warm-up call.
+
+    A second, timed call sets how many calls make one run last `min_seconds`, so that
+    dispatch-bound and compute-bound loops are both timed over enough steps.
+    Returns (state, steps in one run, seconds of each run).
+    """
+    if repeats < 1:
+        raise ValueError(f"repeats must be at least 1, got {repeats}")
+    timed = functools.partial(timed_run, advance, steps_per_call=steps_per_call)
+    state, _ = timed(state, calls=1)  # warm-up
+    state, one_call = timed(state, calls=1, first_call=1)
+    calls, seconds = max(1, math.ceil(min_seconds / one_call)), []
+    for r in range(repeats):
+        state, s = timed(state, calls=calls, first_call=2 + r * calls)
+        seconds.append(s)
+    return state, calls * steps_per_call, seconds
+
+
+def data_parallel(n_devices: int, state, images, idx_SxB):
+    """Places a run on a 1-D mesh of `n_devices`: batches split over it, the rest replicated.
+
+    aejax's compiled chunk then runs data-parallel as it is: XLA partitions it from these input
+    shardings and averages the gradients. A stand-in until aejax has its own data-parallel API
+    (issue 6); the device sweep needs only this function changed to use it.
+    """
+    available = jax.devices()
+    if n_devices > len(available):
+        raise ValueError(
+            f"{n_devices} devices asked for, {len(available)} present; on CPU start the process "
+            f"with XLA_FLAGS=--xla_force_host_platform_device_count={n_devices}"
+        )
+    if idx_SxB.shape[1] % n_devices:
+        raise ValueError(f"batch {idx_SxB.shape[1]} does not split over {n_devices} devices")
+    mesh = Mesh(np.array(available[:n_devices]), ("data",))
+    replicated = NamedSharding(mesh, PartitionSpec())
+    batch_split = NamedSharding(mesh, PartitionSpec(None, "data"))
+    return (
+        jax.device_put(state, replicated),
+        jax.device_put(images, replicated),
+        jax.device_put(idx_SxB, batch_split),
+    )
+
+
+def peak_memory() -> dict:
+    """Peak resident memory of this process, and the device's peak where the backend says."""
+    row = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # KiB on Linux
+    stats = jax.local_devices()[0].memory_stats() or {}  # None on CPU
+    if "peak_bytes_in_use" in stats:
+        row["device_peak_mb"] = stats["peak_bytes_in_use"] / 2**20
+    return row
+
+
+def epoch_seconds(config: ml_collections.ConfigDict) -> dict:
+    """Two epochs of `train.train_and_evaluate`, the loop users run, in a scratch workdir.
+
+    The first epoch includes compilation; the second is the steady time per epoch. The run
+    stops at the end of epoch 2 of 3, so it writes no figures.
+    """
+    config = config.copy_and_resolve_references()
+    n = data.load(config.data.name, "train")[0].shape[0]
+    config.train.epochs = 3
+    config.train.save_every_steps = 10**9  # the one checkpoint is written after the timed epochs
+    with tempfile.TemporaryDirectory() as workdir:
+        train.train_and_evaluate(config, workdir, max_steps=2 * (n // config.train.batch_size))
+        rows = checkpoint.read_metrics(Path(workdir))
+    if [r["epoch"] for r in rows] != [1, 2]:
+        raise RuntimeError(f"expected epochs 1 and 2 in the metrics, got {rows}")
+    return {"first_epoch_s": rows[0]["epoch_seconds"], "epoch_s": rows[1]["epoch_seconds"]}
+
+
+def eval_samples_per_s(config, loss_fn, params, repeats: int) -> float:
+    """Test-set samples/s of `train.make_evaluate`: median of `repeats` after a warm-up."""
+    test_x = jax.device_put(data.load(config.data.name, "test")[0])
+    evaluate = train.make_evaluate(loss_fn, config.train.eval_batch_size)
+    rng = jax.random.key(0)
+    evaluate(params, test_x, rng)  # warm-up: compiles the evaluation batch
+    seconds = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        metrics = evaluate(params, test_x, rng)  # host floats: the work is done
+        seconds.append(time.perf_counter() - start)
+        if not math.isfinite(metrics["loss"]):
+            raise FloatingPointError(f"evaluation gave a non-finite loss: {metrics}")
+    return test_x.shape[0] / statistics.median(seconds)
+
+
+def measure(
+    config: ml_collections.ConfigDict,
+    *,
+    repeats: int = 5,
+    min_seconds: float = 1.0,
+    naive: bool = True,
+    evaluation: bool = True,
+    epoch: bool = True,
+    devices: int | None = None,
+    first_chunk_only: bool = False,
+) -> dict:
+    """One benchmark row for `config` on its dataset (see the module docstring).
+
+    With `devices`, the run is data-parallel over that many devices (`data_parallel`) and only
+    aejax's chunks are timed.
+    """
+    if devices and (naive or epoch):
+        raise ValueError("a data-parallel row times aejax's chunks only: no naive loop or epoch")
+    start = time.perf_counter()
+    images, _ = data.load(config.data.name, "train")
+    batch_size = config.train.batch_size
+    steps_per_epoch = images.shape[0] // batch_size
+    if steps_per_epoch < 1:
+        raise ValueError(f"batch {batch_size} is larger than the {images.shape[0]} images")
+    chunk = min(config.train.chunk, steps_per_epoch)  # as train_and_evaluate caps it
+    loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
+    train_step = train.make_train_step(loss_fn)
+    root = jax.random.key(config.seed)
+    rng, shuffle_rng = jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
+    images_dev = jax.device_put(images)
+    idx_SxB = train.epoch_batches(shuffle_rng, images.shape[0], batch_size)
+    state = train.create_state(config, images_dev)
+    row = {"batch": batch_size, "chunk": chunk, "devices": devices or 1}
+    if devices:
+        state, images_dev, idx_SxB = data_parallel(devices, state, images_dev, idx_SxB)
+
+    lower_start = time.perf_counter()
+    lowered = train.make_train_chunk(train_step).lower(state, images_dev, idx_SxB[:chunk], rng)
+    compile_start = time.perf_counter()
+    train_chunk = lowered.compile()
+    row["trace_s"] = compile_start - lower_start
+    row["compile_s"] = time.perf_counter() - compile_start
+    chunks = [idx_SxB[s : s + chunk] for s in range(0, steps_per_epoch - chunk + 1, chunk)]
+
+    def aejax_advance(state, i):
+        return train_chunk(state, images_dev, chunks[i % len(chunks)], rng)
+
+    state, _ = timed_run(aejax_advance, state, calls=1, steps_per_call=chunk)
+    row["first_chunk_s"] = time.perf_counter() - start
+    if first_chunk_only:
+        return {**row, **peak_memory()}
+
+    # FLOP of one step on one device (shapes only, no sharding); it is the naive loop's step.
+    shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
+    naive_step = jax.jit(train_step, donate_argnums=0).lower(shapes, images[:batch_size], rng)
+    naive_step = naive_step.compile()
+    row["flop_per_sample"] = naive_step.cost_analysis()["flops"] / batch_size
+
+    state, steps, seconds = time_repeats(
+        aejax_advance, state, steps_per_call=chunk, repeats=repeats, min_seconds=min_seconds
+    )
+    row["samples_per_s"] = steps * batch_size / statistics.median(seconds)
+    row["timed_steps"] = steps * repeats
+
+    if naive:
+        host_idx_SxB = np.asarray(idx_SxB)
+
+        def naive_advance(state, i):
+            x = images[host_idx_SxB[i % steps_per_epoch]]  # gathered in numpy, sent each step
+            return naive_step(state, x, jax.random.fold_in(rng, i))
+
+        state, steps, seconds = time_repeats(  # trains on from aejax's state: same pytree
+            naive_advance, state, steps_per_call=1, repeats=repeats, min_seconds=min_seconds
+        )
+        row["naive_samples_per_s"] = steps * batch_size / statistics.median(seconds)
+        if epoch:
+            state, row["naive_epoch_s"] = timed_run(
+                naive_advance, state, calls=steps_per_epoch, steps_per_call=1
+            )
+
+    if evaluation:
+        row["eval_samples_per_s"] = eval_samples_per_s(config, loss_fn, state.params, repeats)
+    if epoch:
+        row.update(epoch_seconds(config))
+    return {**row, **peak_memory()}
+
+
+def parse_override(text: str) -> tuple[str, object]:
+    """`"train.batch_size=64"` -> `("train.batch_size", 64)`; an unreadable value is a string."""
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"--set takes FIELD=VALUE, got {text!r}")
+    try:
+        return key, ast.literal_eval(value)
+    except (ValueError, SyntaxError):
+        return key, value
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("model", choices=model_names())
+    parser.add_argument("--dataset", default="fashion_mnist", help="overrides the config's data")
+    parser.add_argument(
+        "--set",
+        type=parse_override,
+        action="append",
+        default=[],
+        metavar="FIELD=VALUE",
+        help="config override, e.g. train.batch_size=64",
+    )
+    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--min-seconds", type=float, default=1.0, help="shortest timed run")
+    parser.add_argument("--devices", type=int, help="data-parallel over this many devices")
+    parser.add_argument("--no-naive", dest="naive", action="store_false")
+    parser.add_argument("--no-eval", dest="evaluation", action="store_false")
+    parser.add_argument("--skip-epoch", dest="epoch", action="store_false")
+    parser.add_argument("--first-chunk-only", action="store_true")
+    parser.add_argument("--out", type=Path, required=True, help="the row is written here as JSON")
+    args = parser.parse_args(argv)
+    config = load_config(args.model, {"data.name": args.dataset, **dict(args.set)})
+    row = measure(
+        config,
+        repeats=args.repeats,
+        min_seconds=args.min_seconds,
+        naive=args.naive,
+        evaluation=args.evaluation,
+        epoch=args.epoch,
+        devices=args.devices,
+        first_chunk_only=args.first_chunk_only,
+    )
+    row = {
+        "model": args.model,
+        "dataset": args.dataset,
+        "overrides": dict(args.set),
+        "widths": list(config.model.get("encoder_widths", [])),
+        "backend": jax.default_backend(),
+        "device_kind": jax.devices()[0].device_kind,
+        **row,
+    }
+    args.out.write_text(json.dumps(row))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,259 @@
+"""Benchmark rows to `results.md`, the sweep figures and README's generated block.
+
+Every figure written here comes from the rows of a part's JSON lines, and every table names the
+command and the machine that measured it.
+"""
+
+import datetime
+import json
+import os
+import platform
+from pathlib import Path
+
+import jax
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+BEGIN, END = "<!-- benchmarks:begin -->", "<!-- benchmarks:end -->"
+PART_TITLES = {
+    "models": "Every model",
+    "batch": "Against the batch size",
+    "width": "Against the width",
+    "devices": "Against the number of devices",
+    "cache": "Persistent compilation cache",
+}
+
+
+def machine() -> dict:
+    """What measured the rows; the backend itself is in each row (asking here would start it)."""
+    cpu = platform.processor()
+    with open("/proc/cpuinfo") as f:
+        cpu = next(
+            (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu
+        )
+    return {
+        "cores": os.cpu_count(),
+        "cpu": cpu,
+        "jax": jax.__version__,
+        "xla_flags": os.environ.get("XLA_FLAGS", ""),
+        "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+    }
+
+
+def write_part(out: Path, part: str, rows: list[dict], meta: dict) -> None:
+    """Replaces the part's rows and its command, machine and date."""
+    (out / f"{part}.jsonl").write_text(
+        "".join(json.dumps({"part": part, **r}) + "\n" for r in rows)
+    )
+    (out / f"{part}.meta.json").write_text(json.dumps(meta, indent=1))
+
+
+def read_part(out: Path, part: str) -> tuple[list[dict], dict] | None:
+    path = out / f"{part}.jsonl"
+    if not path.exists():
+        return None
+    rows = [json.loads(line) for line in path.read_text().splitlines()]
+    return rows, json.loads((out / f"{part}.meta.json").read_text())
+
+
+def _n(value, digits: int = 0) -> str:
+    """A number with thousands separators; a dash where a row has no such field."""
+    return "–" if value is None else f"{value:,.{digits}f}"
+
+
+def columns(peak_gflops: float) -> dict:
+    """Every table column: its header and how a row shows in it."""
+    return {
+        "model": lambda r: r["model"],
+        "batch": lambda r: r["batch"],
+        "chunk": lambda r: r["chunk"],
+        "widths": lambda r: r["widths"],
+        "devices": lambda r: r["devices"],
+        "compilation cache": lambda r: r["cache"],
+        "MFLOP/sample": lambda r: _n(r["flop_per_sample"] / 1e6, 2),
+        "compile s": lambda r: _n(r["compile_s"], 2),
+        "to first chunk s": lambda r: _n(r["first_chunk_s"], 2),
+        "whole process s": lambda r: _n(r["process_s"], 1),
+        "train samples/s": lambda r: _n(r["samples_per_s"]),
+        "naive samples/s": lambda r: _n(r["naive_samples_per_s"]),
+        "aejax/naive": lambda r: f"{r['samples_per_s'] / r['naive_samples_per_s']:.2f}",
+        "GFLOP/s": lambda r: _n(r["flop_per_sample"] * r["samples_per_s"] / 1e9, 1),
+        "of peak": lambda r: f"{r['flop_per_sample'] * r['samples_per_s'] / peak_gflops / 1e9:.0%}",
+        "against 1 device": lambda r: f"{r['speedup']:.2f}x" if "speedup" in r else "–",
+        "eval samples/s": lambda r: _n(r["eval_samples_per_s"]),
+        "epoch s": lambda r: _n(r.get("epoch_s"), 2),
+        "naive epoch s": lambda r: _n(r.get("naive_epoch_s"), 2),
+        "peak RSS MB": lambda r: _n(r["peak_rss_mb"]),
+        "device peak MB": lambda r: _n(r.get("device_peak_mb")),
+    }
+
+
+TABLES = {  # each part's columns, and what the reader needs to know about them
+    "models": (
+        [
+            "model",
+            "batch",
+            "MFLOP/sample",
+            "compile s",
+            "to first chunk s",
+            "train samples/s",
+            "naive samples/s",
+            "aejax/naive",
+            "of peak",
+            "eval samples/s",
+            "epoch s",
+            "naive epoch s",
+            "peak RSS MB",
+            "device peak MB",
+        ],
+        (
+            "`compile s`: XLA compiling the first chunk (tracing excluded); `to first chunk s`: "
+            "from loading the data to the result of the first compiled chunk (`train.chunk` steps,"
+            " at most an epoch), in a fresh process; `epoch s`: the second epoch of "
+            "`aejax.train.train_and_evaluate` (the first compiles), evaluation excluded; `naive`: "
+            "one jitted step per batch gathered in host numpy; `of peak`: FLOP from XLA's cost "
+            "analysis of the step against the peak given (`--peak-gflops`)."
+        ),
+    ),
+    "batch": (
+        [
+            "model",
+            "batch",
+            "chunk",
+            "train samples/s",
+            "naive samples/s",
+            "aejax/naive",
+            "of peak",
+            "peak RSS MB",
+        ],
+        "",
+    ),
+    "width": (
+        ["model", "widths", "MFLOP/sample", "train samples/s", "GFLOP/s", "of peak", "compile s"],
+        "",
+    ),
+    "devices": (
+        ["model", "batch", "devices", "train samples/s", "against 1 device"],
+        (
+            "The global batch is the config's, rounded up to a multiple of every device count. On "
+            "CPU the devices are forced (`XLA_FLAGS=--xla_force_host_platform_device_count=N`) and"
+            " share the machine's cores: the figure shows what splitting the batch costs there, "
+            "not added compute."
+        ),
+    ),
+    "cache": (
+        ["model", "compilation cache", "compile s", "to first chunk s", "whole process s"],
+        (
+            "Three fresh processes in turn: none, an empty cache that the run fills, the filled "
+            "one. The option is JAX's own: `JAX_COMPILATION_CACHE_DIR=DIR "
+            "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS=0 "
+            "JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES=-1` works the same for `aejax train`; "
+            "`--compilation-cache DIR` sets them for every row here."
+        ),
+    ),
+}
+
+
+def table(part: str, rows: list[dict], peak_gflops: float) -> str:
+    """The part's Markdown table, and its note."""
+    if part == "devices":  # each row against its model's one-device row
+        one = {r["model"]: r["samples_per_s"] for r in rows if r["devices"] == 1}
+        rows = [
+            {**r, "speedup": r["samples_per_s"] / one[r["model"]]} if r["model"] in one else r
+            for r in rows
+        ]
+    header, note = TABLES[part]
+    show = columns(peak_gflops)
+    text = [f"| {' | '.join(header)} |", f"|{'---|' * len(header)}"]
+    text += [f"| {' | '.join(str(show[h](r)) for h in header)} |" for r in rows]
+    return "\n".join(text) + (f"\n\n{note}" if note else "")
+
+
+def _plot(path: Path, series: dict, xlabel: str, ylabel: str, title: str) -> None:
+    """Lines `{(model, loop): [(x, y), ...]}` on log axes (the sweeps double x): one colour per
+    model, solid for aejax and dashed for the naive loop."""
+    fig, ax = plt.subplots(figsize=(6, 4))
+    ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
+    colours = {}
+    for (model, loop), points in series.items():
+        xs, ys = zip(*sorted(points), strict=True)
+        colour = colours.setdefault(model, f"C{len(colours)}")
+        ax.plot(xs, ys, "--o" if loop == "naive" else "-o", color=colour, label=f"{model} {loop}")
+    xs = sorted({x for points in series.values() for x, _ in points})
+    ax.set_xticks(xs, [str(x) for x in xs], minor=False)
+    ax.set_xticks([], minor=True)
+    ax.grid(True, which="both", alpha=0.3)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
+
+
+def plot_part(out: Path, part: str, rows: list[dict]) -> Path | None:
+    """The part's figure (the sweeps only), written as OUT/PART.png."""
+    series = {}
+    if part == "batch":
+        for r in rows:
+            series.setdefault((r["model"], "aejax"), []).append((r["batch"], r["samples_per_s"]))
+            series.setdefault((r["model"], "naive"), []).append(
+                (r["batch"], r["naive_samples_per_s"])
+            )
+        labels = ("batch size", "training samples/s", "Throughput against batch size")
+    elif part == "width":
+        for r in rows:
+            gflops = r["flop_per_sample"] * r["samples_per_s"] / 1e9
+            series.setdefault((r["model"], "aejax"), []).append((max(r["widths"]), gflops))
+        labels = ("layer width", "GFLOP/s achieved", "Throughput against width")
+    elif part == "devices":
+        for r in rows:
+            series.setdefault((r["model"], "aejax"), []).append((r["devices"], r["samples_per_s"]))
+        labels = ("devices", "training samples/s", "Data-parallel throughput")
+    else:
+        return None
+    path = out / f"{part}.png"
+    _plot(path, series, *labels)
+    return path
+
+
+def results_markdown(out: Path, figure_dir: str) -> str:
+    """The results of every part in OUT; figures linked as `figure_dir/PART.png`."""
+    sections = []
+    for part, title in PART_TITLES.items():
+        found = read_part(out, part)
+        if found is None:
+            continue
+        rows, meta = found
+        m = meta["machine"]
+        backends = sorted({f"{r['backend']} ({r['device_kind']})" for r in rows})
+        measured_by = (
+            f"`{meta['command']}` ({meta['minutes']:.1f} min, {m['date']}): {m['cores']} cores "
+            f"({m['cpu']}), backend {', '.join(backends)}, jax {m['jax']}, "
+            f"XLA_FLAGS `{m['xla_flags'] or 'none'}`, fp32 peak taken as {meta['peak_gflops']:g} "
+            "GFLOP/s."
+        )
+        text = [f"### {title}", "", measured_by, ""]
+        figure = plot_part(out, part, rows)
+        if figure is not None:
+            text += [f"![{title}]({figure_dir}/{figure.name})", ""]
+        text.append(table(part, rows, meta["peak_gflops"]))
+        sections.append("\n".join(text))
+    return "\n\n".join(sections) + "\n"
+
+
+def write_results(out: Path, readme: Path | None = None) -> None:
+    """Rebuilds OUT/results.md and the figures; with `readme`, its block between the markers."""
+    (out / "results.md").write_text(
+        "# aejax benchmarks\n\nGenerated by `python -m benchmarks.run`: do not edit.\n\n"
+        + results_markdown(out, ".")
+    )
+    if readme is None:
+        return
+    text = readme.read_text()
+    if BEGIN not in text or END not in text:
+        raise ValueError(f"{readme} has no {BEGIN} ... {END} block to fill")
+    figure_dir = os.path.relpath(out, readme.parent)
+    block = f"{BEGIN}\n{results_markdown(out, figure_dir)}{END}"
+    head, rest = text.split(BEGIN, 1)
+    readme.write_text(head + block + rest.split(END, 1)[1])

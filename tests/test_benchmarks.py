@@ -1,0 +1,137 @@
+"""The benchmark harness: one tiny configuration end to end, and the checks that make it fail.
+
+No timing is asserted (speed belongs to the harness's own output): only that every figure it
+writes exists, is finite and positive, and that unrun or diverged steps are refused.
+"""
+
+import json
+import math
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+from conftest import load_config
+
+from aejax import data, losses, models, train
+from benchmarks import measure, report, run
+
+TINY = [
+    "--dataset",
+    "mnist5k",
+    "--set",
+    "model.encoder_widths=(8,)",
+    "--set",
+    "train.batch_size=500",
+    "--repeats",
+    "2",
+    "--min-seconds",
+    "0",
+]
+
+
+def test_harness_end_to_end(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text(f"intro\n{report.BEGIN}\nold\n{report.END}\nlayout\n")
+    out = tmp_path / "results"
+    run.main(
+        [
+            "--parts",
+            "models",
+            "devices",
+            "--models",
+            "mlp",
+            "--sweep-models",
+            "mlp",
+            "--device-counts",
+            "2",
+            *TINY,
+            "--out",
+            str(out),
+            "--readme",
+            str(readme),
+        ]
+    )
+
+    (row,) = [json.loads(line) for line in (out / "models.jsonl").read_text().splitlines()]
+    assert (row["model"], row["batch"], row["widths"]) == ("mlp", 500, [8])
+    for key in (
+        "flop_per_sample",
+        "compile_s",
+        "first_chunk_s",
+        "samples_per_s",
+        "naive_samples_per_s",
+        "eval_samples_per_s",
+        "epoch_s",
+        "first_epoch_s",
+        "naive_epoch_s",
+        "peak_rss_mb",
+        "process_s",
+    ):
+        assert math.isfinite(row[key]) and row[key] > 0, (key, row[key])
+    # 2 warm-up calls, then 2 runs of at least one chunk of 8 steps (4,000 images, batch 500).
+    assert row["chunk"] == 8 and row["timed_steps"] >= 16
+    (parallel,) = [json.loads(line) for line in (out / "devices.jsonl").read_text().splitlines()]
+    assert parallel["devices"] == 2 and parallel["samples_per_s"] > 0  # the forced devices existed
+
+    results = (out / "results.md").read_text()
+    assert "python -m benchmarks.run --parts models devices" in results
+    assert "| mlp | 500 |" in results and "(./devices.png)" in results
+    assert (out / "devices.png").stat().st_size > 1000
+    text = readme.read_text()
+    assert text.startswith("intro\n") and text.endswith("layout\n") and "old" not in text
+    assert "results/devices.png" in text and "| mlp | 500 |" in text
+
+
+@pytest.fixture
+def tiny_run():
+    """A tiny mlp's state, its compiled chunk of 2 steps and their batches on mnist5k."""
+    config = load_config("mlp")
+    config.model.encoder_widths = (8,)
+    images = jax.device_put(data.load("mnist5k", "train")[0])
+    train_chunk = train.make_train_chunk(
+        train.make_train_step(losses.make_loss_fn(models.build(config.model), config.loss))
+    )
+    idx = train.epoch_batches(jax.random.key(0), images.shape[0], 50)[:2]
+    return train.create_state(config, images), lambda state, i: train_chunk(
+        state, images, idx, jax.random.key(1)
+    )
+
+
+def test_steps_that_did_not_run_are_refused(tiny_run):
+    state, two_steps = tiny_run
+    state, _ = measure.timed_run(two_steps, state, calls=2, steps_per_call=2)  # counts right
+
+    def skipped(state, i):  # returns the state it was given, as a step optimised away would
+        return state, {"loss": jnp.zeros(2)}
+
+    with pytest.raises(RuntimeError, match="did not all run"):
+        measure.time_repeats(skipped, state, steps_per_call=2, repeats=2, min_seconds=0)
+    with pytest.raises(ValueError, match="nothing to time"):
+        measure.timed_run(two_steps, state, calls=0, steps_per_call=2)
+    with pytest.raises(RuntimeError, match="at step 6, expected 7"):  # claims 3 steps, runs 2
+        measure.timed_run(two_steps, state, calls=1, steps_per_call=3)
+
+
+def test_a_nan_loss_is_refused(monkeypatch):
+    # Real digits with one pixel made NaN: the one way to make every step's loss NaN at once.
+    train_x, labels = data.load("mnist5k", "train")
+    train_x = train_x.copy()
+    train_x[:, 0, 0, 0] = np.nan
+    monkeypatch.setattr(data, "load", lambda name, split: (train_x, labels))
+    config = measure.load_config("mlp", {"model.encoder_widths": (8,), "train.batch_size": 500})
+    with pytest.raises(FloatingPointError, match="non-finite loss"):
+        measure.measure(
+            config, repeats=1, min_seconds=0, naive=False, evaluation=False, epoch=False
+        )
+
+
+def test_bad_requests_are_refused(tmp_path):
+    with pytest.raises(KeyError, match="no field 'train.batchsize'"):
+        measure.load_config("mlp", {"train.batchsize": 64})
+    with pytest.raises(ValueError, match="unknown model config"):
+        measure.load_config("resnet")
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match="no <!-- benchmarks:begin -->"):
+        report.write_results(tmp_path, readme)
