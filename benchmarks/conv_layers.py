@@ -20,7 +20,7 @@ import matmul_bound
 
 from aejax import conv
 
-BATCH = 20
+BATCH = 200
 best_seconds = functools.partial(matmul_bound.best_seconds, calls=20)
 # (config, [(side, C_in, C_out, padding)]) as built by aejax.conv for the shipped configs.
 LAYERS = [
