@@ -1,13 +1,14 @@
 """README's representation tables: how well each model's codes classify, and semi-supervision.
 
-    python experiments/representation_table.py --dataset mnist5k --epochs 20 --finetune_epochs 10
+    python experiments/representation_table.py --dataset mnist5k --epochs 20 --finetune_epochs 10 \
+        --semi_supervised sdae conv
 
 For each config: the autoencoder is trained (the `sdae` greedily, then end to end), its codes
 are measured by `aejax.representation` (linear probe, 5-NN, PCA of the same size, figures in
-its run dir), and a softmax classifier on its encoder is fine-tuned with all labels. With
-`--semi_supervised`, the classifiers on the `sdae` and `conv` encoders are fine-tuned with 1%,
-10% and 100% of the labels (stratified) against the same networks from scratch. Every run is
-an ordinary aejax run under `--workdir/DATASET/`, resumed if present.
+its run dir), and a softmax classifier on its encoder is fine-tuned with all labels. The
+classifiers of the configs named by `--semi_supervised` (e.g. `sdae conv`) are also fine-tuned
+with 1%, 10% and 100% of the labels (stratified) against the same networks from scratch.
+Every run is an ordinary aejax run under `--workdir/DATASET/`, resumed if present.
 """
 
 import argparse
@@ -72,7 +73,13 @@ def main() -> None:
     parser.add_argument("--finetune_epochs", type=int, default=10, help="classifier epochs")
     parser.add_argument("--workdir", type=Path, default=Path("runs/representation"))
     parser.add_argument("--only", nargs="*", default=MODELS, help="config names to run")
-    parser.add_argument("--semi_supervised", action="store_true")
+    parser.add_argument(
+        "--semi_supervised",
+        nargs="*",
+        default=(),
+        choices=MODELS,
+        help="configs whose classifiers also learn from 1%%, 10%% and 100%% of the labels",
+    )
     args = parser.parse_args()
     root = args.workdir / args.dataset
     rows, semi = [], []
@@ -87,7 +94,7 @@ def main() -> None:
             f"| {r['pca_linear_probe']:.3f} | {r['pca_knn']:.3f} | {r['reconstruction_mse']:.4f} "
             f"| {r['pca_reconstruction_mse']:.4f} |"
         )
-        if args.semi_supervised and name in ("sdae", "conv"):
+        if name in args.semi_supervised:
             for fraction in FRACTIONS:
                 tag = f"{name}_{fraction:g}"
                 pretrained = classifier_accuracy(
