@@ -15,8 +15,8 @@ import argparse
 import math
 from pathlib import Path
 
+from aejax import checkpoint, data, models, pretrain, representation, supervised, train
 from aejax import config as aejax_config
-from aejax import data, models, pretrain, representation, supervised, train
 
 CONFIGS = Path(__file__).resolve().parent / "configs"
 MODELS = (
@@ -62,8 +62,8 @@ def classifier_accuracy(config, workdir: Path, args, *, init_from="", fraction=1
     classifier.train.batch_size = min(config.train.batch_size, labels // 4)
     steps_per_epoch = labels // classifier.train.batch_size
     classifier.train.epochs = min(100, math.ceil(full_steps / steps_per_epoch))
-    _, row = train.train_and_evaluate(classifier, workdir)
-    return row["test/accuracy"]
+    train.train_and_evaluate(classifier, workdir)
+    return checkpoint.read_metrics(workdir)[-1]["test/accuracy"]  # also when read back, complete
 
 
 def main() -> None:
