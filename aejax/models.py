@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from aejax import conv
+from aejax import conv, supervised
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
@@ -255,12 +255,17 @@ def _conv_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     return VAE(encoder, decoder, cfg.latent_dim, cfg.get("learned_variance", False))
 
 
+def _classifier(cfg: ml_collections.ConfigDict) -> nn.Module:
+    return supervised.Classifier(build(cfg.autoencoder), cfg.num_classes)
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "mlp": _mlp_ae,  # any depth and activations: linear, 2-D code, stacked, sparse, ...
     "tied": _tied_mlp_ae,  # the same with the decoder's kernels tied to the encoder's
     "vae": _mlp_vae,
     "conv": _conv_ae,  # conv encoder, nearest-upsampling or transposed-conv decoder
     "conv_vae": _conv_vae,  # the conv encoder and nearest-upsampling decoder around gaussian heads
+    "classifier": _classifier,  # a softmax head on the code of `model.autoencoder`
 }
 
 

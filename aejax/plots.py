@@ -49,6 +49,8 @@ def write_figures(
     denoising model: corrupted input, reconstruction, clean target), and for a VAE the
     figures of `generation` (prior samples, interpolations, a 2-D latent's maps)."""
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
+    if not hasattr(model, "decode"):  # a classifier: nothing to reconstruct
+        return
     likelihood = config.loss.likelihood
     x = test_x[:10]
     corruption = config.loss.get("corruption")

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from aejax import binarize, checkpoint, data, losses, models, plots
+from aejax import binarize, checkpoint, data, layerwise, losses, models, plots, supervised, transfer
 
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw}
 
@@ -31,7 +31,25 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
     lr = cfg.lr
     if cfg.get("lr_boundaries"):  # piecewise constant: multiplied by lr_decay at each boundary step
         lr = optax.piecewise_constant_schedule(cfg.lr, {int(b): cfg.lr_decay for b in cfg.lr_boundaries})
-    return OPTIMIZERS[cfg.name](lr)
+    tx = OPTIMIZERS[cfg.name](lr)
+    trainable = cfg.get("trainable", ())  # path prefixes; empty: every parameter trains
+    return transfer.freeze_all_but(tx, trainable) if trainable else tx
+
+
+# What a run optimises, by `loss.objective`; each factory maps (model, loss config) to a LossFn.
+OBJECTIVES = {
+    "reconstruction": losses.make_loss_fn,  # the default
+    "classification": supervised.make_loss_fn,  # batches are {"image", "label"}
+    "layerwise": layerwise.make_layer_loss_fn,  # one phase of greedy pretraining
+}
+
+
+def make_objective(model, cfg: ml_collections.ConfigDict) -> losses.LossFn:
+    """The loss `loss.objective` names, built for `model`."""
+    objective = cfg.get("objective", "reconstruction")
+    if objective not in OBJECTIVES:
+        raise ValueError(f"unknown loss.objective {objective!r}; choose one of {sorted(OBJECTIVES)}")
+    return OBJECTIVES[objective](model, cfg)
 
 
 def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> train_state.TrainState:
@@ -56,37 +74,40 @@ def make_train_step(loss_fn: losses.LossFn):
 
 
 def make_train_chunk(train_step):
-    """`train_chunk(state, images, idx_CxB, rng) -> (state, metrics_C)`, compiled once per C.
+    """`train_chunk(state, dataset, idx_CxB, rng) -> (state, metrics_C)`, compiled once per C.
 
     Step s draws its noise from `fold_in(rng, s)` and gathers its batch from the on-device
-    `images`. A chunk of one step compiles no loop at all: XLA:CPU ran the conv AE's step
-    3x slower inside a `lax.scan`, even a fully unrolled one.
+    `dataset` (images, or a dict of images and labels: every leaf by the same indices). A
+    chunk of one step compiles no loop at all: XLA:CPU ran the conv AE's step 3x slower inside
+    a `lax.scan`, even a fully unrolled one.
     """
 
-    def body(state, images, idx_B, rng):
-        return train_step(state, images[idx_B], jax.random.fold_in(rng, state.step))
+    def body(state, dataset, idx_B, rng):
+        batch = jax.tree.map(lambda a: a[idx_B], dataset)
+        return train_step(state, batch, jax.random.fold_in(rng, state.step))
 
     @functools.partial(jax.jit, donate_argnums=0)
-    def train_chunk(state, images, idx_CxB, rng):
+    def train_chunk(state, dataset, idx_CxB, rng):
         if idx_CxB.shape[0] == 1:
-            state, metrics = body(state, images, idx_CxB[0], rng)
+            state, metrics = body(state, dataset, idx_CxB[0], rng)
             return state, jax.tree.map(lambda m: m[None], metrics)
-        return jax.lax.scan(lambda st, idx_B: body(st, images, idx_B, rng), state, idx_CxB)
+        return jax.lax.scan(lambda st, idx_B: body(st, dataset, idx_B, rng), state, idx_CxB)
 
     return train_chunk
 
 
 def make_evaluate(loss_fn: losses.LossFn, batch_size: int):
-    """`evaluate(params, images, rng) -> metrics`: dataset means, one host read for all batches."""
+    """`evaluate(params, dataset, rng) -> metrics`: dataset means, one host read for all batches."""
     eval_batch = jax.jit(lambda params, x, rng: loss_fn(params, x, rng, False)[1])
 
-    def evaluate(params, images, rng):
-        n = images.shape[0]
+    def evaluate(params, dataset, rng):
+        n = jax.tree.leaves(dataset)[0].shape[0]
         sums = None
         for i, start in enumerate(range(0, n, batch_size)):
-            x = images[start : start + batch_size]
-            means = eval_batch(params, x, jax.random.fold_in(rng, i))
-            weighted = {k: v * x.shape[0] for k, v in means.items()}
+            rows = slice(start, start + batch_size)
+            batch = jax.tree.map(lambda a, rows=rows: a[rows], dataset)
+            means = eval_batch(params, batch, jax.random.fold_in(rng, i))
+            weighted = {k: v * min(batch_size, n - start) for k, v in means.items()}
             sums = weighted if sums is None else jax.tree.map(jnp.add, sums, weighted)
         return {k: float(v) / n for k, v in jax.device_get(sums).items()}
 
@@ -132,17 +153,24 @@ def train_and_evaluate(
     job would; running again in the same workdir continues where it stopped.
     """
     workdir = Path(workdir)
-    train_x, _ = data.load(config.data.name, "train")
-    test_x, _ = data.load(config.data.name, "test")
+    train_x, train_y = data.load(config.data.name, "train")
+    test_x, test_y = data.load(config.data.name, "test")
+    if "label_fraction" in config.data:  # a stratified labelled subset, the same for every seed
+        keep = supervised.stratified_subset(train_y, config.data.label_fraction, config.data.subset_seed)
+        train_x, train_y = train_x[keep], train_y[keep]
     _check(config, train_x)
     model = models.build(config.model)
-    loss_fn = losses.make_loss_fn(model, config.loss)
+    loss_fn = make_objective(model, config.loss)
     train_chunk = make_train_chunk(binarize.on_train_batches(config, make_train_step(loss_fn)))
     evaluate = make_evaluate(loss_fn, config.train.eval_batch_size)
 
     root = jax.random.key(config.seed)
     step_rng, shuffle_rng, eval_rng, figure_rng = (jax.random.fold_in(root, i) for i in (1, 2, 3, 4))
     train_x, test_x = jax.device_put(train_x), binarize.test_images(config.data, jax.device_put(test_x))
+    train_set, test_set = train_x, test_x
+    if config.loss.get("objective") == "classification":
+        train_set = {"image": train_x, "label": jax.device_put(train_y)}
+        test_set = {"image": test_x, "label": jax.device_put(test_y)}
     state = create_state(config, train_x)
     checkpoint.claim_workdir(workdir, config)  # only once the config has proved buildable
 
@@ -151,6 +179,8 @@ def train_and_evaluate(
     if restored is not None:
         state = restored
         print(f"resumed {workdir} at step {int(state.step)}", flush=True)
+    elif config.train.get("init_from"):  # a fresh run that starts from another run's parameters
+        state = state.replace(params=transfer.take_params(state.params, config.train.init_from))
     step = int(state.step)
     checkpoint.truncate_metrics(workdir, step)
 
@@ -168,7 +198,7 @@ def train_and_evaluate(
         # Chunks start at multiples of `chunk` within the epoch, whether or not the run resumed.
         for begin in range(offset, steps_per_epoch, chunk):
             end = min(begin - begin % chunk + chunk, steps_per_epoch)
-            state, metrics = train_chunk(state, train_x, idx[begin:end], step_rng)
+            state, metrics = train_chunk(state, train_set, idx[begin:end], step_rng)
             chunk_metrics.append(metrics)
             previous, step = step, step + end - begin
             if step // config.train.save_every_steps > previous // config.train.save_every_steps:
@@ -184,7 +214,7 @@ def train_and_evaluate(
             raise FloatingPointError(
                 f"training diverged in epoch {epoch + 1}: {train_means}; lower opt.lr or check the data"
             )
-        test_means = evaluate(state.params, test_x, eval_rng)
+        test_means = evaluate(state.params, test_set, eval_rng)
         samples = (steps_per_epoch - offset) * batch_size
         row = {
             "epoch": epoch + 1,

@@ -58,3 +58,15 @@ def tiny():
 def _private_data_dir(tmp_path_factory):
     """Datasets are prepared in a folder of the test session, not in the user's TFDS folder."""
     os.environ["AEJAX_DATA_DIR"] = str(tmp_path_factory.mktemp("tensorflow_datasets"))
+
+
+@pytest.fixture(scope="session")
+def linear_2d_run(tmp_path_factory, _private_data_dir):
+    """The shipped 784-2-784 linear AE trained on mnist5k (it finds the PCA plane), shared by
+    the tests of representations and classifiers: (config, workdir, params)."""
+    config = load_config("linear")
+    config.train.chunk = 20  # one compiled scan per epoch
+    config.train.save_every_steps = 10_000  # one checkpoint, at the end
+    workdir = tmp_path_factory.mktemp("linear_2d")
+    state, _ = train.train_and_evaluate(config, workdir)
+    return config, workdir, state.params

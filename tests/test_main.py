@@ -34,4 +34,4 @@ def test_typo_in_an_override_is_an_error(tmp_path):
 
 def test_unknown_command_is_a_usage_error(tmp_path):
     out = _aejax("fit", cwd=tmp_path)
-    assert out.returncode != 0 and "expected the command 'train', got fit" in out.stderr
+    assert out.returncode != 0 and "expected the command 'train', 'pretrain' or 'represent', got fit" in out.stderr

@@ -1,0 +1,56 @@
+"""Greedy layer-wise pretraining of an MLP autoencoder, then end-to-end fine-tuning.
+
+Each phase is an ordinary run of `train.train_and_evaluate` in its own workdir
+(`WORKDIR/layer0`, `layer1`, ..., then `WORKDIR/finetune`), started from the previous phase's
+parameters (`train.init_from`) with every layer but the phase's pair frozen (`opt.trainable`).
+So each phase is checkpointed and resumed like any run, and a finished phase is not retrained.
+"""
+
+from pathlib import Path
+
+import ml_collections
+
+from aejax import layerwise, train
+
+
+def phase_config(config: ml_collections.ConfigDict, layer: int, init_from: str):
+    """`config` as phase `layer`: that layer's objective, its pair trainable, its epochs."""
+    phase = ml_collections.ConfigDict(config.to_dict())
+    depth = len(config.model.encoder_widths)
+    phase.loss.objective = "layerwise"
+    phase.loss.layer = layer
+    phase.opt.trainable = layerwise.trainable_pair(depth, layer)
+    phase.train.epochs = config.pretrain.layer_epochs
+    phase.train.init_from = init_from
+    return phase
+
+
+def finetune_config(config: ml_collections.ConfigDict, init_from: str):
+    """`config` itself, every parameter trainable, started from the pretrained parameters."""
+    finetune = ml_collections.ConfigDict(config.to_dict())
+    finetune.train.init_from = init_from
+    return finetune
+
+
+def pretrain_and_finetune(config: ml_collections.ConfigDict, workdir: str | Path):
+    """Runs every phase in `workdir`; returns the last run's state and last epoch's metrics.
+
+    Without `pretrain.finetune` the last run is the innermost phase.
+    """
+    if "pretrain" not in config:
+        raise ValueError(
+            "greedy pretraining needs a `pretrain` config group (layer_epochs, finetune); see "
+            "experiments/configs/sdae.py"
+        )
+    workdir = Path(workdir).absolute()
+    depth, previous = len(config.model.encoder_widths), ""
+    for layer in range(depth):
+        print(f"greedy pretraining, phase {layer + 1} of {depth}", flush=True)
+        result = train.train_and_evaluate(
+            phase_config(config, layer, previous), workdir / f"layer{layer}"
+        )
+        previous = str(workdir / f"layer{layer}")
+    if not config.pretrain.finetune:
+        return result
+    print("end-to-end fine-tuning", flush=True)
+    return train.train_and_evaluate(finetune_config(config, previous), workdir / "finetune")

@@ -1,0 +1,266 @@
+"""How good are a model's codes? Measures and pictures any run can ask for.
+
+Linear probe (L2-penalised logistic regression on frozen, normalised codes, full-batch Adam
+in one compiled loop), k-nearest-neighbour accuracy (batched distances on the device),
+reconstruction error against PCA with as many components as the code has units (at most the
+784 pixels), a 2-D scatter of the test codes, the first layer's weights as images, and activation maximisation of code units.
+`evaluate_run` does all of them for a trained model and leaves the PNGs in its workdir.
+"""
+
+import functools
+import json
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import matplotlib
+
+matplotlib.use("Agg")  # files only
+import matplotlib.pyplot as plt
+import ml_collections
+import numpy as np
+import optax
+
+from aejax import data, losses
+
+NUM_CLASSES = 10
+
+
+def _code(model, params, x: jax.Array) -> jax.Array:
+    code = model.apply({"params": params}, x, method="encode")
+    return code[0] if isinstance(code, tuple) else code  # (mu, logvar) of a VAE: its mean
+
+
+def code_fn(model, params):
+    """`x -> code`: the model's code of a batch, flattened to `[B, K]`."""
+    return lambda x: _code(model, params, x).reshape(x.shape[0], -1)
+
+
+def encode(model, params, images: jax.Array, batch_size: int = 1000) -> jax.Array:
+    """Codes `[N, K]` of `images`, batch by batch."""
+    codes_of = jax.jit(code_fn(model, params))
+    return jnp.concatenate(
+        [codes_of(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
+    )
+
+
+def _normalise(train_NxK: jax.Array, test_MxK: jax.Array) -> tuple[jax.Array, jax.Array]:
+    """Centred and scaled to unit mean squared norm over the training codes: one scale for all
+    units, so that a near-constant unit (a PCA direction past the data's rank, a dead unit) is
+    not blown up into noise as per-unit standardisation would."""
+    mean = train_NxK.mean(0)
+    scale = jnp.sqrt(jnp.mean(jnp.sum(jnp.square(train_NxK - mean), axis=1))) + 1e-12
+    return (train_NxK - mean) / scale, (test_MxK - mean) / scale
+
+
+@functools.partial(jax.jit, static_argnames=("steps",))
+def _fit_logistic(codes_NxK, labels_N, *, steps: int, lr: float, l2: float):
+    params = {"w": jnp.zeros((codes_NxK.shape[1], NUM_CLASSES)), "b": jnp.zeros(NUM_CLASSES)}
+    tx = optax.adam(lr)
+
+    def loss(p):
+        logits = codes_NxK @ p["w"] + p["b"]
+        cross_entropy = optax.softmax_cross_entropy_with_integer_labels(logits, labels_N)
+        return jnp.mean(cross_entropy) + l2 * jnp.sum(jnp.square(p["w"]))
+
+    def step(carry, _):
+        p, opt_state = carry
+        updates, opt_state = tx.update(jax.grad(loss)(p), opt_state)
+        return (optax.apply_updates(p, updates), opt_state), None
+
+    (params, _), _ = jax.lax.scan(step, (params, tx.init(params)), length=steps)
+    return params
+
+
+def linear_probe(
+    train_codes, train_labels, test_codes, test_labels, *, steps=500, lr=0.05, l2=1e-4
+) -> float:
+    """Test accuracy of a softmax regression fitted to the normalised training codes.
+
+    The small L2 penalty keeps a wide code from being fitted to its last training example:
+    on mnist5k's 4,000 training images it lifted the test accuracy on 150 PCA components
+    from 0.877 to 0.894, on all 784 from 0.834 to 0.896.
+    """
+    train_codes, test_codes = _normalise(train_codes, test_codes)
+    p = _fit_logistic(train_codes, jnp.asarray(train_labels), steps=steps, lr=lr, l2=l2)
+    predictions = jnp.argmax(test_codes @ p["w"] + p["b"], axis=-1)
+    return float(jnp.mean(predictions == jnp.asarray(test_labels)))
+
+
+@functools.partial(jax.jit, static_argnames=("k",))
+def _knn_predict(train_NxK, train_labels_N, test_BxK, *, k: int):
+    sq_dist_BxN = (
+        jnp.sum(test_BxK**2, 1)[:, None]
+        - 2 * test_BxK @ train_NxK.T
+        + jnp.sum(train_NxK**2, 1)[None]
+    )
+    _, nearest_Bxk = jax.lax.top_k(-sq_dist_BxN, k)
+    votes = jax.nn.one_hot(train_labels_N[nearest_Bxk], NUM_CLASSES).sum(1)
+    # A tie goes to the class of the single nearest neighbour.
+    votes = votes + 0.5 * jax.nn.one_hot(train_labels_N[nearest_Bxk[:, 0]], NUM_CLASSES)
+    return jnp.argmax(votes, axis=-1)
+
+
+def knn_accuracy(
+    train_codes, train_labels, test_codes, test_labels, *, k=5, batch_size=1000
+) -> float:
+    """Test accuracy of a k-nearest-neighbour vote (Euclidean) among the training codes."""
+    train_labels = jnp.asarray(train_labels)
+    predictions = jnp.concatenate(
+        [
+            _knn_predict(train_codes, train_labels, test_codes[i : i + batch_size], k=k)
+            for i in range(0, len(test_codes), batch_size)
+        ]
+    )
+    return float(jnp.mean(predictions == jnp.asarray(test_labels)))
+
+
+def pca(train_NxD: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
+    """The training mean `[D]` and the top-`k` principal directions `[k, D]`."""
+    mean = train_NxD.mean(0)
+    centred = train_NxD - mean
+    _, eigenvectors = jnp.linalg.eigh(centred.T @ centred)  # ascending eigenvalues
+    return mean, eigenvectors[:, ::-1][:, :k].T
+
+
+def pca_codes_and_error(train_x, test_x, k: int) -> tuple[jax.Array, jax.Array, float]:
+    """PCA with `k` components: train codes, test codes, and test MSE per pixel."""
+    train_flat, test_flat = train_x.reshape(len(train_x), -1), test_x.reshape(len(test_x), -1)
+    mean, components_KxD = pca(train_flat, k)
+    train_codes, test_codes = (
+        (train_flat - mean) @ components_KxD.T,
+        (test_flat - mean) @ components_KxD.T,
+    )
+    error = jnp.mean(jnp.square(test_codes @ components_KxD + mean - test_flat))
+    return train_codes, test_codes, float(error)
+
+
+def reconstruction_mse(model, params, images, likelihood: str, batch_size: int = 1000) -> float:
+    """Test MSE per pixel between images and the decoded mean of their codes (no sampling)."""
+
+    @jax.jit
+    def squared_error(x):
+        logits = model.apply({"params": params}, _code(model, params, x), method="decode")
+        return jnp.sum(jnp.square(losses.mean_image(logits, likelihood) - x))
+
+    total = sum(
+        squared_error(images[i : i + batch_size]) for i in range(0, len(images), batch_size)
+    )
+    return float(total) / images.size
+
+
+def activation_maximisation(
+    model, params, units, radius: float, *, image_shape=(28, 28, 1), steps=200, lr=1.0, seed=0
+) -> tuple[jax.Array, jax.Array]:
+    """For each code unit in `units`, an input of L2 norm at most `radius` that maximises it,
+    by projected gradient ascent from a small random image (all units at once, one image
+    each). Returns the images `[U, *image_shape]` and the activations `[steps + 1, U]`.
+
+    Without the norm bound the activation of a (piecewise) linear unit grows without limit.
+    """
+    codes_of, units = code_fn(model, params), jnp.asarray(units)
+
+    def activations(x_UxHxWxC):  # unit u of image u's code; image u moves only unit u's term
+        return codes_of(x_UxHxWxC)[jnp.arange(units.size), units]
+
+    def total(x):
+        values = activations(x)
+        return values.sum(), values
+
+    def norms(a):
+        return jnp.sqrt(jnp.sum(jnp.square(a), axis=tuple(range(1, a.ndim)), keepdims=True))
+
+    def step(x, _):
+        (_, values), grad = jax.value_and_grad(total, has_aux=True)(x)
+        x = x + lr * grad / (norms(grad) + 1e-12)  # a step of length lr for each image
+        return x * jnp.minimum(1.0, radius / norms(x)), values  # back onto the ball
+
+    start = 0.01 * jax.random.normal(jax.random.key(seed), (units.size, *image_shape))
+    x, history = jax.jit(lambda x: jax.lax.scan(step, x, length=steps))(start)
+    return x, jnp.concatenate([history, activations(x)[None]])
+
+
+def scatter_codes(codes_NxK, labels_N, path: Path, title: str) -> None:
+    """Test codes coloured by label; a wider code is drawn on its first two principal axes."""
+    codes = np.asarray(codes_NxK)
+    axes_names = ("code 1", "code 2")
+    if codes.shape[1] > 2:
+        mean, components = pca(jnp.asarray(codes), 2)
+        codes = np.asarray((codes - mean) @ components.T)
+        axes_names = ("principal axis 1", "principal axis 2")
+    fig, ax = plt.subplots(figsize=(6, 5))
+    points = ax.scatter(
+        codes[:, 0], codes[:, 1], c=labels_N, cmap="tab10", s=3, vmin=-0.5, vmax=9.5
+    )
+    fig.colorbar(points, ax=ax, ticks=range(NUM_CLASSES), label="label")
+    ax.set(title=title, xlabel=axes_names[0], ylabel=axes_names[1])
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def image_grid(images_NxHxW, path: Path, title: str, *, symmetric: bool) -> None:
+    """Images side by side, each on its own scale (symmetric about 0 for weights)."""
+    n = len(images_NxHxW)
+    cols = min(n, 8)
+    rows = -(-n // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.1 + 0.4), squeeze=False)
+    for ax in axes.flat:
+        ax.axis("off")
+    for ax, image in zip(axes.flat, np.asarray(images_NxHxW)):
+        bound = np.abs(image).max() + 1e-12
+        limits = (-bound, bound) if symmetric else (image.min(), image.max())
+        ax.imshow(image, cmap="RdBu_r" if symmetric else "gray", vmin=limits[0], vmax=limits[1])
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
+def evaluate_run(model, params, config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
+    """Every measure for a trained model on its dataset, saved as `representation.json`, with
+    `code_scatter.png`, `first_layer.png` (MLP encoders) and `activation_maximisation.png`."""
+    workdir = Path(workdir)
+    train_x, train_y = data.load(config.data.name, "train")
+    test_x, test_y = data.load(config.data.name, "test")
+    train_codes, test_codes = encode(model, params, train_x), encode(model, params, test_x)
+    k = test_codes.shape[1]
+    pca_train, pca_test, pca_error = pca_codes_and_error(
+        jnp.asarray(train_x), jnp.asarray(test_x), k
+    )
+    result = {
+        "code_size": k,
+        "linear_probe": linear_probe(train_codes, train_y, test_codes, test_y),
+        "knn": knn_accuracy(train_codes, train_y, test_codes, test_y),
+        "pca_linear_probe": linear_probe(pca_train, train_y, pca_test, test_y),
+        "pca_knn": knn_accuracy(pca_train, train_y, pca_test, test_y),
+        "pca_reconstruction_mse": pca_error,
+    }
+    if "likelihood" in config.loss:  # an autoencoder: it also reconstructs
+        result["reconstruction_mse"] = reconstruction_mse(
+            model, params, test_x, config.loss.likelihood
+        )
+    (workdir / "representation.json").write_text(json.dumps(result, indent=2))
+
+    name = f"{workdir.name} ({config.model.name}) on {config.data.name}"  # the run, by its folder
+    scatter_codes(test_codes, test_y, workdir / "code_scatter.png", f"test codes, {name}")
+    kernels = [
+        w
+        for path, w in jax.tree.leaves_with_path(params)
+        if "/".join(k.key for k in path).endswith("encoder/mlp/dense0/kernel")
+    ]
+    if kernels:  # a dense first layer [784, units]: each unit's weights are an image
+        units = np.asarray(kernels[0][:, :32]).T.reshape(-1, 28, 28)
+        image_grid(
+            units, workdir / "first_layer.png", f"first-layer weights, {name}", symmetric=True
+        )
+    radius = float(np.linalg.norm(test_x.reshape(len(test_x), -1), axis=1).mean())
+    units = list(range(min(k, 8)))
+    maxima, _ = activation_maximisation(model, params, units, radius, image_shape=test_x.shape[1:])
+    image_grid(
+        maxima[..., 0],
+        workdir / "activation_maximisation.png",
+        f"inputs of norm {radius:.1f} that maximise code units 0-{len(units) - 1}, {name}",
+        symmetric=False,
+    )
+    return result

@@ -1,0 +1,103 @@
+"""A softmax classifier on an autoencoder's code, its loss, and stratified labelled subsets.
+
+The classifier wraps a whole autoencoder but only calls its `encode`, so its parameters are the
+encoder's (under `autoencoder`, no decoder) and a dense `head`; `train.init_from` can fill them
+from a trained autoencoder's run. Trained with every parameter it fine-tunes the encoder; with
+`opt.trainable=("head",)` the encoder is frozen and the head is a softmax probe.
+"""
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+import optax
+
+
+class Classifier(nn.Module):
+    """logits = head(flatten(code)), the code being the autoencoder's (a VAE's posterior mean)."""
+
+    autoencoder: nn.Module
+    num_classes: int = 10
+
+    def setup(self):
+        self.head = nn.Dense(self.num_classes)
+
+    def encode(self, x: jax.Array) -> jax.Array:
+        code = self.autoencoder.encode(x)
+        return code[0] if isinstance(code, tuple) else code  # (mu, logvar) of a VAE: its mean
+
+    def __call__(self, x: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
+        del train
+        code = self.encode(x)
+        return self.head(code.reshape(code.shape[0], -1)), {"code": code}
+
+
+def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict):
+    """`loss_fn(params, batch, rng, train)` for batches {"image", "label"}: mean cross-entropy,
+    with the accuracy as a metric."""
+    del cfg  # nothing to choose: softmax cross-entropy on integer labels
+
+    def loss_fn(params, batch, rng, train):
+        logits, _ = model.apply(
+            {"params": params}, batch["image"], train=train, rngs={"noise": rng}
+        )
+        loss = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, batch["label"]))
+        accuracy = jnp.mean(jnp.argmax(logits, axis=-1) == batch["label"])
+        return loss, {"loss": loss, "accuracy": accuracy}
+
+    return loss_fn
+
+
+def stratified_subset(labels_N: np.ndarray, fraction: float, seed: int) -> np.ndarray:
+    """Sorted indices of `round(fraction * n_c)` examples of each class c, drawn with `seed`.
+
+    Each class keeps its share, so 1% of the labels is 1% of every class.
+    """
+    if not 0 < fraction <= 1:
+        raise ValueError(f"data.label_fraction must be in (0, 1], got {fraction}")
+    rng = np.random.default_rng(seed)
+    keep = []
+    for c in np.unique(labels_N):
+        members = np.flatnonzero(labels_N == c)
+        count = round(fraction * members.size)
+        if count == 0:
+            raise ValueError(
+                f"data.label_fraction={fraction} leaves class {c} ({members.size} examples) with "
+                "no labelled example; use a larger fraction or a larger dataset"
+            )
+        keep.append(rng.choice(members, count, replace=False))
+    return np.sort(np.concatenate(keep))
+
+
+def classifier_config(
+    autoencoder_config: ml_collections.ConfigDict,
+    *,
+    init_from: str = "",
+    trainable: tuple[str, ...] = (),
+    label_fraction: float = 1.0,
+    epochs: int | None = None,
+) -> ml_collections.ConfigDict:
+    """The config of a classifier on `autoencoder_config`'s model, same data, optimiser, seed.
+
+    `init_from`: the autoencoder's run ("" trains from scratch); `trainable=("head",)` freezes
+    the encoder; `label_fraction` < 1 trains on a stratified subset of the labels.
+    """
+    config = ml_collections.ConfigDict()
+    config.seed = autoencoder_config.seed
+    config.data = ml_collections.ConfigDict(autoencoder_config.data.to_dict())
+    config.data.label_fraction = label_fraction
+    config.data.subset_seed = 0  # the same labelled subset for every model and seed
+    config.opt = ml_collections.ConfigDict(autoencoder_config.opt.to_dict())
+    config.opt.trainable = tuple(trainable)
+    config.train = ml_collections.ConfigDict(autoencoder_config.train.to_dict())
+    config.train.init_from = str(init_from)
+    if epochs is not None:
+        config.train.epochs = epochs
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "classifier"
+    config.model.num_classes = 10
+    config.model.autoencoder = ml_collections.ConfigDict(autoencoder_config.model.to_dict())
+    config.loss = ml_collections.ConfigDict()
+    config.loss.objective = "classification"  # softmax cross-entropy, accuracy reported
+    return config

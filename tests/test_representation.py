@@ -1,0 +1,80 @@
+"""Measures of codes: the probe reads what the code holds, kNN and PCA are exact where they
+must be, and activation maximisation finds the known maximum of a linear unit."""
+
+import json
+
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from aejax import data, models, representation, train
+
+
+@pytest.fixture(scope="module")
+def mnist5k():
+    (train_x, train_y), (test_x, test_y) = (
+        data.load("mnist5k", "train"),
+        data.load("mnist5k", "test"),
+    )
+    return jnp.asarray(train_x), train_y, jnp.asarray(test_x), test_y
+
+
+def _probe(model, params, mnist5k):
+    train_x, train_y, test_x, test_y = mnist5k
+    codes = [representation.encode(model, params, x) for x in (train_x, test_x)]
+    return representation.linear_probe(codes[0], train_y, codes[1], test_y)
+
+
+def test_probe_on_a_random_encoder_scores_far_below_the_trained_one(linear_2d_run, mnist5k):
+    config, _, params = linear_2d_run
+    model = models.build(config.model)
+    trained = _probe(model, params, mnist5k)
+    random = _probe(model, train.create_state(config, mnist5k[0]).params, mnist5k)
+    train_x, train_y, test_x, test_y = mnist5k
+    pca_train, pca_test, _ = representation.pca_codes_and_error(train_x, test_x, 2)
+    pca = representation.linear_probe(pca_train, train_y, pca_test, test_y)
+    # The trained linear AE spans PCA's plane, so its codes classify as well as PCA's (0.45;
+    # chance is 0.1); a random plane through the pixels keeps far less of the digit identity.
+    assert trained > 0.95 * pca and pca > 0.4, (trained, pca)
+    assert random < 0.6 * trained, (random, trained)
+
+
+def test_knn_finds_each_training_point_itself_and_classifies_pixels_well(mnist5k):
+    train_x, train_y, test_x, test_y = mnist5k
+    train_flat, test_flat = train_x.reshape(4000, -1), test_x.reshape(1000, -1)
+    assert representation.knn_accuracy(train_flat, train_y, train_flat, train_y, k=1) == 1.0
+    assert representation.knn_accuracy(train_flat, train_y, test_flat, test_y, k=5) > 0.9
+
+
+def test_pca_error_falls_with_components_and_vanishes_at_full_rank(mnist5k):
+    train_x, _, test_x, _ = mnist5k
+    errors = [representation.pca_codes_and_error(train_x, test_x, k)[2] for k in (2, 16, 784)]
+    assert errors[0] > errors[1] > errors[2]
+    assert errors[2] < 1e-6
+
+
+def test_activation_maximisation_reaches_a_linear_units_maximum_on_the_ball(linear_2d_run):
+    config, _, params = linear_2d_run
+    model = models.build(config.model)
+    radius = 9.0
+    images, history = representation.activation_maximisation(model, params, [0, 1], radius)
+    # code_u = w_u . x + b_u, whose maximum over |x| <= r is r |w_u| + b_u.
+    layer = params["encoder"]["mlp"]["dense0"]
+    optimum = radius * jnp.linalg.norm(layer["kernel"], axis=0) + layer["bias"]
+    assert np.all(history[-1] > history[0] + 0.5 * (optimum - history[0]))
+    np.testing.assert_allclose(history[-1], optimum, rtol=1e-3)
+    assert np.all(jnp.linalg.norm(images.reshape(2, -1), axis=1) <= radius * (1 + 1e-5))
+
+
+def test_evaluate_run_reports_the_measures_and_leaves_figures(linear_2d_run, mnist5k):
+    config, workdir, params = linear_2d_run
+    result = representation.evaluate_run(models.build(config.model), params, config, workdir)
+    assert json.loads((workdir / "representation.json").read_text()) == result
+    assert result["code_size"] == 2
+    assert result["linear_probe"] == _probe(models.build(config.model), params, mnist5k)
+    # The linear AE is PCA up to a rotation: the same reconstruction error (within 2%).
+    np.testing.assert_allclose(
+        result["reconstruction_mse"], result["pca_reconstruction_mse"], rtol=0.02
+    )
+    for figure in ("code_scatter.png", "first_layer.png", "activation_maximisation.png"):
+        assert (workdir / figure).stat().st_size > 1000
