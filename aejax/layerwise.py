@@ -50,7 +50,7 @@ def make_layer_loss_fn(model, cfg: ml_collections.ConfigDict) -> losses.LossFn:
     decoder_activation = "linear" if layer == 0 else decoder.activation
     likelihood = cfg.likelihood if layer == 0 else "gaussian"
 
-    def loss_fn(params, x, rng, train):
+    def loss_fn(params, x, rng, train, step=None):  # no schedule: step unused
         enc, dec = params["encoder"]["mlp"], params["decoder"]["mlp"]
         h_BxD = x.reshape(x.shape[0], -1)
         for i in range(layer):

@@ -100,7 +100,8 @@ def _check_vae_options(model: nn.Module, cfg: ml_collections.ConfigDict) -> None
         raise ValueError("the IWAE bound needs a density: set loss.variance or model.learned_variance")
 
 
-LossFn = Callable[..., tuple[jax.Array, dict]]  # (params, x, rng, train, step=None)
+# (params, batch, rng, train, step=None) -> (loss, metrics); `step` drives schedules (KL warm-up).
+LossFn = Callable[..., tuple[jax.Array, dict]]
 RNG_STREAMS = ("noise", "corruption")  # the model's sampling noise; the input corruption
 
 

@@ -34,11 +34,11 @@ class Classifier(nn.Module):
 
 
 def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict):
-    """`loss_fn(params, batch, rng, train)` for batches {"image", "label"}: mean cross-entropy,
-    with the accuracy as a metric."""
+    """`loss_fn(params, batch, rng, train, step=None)` for batches {"image", "label"}: mean
+    cross-entropy, with the accuracy as a metric; no term depends on the step."""
     del cfg  # nothing to choose: softmax cross-entropy on integer labels
 
-    def loss_fn(params, batch, rng, train):
+    def loss_fn(params, batch, rng, train, step=None):
         logits, _ = model.apply(
             {"params": params}, batch["image"], train=train, rngs={"noise": rng}
         )
