@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from aejax import checkpoint, data, losses, models, plots
+from aejax import checkpoint, data, losses, models, parallel, plots
 
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw}
 
@@ -51,18 +51,19 @@ def make_train_step(loss_fn: losses.LossFn):
     return train_step
 
 
-def make_train_chunk(train_step):
+def make_train_chunk(train_step, out_sharding: jax.sharding.Sharding | None = None):
     """`train_chunk(state, images, idx_CxB, rng) -> (state, metrics_C)`, compiled once per C.
 
     Step s draws its noise from `fold_in(rng, s)` and gathers its batch from the on-device
     `images`. A chunk of one step compiles no loop at all: XLA:CPU ran the conv AE's step
-    3x slower inside a `lax.scan`, even a fully unrolled one.
+    3x slower inside a `lax.scan`, even a fully unrolled one. On a mesh, `idx_CxB` comes
+    sharded over the batch and `out_sharding` keeps the new state and metrics replicated.
     """
 
     def body(state, images, idx_B, rng):
         return train_step(state, images[idx_B], jax.random.fold_in(rng, state.step))
 
-    @functools.partial(jax.jit, donate_argnums=0)
+    @functools.partial(jax.jit, donate_argnums=0, out_shardings=out_sharding)
     def train_chunk(state, images, idx_CxB, rng):
         if idx_CxB.shape[0] == 1:
             state, metrics = body(state, images, idx_CxB[0], rng)
@@ -72,8 +73,11 @@ def make_train_chunk(train_step):
     return train_chunk
 
 
-def make_evaluate(loss_fn: losses.LossFn, batch_size: int):
-    """`evaluate(params, images, rng) -> metrics`: dataset means, one host read for all batches."""
+def make_evaluate(loss_fn: losses.LossFn, batch_size: int, mesh: jax.sharding.Mesh | None = None):
+    """`evaluate(params, images, rng) -> metrics`: dataset means, one host read for all batches.
+
+    On a mesh, each batch that divides over its devices is split over them.
+    """
     eval_batch = jax.jit(lambda params, x, rng: loss_fn(params, x, rng, False)[1])
 
     def evaluate(params, images, rng):
@@ -81,6 +85,8 @@ def make_evaluate(loss_fn: losses.LossFn, batch_size: int):
         sums = None
         for i, start in enumerate(range(0, n, batch_size)):
             x = images[start : start + batch_size]
+            if mesh is not None and x.shape[0] % mesh.size == 0:
+                x = parallel.shard_batch(x, mesh)
             means = eval_batch(params, x, jax.random.fold_in(rng, i))
             weighted = {k: v * x.shape[0] for k, v in means.items()}
             sums = weighted if sums is None else jax.tree.map(jnp.add, sums, weighted)
@@ -118,7 +124,11 @@ def epoch_line(row: dict, epochs: int) -> str:
 
 
 def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str | Path, *, max_steps: int | None = None
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    *,
+    max_steps: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> tuple[train_state.TrainState, dict]:
     """Trains `config` in `workdir`, resuming it if it has a checkpoint.
 
@@ -126,27 +136,35 @@ def train_and_evaluate(
 
     `max_steps` stops early after that many steps in all, with a checkpoint, as a preempted
     job would; running again in the same workdir continues where it stopped.
+
+    `mesh` (default: all devices, `parallel.make_mesh()`) trains data-parallel: each batch is
+    split over its devices, and the same seed gives the same run on any number of them.
     """
     workdir = Path(workdir)
-    train_x, _ = data.load(config.data.name, "train")
-    test_x, _ = data.load(config.data.name, "test")
+    mesh = parallel.make_mesh() if mesh is None else mesh
+    log = functools.partial(print, flush=True) if parallel.is_main_process() else lambda line: None
+    with parallel.main_process_first():  # process 0 prepares a dataset the others then read
+        train_x, _ = data.load(config.data.name, "train")
+        test_x, _ = data.load(config.data.name, "test")
     _check(config, train_x)
+    parallel.check_batch_size(config.train.batch_size, mesh)
     model = models.build(config.model)
     loss_fn = losses.make_loss_fn(model, config.loss)
-    train_chunk = make_train_chunk(make_train_step(loss_fn))
-    evaluate = make_evaluate(loss_fn, config.train.eval_batch_size)
+    train_chunk = make_train_chunk(make_train_step(loss_fn), parallel.replicated(mesh))
+    evaluate = make_evaluate(loss_fn, config.train.eval_batch_size, mesh)
 
     root = jax.random.key(config.seed)
     step_rng, shuffle_rng, eval_rng, figure_rng = (jax.random.fold_in(root, i) for i in (1, 2, 3, 4))
-    train_x, test_x = jax.device_put(train_x), jax.device_put(test_x)
-    state = create_state(config, train_x)
+    state = parallel.replicate(create_state(config, train_x), mesh)
+    figure_x = test_x  # a host copy: process 0 draws the figures alone
+    train_x, test_x = parallel.replicate((train_x, test_x), mesh)
     checkpoint.claim_workdir(workdir, config)  # only once the config has proved buildable
 
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
     restored = checkpoint.restore_latest(mngr, state)
     if restored is not None:
         state = restored
-        print(f"resumed {workdir} at step {int(state.step)}", flush=True)
+        log(f"resumed {workdir} at step {int(state.step)}")
     step = int(state.step)
     checkpoint.truncate_metrics(workdir, step)
 
@@ -156,10 +174,11 @@ def train_and_evaluate(
     stop_at = total_steps if max_steps is None else min(max_steps, total_steps)
     row = {}
     if step >= total_steps:
-        print(f"{workdir} is complete ({step} steps); rewriting its figures", flush=True)
+        log(f"{workdir} is complete ({step} steps); rewriting its figures")
     while step < stop_at:
         epoch, offset = divmod(step, steps_per_epoch)
         idx = epoch_batches(jax.random.fold_in(shuffle_rng, epoch), train_x.shape[0], batch_size)
+        idx = parallel.shard_batch(idx, mesh, batch_axis=1)  # each device gathers its own rows
         start_time, chunk_metrics = time.perf_counter(), []
         # Chunks start at multiples of `chunk` within the epoch, whether or not the run resumed.
         for begin in range(offset, steps_per_epoch, chunk):
@@ -191,10 +210,10 @@ def train_and_evaluate(
             "samples_per_s": samples / seconds,
         }
         checkpoint.append_metrics(workdir, row)
-        print(epoch_line(row, config.train.epochs), flush=True)
+        log(epoch_line(row, config.train.epochs))
     if mngr.latest_step() != step:
         checkpoint.save(mngr, step, state)
     mngr.close()
-    if step >= total_steps:
-        plots.write_figures(workdir, model, state.params, test_x, config, figure_rng)
+    if step >= total_steps and parallel.is_main_process():
+        plots.write_figures(workdir, model, jax.device_get(state.params), figure_x, config, figure_rng)
     return state, row
