@@ -13,33 +13,44 @@ devices, each process dispatches the same programs, and its devices gather only 
 """
 
 import contextlib
+import itertools
 import os
 
 import jax
 import numpy as np
-from jax.experimental import multihost_utils
+import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 AXIS = "data"
-# `jax.distributed.initialize` reads the coordinator address from the environment itself; the
-# process count and id are read here under the matching names.
-ENV = {"coordinator_address": "JAX_COORDINATOR_ADDRESS", "num_processes": "JAX_NUM_PROCESSES",
-       "process_id": "JAX_PROCESS_ID"}
+# The environment variables that stand in for the multi-process flags.
+ENV = {
+    "coordinator_address": "JAX_COORDINATOR_ADDRESS",
+    "num_processes": "JAX_NUM_PROCESSES",
+    "process_id": "JAX_PROCESS_ID",
+}
 
 
-def initialize(coordinator_address: str | None, num_processes: int | None, process_id: int | None) -> None:
+def initialize(
+    coordinator_address: str | None, num_processes: int | None, process_id: int | None
+) -> None:
     """Joins a multi-process run, from these settings or their environment variables, if any is set.
 
     Must run before JAX's first computation. A run with none of them set is one process.
     """
-    given = {"coordinator_address": coordinator_address, "num_processes": num_processes, "process_id": process_id}
+    given = {
+        "coordinator_address": coordinator_address,
+        "num_processes": num_processes,
+        "process_id": process_id,
+    }
     settings = {k: v if v is not None else os.environ.get(ENV[k]) for k, v in given.items()}
     if all(v is None for v in settings.values()):
         return
     missing = [f"--{k} (or ${ENV[k]})" for k, v in settings.items() if v is None]
     if missing:
-        raise ValueError(f"a multi-process run needs all three settings; missing {', '.join(missing)}")
+        raise ValueError(
+            f"a multi-process run needs all three settings; missing {', '.join(missing)}"
+        )
     jax.distributed.initialize(
         settings["coordinator_address"], int(settings["num_processes"]), int(settings["process_id"])
     )
@@ -56,14 +67,20 @@ def make_mesh(devices: int | None = None) -> Mesh:
             "makes N devices)"
         )
     by_process = sorted(jax.devices(), key=lambda d: (d.process_index, d.id))
-    chosen = [d for p in range(jax.process_count()) for d in [d for d in by_process if d.process_index == p][:devices]]
+    chosen = [
+        d
+        for p in range(jax.process_count())
+        for d in [d for d in by_process if d.process_index == p][:devices]
+    ]
     return Mesh(np.array(chosen), (AXIS,))
 
 
 def describe(mesh: Mesh) -> str:
     """One line for the log: how the batch is split."""
-    return (f"devices: {mesh.size} {jax.default_backend()} in {jax.process_count()} process(es), "
-            "each batch split over them")
+    return (
+        f"devices: {mesh.size} {jax.default_backend()} in {jax.process_count()} process(es), "
+        "each batch split over them"
+    )
 
 
 def replicated(mesh: Mesh) -> NamedSharding:
@@ -86,13 +103,14 @@ def shard_batch(x: jax.Array, mesh: Mesh, batch_axis: int = 0) -> jax.Array:
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     """Refuses a batch that does not split evenly: devices would otherwise train on unequal parts."""
-    n = mesh.devices.size
+    n = mesh.size
     if batch_size % n:
         lower, upper = batch_size - batch_size % n, batch_size - batch_size % n + n
+        nearest = f"{lower} or {upper}" if lower else f"{upper}"
         raise ValueError(
             f"train.batch_size={batch_size} does not divide over the {n} devices of the mesh; use a "
-            f"multiple of {n} ({lower or upper} or {upper}), or run on a number of devices that "
-            f"divides {batch_size} (--devices)"
+            f"multiple of {n} ({nearest}), or run on a number of devices that divides "
+            f"{batch_size} (--devices)"
         )
 
 
@@ -101,12 +119,23 @@ def is_main_process() -> bool:
     return jax.process_index() == 0
 
 
+_barrier_ids = itertools.count()  # every process passes the same barriers in the same order
+
+
+def _wait_for_all_processes(name: str) -> None:
+    """A barrier through JAX's coordination service (a no-op for one process). Not a device
+    collective: on CPU, Gloo gives a process only 30 s to join its peers' first collective,
+    and preparing a dataset can take longer."""
+    barrier = ocp.multihost.get_barrier_sync_fn()
+    barrier(key=f"aejax/{name}/{next(_barrier_ids)}", timeout_ms=3_600_000)
+
+
 @contextlib.contextmanager
 def main_process_first():
     """Runs the block on process 0, then on the others: a dataset is prepared into a shared
     folder once, and the other processes read it, rather than all writing it at once."""
-    if jax.process_count() > 1 and not is_main_process():
-        multihost_utils.sync_global_devices("aejax: main process first")
+    if not is_main_process():
+        _wait_for_all_processes("main process first")
     yield
-    if jax.process_count() > 1 and is_main_process():
-        multihost_utils.sync_global_devices("aejax: main process first")
+    if is_main_process():
+        _wait_for_all_processes("main process first")

@@ -7,6 +7,7 @@ the 4-device tests run there and are skipped here, the others the other way roun
 `python tests/test_parallel.py PORT PROCESS_ID WORKDIR OUT` is one process of the 2-process run.
 """
 
+import functools
 import os
 import re
 import socket
@@ -36,7 +37,12 @@ one_device = pytest.mark.skipif(FOUR_DEVICE_SESSION, reason="runs in the 1-devic
 def _env(devices: int) -> dict:
     """This environment with JAX on `devices` CPU devices, importing this worktree's aejax."""
     flags = f"{os.environ.get('XLA_FLAGS', '')} {FOUR_DEVICES_FLAG[:-1]}{devices}"
-    return {**os.environ, "XLA_FLAGS": flags.strip(), "JAX_PLATFORMS": "cpu", "PYTHONPATH": str(ROOT)}
+    return {
+        **os.environ,
+        "XLA_FLAGS": flags.strip(),
+        "JAX_PLATFORMS": "cpu",
+        "PYTHONPATH": str(ROOT),
+    }
 
 
 def _leaves(tree) -> list[np.ndarray]:
@@ -46,24 +52,35 @@ def _leaves(tree) -> list[np.ndarray]:
 def _one_sgd_step(name: str) -> ml_collections.ConfigDict:
     """`name` at test size for one step of plain SGD on a batch of 40: the update is the gradient
     itself, where Adam's first steps (nearly its sign) would hide a difference."""
-    return tiny_config(name, max_width=8, opt__name="sgd", opt__lr=1.0, train__batch_size=40, train__chunk=1)
+    return tiny_config(
+        name, max_width=8, opt__name="sgd", opt__lr=1.0, train__batch_size=40, train__chunk=1
+    )
+
+
+def _python(*args: str, devices: int) -> subprocess.CompletedProcess:
+    """`python ARGS` run to its end in a fresh process whose JAX has `devices` CPU devices."""
+    return subprocess.run(
+        [sys.executable, *args], env=_env(devices), cwd=ROOT, capture_output=True, text=True,
+        timeout=600, check=False,
+    )  # fmt: skip
 
 
 @one_device
 def test_four_device_session(tmp_path):
-    session = subprocess.run(
-        [sys.executable, "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"--basetemp={tmp_path}",
-         __file__],
-        env=_env(4), cwd=ROOT, capture_output=True, text=True, timeout=600, check=False,
-    )
+    session = _python(
+        "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"--basetemp={tmp_path}", __file__,
+        devices=4,
+    )  # fmt: skip
     report = session.stdout[-4000:] + session.stderr[-2000:]
     assert session.returncode == 0, report
     assert re.search(r"\d+ passed", session.stdout) and ONLY_IN_FOUR not in session.stdout, report
 
 
-def _first_step(config: ml_collections.ConfigDict, mesh) -> tuple:
-    """The compiled first-step chunk of `config` on `mesh`, its arguments placed as the loop
-    places them (the batch's indices split over the devices), and the resulting state."""
+@functools.cache
+def _first_step(name: str, devices: int) -> tuple:
+    """The compiled first-step chunk of `_one_sgd_step(name)` on `devices` devices, its arguments
+    placed as the loop places them (the batch's indices split over the devices), and its result."""
+    config, mesh = _one_sgd_step(name), parallel.make_mesh(devices)
     train_x, _ = data.load(config.data.name, "train")
     loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
     train_chunk = train.make_train_chunk(train.make_train_step(loss_fn), parallel.replicated(mesh))
@@ -81,9 +98,8 @@ def _first_step(config: ml_collections.ConfigDict, mesh) -> tuple:
 @four_devices
 @pytest.mark.parametrize("name", ["mlp", "conv_denoising", "vae"])
 def test_step_on_four_devices_equals_step_on_one(name):
-    config = _one_sgd_step(name)
-    _, (one, one_metrics) = _first_step(config, parallel.make_mesh(1))
-    _, (four, four_metrics) = _first_step(config, parallel.make_mesh(4))
+    _, (one, one_metrics) = _first_step(name, 1)
+    _, (four, four_metrics) = _first_step(name, 4)
     kernel = jax.tree.leaves(four.params)[-1]
     assert len(kernel.sharding.device_set) == 4 and kernel.sharding.is_fully_replicated
     np.testing.assert_allclose(four_metrics["loss"], one_metrics["loss"], rtol=1e-6)
@@ -93,10 +109,11 @@ def test_step_on_four_devices_equals_step_on_one(name):
 
 @four_devices
 def test_compiled_step_gathers_a_quarter_batch_per_device_and_all_reduces():
-    compiled, _ = _first_step(_one_sgd_step("mlp"), parallel.make_mesh(4))
+    compiled, _ = _first_step("mlp", 4)
     hlo = compiled.as_text()
     assert "f32[10,28,28,1]" in hlo and "f32[40,28,28,1]" not in hlo  # each device: 10 of 40 images
-    assert "all-reduce" in hlo and "all-gather" not in hlo  # gradients summed, the batch never gathered
+    # The gradients are summed over the devices; the batch is never gathered onto one.
+    assert "all-reduce" in hlo and "all-gather" not in hlo
 
 
 @four_devices
@@ -109,7 +126,8 @@ def test_noise_drawn_for_a_split_batch_is_the_noise_of_the_whole():
     params = jax.tree.map(np.zeros_like, vae.init({"params": rng, "noise": rng}, x[:1])["params"])
 
     def draws(x):
-        return corrupt(x, rng), vae.apply({"params": params}, x, train=True, rngs={"noise": rng})[1]["z"]
+        _, aux = vae.apply({"params": params}, x, train=True, rngs={"noise": rng})
+        return corrupt(x, rng), aux["z"]
 
     split = jax.jit(draws)(parallel.shard_batch(x, parallel.make_mesh(4)))
     whole = jax.jit(draws)(jax.device_put(x, jax.devices()[0]))
@@ -125,7 +143,9 @@ def _short_vae() -> ml_collections.ConfigDict:
 @pytest.fixture(scope="module")
 def four_device_run(tmp_path_factory):
     """The short VAE trained on 4 devices: its final state and last metrics row."""
-    return train.train_and_evaluate(_short_vae(), tmp_path_factory.mktemp("four"), mesh=parallel.make_mesh(4))
+    return train.train_and_evaluate(
+        _short_vae(), tmp_path_factory.mktemp("four"), mesh=parallel.make_mesh(4)
+    )
 
 
 @four_devices
@@ -141,15 +161,22 @@ def test_four_device_run_is_bitwise_reproducible(tmp_path, four_device_run):
 def test_checkpoint_written_on_four_devices_restores_on_one_and_two_and_continues(
     tmp_path, capsys, four_device_run
 ):
-    saved, _ = train.train_and_evaluate(_short_vae(), tmp_path, max_steps=10, mesh=parallel.make_mesh(4))
+    saved, _ = train.train_and_evaluate(
+        _short_vae(), tmp_path, max_steps=10, mesh=parallel.make_mesh(4)
+    )
     for n in (1, 2):  # asked to stop at step 10 again, the run restores its checkpoint and stops
-        restored, _ = train.train_and_evaluate(_short_vae(), tmp_path, max_steps=10, mesh=parallel.make_mesh(n))
+        restored, _ = train.train_and_evaluate(
+            _short_vae(), tmp_path, max_steps=10, mesh=parallel.make_mesh(n)
+        )
         assert len(jax.tree.leaves(restored.params)[0].sharding.device_set) == n
         chex.assert_trees_all_equal(jax.device_get(restored.params), jax.device_get(saved.params))
-        chex.assert_trees_all_equal(jax.device_get(restored.opt_state), jax.device_get(saved.opt_state))
+        chex.assert_trees_all_equal(
+            jax.device_get(restored.opt_state), jax.device_get(saved.opt_state)
+        )
     resumed, row = train.train_and_evaluate(_short_vae(), tmp_path, mesh=parallel.make_mesh(1))
     assert f"resumed {tmp_path} at step 10" in capsys.readouterr().out
-    assert int(resumed.step) == 20 and [r["epoch"] for r in checkpoint.read_metrics(tmp_path)] == [1]
+    assert int(resumed.step) == 20
+    assert [r["epoch"] for r in checkpoint.read_metrics(tmp_path)] == [1]
     whole, whole_row = four_device_run  # the same 20 steps without a stop, all on 4 devices
     for a, b in zip(_leaves(whole.params), _leaves(resumed.params)):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
@@ -158,7 +185,9 @@ def test_checkpoint_written_on_four_devices_restores_on_one_and_two_and_continue
 
 @four_devices
 def test_batch_that_does_not_divide_over_the_devices_is_refused(tmp_path):
-    with pytest.raises(ValueError, match=r"batch_size=150 does not divide over the 4 devices.*\(148 or 152\)"):
+    with pytest.raises(
+        ValueError, match=r"batch_size=150 does not divide over the 4 devices.*\(148 or 152\)"
+    ):
         train.train_and_evaluate(tiny_config("vae"), tmp_path, mesh=parallel.make_mesh(4))
     assert not (tmp_path / "checkpoints").exists()
 
@@ -170,10 +199,26 @@ def test_more_devices_than_the_process_has_are_refused():
 
 
 @one_device
+def test_command_line_splits_over_the_devices_asked_for(tmp_path):
+    mlp = ROOT / "experiments" / "configs" / "mlp.py"  # batch 200: it divides over 4, not over 3
+    out = _python(
+        "-m", "aejax.main", "train", f"--config={mlp}", f"--workdir={tmp_path}", "--devices=3",
+        devices=4,
+    )  # fmt: skip
+    assert "devices: 3 cpu in 1 process(es)" in out.stdout, out.stderr[-2000:]
+    assert (
+        out.returncode != 0
+        and "train.batch_size=200 does not divide over the 3 devices" in out.stderr
+    )
+
+
+@one_device
 def test_multi_process_settings_must_come_together(monkeypatch):
     monkeypatch.setenv("JAX_PROCESS_ID", "1")
     monkeypatch.delenv("JAX_COORDINATOR_ADDRESS", raising=False)
-    with pytest.raises(ValueError, match=r"missing --coordinator_address \(or \$JAX_COORDINATOR_ADDRESS\)$"):
+    with pytest.raises(
+        ValueError, match=r"missing --coordinator_address \(or \$JAX_COORDINATOR_ADDRESS\)$"
+    ):
         parallel.initialize(None, 2, None)
 
 
@@ -184,8 +229,19 @@ def test_two_processes_train_as_one(tmp_path):
         port = s.getsockname()[1]
     processes = [
         subprocess.Popen(
-            [sys.executable, __file__, str(port), str(i), str(tmp_path / "run"), str(tmp_path / f"{i}.npz")],
-            env=_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+            [
+                sys.executable,
+                __file__,
+                str(port),
+                str(i),
+                str(tmp_path / "run"),
+                str(tmp_path / f"{i}.npz"),
+            ],
+            env=_env(2),
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
         )
         for i in range(2)
     ]
@@ -200,6 +256,7 @@ def test_two_processes_train_as_one(tmp_path):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
     assert "epoch 1/1" in outputs[0][0] and "epoch" not in outputs[1][0]  # process 0 reports alone
     assert [r["epoch"] for r in checkpoint.read_metrics(tmp_path / "run")] == [1]
+    assert (tmp_path / "run" / "samples.png").stat().st_size > 1000
     assert checkpoint.manager(tmp_path / "run", 3).latest_step() == 20
 
 
