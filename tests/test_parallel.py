@@ -103,7 +103,7 @@ def test_step_on_four_devices_equals_step_on_one(name):
     kernel = jax.tree.leaves(four.params)[-1]
     assert len(kernel.sharding.device_set) == 4 and kernel.sharding.is_fully_replicated
     np.testing.assert_allclose(four_metrics["loss"], one_metrics["loss"], rtol=1e-6)
-    for a, b in zip(_leaves(one.params), _leaves(four.params)):
+    for a, b in zip(_leaves(one.params), _leaves(four.params), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 
 
@@ -178,7 +178,7 @@ def test_checkpoint_written_on_four_devices_restores_on_one_and_two_and_continue
     assert int(resumed.step) == 20
     assert [r["epoch"] for r in checkpoint.read_metrics(tmp_path)] == [1]
     whole, whole_row = four_device_run  # the same 20 steps without a stop, all on 4 devices
-    for a, b in zip(_leaves(whole.params), _leaves(resumed.params)):
+    for a, b in zip(_leaves(whole.params), _leaves(resumed.params), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(row["test/loss"], whole_row["test/loss"], rtol=1e-5)
 
@@ -249,10 +249,10 @@ def test_two_processes_train_as_one(tmp_path):
     for p, (_, err) in zip(processes, outputs):
         assert p.returncode == 0, err[-3000:]
     first, second = (list(np.load(tmp_path / f"{i}.npz").values()) for i in range(2))
-    for a, b in zip(first, second):
+    for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
     alone, _ = train.train_and_evaluate(_short_vae(), tmp_path / "alone")
-    for a, b in zip(_leaves(alone.params), first):
+    for a, b in zip(_leaves(alone.params), first, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
     assert "epoch 1/1" in outputs[0][0] and "epoch" not in outputs[1][0]  # process 0 reports alone
     assert [r["epoch"] for r in checkpoint.read_metrics(tmp_path / "run")] == [1]
