@@ -3,7 +3,9 @@
 A workdir belongs to one config. Starting a run where a checkpoint exists resumes it, and
 since every random draw is a function of (seed, step), the resumed run continues exactly.
 Orbax writes each checkpoint to a temporary directory and renames it when complete, so a
-killed run never leaves a half-written checkpoint behind.
+killed run never leaves a half-written checkpoint behind. In a multi-process run every process
+saves and restores through Orbax, which coordinates them; the other files are written by
+process 0 alone.
 """
 
 import json
@@ -11,6 +13,8 @@ from pathlib import Path
 
 import ml_collections
 import orbax.checkpoint as ocp
+
+from aejax import parallel
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
@@ -42,6 +46,8 @@ def claim_workdir(workdir: Path, config: ml_collections.ConfigDict) -> None:
                 "experiments: pass a new --workdir, or rerun with the config saved in "
                 f"{path}."
             )
+        return
+    if not parallel.is_main_process():
         return
     tmp = path.with_suffix(".tmp")
     tmp.write_text(json.dumps(ours, indent=2, sort_keys=True))
@@ -78,6 +84,8 @@ def read_metrics(workdir: Path) -> list[dict]:
 
 def truncate_metrics(workdir: Path, step: int) -> None:
     """Drops log lines written after `step`: a resumed run will write them again."""
+    if not parallel.is_main_process():
+        return
     rows = [r for r in read_metrics(workdir) if r["step"] <= step]
     path = workdir / METRICS_FILE
     tmp = path.with_suffix(".tmp")
@@ -86,5 +94,7 @@ def truncate_metrics(workdir: Path, step: int) -> None:
 
 
 def append_metrics(workdir: Path, row: dict) -> None:
+    if not parallel.is_main_process():
+        return
     with open(workdir / METRICS_FILE, "a") as f:
         f.write(json.dumps(row) + "\n")

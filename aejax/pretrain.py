@@ -32,10 +32,11 @@ def finetune_config(config: ml_collections.ConfigDict, init_from: str):
     return finetune
 
 
-def pretrain_and_finetune(config: ml_collections.ConfigDict, workdir: str | Path):
+def pretrain_and_finetune(config: ml_collections.ConfigDict, workdir: str | Path, mesh=None):
     """Runs every phase in `workdir`; returns the last run's state and last epoch's metrics.
 
-    Without `pretrain.finetune` the last run is the innermost phase.
+    Without `pretrain.finetune` the last run is the innermost phase. `mesh` as in
+    `train.train_and_evaluate`.
     """
     if "pretrain" not in config:
         raise ValueError(
@@ -47,10 +48,10 @@ def pretrain_and_finetune(config: ml_collections.ConfigDict, workdir: str | Path
     for layer in range(depth):
         print(f"greedy pretraining, phase {layer + 1} of {depth}", flush=True)
         result = train.train_and_evaluate(
-            phase_config(config, layer, previous), workdir / f"layer{layer}"
+            phase_config(config, layer, previous), workdir / f"layer{layer}", mesh=mesh
         )
         previous = str(workdir / f"layer{layer}")
     if not config.pretrain.finetune:
         return result
     print("end-to-end fine-tuning", flush=True)
-    return train.train_and_evaluate(finetune_config(config, previous), workdir / "finetune")
+    return train.train_and_evaluate(finetune_config(config, previous), workdir / "finetune", mesh=mesh)

@@ -4,6 +4,8 @@ The dataset lives on the device. Each epoch is a permutation drawn on the device
 batches of indices; compiled chunks of `train.chunk` steps (a `lax.scan`) gather their batches
 from the on-device array, so the host only dispatches chunks and reads metrics once an epoch.
 Randomness is a function of (seed, step), which is why a resumed run continues exactly.
+On several devices the same chunks run data-parallel (`aejax/parallel.py`): the indices of each
+batch are split over the devices, the dataset and the train state replicated.
 """
 
 import functools
@@ -18,7 +20,18 @@ import numpy as np
 import optax
 from flax.training import train_state
 
-from aejax import binarize, checkpoint, data, layerwise, losses, models, plots, supervised, transfer
+from aejax import (
+    binarize,
+    checkpoint,
+    data,
+    layerwise,
+    losses,
+    models,
+    parallel,
+    plots,
+    supervised,
+    transfer,
+)
 
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw}
 
@@ -73,20 +86,21 @@ def make_train_step(loss_fn: losses.LossFn):
     return train_step
 
 
-def make_train_chunk(train_step):
+def make_train_chunk(train_step, out_sharding: jax.sharding.Sharding | None = None):
     """`train_chunk(state, dataset, idx_CxB, rng) -> (state, metrics_C)`, compiled once per C.
 
     Step s draws its noise from `fold_in(rng, s)` and gathers its batch from the on-device
     `dataset` (images, or a dict of images and labels: every leaf by the same indices). A
     chunk of one step compiles no loop at all: XLA:CPU ran the conv AE's step 3x slower inside
-    a `lax.scan`, even a fully unrolled one.
+    a `lax.scan`, even a fully unrolled one. On a mesh, `idx_CxB` comes sharded over the batch
+    and `out_sharding` keeps the new state and metrics replicated.
     """
 
     def body(state, dataset, idx_B, rng):
         batch = jax.tree.map(lambda a: a[idx_B], dataset)
         return train_step(state, batch, jax.random.fold_in(rng, state.step))
 
-    @functools.partial(jax.jit, donate_argnums=0)
+    @functools.partial(jax.jit, donate_argnums=0, out_shardings=out_sharding)
     def train_chunk(state, dataset, idx_CxB, rng):
         if idx_CxB.shape[0] == 1:
             state, metrics = body(state, dataset, idx_CxB[0], rng)
@@ -96,8 +110,11 @@ def make_train_chunk(train_step):
     return train_chunk
 
 
-def make_evaluate(loss_fn: losses.LossFn, batch_size: int):
-    """`evaluate(params, dataset, rng) -> metrics`: dataset means, one host read for all batches."""
+def make_evaluate(loss_fn: losses.LossFn, batch_size: int, mesh: jax.sharding.Mesh | None = None):
+    """`evaluate(params, dataset, rng) -> metrics`: dataset means, one host read for all batches.
+
+    On a mesh, each batch that divides over its devices is split over them.
+    """
     eval_batch = jax.jit(lambda params, x, rng: loss_fn(params, x, rng, False)[1])
 
     def evaluate(params, dataset, rng):
@@ -106,8 +123,11 @@ def make_evaluate(loss_fn: losses.LossFn, batch_size: int):
         for i, start in enumerate(range(0, n, batch_size)):
             rows = slice(start, start + batch_size)
             batch = jax.tree.map(lambda a, rows=rows: a[rows], dataset)
+            size = min(batch_size, n - start)
+            if mesh is not None and size % mesh.size == 0:
+                batch = parallel.shard_batch(batch, mesh)
             means = eval_batch(params, batch, jax.random.fold_in(rng, i))
-            weighted = {k: v * min(batch_size, n - start) for k, v in means.items()}
+            weighted = {k: v * size for k, v in means.items()}
             sums = weighted if sums is None else jax.tree.map(jnp.add, sums, weighted)
         return {k: float(v) / n for k, v in jax.device_get(sums).items()}
 
@@ -143,7 +163,11 @@ def epoch_line(row: dict, epochs: int) -> str:
 
 
 def train_and_evaluate(
-    config: ml_collections.ConfigDict, workdir: str | Path, *, max_steps: int | None = None
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    *,
+    max_steps: int | None = None,
+    mesh: jax.sharding.Mesh | None = None,
 ) -> tuple[train_state.TrainState, dict]:
     """Trains `config` in `workdir`, resuming it if it has a checkpoint.
 
@@ -151,36 +175,46 @@ def train_and_evaluate(
 
     `max_steps` stops early after that many steps in all, with a checkpoint, as a preempted
     job would; running again in the same workdir continues where it stopped.
+
+    `mesh` (default: all devices, `parallel.make_mesh()`) trains data-parallel: each batch is
+    split over its devices, and the same seed gives the same run on any number of them.
     """
     workdir = Path(workdir)
-    train_x, train_y = data.load(config.data.name, "train")
-    test_x, test_y = data.load(config.data.name, "test")
+    mesh = parallel.make_mesh() if mesh is None else mesh
+    log = functools.partial(print, flush=True) if parallel.is_main_process() else lambda line: None
+    with parallel.main_process_first():  # process 0 prepares a dataset the others then read
+        train_x, train_y = data.load(config.data.name, "train")
+        test_x, test_y = data.load(config.data.name, "test")
     if "label_fraction" in config.data:  # a stratified labelled subset, the same for every seed
         keep = supervised.stratified_subset(train_y, config.data.label_fraction, config.data.subset_seed)
         train_x, train_y = train_x[keep], train_y[keep]
     _check(config, train_x)
+    parallel.check_batch_size(config.train.batch_size, mesh)
     model = models.build(config.model)
     loss_fn = make_objective(model, config.loss)
-    train_chunk = make_train_chunk(binarize.on_train_batches(config, make_train_step(loss_fn)))
-    evaluate = make_evaluate(loss_fn, config.train.eval_batch_size)
+    train_step = binarize.on_train_batches(config, make_train_step(loss_fn))
+    train_chunk = make_train_chunk(train_step, parallel.replicated(mesh))
+    evaluate = make_evaluate(loss_fn, config.train.eval_batch_size, mesh)
 
     root = jax.random.key(config.seed)
     step_rng, shuffle_rng, eval_rng, figure_rng = (jax.random.fold_in(root, i) for i in (1, 2, 3, 4))
-    train_x, test_x = jax.device_put(train_x), binarize.test_images(config.data, jax.device_put(test_x))
+    state = parallel.replicate(create_state(config, train_x), mesh)
+    figure_x = binarize.test_images(config.data, test_x)  # process 0 draws the figures alone
+    train_x, test_x = parallel.replicate((train_x, figure_x), mesh)
     train_set, test_set = train_x, test_x
     if config.loss.get("objective") == "classification":
-        train_set = {"image": train_x, "label": jax.device_put(train_y)}
-        test_set = {"image": test_x, "label": jax.device_put(test_y)}
-    state = create_state(config, train_x)
+        train_y, test_y = parallel.replicate((train_y, test_y), mesh)
+        train_set, test_set = {"image": train_x, "label": train_y}, {"image": test_x, "label": test_y}
     checkpoint.claim_workdir(workdir, config)  # only once the config has proved buildable
 
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
     restored = checkpoint.restore_latest(mngr, state)
     if restored is not None:
         state = restored
-        print(f"resumed {workdir} at step {int(state.step)}", flush=True)
+        log(f"resumed {workdir} at step {int(state.step)}")
     elif config.train.get("init_from"):  # a fresh run that starts from another run's parameters
-        state = state.replace(params=transfer.take_params(state.params, config.train.init_from))
+        params = transfer.take_params(state.params, config.train.init_from)
+        state = parallel.replicate(state.replace(params=params), mesh)
     step = int(state.step)
     checkpoint.truncate_metrics(workdir, step)
 
@@ -190,10 +224,11 @@ def train_and_evaluate(
     stop_at = total_steps if max_steps is None else min(max_steps, total_steps)
     row = {}
     if step >= total_steps:
-        print(f"{workdir} is complete ({step} steps); rewriting its figures", flush=True)
+        log(f"{workdir} is complete ({step} steps); rewriting its figures")
     while step < stop_at:
         epoch, offset = divmod(step, steps_per_epoch)
         idx = epoch_batches(jax.random.fold_in(shuffle_rng, epoch), train_x.shape[0], batch_size)
+        idx = parallel.shard_batch(idx, mesh, batch_axis=1)  # each device gathers its own rows
         start_time, chunk_metrics = time.perf_counter(), []
         # Chunks start at multiples of `chunk` within the epoch, whether or not the run resumed.
         for begin in range(offset, steps_per_epoch, chunk):
@@ -225,10 +260,10 @@ def train_and_evaluate(
             "samples_per_s": samples / seconds,
         }
         checkpoint.append_metrics(workdir, row)
-        print(epoch_line(row, config.train.epochs), flush=True)
+        log(epoch_line(row, config.train.epochs))
     if mngr.latest_step() != step:
         checkpoint.save(mngr, step, state)
     mngr.close()
-    if step >= total_steps:
-        plots.write_figures(workdir, model, state.params, test_x, config, figure_rng)
+    if step >= total_steps and parallel.is_main_process():
+        plots.write_figures(workdir, model, jax.device_get(state.params), figure_x, config, figure_rng)
     return state, row

@@ -27,9 +27,8 @@ from pathlib import Path
 import jax
 import ml_collections
 import numpy as np
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
-from aejax import checkpoint, data, losses, models, train
+from aejax import checkpoint, data, losses, models, parallel, train
 from aejax import config as aejax_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
@@ -108,27 +107,15 @@ def time_repeats(advance, state, *, steps_per_call: int, repeats: int, min_secon
 
 
 def data_parallel(n_devices: int, state, images, idx_SxB):
-    """Places a run on a 1-D mesh of `n_devices`: batches split over it, the rest replicated.
-
-    aejax's compiled chunk then runs data-parallel as it is: XLA partitions it from these input
-    shardings and averages the gradients. A stand-in until aejax has its own data-parallel API
-    (issue 6); the device sweep needs only this function changed to use it.
-    """
-    available = jax.devices()
-    if n_devices > len(available):
-        raise ValueError(
-            f"{n_devices} devices asked for, {len(available)} present; on CPU start the process "
-            f"with XLA_FLAGS=--xla_force_host_platform_device_count={n_devices}"
-        )
-    if idx_SxB.shape[1] % n_devices:
-        raise ValueError(f"batch {idx_SxB.shape[1]} does not split over {n_devices} devices")
-    mesh = Mesh(np.array(available[:n_devices]), ("data",))
-    replicated = NamedSharding(mesh, PartitionSpec())
-    batch_split = NamedSharding(mesh, PartitionSpec(None, "data"))
+    """Places a run as `train_and_evaluate` does on `n_devices` (`aejax.parallel`): the batches'
+    indices split over a 1-D mesh, the state and the images replicated. aejax's compiled chunk
+    then runs data-parallel as it is."""
+    mesh = parallel.make_mesh(n_devices)
+    parallel.check_batch_size(idx_SxB.shape[1], mesh)
     return (
-        jax.device_put(state, replicated),
-        jax.device_put(images, replicated),
-        jax.device_put(idx_SxB, batch_split),
+        parallel.replicate(state, mesh),
+        parallel.replicate(images, mesh),
+        parallel.shard_batch(idx_SxB, mesh, batch_axis=1),
     )
 
 

@@ -26,32 +26,37 @@ def initial_test_metrics(config: ml_collections.ConfigDict) -> dict[str, float]:
     return train.make_evaluate(loss_fn, 1000)(state.params, test_x, jax.random.key(0))
 
 
+def tiny_config(name: str, max_width: int = 16, **overrides) -> ml_collections.ConfigDict:
+    """A shipped config with narrow layers and a short run; `a__b=v` overrides `config.a.b`.
+
+    Layers keep their number (a 784-2-784 code stays 2-D) but are at most `max_width` wide
+    (conv layers: that many channels).
+    """
+    config = load_config(name)
+    if "encoder_widths" in config.model:
+        narrow = tuple(min(w, max_width) for w in config.model.encoder_widths)
+        config.model.encoder_widths = (32, 8) if name == "vae" else narrow
+    for key in ("encoder_features", "decoder_features"):
+        if key in config.model:
+            config.model[key] = tuple(min(c, max_width) for c in config.model[key])
+    if "latent_dim" in config.model:
+        config.model.latent_dim = 4
+    config.train.epochs = 2
+    config.train.chunk = 7
+    config.train.save_every_steps = 10
+    for key, value in overrides.items():
+        *path, last = key.split("__")
+        group = config
+        for p in path:
+            group = group[p]
+        group[last] = value
+    return config
+
+
 @pytest.fixture
 def tiny():
-    """`tiny(name, max_width=16, **overrides)`: a shipped config with narrow layers, short run.
-
-    Layers keep their number (a 784-2-784 code stays 2-D) but are at most `max_width` wide.
-    """
-
-    def make(name: str, max_width: int = 16, **overrides) -> ml_collections.ConfigDict:
-        config = load_config(name)
-        widths = config.model.encoder_widths
-        narrow = tuple(min(w, max_width) for w in widths)
-        config.model.encoder_widths = (32, 8) if name == "vae" else narrow
-        if "latent_dim" in config.model:
-            config.model.latent_dim = 4
-        config.train.epochs = 2
-        config.train.chunk = 7
-        config.train.save_every_steps = 10
-        for key, value in overrides.items():
-            *path, last = key.split("__")
-            group = config
-            for p in path:
-                group = group[p]
-            group[last] = value
-        return config
-
-    return make
+    """`tiny(name, max_width=16, **overrides)`: `tiny_config` as a fixture."""
+    return tiny_config
 
 
 @pytest.fixture(autouse=True, scope="session")
