@@ -6,9 +6,9 @@ For every convolution layer of the `conv` and `conv_denoising` configs at batch 
 forward pass, the gradient to the kernel and the gradient to the input (best of 5 runs of 20
 calls, each compiled alone) for three formulations of the same convolution:
 - `lax`: `lax.conv_general_dilated`, what `nn.Conv` runs;
-- `patches`: the 3x3 neighbourhoods stacked on the channel axis, one matmul with K = 9 C_in
-  (`aejax.conv.patches_3x3`, what `Conv3x3` runs on a single-channel image);
+- `patches`: the 3x3 neighbourhoods stacked on the channel axis, one matmul with K = 9 C_in;
 - `shifted`: one matmul to 9 C_out channels, then the nine shifted slices added.
+`aejax.conv.Conv3x3` picks among them by shape (patches from one channel, shifted to one).
 The first layer needs no gradient to its input (the image), so its column is left out.
 """
 
@@ -32,33 +32,13 @@ LAYERS = [
 ]
 
 
-def lax_conv(x, kernel, padding):
-    dims = ("NHWC", "HWIO", "NHWC")
-    return jax.lax.conv_general_dilated(x, kernel, (1, 1), padding, dimension_numbers=dims)
-
-
-def patches_conv(x, kernel, padding):
-    return conv.patches_3x3(x, padding) @ kernel.reshape(-1, kernel.shape[-1])
-
-
-def shifted_conv(x, kernel, padding):
-    b, h, w, c_in = x.shape
-    c_out = kernel.shape[-1]
-    taps = x @ kernel.transpose(2, 0, 1, 3).reshape(c_in, 9 * c_out)
-    taps = taps.reshape(b, h, w, 3, 3, c_out)
-    if padding == "SAME":
-        taps = jnp.pad(taps, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
-    h, w = taps.shape[1] - 2, taps.shape[2] - 2
-    return sum(taps[:, i : i + h, j : j + w, i, j] for i in range(3) for j in range(3))
-
-
-FORMS = {"lax": lax_conv, "patches": patches_conv, "shifted": shifted_conv}
+FORMS = {"lax": conv.conv3x3_lax, "patches": conv.conv3x3_patches, "shifted": conv.conv3x3_shifted}
 
 
 def time_layer(fn, x, kernel, padding, input_grad: bool) -> list[float]:
     """Seconds of the forward pass, the kernel gradient and (if asked) the input gradient."""
     forward = functools.partial(fn, padding=padding)
-    cotangent = lax_conv(x, kernel, padding)  # an argument, not a constant XLA would fold
+    cotangent = conv.conv3x3_lax(x, kernel, padding)  # an argument, not a constant XLA would fold
 
     def grad(wrt):
         return jax.grad(lambda x, kernel, dy: jnp.vdot(forward(x, kernel), dy), wrt)

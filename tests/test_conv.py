@@ -66,11 +66,14 @@ def test_reshape_pooling_equals_flax_max_pool(side):
     np.testing.assert_array_equal(conv.max_pool_2x2(x), expected)
 
 
-@pytest.mark.parametrize("channels, padding", [(1, "SAME"), (1, "VALID"), (3, "SAME")])
-def test_conv3x3_equals_flax_conv(channels, padding):
-    """Same parameters from the same key, same outputs and gradients, patch matmul or not."""
+@pytest.mark.parametrize(  # patches from one channel, shifted taps to one, XLA's otherwise
+    "channels, features, padding",
+    [(1, 5, "SAME"), (1, 5, "VALID"), (3, 1, "SAME"), (3, 1, "VALID"), (3, 5, "SAME")],
+)
+def test_conv3x3_equals_flax_conv(channels, features, padding):
+    """Same parameters from the same key, same outputs and gradients, whatever the form."""
     x = jax.random.uniform(jax.random.key(4), (2, 9, 9, channels))
-    ours, flax_conv = conv.Conv3x3(5, padding), nn.Conv(5, (3, 3), padding=padding)
+    ours, flax_conv = conv.Conv3x3(features, padding), nn.Conv(features, (3, 3), padding=padding)
     params = ours.init(jax.random.key(5), x)
     chex.assert_trees_all_equal(params, flax_conv.init(jax.random.key(5), x))
     params = jax.tree.map(lambda p: p + 0.1, params)  # a nonzero bias too
