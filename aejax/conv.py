@@ -5,9 +5,8 @@ code of 4x4xC. The nearest-upsampling decoder climbs back 4 -> 8 -> 16, a VALID 
 trims 16 -> 14, the last doubling gives 28; the transposed-convolution decoder retraces the
 encoder's sides exactly, 4 -> 7 -> 14 -> 28. Either ends in a 3x3 convolution to logits.
 Pooling and nearest upsampling are reshapes: on XLA:CPU the reshape pooling trained faster than
-`lax.reduce_window`. Convolutions from the one-channel image and to the one-channel logits are
-written as matmuls (`Conv3x3`): XLA:CPU's convolution runs those shapes far below its speed on
-wider ones.
+`lax.reduce_window`. The convolutions are XLA's own: written as matmuls, the slowest layers ran
+faster alone but whole training steps slower (`benchmarks/conv_layers.py`, README "Benchmarks").
 """
 
 import math
@@ -32,64 +31,6 @@ def upsample_2x(x_BxHxWxC: jax.Array) -> jax.Array:
     return x.reshape(b, 2 * h, 2 * w, c)
 
 
-def conv3x3_lax(x_BxHxWxC: jax.Array, kernel_3x3xCxF: jax.Array, padding: str) -> jax.Array:
-    """XLA's own convolution: what `nn.Conv` runs."""
-    dims = ("NHWC", "HWIO", "NHWC")
-    return jax.lax.conv_general_dilated(
-        x_BxHxWxC, kernel_3x3xCxF, (1, 1), padding, dimension_numbers=dims
-    )
-
-
-def conv3x3_patches(x_BxHxWxC: jax.Array, kernel_3x3xCxF: jax.Array, padding: str) -> jax.Array:
-    """The 3x3 neighbourhoods stacked on the channel axis, then one matmul with K = 9C."""
-    if padding == "SAME":
-        x_BxHxWxC = jnp.pad(x_BxHxWxC, ((0, 0), (1, 1), (1, 1), (0, 0)))
-    h, w = x_BxHxWxC.shape[1] - 2, x_BxHxWxC.shape[2] - 2
-    shifts = [x_BxHxWxC[:, i : i + h, j : j + w, :] for i in range(3) for j in range(3)]
-    return jnp.concatenate(shifts, axis=-1) @ kernel_3x3xCxF.reshape(-1, kernel_3x3xCxF.shape[-1])
-
-
-def conv3x3_shifted(x_BxHxWxC: jax.Array, kernel_3x3xCxF: jax.Array, padding: str) -> jax.Array:
-    """One matmul to every tap's output (N = 9F), then the nine taps' slices added, shifted.
-
-    Output pixel (p, q) is the sum over taps (i, j) of x[p+i, q+j] @ W[i, j] in the padded frame.
-    """
-    b, h, w, c = x_BxHxWxC.shape
-    f = kernel_3x3xCxF.shape[-1]
-    taps = (x_BxHxWxC @ kernel_3x3xCxF.transpose(2, 0, 1, 3).reshape(c, 9 * f)).reshape(
-        b, h, w, 3, 3, f
-    )
-    if padding == "SAME":
-        taps = jnp.pad(taps, ((0, 0), (1, 1), (1, 1), (0, 0), (0, 0), (0, 0)))
-    h, w = taps.shape[1] - 2, taps.shape[2] - 2
-    return sum(taps[:, i : i + h, j : j + w, i, j] for i in range(3) for j in range(3))
-
-
-class Conv3x3(nn.Module):
-    """`nn.Conv(features, (3, 3))` with the same parameters, in the form XLA:CPU runs fastest.
-
-    XLA's convolution is slowest at the two ends of an autoencoder: an input of one channel (the
-    image) and an output of one channel (the logits). `benchmarks/conv_layers.py` times each
-    layer in each form: patches win for the first, shifted taps for the last, XLA elsewhere.
-    """
-
-    features: int
-    padding: str = "SAME"  # or "VALID"
-
-    @nn.compact
-    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
-        c = x_BxHxWxC.shape[-1]
-        kernel = self.param("kernel", nn.initializers.lecun_normal(), (3, 3, c, self.features))
-        bias = self.param("bias", nn.initializers.zeros_init(), (self.features,))
-        if c == 1:
-            form = conv3x3_patches
-        elif self.features == 1:
-            form = conv3x3_shifted
-        else:
-            form = conv3x3_lax
-        return form(x_BxHxWxC, kernel, self.padding) + bias
-
-
 class ConvEncoder(nn.Module):
     """conv3x3-relu-pool per entry of `features`: (16, 8, 8) gives a 4x4x8 code for 28x28."""
 
@@ -99,7 +40,7 @@ class ConvEncoder(nn.Module):
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
         h = x_BxHxWxC
         for i, f in enumerate(self.features):
-            h = max_pool_2x2(nn.relu(Conv3x3(f, name=f"conv{i}")(h)))
+            h = max_pool_2x2(nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}")(h)))
         return h
 
 
@@ -117,8 +58,8 @@ class ConvDecoder(nn.Module):
         h = z_BxHxWxC
         for i, f in enumerate(self.features):
             padding = "VALID" if i == len(self.features) - 1 else "SAME"
-            h = upsample_2x(nn.relu(Conv3x3(f, padding, name=f"conv{i}")(h)))
-        return Conv3x3(self.channels, name="logits")(h)
+            h = upsample_2x(nn.relu(nn.Conv(f, (3, 3), padding=padding, name=f"conv{i}")(h)))
+        return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
 
 
 class ConvTransposeDecoder(nn.Module):
@@ -148,7 +89,7 @@ class ConvTransposeDecoder(nn.Module):
             padding = ((pad - pad // 2, pad // 2),) * 2
             h = nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding=padding, name=f"deconv{i}")(h)
             h = nn.relu(h)
-        return Conv3x3(self.channels, name="logits")(h)
+        return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
 
 
 class LatentConvDecoder(nn.Module):

@@ -9,6 +9,7 @@ import pytest
 from conftest import initial_test_metrics, load_config
 
 from aejax import conv, models, train
+from benchmarks import conv_layers
 
 
 def conv_params(c_in: int, c_out: int) -> int:
@@ -66,26 +67,24 @@ def test_reshape_pooling_equals_flax_max_pool(side):
     np.testing.assert_array_equal(conv.max_pool_2x2(x), expected)
 
 
-@pytest.mark.parametrize(  # patches from one channel, shifted taps to one, XLA's otherwise
+@pytest.mark.parametrize("form", ["patches", "shifted"])
+@pytest.mark.parametrize(
     "channels, features, padding",
     [(1, 5, "SAME"), (1, 5, "VALID"), (3, 1, "SAME"), (3, 1, "VALID"), (3, 5, "SAME")],
 )
-def test_conv3x3_equals_flax_conv(channels, features, padding):
-    """Same parameters from the same key, same outputs and gradients, whatever the form."""
+def test_benchmarked_conv_forms_equal_xla_convolution(form, channels, features, padding):
+    """The matmul forms `benchmarks/conv_layers.py` times compute the same convolution."""
     x = jax.random.uniform(jax.random.key(4), (2, 9, 9, channels))
-    ours, flax_conv = conv.Conv3x3(features, padding), nn.Conv(features, (3, 3), padding=padding)
-    params = ours.init(jax.random.key(5), x)
-    chex.assert_trees_all_equal(params, flax_conv.init(jax.random.key(5), x))
-    params = jax.tree.map(lambda p: p + 0.1, params)  # a nonzero bias too
+    kernel = jax.random.normal(jax.random.key(5), (3, 3, channels, features))
+    ours, xla = conv_layers.FORMS[form], conv_layers.conv3x3_lax
 
-    def loss(module):
-        return lambda params, x: jnp.sum(jnp.sin(module.apply(params, x)))
+    def loss(fn):
+        return lambda x, kernel: jnp.sum(jnp.sin(fn(x, kernel, padding)))
 
     chex.assert_trees_all_close(
-        jax.grad(loss(ours), (0, 1))(params, x), jax.grad(loss(flax_conv), (0, 1))(params, x),
-        atol=1e-5,
+        jax.grad(loss(ours), (0, 1))(x, kernel), jax.grad(loss(xla), (0, 1))(x, kernel), atol=1e-5
     )
-    np.testing.assert_allclose(ours.apply(params, x), flax_conv.apply(params, x), atol=1e-6)
+    np.testing.assert_allclose(ours(x, kernel, padding), xla(x, kernel, padding), atol=1e-5)
 
 
 def test_broadcast_upsampling_equals_repeat():
