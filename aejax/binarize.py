@@ -39,7 +39,10 @@ def on_train_batches(config: ml_collections.ConfigDict, train_step: Callable) ->
         return train_step
     key = jax.random.fold_in(jax.random.key(config.seed), STREAM)
 
-    def binarized_step(state, x, rng):
-        return train_step(state, sample(x, jax.random.fold_in(key, state.step)), rng)
+    def binarized_step(state, batch, rng):
+        draw = jax.random.fold_in(key, state.step)
+        if isinstance(batch, dict):  # a labelled batch: only its images are grey levels
+            return train_step(state, {**batch, "image": sample(batch["image"], draw)}, rng)
+        return train_step(state, sample(batch, draw), rng)
 
     return binarized_step

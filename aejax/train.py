@@ -141,6 +141,13 @@ def epoch_batches(rng: jax.Array, n: int, batch_size: int) -> jax.Array:
     return jax.random.permutation(rng, n)[: steps * batch_size].reshape(steps, batch_size)
 
 
+def as_dataset(config: ml_collections.ConfigDict, images, labels):
+    """What the steps gather batches from: the images, or `{"image", "label"}` to classify."""
+    if config.loss.get("objective") == "classification":
+        return {"image": images, "label": labels}
+    return images
+
+
 def _check(config: ml_collections.ConfigDict, train_x: np.ndarray) -> None:
     t = config.train
     if not 1 <= t.batch_size <= train_x.shape[0]:
@@ -200,11 +207,8 @@ def train_and_evaluate(
     step_rng, shuffle_rng, eval_rng, figure_rng = (jax.random.fold_in(root, i) for i in (1, 2, 3, 4))
     state = parallel.replicate(create_state(config, train_x), mesh)
     figure_x = binarize.test_images(config.data, test_x)  # process 0 draws the figures alone
-    train_x, test_x = parallel.replicate((train_x, figure_x), mesh)
-    train_set, test_set = train_x, test_x
-    if config.loss.get("objective") == "classification":
-        train_y, test_y = parallel.replicate((train_y, test_y), mesh)
-        train_set, test_set = {"image": train_x, "label": train_y}, {"image": test_x, "label": test_y}
+    train_set = parallel.replicate(as_dataset(config, train_x, train_y), mesh)
+    test_set = parallel.replicate(as_dataset(config, figure_x, test_y), mesh)
     checkpoint.claim_workdir(workdir, config)  # only once the config has proved buildable
 
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)

@@ -28,7 +28,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from aejax import checkpoint, data, losses, models, parallel, train
+from aejax import binarize, checkpoint, data, models, parallel, train
 from aejax import config as aejax_config
 
 CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
@@ -106,15 +106,15 @@ def time_repeats(advance, state, *, steps_per_call: int, repeats: int, min_secon
     return state, calls * steps_per_call, seconds
 
 
-def data_parallel(n_devices: int, state, images, idx_SxB):
+def data_parallel(n_devices: int, state, dataset, idx_SxB):
     """Places a run as `train_and_evaluate` does on `n_devices` (`aejax.parallel`): the batches'
-    indices split over a 1-D mesh, the state and the images replicated. aejax's compiled chunk
+    indices split over a 1-D mesh, the state and the dataset replicated. aejax's compiled chunk
     then runs data-parallel as it is."""
     mesh = parallel.make_mesh(n_devices)
     parallel.check_batch_size(idx_SxB.shape[1], mesh)
     return (
         parallel.replicate(state, mesh),
-        parallel.replicate(images, mesh),
+        parallel.replicate(dataset, mesh),
         parallel.shard_batch(idx_SxB, mesh, batch_axis=1),
     )
 
@@ -148,14 +148,15 @@ def epoch_seconds(config: ml_collections.ConfigDict) -> dict:
 
 def eval_samples_per_s(config, loss_fn, params, repeats: int) -> float:
     """Test-set samples/s of `train.make_evaluate`: median of `repeats` after a warm-up."""
-    test_x = jax.device_put(data.load(config.data.name, "test")[0])
+    test_x, test_y = data.load(config.data.name, "test")
+    test_set = jax.device_put(train.as_dataset(config, test_x, test_y))
     evaluate = train.make_evaluate(loss_fn, config.train.eval_batch_size)
     rng = jax.random.key(0)
-    evaluate(params, test_x, rng)  # warm-up: compiles the evaluation batch
+    evaluate(params, test_set, rng)  # warm-up: compiles the evaluation batch
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        metrics = evaluate(params, test_x, rng)  # host floats: the work is done
+        metrics = evaluate(params, test_set, rng)  # host floats: the work is done
         seconds.append(time.perf_counter() - start)
         if not math.isfinite(metrics["loss"]):
             raise FloatingPointError(f"evaluation gave a non-finite loss: {metrics}")
@@ -181,25 +182,26 @@ def measure(
     if devices and (naive or epoch):
         raise ValueError("a data-parallel row times aejax's chunks only: no naive loop or epoch")
     start = time.perf_counter()
-    images, _ = data.load(config.data.name, "train")
+    images, labels = data.load(config.data.name, "train")
     batch_size = config.train.batch_size
     steps_per_epoch = images.shape[0] // batch_size
     if steps_per_epoch < 1:
         raise ValueError(f"batch {batch_size} is larger than the {images.shape[0]} images")
     chunk = min(config.train.chunk, steps_per_epoch)  # as train_and_evaluate caps it
-    loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
-    train_step = train.make_train_step(loss_fn)
+    loss_fn = train.make_objective(models.build(config.model), config.loss)
+    train_step = binarize.on_train_batches(config, train.make_train_step(loss_fn))
     root = jax.random.key(config.seed)
     rng, shuffle_rng = jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
-    images_dev = jax.device_put(images)
+    host_set = train.as_dataset(config, images, labels)
+    dataset = jax.device_put(host_set)
     idx_SxB = train.epoch_batches(shuffle_rng, images.shape[0], batch_size)
-    state = train.create_state(config, images_dev)
+    state = train.create_state(config, images)
     row = {"batch": batch_size, "chunk": chunk, "devices": devices or 1}
     if devices:
-        state, images_dev, idx_SxB = data_parallel(devices, state, images_dev, idx_SxB)
+        state, dataset, idx_SxB = data_parallel(devices, state, dataset, idx_SxB)
 
     lower_start = time.perf_counter()
-    lowered = train.make_train_chunk(train_step).lower(state, images_dev, idx_SxB[:chunk], rng)
+    lowered = train.make_train_chunk(train_step).lower(state, dataset, idx_SxB[:chunk], rng)
     compile_start = time.perf_counter()
     train_chunk = lowered.compile()
     row["trace_s"] = compile_start - lower_start
@@ -207,7 +209,7 @@ def measure(
     chunks = [idx_SxB[s : s + chunk] for s in range(0, steps_per_epoch - chunk + 1, chunk)]
 
     def aejax_advance(state, i):
-        return train_chunk(state, images_dev, chunks[i % len(chunks)], rng)
+        return train_chunk(state, dataset, chunks[i % len(chunks)], rng)
 
     state, _ = timed_run(aejax_advance, state, calls=1, steps_per_call=chunk)
     row["first_chunk_s"] = time.perf_counter() - start
@@ -216,7 +218,8 @@ def measure(
 
     # FLOP of one step on one device (shapes only, no sharding); it is the naive loop's step.
     shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
-    naive_step = jax.jit(train_step, donate_argnums=0).lower(shapes, images[:batch_size], rng)
+    first_batch = jax.tree.map(lambda a: a[:batch_size], host_set)
+    naive_step = jax.jit(train_step, donate_argnums=0).lower(shapes, first_batch, rng)
     naive_step = naive_step.compile()
     row["flop_per_sample"] = naive_step.cost_analysis()["flops"] / batch_size
 
@@ -230,8 +233,9 @@ def measure(
         host_idx_SxB = np.asarray(idx_SxB)
 
         def naive_advance(state, i):
-            x = images[host_idx_SxB[i % steps_per_epoch]]  # gathered in numpy, sent each step
-            return naive_step(state, x, jax.random.fold_in(rng, i))
+            rows = host_idx_SxB[i % steps_per_epoch]  # gathered in numpy, sent each step
+            batch = jax.tree.map(lambda a: a[rows], host_set)
+            return naive_step(state, batch, jax.random.fold_in(rng, i))
 
         state, steps, seconds = time_repeats(  # trains on from aejax's state: same pytree
             naive_advance, state, steps_per_call=1, repeats=repeats, min_seconds=min_seconds
