@@ -28,6 +28,21 @@ def loss_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def loss_curves_compared(runs: dict[str, list[dict]], term: str, path: Path) -> None:
+    """One loss term per epoch for several runs (name: metrics rows), test solid, train dashed."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for i, (name, rows) in enumerate(runs.items()):
+        epochs, colour = [r["epoch"] for r in rows], f"C{i}"
+        test, train = ([r[f"{split}/{term}"] for r in rows] for split in ("test", "train"))
+        ax.plot(epochs, test, ".-", color=colour, label=f"{name} test")  # dots: 1 epoch shows
+        ax.plot(epochs, train, ".--", color=colour, label=f"{name} train")
+    ax.set(title=term, xlabel="epoch")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
     """Rows of images ([N, H, W, 1] each) one above the other, e.g. inputs over reconstructions."""
     n = rows[0].shape[0]

@@ -53,6 +53,20 @@ def test_pca_error_falls_with_components_and_vanishes_at_full_rank(mnist5k):
     assert errors[2] < 1e-6
 
 
+@pytest.mark.parametrize("degrees", [30.0, 1e-3])
+def test_principal_angles_of_a_tilted_plane_in_any_basis(degrees):
+    # Synthetic on purpose: planes in R^4 built to meet at known angles. The plane of e1, e2
+    # against that of e1 and e2 tilted towards e3, given in a skewed basis: angles 0 and the
+    # tilt (a thousandth of a degree too); against the plane of e3, e4: both 90.
+    e = np.eye(4)
+    tilt = np.radians(degrees)
+    tilted = np.stack([e[:, 0], np.cos(tilt) * e[:, 1] + np.sin(tilt) * e[:, 2]], axis=1)
+    skewed_basis = tilted @ np.array([[3.0, 1.0], [-2.0, 0.5]])
+    angles = representation.principal_angles(e[:, :2], skewed_basis)
+    np.testing.assert_allclose(angles, [0.0, degrees], rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(representation.principal_angles(e[:, :2], e[:, 2:]), [90.0, 90.0])
+
+
 def test_activation_maximisation_reaches_a_linear_units_maximum_on_the_ball(linear_2d_run):
     config, _, params = linear_2d_run
     model = models.build(config.model)
