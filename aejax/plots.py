@@ -28,6 +28,21 @@ def loss_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def metric_curves(runs: dict[str, list[dict]], key: str, path: Path) -> None:
+    """One metric of several runs per epoch on one axes: `runs` maps a label to a run's rows
+    (`checkpoint.read_metrics`), `key` is the metric ("test/accuracy")."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for label, rows in runs.items():
+        if not rows or any(key not in r for r in rows):
+            raise KeyError(f"the run {label!r} has no {key!r} in every epoch's metrics")
+        ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], marker=".", label=label)
+    ax.set(xlabel="epoch", ylabel=key)
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
     """Rows of images ([N, H, W, 1] each) one above the other, e.g. inputs over reconstructions."""
     n = rows[0].shape[0]

@@ -182,19 +182,27 @@ def activation_maximisation(
 
 def scatter_codes(codes_NxK, labels_N, path: Path, title: str) -> None:
     """Test codes coloured by label; a wider code is drawn on its first two principal axes."""
-    codes = np.asarray(codes_NxK)
-    axes_names = ("code 1", "code 2")
-    if codes.shape[1] > 2:
-        mean, components = pca(jnp.asarray(codes), 2)
-        codes = np.asarray((codes - mean) @ components.T)
-        axes_names = ("principal axis 1", "principal axis 2")
-    fig, ax = plt.subplots(figsize=(6, 5))
-    points = ax.scatter(
-        codes[:, 0], codes[:, 1], c=labels_N, cmap="tab10", s=3, vmin=-0.5, vmax=9.5
+    scatter_panels([(codes_NxK, labels_N, title)], path)
+
+
+def scatter_panels(panels, path: Path) -> None:
+    """`scatter_codes` for several codes side by side, one panel per `(codes_NxK, labels_N,
+    title)` on one colour scale: the same images coded by two models, or before and after."""
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5 * len(panels) + 1, 5), squeeze=False, layout="constrained"
     )
-    fig.colorbar(points, ax=ax, ticks=range(NUM_CLASSES), label="label")
-    ax.set(title=title, xlabel=axes_names[0], ylabel=axes_names[1])
-    fig.tight_layout()
+    for ax, (codes_NxK, labels_N, title) in zip(axes[0], panels):
+        codes = np.asarray(codes_NxK)
+        axes_names = ("code 1", "code 2")
+        if codes.shape[1] > 2:
+            mean, components = pca(jnp.asarray(codes), 2)
+            codes = np.asarray((codes - mean) @ components.T)
+            axes_names = ("principal axis 1", "principal axis 2")
+        points = ax.scatter(
+            codes[:, 0], codes[:, 1], c=labels_N, cmap="tab10", s=3, vmin=-0.5, vmax=9.5
+        )
+        ax.set(title=title, xlabel=axes_names[0], ylabel=axes_names[1])
+    fig.colorbar(points, ax=axes[0].tolist(), ticks=range(NUM_CLASSES), label="label")
     fig.savefig(path, dpi=100)
     plt.close(fig)
 
