@@ -28,15 +28,20 @@ def loss_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def loss_curves_compared(runs: dict[str, list[dict]], term: str, path: Path) -> None:
-    """One loss term per epoch for several runs (name: metrics rows), test solid, train dashed."""
+def metric_curves(runs: dict[str, list[dict]], keys: tuple[str, ...], path: Path) -> None:
+    """Metrics of several runs per epoch on one axes: `runs` maps a label to a run's rows
+    (`checkpoint.read_metrics`), `keys` name the metrics ("test/recon", "train/recon"), drawn
+    solid, dashed, dotted; one colour per run."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
-    for i, (name, rows) in enumerate(runs.items()):
-        epochs, colour = [r["epoch"] for r in rows], f"C{i}"
-        test, train = ([r[f"{split}/{term}"] for r in rows] for split in ("test", "train"))
-        ax.plot(epochs, test, ".-", color=colour, label=f"{name} test")  # dots: 1 epoch shows
-        ax.plot(epochs, train, ".--", color=colour, label=f"{name} train")
-    ax.set(title=term, xlabel="epoch")
+    for colour, (label, rows) in enumerate(runs.items()):
+        for style, key in zip(("-", "--", ":"), keys, strict=False):
+            if not rows or any(key not in r for r in rows):
+                raise KeyError(f"the run {label!r} has no {key!r} in every epoch's metrics")
+            values = [r[key] for r in rows]
+            name = label if len(keys) == 1 else f"{label} {key}"
+            epochs = [r["epoch"] for r in rows]
+            ax.plot(epochs, values, style, marker=".", color=f"C{colour}", label=name)
+    ax.set(xlabel="epoch", ylabel=keys[0] if len(keys) == 1 else None)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
@@ -58,7 +63,12 @@ def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
 
 
 def write_figures(
-    workdir: Path, model, params, test_x: jax.Array, config: ml_collections.ConfigDict, rng: jax.Array
+    workdir: Path,
+    model,
+    params,
+    test_x: jax.Array,
+    config: ml_collections.ConfigDict,
+    rng: jax.Array,
 ) -> None:
     """The end-of-run figures: loss curves, 10 test images over their reconstructions (for a
     denoising model: corrupted input, reconstruction, clean target), and for a VAE the

@@ -199,17 +199,17 @@ def activation_maximisation(
 
 def scatter_codes(codes_NxK, labels_N, path: Path, title: str) -> None:
     """Test codes coloured by label; a wider code is drawn on its first two principal axes."""
-    scatter_codes_side_by_side({title: codes_NxK}, labels_N, path)
+    scatter_panels([(codes_NxK, labels_N, title)], path)
 
 
-def scatter_codes_side_by_side(
-    codes_by_title: dict, labels_N, path: Path, axes_names=("code 1", "code 2")
-) -> None:
-    """`scatter_codes` for several codes of the same images, one panel each, in one figure;
+def scatter_panels(panels, path: Path, axes_names=("code 1", "code 2")) -> None:
+    """`scatter_codes` for several codes side by side, one panel per `(codes_NxK, labels_N,
+    title)` on one colour scale: the same images coded by two models, or before and after.
     `axes_names` label the axes of 2-D codes."""
-    n = len(codes_by_title)
-    fig, axes = plt.subplots(1, n, figsize=(5 * n + 1, 5), squeeze=False, layout="constrained")
-    for ax, (title, codes_NxK) in zip(axes[0], codes_by_title.items()):
+    fig, axes = plt.subplots(
+        1, len(panels), figsize=(5 * len(panels) + 1, 5), squeeze=False, layout="constrained"
+    )
+    for ax, (codes_NxK, labels_N, title) in zip(axes[0], panels):
         codes, names = np.asarray(codes_NxK), axes_names
         if codes.shape[1] > 2:
             mean, components = pca(jnp.asarray(codes), 2)

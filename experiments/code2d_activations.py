@@ -22,15 +22,16 @@ ACTIVATIONS = ("relu", "tanh")
 def main(argv: list[str] | None = None) -> dict:
     args = common.parse_args(argv, __file__, __doc__, epochs=50, full_epochs=200)
     test_x, test_y = data.load(args.dataset, "test")
-    panels, metrics = {}, {}
+    panels, metrics = [], {}
     for activation in ACTIVATIONS:
         cfg = common.config(f"mlp2d_{activation}", args)
         state, last = common.run(cfg, args.workdir / activation)
         codes = representation.encode(models.build(cfg.model), state.params, test_x)
         mse, on_axes = last["test/recon"], float(jnp.mean(jnp.any(codes == 0, axis=1)))
         metrics[f"{activation}_test_mse"], metrics[f"{activation}_codes_on_axes"] = mse, on_axes
-        panels[f"{activation} code: test MSE {mse:.4f}, {on_axes:.0%} on an axis"] = codes
-    representation.scatter_codes_side_by_side(panels, test_y, args.workdir / "code_scatter.png")
+        title = f"{activation} code: test MSE {mse:.4f}, {on_axes:.0%} on an axis"
+        panels.append((codes, test_y, title))
+    representation.scatter_panels(panels, args.workdir / "code_scatter.png")
     common.save_metrics(args, metrics)
     return metrics
 

@@ -41,9 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
 
     pca_title = f"PCA: test images on its 2 axes, MSE {pca_mse:.4f}"
     ae_title = f"linear AE code, affine-mapped onto PCA's axes, MSE {last['test/recon']:.4f}"
-    representation.scatter_codes_side_by_side(
-        {pca_title: pca_test, ae_title: aligned_test},
-        test_y,
+    representation.scatter_panels(
+        [(pca_test, test_y, pca_title), (aligned_test, test_y, ae_title)],
         args.workdir / "projections.png",
         axes_names=("principal axis 1", "principal axis 2"),
     )
