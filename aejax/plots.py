@@ -28,15 +28,17 @@ def loss_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def metric_curves(runs: dict[str, list[dict]], key: str, path: Path) -> None:
+def metric_curves(
+    runs: dict[str, list[dict]], key: str, path: Path, ylabel: str | None = None
+) -> None:
     """One metric of several runs per epoch on one axes: `runs` maps a label to a run's rows
-    (`checkpoint.read_metrics`), `key` is the metric ("test/accuracy")."""
+    (`checkpoint.read_metrics`), `key` is the metric ("test/accuracy"), `ylabel` its name."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for label, rows in runs.items():
         if not rows or any(key not in r for r in rows):
             raise KeyError(f"the run {label!r} has no {key!r} in every epoch's metrics")
         ax.plot([r["epoch"] for r in rows], [r[key] for r in rows], marker=".", label=label)
-    ax.set(xlabel="epoch", ylabel=key)
+    ax.set(xlabel="epoch", ylabel=ylabel or key)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
