@@ -28,10 +28,12 @@ def loss_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def metric_curves(runs: dict[str, list[dict]], keys: tuple[str, ...], path: Path) -> None:
+def metric_curves(
+    runs: dict[str, list[dict]], keys: tuple[str, ...], path: Path, ylabel: str | None = None
+) -> None:
     """Metrics of several runs per epoch on one axes: `runs` maps a label to a run's rows
     (`checkpoint.read_metrics`), `keys` name the metrics ("test/recon", "train/recon"), drawn
-    solid, dashed, dotted; one colour per run."""
+    solid, dashed, dotted; one colour per run; `ylabel` says what and in which unit."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for colour, (label, rows) in enumerate(runs.items()):
         for style, key in zip(("-", "--", ":"), keys, strict=False):
@@ -41,7 +43,7 @@ def metric_curves(runs: dict[str, list[dict]], keys: tuple[str, ...], path: Path
             name = label if len(keys) == 1 else f"{label} {key}"
             epochs = [r["epoch"] for r in rows]
             ax.plot(epochs, values, style, marker=".", color=f"C{colour}", label=name)
-    ax.set(xlabel="epoch", ylabel=keys[0] if len(keys) == 1 else None)
+    ax.set(xlabel="epoch", ylabel=ylabel or ", ".join(keys))
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -39,7 +39,7 @@ def pretrained_against_scratch(
         ],
         workdir / "code_scatter.png",
     )
-    plots.metric_curves(rows, ("test/accuracy",), workdir / "accuracy.png")
+    plots.metric_curves(rows, ("test/accuracy",), workdir / "accuracy.png", "test accuracy")
     return {
         "test_accuracy": rows["pretrained, fine-tuned"][-1]["test/accuracy"],
         "scratch_test_accuracy": rows["from scratch"][-1]["test/accuracy"],

@@ -50,7 +50,9 @@ def main(argv: list[str] | None = None) -> dict:
     plots.image_rows(
         [test_x, *recons], ["test images", *runs], args.workdir / "reconstructions.png"
     )
-    plots.metric_curves(rows, ("test/recon",), args.workdir / "test_loss.png")
+    plots.metric_curves(
+        rows, ("test/recon",), args.workdir / "test_loss.png", "test BCE, nats per image"
+    )
     common.save_metrics(args, metrics)
     return metrics
 
