@@ -28,7 +28,9 @@ def loss_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
-def loss_curves_compared(runs: dict[str, list[dict]], term: str, path: Path) -> None:
+def loss_curves_compared(
+    runs: dict[str, list[dict]], term: str, path: Path, ylabel: str = ""
+) -> None:
     """One loss term per epoch for several runs (name: metrics rows), test solid, train dashed."""
     fig, ax = plt.subplots(figsize=(5, 3.5))
     for i, (name, rows) in enumerate(runs.items()):
@@ -36,7 +38,7 @@ def loss_curves_compared(runs: dict[str, list[dict]], term: str, path: Path) -> 
         test, train = ([r[f"{split}/{term}"] for r in rows] for split in ("test", "train"))
         ax.plot(epochs, test, ".-", color=colour, label=f"{name} test")  # dots: 1 epoch shows
         ax.plot(epochs, train, ".--", color=colour, label=f"{name} train")
-    ax.set(title=term, xlabel="epoch")
+    ax.set(title=term, xlabel="epoch", ylabel=ylabel)
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)

@@ -32,7 +32,7 @@ def main(argv: list[str] | None = None) -> dict:
         metrics[f"{name}_test_bce"] = last["test/recon"]
     titles = ["test images", "conv AE reconstructions", "MLP AE (784-32-784) reconstructions"]
     plots.image_rows(rows, titles, args.workdir / "reconstructions.png")
-    plots.loss_curves_compared(curves, "recon", args.workdir / "loss_curves.png")
+    plots.loss_curves_compared(curves, "recon", args.workdir / "loss_curves.png", "BCE per pixel")
     source = "tutorials quoted in issue 8 (BCE per pixel, split not stated)"
     tutorials = [
         common.published("conv_train_bce", 0.10, "MNIST (60,000)", None, source),
