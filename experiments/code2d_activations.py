@@ -3,9 +3,10 @@
     python experiments/code2d_activations.py [--dataset fashion_mnist] [--epochs N | --full]
 
 784-2-784 with MSE, its code through a ReLU (`mlp2d_relu`, in `relu/`) and through a tanh
-(`mlp2d_tanh`, in `tanh/`). A ReLU sends every negative pre-activation to exactly 0, so its
-codes pile up on the two axes; a tanh code is bounded but never exactly 0. `codes_on_axes` is
-the fraction of test codes with a coordinate exactly 0, the pile-up as a number. 50 epochs by
+(`mlp2d_tanh`, in `tanh/`). A ReLU sends every negative pre-activation to exactly 0, so codes
+that would leave the positive quadrant pile up on its two axes; a tanh code is bounded but
+never exactly 0. `codes_on_axes` is the fraction of test codes with a coordinate exactly 0,
+the pile-up as a number (it shrinks as training moves the codes into the quadrant). 50 epochs by
 default (under a minute for both on mnist5k); `--full` trains 200 (the issue gives no length).
 Leaves `code_scatter.png` (the two codes side by side, coloured by label, with their test MSE)
 and `metrics.json` in the run directory.

@@ -5,7 +5,7 @@
 The zoo's `conv_denoising` config (32-32-16 conv encoder, 16-32-32 decoder, BCE, batch 200)
 trained on `x + factor * N(0, 1)` clipped to [0, 1], once at factor 0.5 (in `noise_0.5/`) and
 once at 0.4 (`noise_0.4/`). It trains at about 480 images/s on 2 CPU cores, so the default is
-10 epochs (about 3 minutes for both on mnist5k); `--full` is the tutorials' 100. The test
+10 epochs (3 to 5 minutes for both on mnist5k); `--full` is the tutorials' 100. The test
 inputs are noisy too, so the test BCE is the tutorials' validation loss: the output against
 the clean target. Leaves `denoising_0.5.png`, `denoising_0.4.png` (three rows: noisy test
 input, output, clean target) and `metrics.json` in the run directory.
