@@ -83,6 +83,15 @@ def test_harness_end_to_end(tmp_path):
     assert "results/devices.png" in text and "| mlp | 500 |" in text
 
 
+def test_a_classifier_config_is_measured_with_its_labels():
+    # The classification objective gathers {"image", "label"} batches, on the device and in the
+    # naive loop alike; a row that fed it images alone would fail here.
+    config = measure.load_config("sdae_classifier", {"train.batch_size": 500})
+    row = measure.measure(config, repeats=1, min_seconds=0, epoch=False)
+    for key in ("samples_per_s", "naive_samples_per_s", "eval_samples_per_s", "flop_per_sample"):
+        assert math.isfinite(row[key]) and row[key] > 0, (key, row[key])
+
+
 @pytest.fixture
 def tiny_run():
     """A tiny mlp's state, its compiled chunk of 2 steps and their batches on mnist5k."""

@@ -37,6 +37,15 @@ def test_training_batches_are_redrawn_each_step_and_reproducible():
     assert binarize.on_train_batches(config, "the step") == "the step"
 
 
+def test_a_labelled_batch_has_its_images_drawn_and_its_labels_kept():
+    config = load_config("iwae")
+    step = binarize.on_train_batches(config, lambda state, batch, rng: batch)
+    batch = {"image": jnp.full((4, 28, 28, 1), 0.5), "label": jnp.arange(4)}
+    seen = step(train_state_at(3), batch, None)
+    np.testing.assert_array_equal(seen["image"], step(train_state_at(3), batch["image"], None))
+    np.testing.assert_array_equal(seen["label"], batch["label"])
+
+
 def test_test_set_is_binarised_once_the_same_for_every_run():
     config = load_config("iwae")
     test_x = jnp.asarray(data.load("mnist5k", "test")[0][:50])
