@@ -72,6 +72,31 @@ def save_grid(grid: np.ndarray, path: Path) -> None:
     PIL.Image.fromarray(pixels).save(path, optimize=True)
 
 
+def grid_panels(grids: list[np.ndarray], titles: list[str], path: Path) -> None:
+    """Grids side by side, each tiled under its title (two models' manifolds, say), one
+    figure pixel per image pixel, 10 pixels between grids."""
+    tiles = [np.clip(tile(grid), 0, 1) for grid in grids]
+    width, height = sum(t.shape[1] for t in tiles), max(t.shape[0] for t in tiles)
+    gap, title_height, dpi = 10, 30, 100
+    fig, axes = plt.subplots(
+        1,
+        len(tiles),
+        figsize=((width + gap * (len(tiles) - 1)) / dpi, (height + title_height) / dpi),
+        squeeze=False,
+        gridspec_kw={
+            "width_ratios": [t.shape[1] for t in tiles],
+            "wspace": gap / (width / len(tiles)),  # a fraction of the mean panel width
+        },
+    )
+    for ax, image, title in zip(axes[0], tiles, titles):
+        ax.imshow(image, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(title, fontsize=9)
+        ax.axis("off")
+    fig.subplots_adjust(left=0, right=1, bottom=0, top=height / (height + title_height))
+    fig.savefig(path, dpi=dpi)
+    plt.close(fig)
+
+
 def latent_scatter(mu_Nx2: np.ndarray, labels_N: np.ndarray, path: Path) -> None:
     """Posterior means of the test images, coloured by label."""
     fig, ax = plt.subplots(figsize=(6, 5))

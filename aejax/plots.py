@@ -28,6 +28,28 @@ def loss_curves(rows: list[dict], path: Path) -> None:
     plt.close(fig)
 
 
+def metric_curves(
+    runs: dict[str, list[dict]], keys: tuple[str, ...], path: Path, ylabel: str | None = None
+) -> None:
+    """Metrics of several runs per epoch on one axes: `runs` maps a label to a run's rows
+    (`checkpoint.read_metrics`), `keys` name the metrics ("test/recon", "train/recon"), drawn
+    solid, dashed, dotted; one colour per run; `ylabel` says what and in which unit."""
+    fig, ax = plt.subplots(figsize=(5, 3.5))
+    for colour, (label, rows) in enumerate(runs.items()):
+        for style, key in zip(("-", "--", ":"), keys, strict=False):
+            if not rows or any(key not in r for r in rows):
+                raise KeyError(f"the run {label!r} has no {key!r} in every epoch's metrics")
+            values = [r[key] for r in rows]
+            name = label if len(keys) == 1 else f"{label} {key}"
+            epochs = [r["epoch"] for r in rows]
+            ax.plot(epochs, values, style, marker=".", color=f"C{colour}", label=name)
+    ax.set(xlabel="epoch", ylabel=ylabel or ", ".join(keys))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+
+
 def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
     """Rows of images ([N, H, W, 1] each) one above the other, e.g. inputs over reconstructions."""
     n = rows[0].shape[0]
@@ -43,7 +65,12 @@ def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
 
 
 def write_figures(
-    workdir: Path, model, params, test_x: jax.Array, config: ml_collections.ConfigDict, rng: jax.Array
+    workdir: Path,
+    model,
+    params,
+    test_x: jax.Array,
+    config: ml_collections.ConfigDict,
+    rng: jax.Array,
 ) -> None:
     """The end-of-run figures: loss curves, 10 test images over their reconstructions (for a
     denoising model: corrupted input, reconstruction, clean target), and for a VAE the

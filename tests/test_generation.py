@@ -62,3 +62,16 @@ def test_higher_dimensional_latents_get_no_2d_maps(tmp_path):
         tmp_path, model, params, x, np.zeros(16), "bernoulli", jax.random.key(3)
     )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["interpolations.png", "samples.png"]
+
+
+def test_grid_panels_puts_each_grid_side_by_side_pixel_for_pixel(tmp_path):
+    # A black grid and a grey one (stand-ins whose pixels are known) under their titles, on a
+    # white figure: each grid exactly where it belongs, one pixel per pixel, 10 white between.
+    black, grey = np.zeros((2, 3, 28, 28, 1)), np.full((2, 3, 28, 28, 1), 0.5)
+    generation.grid_panels([black, grey], ["black", "grey"], tmp_path / "panels.png")
+    image = matplotlib.image.imread(tmp_path / "panels.png")[..., 0]
+    assert image.shape == (30 + 2 * 28, 3 * 28 + 10 + 3 * 28)  # the title band, the gap
+    grids = image[30:]
+    np.testing.assert_array_equal(grids[:, :84], 0.0)
+    np.testing.assert_array_equal(grids[:, 84:94], 1.0)
+    np.testing.assert_allclose(grids[:, 94:], 0.5, atol=1 / 255)

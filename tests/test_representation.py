@@ -4,6 +4,7 @@ must be, and activation maximisation finds the known maximum of a linear unit.""
 import json
 
 import jax.numpy as jnp
+import matplotlib.image
 import numpy as np
 import pytest
 
@@ -53,6 +54,20 @@ def test_pca_error_falls_with_components_and_vanishes_at_full_rank(mnist5k):
     assert errors[2] < 1e-6
 
 
+@pytest.mark.parametrize("degrees", [30.0, 1e-3])
+def test_principal_angles_of_a_tilted_plane_in_any_basis(degrees):
+    # Synthetic on purpose: planes in R^4 built to meet at known angles. The plane of e1, e2
+    # against that of e1 and e2 tilted towards e3, given in a skewed basis: angles 0 and the
+    # tilt (a thousandth of a degree too); against the plane of e3, e4: both 90.
+    e = np.eye(4)
+    tilt = np.radians(degrees)
+    tilted = np.stack([e[:, 0], np.cos(tilt) * e[:, 1] + np.sin(tilt) * e[:, 2]], axis=1)
+    skewed_basis = tilted @ np.array([[3.0, 1.0], [-2.0, 0.5]])
+    angles = representation.principal_angles(e[:, :2], skewed_basis)
+    np.testing.assert_allclose(angles, [0.0, degrees], rtol=1e-6, atol=1e-5)
+    np.testing.assert_allclose(representation.principal_angles(e[:, :2], e[:, 2:]), [90.0, 90.0])
+
+
 def test_activation_maximisation_reaches_a_linear_units_maximum_on_the_ball(linear_2d_run):
     config, _, params = linear_2d_run
     model = models.build(config.model)
@@ -78,3 +93,22 @@ def test_evaluate_run_reports_the_measures_and_leaves_figures(linear_2d_run, mni
     )
     for figure in ("code_scatter.png", "first_layer.png", "activation_maximisation.png"):
         assert (workdir / figure).stat().st_size > 1000
+
+
+def test_scatter_panels_draws_each_code_in_its_own_panel(tmp_path):
+    # Synthetic codes, so that each panel holds one known class: its colour must appear in its
+    # own panel only (tab10: class 0 blue, class 1 orange; the colour bar is at the far right).
+    rng = np.random.default_rng(0)
+    panels = [(rng.normal(size=(50, 2)), np.full(50, c), f"class {c}") for c in (0, 1)]
+    panels[1] = (rng.normal(size=(50, 3)), *panels[1][1:])  # a wider code: its PCA plane
+    representation.scatter_panels(panels, tmp_path / "two.png")
+    image = matplotlib.image.imread(tmp_path / "two.png")[..., :3]
+    width = image.shape[1]
+    left, right = image[:, : int(0.45 * width)], image[:, int(0.5 * width) : int(0.8 * width)]
+
+    def has(region, rgb):
+        return np.any(np.all(np.abs(region - np.array(rgb) / 255) < 0.02, axis=-1))
+
+    blue, orange = (31, 119, 180), (255, 127, 14)
+    assert has(left, blue) and not has(left, orange)
+    assert has(right, orange) and not has(right, blue)

@@ -1,0 +1,47 @@
+"""What sdae_2d and conv_classifier share (a helper, not a script): a softmax head on a
+pretrained autoencoder's encoder against the same classifier trained from scratch.
+
+Both classifiers are ordinary runs in `finetuned/` and `scratch/` of the script's run directory;
+the comparison's figures go into the run directory itself.
+"""
+
+from pathlib import Path
+
+import common
+import ml_collections
+
+from aejax import checkpoint, data, models, plots, representation, supervised, transfer
+
+RUNS = {"pretrained, fine-tuned": "finetuned", "from scratch": "scratch"}  # label: folder
+
+
+def pretrained_against_scratch(
+    cfg: ml_collections.ConfigDict, pretrained: Path, workdir: Path, epochs: int
+) -> dict:
+    """Trains both classifiers on `cfg`'s encoder for `epochs`, one started from the trained
+    autoencoder's run `pretrained`; writes `code_scatter.png` (the test codes after pretraining
+    beside those after fine-tuning) and `accuracy.png` (test accuracy per epoch of both).
+    Returns both test accuracies and a linear probe's on the pretrained code."""
+    head = supervised.classifier_config(cfg, init_from=pretrained, epochs=epochs)
+    finetuned, _ = common.run(head, workdir / RUNS["pretrained, fine-tuned"])
+    common.run(supervised.classifier_config(cfg, epochs=epochs), workdir / RUNS["from scratch"])
+    rows = {label: checkpoint.read_metrics(workdir / run) for label, run in RUNS.items()}
+
+    (train_x, train_y), (test_x, test_y) = (data.load(cfg.data.name, s) for s in ("train", "test"))
+    autoencoder = models.build(cfg.model)
+    params = transfer.load_params(pretrained)
+    codes = [representation.encode(autoencoder, params, x) for x in (train_x, test_x)]
+    tuned = representation.encode(models.build(head.model), finetuned.params, test_x)
+    representation.scatter_panels(
+        [
+            (codes[1], test_y, "after unsupervised pretraining"),
+            (tuned, test_y, "after supervised fine-tuning"),
+        ],
+        workdir / "code_scatter.png",
+    )
+    plots.metric_curves(rows, ("test/accuracy",), workdir / "accuracy.png", "test accuracy")
+    return {
+        "test_accuracy": rows["pretrained, fine-tuned"][-1]["test/accuracy"],
+        "scratch_test_accuracy": rows["from scratch"][-1]["test/accuracy"],
+        "pretrained_linear_probe": representation.linear_probe(codes[0], train_y, codes[1], test_y),
+    }
