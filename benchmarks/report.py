@@ -26,16 +26,35 @@ PART_TITLES = {
 }
 
 
+def cpu() -> str:
+    """The processor as Linux names it, with its family, model and widest vector unit.
+
+    Virtual machines often report only "AMD EPYC", while EPYC generations differ twofold in
+    fp32 speed (Zen 4 splits AVX-512 in two 256-bit halves, Zen 5 does not), so rows from two
+    machines can only be compared knowing which generation measured them.
+    """
+    fields = {}
+    with open("/proc/cpuinfo") as f:
+        for line in f:
+            key, sep, value = line.partition(":")
+            if sep:
+                fields.setdefault(key.strip(), value.strip())
+    if "model name" not in fields:
+        return platform.processor()
+    flags = fields.get("flags", "").split()
+    vector = {"avx512f": "AVX-512", "avx2": "AVX2", "avx": "AVX"}
+    widest = next((name for flag, name in vector.items() if flag in flags), "no AVX")
+    return (
+        f"{fields['model name']}, family {fields.get('cpu family', '?')} "
+        f"model {fields.get('model', '?')}, {widest}"
+    )
+
+
 def machine() -> dict:
     """What measured the rows; the backend itself is in each row (asking here would start it)."""
-    cpu = platform.processor()
-    with open("/proc/cpuinfo") as f:
-        cpu = next(
-            (line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu
-        )
     return {
         "cores": os.cpu_count(),
-        "cpu": cpu,
+        "cpu": cpu(),
         "jax": jax.__version__,
         "xla_flags": os.environ.get("XLA_FLAGS", ""),
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%d %H:%M UTC"),
@@ -231,8 +250,11 @@ def results_markdown(out: Path, figure_dir: str) -> str:
             f"`{meta['command']}` ({meta['minutes']:.1f} min, {m['date']}): {m['cores']} cores "
             f"({m['cpu']}), backend {', '.join(backends)}, jax {m['jax']}, "
             f"XLA_FLAGS `{m['xla_flags'] or 'none'}`, fp32 peak taken as {meta['peak_gflops']:g} "
-            "GFLOP/s."
+            "GFLOP/s"
         )
+        if "matmul_gflops" in meta:  # results of harnesses before it was measured lack it
+            measured_by += f" (one 2048 x 2048 fp32 matmul ran at {meta['matmul_gflops']:.0f})"
+        measured_by += "."
         text = [f"### {title}", "", measured_by, ""]
         figure = plot_part(out, part, rows)
         if figure is not None:

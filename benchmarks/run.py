@@ -32,7 +32,7 @@ import time
 from pathlib import Path
 
 from aejax import data
-from benchmarks import measure, report
+from benchmarks import matmul_bound, measure, report
 
 REPO = Path(__file__).resolve().parents[1]
 CACHE_ENV = {  # JAX reads its options from these variables: the same work for `aejax train`
@@ -230,6 +230,7 @@ def main(argv: list[str] | None = None) -> None:
     command = shlex.join(["python", "-m", "benchmarks.run", *argv])
     for split in ("train", "test"):  # prepared here, so that no row's time includes preparing it
         data.load(args.dataset, split)
+    matmul_gflops = matmul_bound.matmul_gflops()  # what "of peak" can be read against
     for part in args.parts:
         print(f"{part}:", flush=True)
         start = time.perf_counter()
@@ -240,6 +241,7 @@ def main(argv: list[str] | None = None) -> None:
             "machine": report.machine(),
             "minutes": minutes,
             "peak_gflops": args.peak_gflops,
+            "matmul_gflops": matmul_gflops,
         }
         report.write_part(args.out, part, rows, meta)
     report.write_results(args.out, args.readme)

@@ -14,7 +14,7 @@ import pytest
 from conftest import load_config
 
 from aejax import data, losses, models, train
-from benchmarks import measure, report, run
+from benchmarks import matmul_bound, measure, report, run
 
 TINY = [
     "--dataset",
@@ -74,8 +74,12 @@ def test_harness_end_to_end(tmp_path):
     (parallel,) = [json.loads(line) for line in (out / "devices.jsonl").read_text().splitlines()]
     assert parallel["devices"] == 2 and parallel["samples_per_s"] > 0  # the forced devices existed
 
+    meta = json.loads((out / "models.meta.json").read_text())
+    assert math.isfinite(meta["matmul_gflops"]) and meta["matmul_gflops"] > 0
     results = (out / "results.md").read_text()
     assert "python -m benchmarks.run --parts models devices" in results
+    assert f"matmul ran at {meta['matmul_gflops']:.0f})" in results
+    assert meta["machine"]["cpu"] in results
     assert "| mlp | 500 |" in results and "(./devices.png)" in results
     assert (out / "devices.png").stat().st_size > 1000
     text = readme.read_text()
@@ -133,6 +137,15 @@ def test_a_nan_loss_is_refused(monkeypatch):
         measure.measure(
             config, repeats=1, min_seconds=0, naive=False, evaluation=False, epoch=False
         )
+
+
+def test_the_matmul_bound_keeps_every_product():
+    # XLA drops a product that nothing reads: the bound would then time fewer matmuls than a step
+    # does, and claim a speed no step can have.
+    layers = [(6, 5), (5, 3)]
+    loop, operands = matmul_bound.matmul_steps(8, layers, steps=4)
+    hlo = jax.jit(loop).lower(operands).compile().as_text()
+    assert hlo.count(" dot(") == 3 * len(layers)
 
 
 def test_bad_requests_are_refused(tmp_path):
