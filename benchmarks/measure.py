@@ -87,23 +87,42 @@ def timed_run(advance, state, *, calls: int, steps_per_call: int, first_call: in
     return state, seconds
 
 
-def time_repeats(advance, state, *, steps_per_call: int, repeats: int, min_seconds: float):
-    """Seconds of `repeats` timed runs of `advance` after a warm-up call.
+def time_repeats(loops: dict, state, *, repeats: int, min_seconds: float):
+    """Seconds of `repeats` timed runs of each loop, the loops taking turns run by run.
 
-    A second, timed call sets how many calls make one run last `min_seconds`, so that
-    dispatch-bound and compute-bound loops are both timed over enough steps.
-    Returns (state, steps in one run, seconds of each run).
+    `loops` maps a name to `(advance, steps_per_call)`. Each loop gets a warm-up call, then a
+    second, timed call sets how many calls make one of its runs last `min_seconds`, so that
+    dispatch-bound and compute-bound loops are both timed over enough steps. Taking turns puts
+    every loop's runs in the same minutes: a shared machine whose speed drifts (rows of two quiet
+    runs here differed by up to half) moves them alike, and their ratio holds. Returns (state, {name: (steps in one run, [seconds of each run])}).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
-    timed = functools.partial(timed_run, advance, steps_per_call=steps_per_call)
-    state, _ = timed(state, calls=1)  # warm-up
-    state, one_call = timed(state, calls=1, first_call=1)
-    calls, seconds = max(1, math.ceil(min_seconds / one_call)), []
+    calls = {}
+    for name, (advance, steps_per_call) in loops.items():
+        timed = functools.partial(timed_run, advance, steps_per_call=steps_per_call)
+        state, _ = timed(state, calls=1)  # warm-up
+        state, one_call = timed(state, calls=1, first_call=1)
+        calls[name] = max(1, math.ceil(min_seconds / one_call))
+    seconds = {name: [] for name in loops}
     for r in range(repeats):
-        state, s = timed(state, calls=calls, first_call=2 + r * calls)
-        seconds.append(s)
-    return state, calls * steps_per_call, seconds
+        for name, (advance, steps_per_call) in loops.items():
+            state, s = timed_run(
+                advance,
+                state,
+                calls=calls[name],
+                steps_per_call=steps_per_call,
+                first_call=2 + r * calls[name],
+            )
+            seconds[name].append(s)
+    return state, {name: (calls[name] * loops[name][1], seconds[name]) for name in loops}
+
+
+def samples_per_s(batch_size: int, steps: int, seconds: list[float]) -> tuple[float, float]:
+    """The median samples/s of timed runs, and half their range as a fraction of it."""
+    rates = [steps * batch_size / s for s in seconds]
+    median = statistics.median(rates)
+    return median, (max(rates) - min(rates)) / 2 / median
 
 
 def data_parallel(n_devices: int, state, dataset, idx_SxB):
@@ -223,12 +242,7 @@ def measure(
     naive_step = naive_step.compile()
     row["flop_per_sample"] = naive_step.cost_analysis()["flops"] / batch_size
 
-    state, steps, seconds = time_repeats(
-        aejax_advance, state, steps_per_call=chunk, repeats=repeats, min_seconds=min_seconds
-    )
-    row["samples_per_s"] = steps * batch_size / statistics.median(seconds)
-    row["timed_steps"] = steps * repeats
-
+    loops = {"samples_per_s": (aejax_advance, chunk)}  # named by the row's key
     if naive:
         host_idx_SxB = np.asarray(idx_SxB)
 
@@ -237,14 +251,16 @@ def measure(
             batch = jax.tree.map(lambda a: a[rows], host_set)
             return naive_step(state, batch, jax.random.fold_in(rng, i))
 
-        state, steps, seconds = time_repeats(  # trains on from aejax's state: same pytree
-            naive_advance, state, steps_per_call=1, repeats=repeats, min_seconds=min_seconds
+        loops["naive_samples_per_s"] = (naive_advance, 1)  # trains on from aejax's state
+
+    state, runs = time_repeats(loops, state, repeats=repeats, min_seconds=min_seconds)
+    for key, (steps, seconds) in runs.items():
+        row[key], row[f"{key}_spread"] = samples_per_s(batch_size, steps, seconds)
+    row["timed_steps"] = runs["samples_per_s"][0] * repeats
+    if naive and epoch:
+        state, row["naive_epoch_s"] = timed_run(
+            naive_advance, state, calls=steps_per_epoch, steps_per_call=1
         )
-        row["naive_samples_per_s"] = steps * batch_size / statistics.median(seconds)
-        if epoch:
-            state, row["naive_epoch_s"] = timed_run(
-                naive_advance, state, calls=steps_per_epoch, steps_per_call=1
-            )
 
     if evaluation:
         row["eval_samples_per_s"] = eval_samples_per_s(config, loss_fn, state.params, repeats)

@@ -82,6 +82,12 @@ def _n(value, digits: int = 0) -> str:
     return "–" if value is None else f"{value:,.{digits}f}"
 
 
+def _rate(row: dict, key: str) -> str:
+    """Samples/s with half the range of its timed runs, where the row has it."""
+    spread = row.get(f"{key}_spread")
+    return _n(row[key]) + ("" if spread is None else f" ±{spread:.0%}")
+
+
 def columns(peak_gflops: float) -> dict:
     """Every table column: its header and how a row shows in it."""
     return {
@@ -95,8 +101,8 @@ def columns(peak_gflops: float) -> dict:
         "compile s": lambda r: _n(r["compile_s"], 2),
         "to first chunk s": lambda r: _n(r["first_chunk_s"], 2),
         "whole process s": lambda r: _n(r["process_s"], 1),
-        "train samples/s": lambda r: _n(r["samples_per_s"]),
-        "naive samples/s": lambda r: _n(r["naive_samples_per_s"]),
+        "train samples/s": lambda r: _rate(r, "samples_per_s"),
+        "naive samples/s": lambda r: _rate(r, "naive_samples_per_s"),
         "aejax/naive": lambda r: f"{r['samples_per_s'] / r['naive_samples_per_s']:.2f}",
         "GFLOP/s": lambda r: _n(r["flop_per_sample"] * r["samples_per_s"] / 1e9, 1),
         "of peak": lambda r: f"{r['flop_per_sample'] * r['samples_per_s'] / peak_gflops / 1e9:.0%}",
@@ -128,6 +134,9 @@ TABLES = {  # each part's columns, and what the reader needs to know about them
             "device peak MB",
         ],
         (
+            "`train samples/s`, `naive samples/s`: the median of the timed runs, ± half their "
+            "range, aejax's and the naive loop's runs taking turns so that both see the same "
+            "machine; "
             "`compile s`: XLA compiling the first chunk (tracing excluded); `to first chunk s`: "
             "from loading the data to the result of the first compiled chunk (`train.chunk` steps,"
             " at most an epoch), in a fresh process; `epoch s`: the second epoch of "

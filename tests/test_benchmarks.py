@@ -69,6 +69,8 @@ def test_harness_end_to_end(tmp_path):
         "process_s",
     ):
         assert math.isfinite(row[key]) and row[key] > 0, (key, row[key])
+    for key in ("samples_per_s_spread", "naive_samples_per_s_spread"):
+        assert math.isfinite(row[key]) and row[key] >= 0, (key, row[key])
     # 2 warm-up calls, then 2 runs of at least one chunk of 8 steps (4,000 images, batch 500).
     assert row["chunk"] == 8 and row["timed_steps"] >= 16
     (parallel,) = [json.loads(line) for line in (out / "devices.jsonl").read_text().splitlines()]
@@ -80,6 +82,7 @@ def test_harness_end_to_end(tmp_path):
     assert "python -m benchmarks.run --parts models devices" in results
     assert f"matmul ran at {meta['matmul_gflops']:.0f})" in results
     assert meta["machine"]["cpu"] in results
+    assert f"{row['samples_per_s']:,.0f} ±{row['samples_per_s_spread']:.0%}" in results
     assert "| mlp | 500 |" in results and "(./devices.png)" in results
     assert (out / "devices.png").stat().st_size > 1000
     text = readme.read_text()
@@ -119,11 +122,39 @@ def test_steps_that_did_not_run_are_refused(tiny_run):
         return state, {"loss": jnp.zeros(2)}
 
     with pytest.raises(RuntimeError, match="did not all run"):
-        measure.time_repeats(skipped, state, steps_per_call=2, repeats=2, min_seconds=0)
+        measure.time_repeats({"skipped": (skipped, 2)}, state, repeats=2, min_seconds=0)
     with pytest.raises(ValueError, match="nothing to time"):
         measure.timed_run(two_steps, state, calls=0, steps_per_call=2)
     with pytest.raises(RuntimeError, match="at step 6, expected 7"):  # claims 3 steps, runs 2
         measure.timed_run(two_steps, state, calls=1, steps_per_call=3)
+
+
+def test_the_loops_compared_take_turns(tiny_run):
+    # aejax and the naive loop are timed run by run in turn, so a machine drifting in speed
+    # between them cannot make their ratio.
+    state, two_steps = tiny_run
+    order = []
+
+    def logged(name, steps_per_call):
+        def advance(state, i):
+            order.append((name, i))
+            for _ in range(steps_per_call // 2):
+                state, metrics = two_steps(state, i)
+            return state, metrics
+
+        return advance, steps_per_call
+
+    state, runs = measure.time_repeats(
+        {"a": logged("a", 4), "b": logged("b", 2)}, state, repeats=3, min_seconds=0
+    )
+    assert order == [("a", 0), ("a", 1), ("b", 0), ("b", 1)] + [
+        (name, 2 + r) for r in range(3) for name in "ab"
+    ]
+    assert {name: (steps, len(seconds)) for name, (steps, seconds) in runs.items()} == {
+        "a": (4, 3),
+        "b": (2, 3),
+    }
+    assert int(state.step) == 2 * (4 + 2) + 3 * (4 + 2)
 
 
 def test_a_nan_loss_is_refused(monkeypatch):
