@@ -102,7 +102,9 @@ def test_step_on_four_devices_equals_step_on_one(name):
     _, (four, four_metrics) = _first_step(name, 4)
     kernel = jax.tree.leaves(four.params)[-1]
     assert len(kernel.sharding.device_set) == 4 and kernel.sharding.is_fully_replicated
-    np.testing.assert_allclose(four_metrics["loss"], one_metrics["loss"], rtol=1e-6)
+    # A quarter batch per device sums its pixels in another order than the whole batch: float32
+    # rounding alone moved the loss by 1.8e-6 on an AVX-512 processor (Zen 5).
+    np.testing.assert_allclose(four_metrics["loss"], one_metrics["loss"], rtol=1e-5)
     for a, b in zip(_leaves(one.params), _leaves(four.params), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-5, atol=1e-6)
 

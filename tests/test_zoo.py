@@ -218,7 +218,9 @@ def test_denoising_loss_feeds_the_corrupted_input_and_scores_against_the_clean(t
         logits, _ = model.apply({"params": params}, model_input)
         return jnp.mean(jnp.sum(losses.reconstruction(logits, x, "bernoulli"), axis=(1, 2, 3)))
 
-    np.testing.assert_allclose(metrics["recon"], recon(x_tilde), rtol=1e-6)
+    # The loss and this reference sum 784 pixels per image in orders XLA picks: 1.7e-6 apart on
+    # an AVX-512 processor (Zen 5), where feeding the clean input instead moves it by over 1e-3.
+    np.testing.assert_allclose(metrics["recon"], recon(x_tilde), rtol=1e-5)
     assert abs(metrics["recon"] - recon(x)) > 1.0  # the corruption did reach the model
 
 
