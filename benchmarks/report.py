@@ -142,7 +142,7 @@ TABLES = {  # each part's columns, and what the reader needs to know about them
             " at most an epoch), in a fresh process; `epoch s`: the second epoch of "
             "`aejax.train.train_and_evaluate` (the first compiles), evaluation excluded; `naive`: "
             "one jitted step per batch gathered in host numpy; `of peak`: FLOP from XLA's cost "
-            "analysis of the step against the peak given (`--peak-gflops`)."
+            "analysis of the step against the fp32 peak above (`--peak-gflops` sets one)."
         ),
     ),
     "batch": (
@@ -245,6 +245,23 @@ def plot_part(out: Path, part: str, rows: list[dict]) -> Path | None:
     return path
 
 
+def peak_gflops(meta: dict) -> float:
+    """The fp32 GFLOP/s a part's fractions of peak divide by: the one given, else the matmul
+    measured at the start of its run."""
+    return meta["peak_gflops"] or meta["matmul_gflops"]
+
+
+def peak_sentence(meta: dict) -> str:
+    """Where a part's fractions of peak come from, for its header."""
+    matmul = "one 2048 x 2048 fp32 matmul at the start of the run"
+    if not meta["peak_gflops"]:
+        return f"fp32 peak: {matmul}, {meta['matmul_gflops']:.0f} GFLOP/s"
+    sentence = f"fp32 peak taken as {meta['peak_gflops']:g} GFLOP/s"
+    if "matmul_gflops" in meta:  # harnesses before it was measured lack it
+        sentence += f" ({matmul}: {meta['matmul_gflops']:.0f})"
+    return sentence
+
+
 def results_markdown(out: Path, figure_dir: str) -> str:
     """The results of every part in OUT; figures linked as `figure_dir/PART.png`."""
     sections = []
@@ -258,17 +275,13 @@ def results_markdown(out: Path, figure_dir: str) -> str:
         measured_by = (
             f"`{meta['command']}` ({meta['minutes']:.1f} min, {m['date']}): {m['cores']} cores "
             f"({m['cpu']}), backend {', '.join(backends)}, jax {m['jax']}, "
-            f"XLA_FLAGS `{m['xla_flags'] or 'none'}`, fp32 peak taken as {meta['peak_gflops']:g} "
-            "GFLOP/s"
+            f"XLA_FLAGS `{m['xla_flags'] or 'none'}`, {peak_sentence(meta)}."
         )
-        if "matmul_gflops" in meta:  # results of harnesses before it was measured lack it
-            measured_by += f" (one 2048 x 2048 fp32 matmul ran at {meta['matmul_gflops']:.0f})"
-        measured_by += "."
         text = [f"### {title}", "", measured_by, ""]
         figure = plot_part(out, part, rows)
         if figure is not None:
             text += [f"![{title}]({figure_dir}/{figure.name})", ""]
-        text.append(table(part, rows, meta["peak_gflops"]))
+        text.append(table(part, rows, peak_gflops(meta)))
         sections.append("\n".join(text))
     return "\n\n".join(sections) + "\n"
 

@@ -80,7 +80,12 @@ def test_harness_end_to_end(tmp_path):
     assert math.isfinite(meta["matmul_gflops"]) and meta["matmul_gflops"] > 0
     results = (out / "results.md").read_text()
     assert "python -m benchmarks.run --parts models devices" in results
-    assert f"matmul ran at {meta['matmul_gflops']:.0f})" in results
+    # Fractions of peak are of the matmul measured at the start, no peak being given.
+    assert meta["peak_gflops"] is None
+    assert f"matmul at the start of the run, {meta['matmul_gflops']:.0f} GFLOP/s." in results
+    of_peak = row["flop_per_sample"] * row["samples_per_s"] / meta["matmul_gflops"] / 1e9
+    ratio = row["samples_per_s"] / row["naive_samples_per_s"]
+    assert f"| {ratio:.2f} | {of_peak:.0%} |" in results
     assert meta["machine"]["cpu"] in results
     assert f"{row['samples_per_s']:,.0f} ±{row['samples_per_s_spread']:.0%}" in results
     assert "| mlp | 500 |" in results and "(./devices.png)" in results
