@@ -200,16 +200,19 @@ def table(part: str, rows: list[dict], peak_gflops: float) -> str:
 
 
 def _plot(path: Path, series: dict, xlabel: str, ylabel: str, title: str) -> None:
-    """Lines `{(model, loop): [(x, y), ...]}` on log axes (the sweeps double x): one colour per
-    model, solid for aejax and dashed for the naive loop."""
+    """Lines `{(model, loop): [(x, y, error), ...]}` on log axes (the sweeps double x): one
+    colour per model, solid for aejax and dashed for the naive loop, the error as a bar."""
     fig, ax = plt.subplots(figsize=(6, 4))
     ax.set(xscale="log", yscale="log", xlabel=xlabel, ylabel=ylabel, title=title)
     colours = {}
     for (model, loop), points in series.items():
-        xs, ys = zip(*sorted(points), strict=True)
+        xs, ys, errors = zip(*sorted(points), strict=True)
         colour = colours.setdefault(model, f"C{len(colours)}")
-        ax.plot(xs, ys, "--o" if loop == "naive" else "-o", color=colour, label=f"{model} {loop}")
-    xs = sorted({x for points in series.values() for x, _ in points})
+        style = "--o" if loop == "naive" else "-o"
+        ax.errorbar(
+            xs, ys, yerr=errors, fmt=style, color=colour, capsize=3, label=f"{model} {loop}"
+        )
+    xs = sorted({x for points in series.values() for x, *_ in points})
     ax.set_xticks(xs, [str(x) for x in xs], minor=False)
     ax.set_xticks([], minor=True)
     ax.grid(True, which="both", alpha=0.3)
@@ -219,24 +222,34 @@ def _plot(path: Path, series: dict, xlabel: str, ylabel: str, title: str) -> Non
     plt.close(fig)
 
 
+def _point(x, row: dict, key: str, scale: float = 1.0) -> tuple:
+    """(x, y, error): the row's rate times `scale`, half the range of its timed runs as error."""
+    y = row[key] * scale
+    return x, y, y * row.get(f"{key}_spread", 0.0)
+
+
 def plot_part(out: Path, part: str, rows: list[dict]) -> Path | None:
     """The part's figure (the sweeps only), written as OUT/PART.png."""
     series = {}
     if part == "batch":
         for r in rows:
-            series.setdefault((r["model"], "aejax"), []).append((r["batch"], r["samples_per_s"]))
+            series.setdefault((r["model"], "aejax"), []).append(
+                _point(r["batch"], r, "samples_per_s")
+            )
             series.setdefault((r["model"], "naive"), []).append(
-                (r["batch"], r["naive_samples_per_s"])
+                _point(r["batch"], r, "naive_samples_per_s")
             )
         labels = ("batch size", "training samples/s", "Throughput against batch size")
     elif part == "width":
         for r in rows:
-            gflops = r["flop_per_sample"] * r["samples_per_s"] / 1e9
-            series.setdefault((r["model"], "aejax"), []).append((max(r["widths"]), gflops))
+            gflops = _point(max(r["widths"]), r, "samples_per_s", r["flop_per_sample"] / 1e9)
+            series.setdefault((r["model"], "aejax"), []).append(gflops)
         labels = ("layer width", "GFLOP/s achieved", "Throughput against width")
     elif part == "devices":
         for r in rows:
-            series.setdefault((r["model"], "aejax"), []).append((r["devices"], r["samples_per_s"]))
+            series.setdefault((r["model"], "aejax"), []).append(
+                _point(r["devices"], r, "samples_per_s")
+            )
         labels = ("devices", "training samples/s", "Data-parallel throughput")
     else:
         return None
