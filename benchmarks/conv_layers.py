@@ -8,9 +8,9 @@ calls, each compiled alone) for three formulations of the same convolution:
 - `lax`: `lax.conv_general_dilated`, what `nn.Conv` runs;
 - `patches`: the 3x3 neighbourhoods stacked on the channel axis, one matmul with K = 9 C_in;
 - `shifted`: one matmul to 9 C_out channels, then the nine shifted slices added.
-Alone, patches win for the first layer and shifted taps for the logits layer; inside whole
-training steps the same choice trained slower than XLA's convolution everywhere (README), so
-aejax keeps `nn.Conv`.
+Alone, shifted taps win for the logits layer (and, on an earlier machine, patches for the
+first); inside whole training steps that choice trained slower than XLA's convolution
+everywhere (README), so aejax keeps `nn.Conv`.
 The first layer needs no gradient to its input (the image), so its column is left out.
 """
 
