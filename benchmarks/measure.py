@@ -94,7 +94,8 @@ def time_repeats(loops: dict, state, *, repeats: int, min_seconds: float):
     second, timed call sets how many calls make one of its runs last `min_seconds`, so that
     dispatch-bound and compute-bound loops are both timed over enough steps. Taking turns puts
     every loop's runs in the same minutes: a shared machine whose speed drifts (rows of two quiet
-    runs here differed by up to half) moves them alike, and their ratio holds. Returns (state, {name: (steps in one run, [seconds of each run])}).
+    runs here differed by up to half) moves them alike, and their ratio holds.
+    Returns (state, {name: (steps in one run, [seconds of each run])}).
     """
     if repeats < 1:
         raise ValueError(f"repeats must be at least 1, got {repeats}")
