@@ -157,6 +157,14 @@ PARTS = {
 }
 
 
+def positive_gflops(text: str) -> float:
+    """A peak that a fraction can divide by; zero or less is refused with the reason."""
+    value = float(text)
+    if not value > 0:
+        raise argparse.ArgumentTypeError(f"a peak must be above 0 GFLOP/s, got {text}")
+    return value
+
+
 def parse_args(argv):
     parser = argparse.ArgumentParser(
         description=__doc__.splitlines()[0], formatter_class=argparse.RawDescriptionHelpFormatter
@@ -208,7 +216,7 @@ def parse_args(argv):
     )
     parser.add_argument(
         "--peak-gflops",
-        type=float,
+        type=positive_gflops,
         help="fp32 GFLOP/s that the fraction of peak divides by (default: a 2048 x 2048 matmul "
         "measured at the start of the run)",
     )

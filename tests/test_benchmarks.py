@@ -184,11 +184,14 @@ def test_the_matmul_bound_keeps_every_product():
     assert hlo.count(" dot(") == 3 * len(layers)
 
 
-def test_bad_requests_are_refused(tmp_path):
+def test_bad_requests_are_refused(tmp_path, capsys):
     with pytest.raises(KeyError, match="no field 'train.batchsize'"):
         measure.load_config("mlp", {"train.batchsize": 64})
     with pytest.raises(ValueError, match="unknown model config"):
         measure.load_config("resnet")
+    with pytest.raises(SystemExit):
+        run.parse_args(["--peak-gflops", "0"])
+    assert "a peak must be above 0 GFLOP/s, got 0" in capsys.readouterr().err
     readme = tmp_path / "README.md"
     readme.write_text("no markers\n")
     with pytest.raises(ValueError, match="no <!-- benchmarks:begin -->"):
