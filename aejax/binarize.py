@@ -17,7 +17,7 @@ STREAM = 5  # train.py folds 0-4 into the root key (init, steps, shuffling, eval
 
 
 def mode(data_cfg: ml_collections.ConfigDict) -> str:
-    name = data_cfg.get("binarize", "none")
+    name = data_cfg.binarize
     if name not in MODES:
         raise ValueError(f"unknown data.binarize {name!r}; choose one of {MODES}")
     return name

@@ -1,20 +1,38 @@
-"""Defaults every experiment config starts from; a config file overrides only what differs."""
+"""Defaults every config starts from, and loading a config by name or path.
 
+Every field the code reads is declared here or in the config of the model that reads it, so
+any of them can be overridden (`--config.loss.kl_warmup_steps=100`, `aejax.fit(...,
+loss__kl_warmup_steps=100)`) and a misspelt one is an error: loaded configs are locked.
+Optional numbers are typed placeholders (None until set), so an override parses as their type.
+"""
+
+import copy
 import importlib.util
 from pathlib import Path
+from typing import Any
 
 import ml_collections
+from ml_collections import config_dict
+
+from aejax import configs
 
 
 def base() -> ml_collections.ConfigDict:
-    """Everything but the model and its loss: seed, data, optimiser, loop and checkpoints."""
+    """Seed, data, optimiser, loop, checkpoints, and the fields of `model` and `loss` that
+    every model shares; a model's config adds its own and overrides what differs."""
     config = ml_collections.ConfigDict()
     config.seed = 0  # the only source of randomness: init, shuffling and noise derive from it
     config.data = ml_collections.ConfigDict()
     config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist
+    config.data.binarize = "none"  # none, static, dynamic (aejax/binarize.py)
+    config.data.label_fraction = config_dict.placeholder(float)  # a stratified labelled subset
+    config.data.subset_seed = 0  # which subset: the same for every model and seed
     config.opt = ml_collections.ConfigDict()
     config.opt.name = "adam"  # adam, adamw, sgd
     config.opt.lr = 1e-3
+    config.opt.lr_boundaries = ()  # steps at which lr is multiplied by lr_decay; () keeps it constant
+    config.opt.lr_decay = 0.1
+    config.opt.trainable = ()  # parameter path prefixes that train; () trains every parameter
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 200
     config.train.epochs = 20
@@ -22,16 +40,64 @@ def base() -> ml_collections.ConfigDict:
     config.train.eval_batch_size = 1000
     config.train.save_every_steps = 1000
     config.train.keep_checkpoints = 3
+    config.train.init_from = ""  # a fresh run starts from this run directory's parameters
+    config.model = ml_collections.ConfigDict()
+    config.model.name = ""  # set by the model's config: a name in aejax.models.MODELS
+    config.model.image_shape = (28, 28, 1)
+    config.model.kernel_init = "lecun_normal"  # flax's default; a name in models.INITIALIZERS
+    config.model.output_bias = config_dict.placeholder(str)  # "pixel_means": start at the mean image
+    config.loss = ml_collections.ConfigDict()
+    config.loss.objective = "reconstruction"  # reconstruction, classification, layerwise
+    config.loss.likelihood = "bernoulli"  # bernoulli (BCE on logits), gaussian (MSE or a density)
+    config.loss.reduction = "mean"  # mean: per pixel; sum: nats per image
+    config.loss.variance = config_dict.placeholder(float)  # a gaussian likelihood's fixed variance
+    config.loss.kl_weight = 1.0  # VAEs: the KL term's weight
+    config.loss.kl_warmup_steps = 0  # VAEs: the KL weight grows linearly from 0 over these steps
+    config.loss.iwae_samples = 1  # VAEs: importance samples per image; 1 is the ELBO
+    config.loss.corruption = ml_collections.ConfigDict()
+    config.loss.corruption.name = "none"  # none, gaussian, masking, salt_and_pepper (+ its setting)
+    config.loss.corruption.at_eval = False  # True: test metrics on corrupted inputs too
+    config.loss.regularizers = ml_collections.ConfigDict()  # one group per penalty, with its weight
+    config.loss.layer = 0  # the layer a greedy pretraining phase trains (set by `aejax pretrain`)
     return config
 
 
-def load(path: str | Path) -> ml_collections.ConfigDict:
-    """`get_config()` of the config file at `path`: how a variant starts from the one it varies.
+def load(name_or_path: str | Path) -> ml_collections.ConfigDict:
+    """A shipped config by name (`aejax.configs.names()`) or `get_config()` of a config file,
+    locked: setting a field it does not declare is an error."""
+    if str(name_or_path) in configs.names():
+        config = configs.get(str(name_or_path))
+    else:
+        path = Path(name_or_path)
+        if path.suffix != ".py" or not path.is_file():
+            raise ValueError(
+                f"config {str(name_or_path)!r} is neither a shipped config ({', '.join(configs.names())}) "
+                "nor a .py file with get_config()"
+            )
+        spec = importlib.util.spec_from_file_location(f"aejax_config_{path.stem}", path)
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+        config = module.get_config()
+    config.lock()
+    return config
 
-    Config files are loaded by path (as `config_flags` does), not imported as a package.
+
+def override(config: ml_collections.ConfigDict, **overrides: Any) -> ml_collections.ConfigDict:
+    """A copy of `config` with `group__field=value` set as `config.group.field = value`.
+
+    Keyword names cannot hold dots, so a double underscore separates the levels. An undeclared
+    field or a value of the wrong type is an error naming the field.
     """
-    path = Path(path)
-    spec = importlib.util.spec_from_file_location(f"aejax_config_{path.stem}", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module.get_config()
+    config = copy.deepcopy(config)
+    for key, value in overrides.items():
+        *path, last = key.split("__")
+        group = config
+        try:
+            for name in path:
+                group = group[name]
+            group[last] = value
+        except (KeyError, AttributeError) as e:
+            raise ValueError(f"the config has no field {'.'.join([*path, last])} ({key}): {e}") from None
+        except TypeError as e:
+            raise ValueError(f"{'.'.join([*path, last])}={value!r}: {e}") from None
+    return config

@@ -51,10 +51,13 @@ _VALID = {
 }
 
 
-def build(cfg: ml_collections.ConfigDict) -> Corruption:
-    """The op named by `cfg.name`, bound to its settings: every other field but `at_eval`."""
+def build(cfg: ml_collections.ConfigDict) -> Corruption | None:
+    """The op named by `cfg.name`, bound to its settings: every other field but `at_eval`;
+    None for the name "none" (clean inputs)."""
+    if cfg.name == "none":
+        return None
     if cfg.name not in CORRUPTIONS:
-        raise ValueError(f"unknown corruption {cfg.name!r}; choose one of {sorted(CORRUPTIONS)}")
+        raise ValueError(f"unknown corruption {cfg.name!r}; choose none or one of {sorted(CORRUPTIONS)}")
     op = CORRUPTIONS[cfg.name]
     settings = {k: v for k, v in cfg.items() if k not in ("name", "at_eval")}
     expected = [p for p in inspect.signature(op).parameters if p not in ("x", "rng")]

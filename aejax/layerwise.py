@@ -35,13 +35,13 @@ def make_layer_loss_fn(model, cfg: ml_collections.ConfigDict) -> losses.LossFn:
     depth, layer = len(encoder.widths), cfg.layer
     if not 0 <= layer < depth:
         raise ValueError(f"loss.layer={layer}: the encoder has layers 0 to {depth - 1}")
-    corruption = cfg.get("corruption")
-    if layer > 0 and corruption is not None and corruption.name != "masking":
+    corruption = cfg.corruption
+    if layer > 0 and corruption.name not in ("none", "masking"):
         raise ValueError(
             f"corruption {corruption.name!r} assumes inputs in [0, 1], which hidden codes are "
             "not; pretrain the inner layers with 'masking' noise, which works on any code"
         )
-    corrupt = corruptions.build(corruption) if corruption is not None else None
+    corrupt = corruptions.build(corruption)
 
     def encoder_activation(i):
         return encoder.activation if i < depth - 1 else encoder.code_activation

@@ -29,7 +29,7 @@ def make_log_likelihood(model: nn.Module, loss_cfg: ml_collections.ConfigDict, c
     """
     if (
         loss_cfg.likelihood == "gaussian"
-        and loss_cfg.get("variance") is None
+        and loss_cfg.variance is None
         and not getattr(model, "learned_variance", False)
     ):
         raise ValueError("a log-likelihood needs a density: this gaussian loss is plain MSE")

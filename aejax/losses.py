@@ -80,20 +80,20 @@ def observation_logvar(cfg: ml_collections.ConfigDict, aux: dict):
         return None
     if "obs_logvar" in aux:
         return aux["obs_logvar"]
-    return None if cfg.get("variance") is None else jnp.log(cfg.variance)
+    return None if cfg.variance is None else jnp.log(cfg.variance)
 
 
 def _check_vae_options(model: nn.Module, cfg: ml_collections.ConfigDict) -> None:
-    variance, samples = cfg.get("variance"), cfg.get("iwae_samples", 1)
+    variance, samples = cfg.variance, cfg.iwae_samples
     if variance is not None and (cfg.likelihood != "gaussian" or not variance > 0):
         raise ValueError(f"loss.variance={variance} needs a gaussian likelihood and a positive value")
     if variance is not None and getattr(model, "learned_variance", False):
         raise ValueError("the model learns its variance (model.learned_variance): drop loss.variance")
     if getattr(model, "learned_variance", False) and cfg.likelihood != "gaussian":
         raise ValueError("model.learned_variance needs loss.likelihood='gaussian'")
-    if samples < 1 or cfg.get("kl_warmup_steps", 0) < 0:
+    if samples < 1 or cfg.kl_warmup_steps < 0:
         raise ValueError("loss.iwae_samples must be at least 1 and loss.kl_warmup_steps at least 0")
-    if samples > 1 and (cfg.reduction != "sum" or cfg.get("kl_weight", 1.0) != 1.0):
+    if samples > 1 and (cfg.reduction != "sum" or cfg.kl_weight != 1.0):
         raise ValueError("the IWAE bound (loss.iwae_samples > 1) needs reduction='sum', kl_weight=1")
     gaussian_mse = cfg.likelihood == "gaussian" and variance is None
     if samples > 1 and gaussian_mse and not getattr(model, "learned_variance", False):
@@ -122,12 +122,11 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
         raise ValueError(f"unknown likelihood {cfg.likelihood!r}; choose one of {LIKELIHOODS}")
     if cfg.reduction not in REDUCTIONS:
         raise ValueError(f"unknown reduction {cfg.reduction!r}; choose one of {REDUCTIONS}")
-    corruption = cfg.get("corruption")
-    corrupt = corruptions.build(corruption) if corruption is not None else None
-    corrupt_at_eval = corrupt is not None and corruption.get("at_eval", False)
-    penalties = regularizers.build(cfg.get("regularizers", {}), model)
+    corrupt = corruptions.build(cfg.corruption)
+    corrupt_at_eval = corrupt is not None and cfg.corruption.at_eval
+    penalties = regularizers.build(cfg.regularizers, model)
     _check_vae_options(model, cfg)
-    samples, warmup = cfg.get("iwae_samples", 1), cfg.get("kl_warmup_steps", 0)
+    samples, warmup = cfg.iwae_samples, cfg.kl_warmup_steps
     draws = {"samples": samples} if samples > 1 else {}  # the model's [S, B, ...] outputs
 
     def kl_weight(step):

@@ -1,4 +1,7 @@
-"""The command line: `aejax train --config CONFIG.py --workdir DIR [--config.a.b=value ...]`.
+"""The command line: `aejax train --config NAME_OR_FILE --workdir DIR [--config.a.b=value ...]`.
+
+`--config` takes a shipped config's name (`vae`, `mlp`, ...: `aejax.configs.names()`) or the path
+of a file with `get_config()`.
 
 `aejax pretrain` trains the config's MLP autoencoder greedily, layer by layer, then end to end
 (`aejax.pretrain`); `aejax represent` measures a trained run's codes (`aejax.representation`).
@@ -15,13 +18,54 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from aejax import models, parallel, pretrain, representation, train
+from aejax import config as aejax_config
+from aejax import configs, models, parallel, pretrain, representation, train
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "vae.py"
+DEFAULT_CONFIG = "vae"
 
-_CONFIG = config_flags.DEFINE_config_file(
-    "config", str(DEFAULT_CONFIG), "Config file with get_config(); override fields as --config.opt.lr=3e-4."
-)
+
+class _NameOrFileParser(flags.ArgumentParser):
+    """A shipped config's name, else what config_flags' own parser makes of a file path."""
+
+    def __init__(self, file_parser: flags.ArgumentParser):
+        self.file_parser = file_parser
+
+    def parse(self, argument: str):
+        if argument in configs.names():
+            return aejax_config.load(argument)  # imported from the package: works from a wheel
+        if not Path(argument.split(":", 1)[0]).is_file():  # a `file.py:arg` passes arg on
+            raise ValueError(
+                f"{argument!r} is neither a shipped config ({', '.join(configs.names())}) nor a "
+                "config file"
+            )
+        return self.file_parser.parse(argument)
+
+    def flag_type(self) -> str:
+        return self.file_parser.flag_type()
+
+
+def define_config_flag(
+    flag_values: flags.FlagValues = flags.FLAGS, sys_argv: list[str] | None = None
+) -> flags.FlagHolder:
+    """`--config NAME_OR_FILE` with its `--config.a.b=value` overrides, locked.
+
+    config_flags' own flag reads only files, so its parser is swapped for one that also takes
+    names before the default, a name, is parsed (`set_default` parses it, and applies the
+    overrides when no --config is given).
+    """
+    holder = config_flags.DEFINE_config_file(
+        "config",
+        None,
+        "A shipped config's name or a file with get_config(); override fields as --config.opt.lr=3e-4.",
+        flag_values=flag_values,
+        sys_argv=sys_argv,
+    )
+    flag_values["config"].parser = _NameOrFileParser(flag_values["config"].parser)
+    flag_values.set_default("config", DEFAULT_CONFIG)
+    return holder
+
+
+_CONFIG = define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", "runs/vae", "Run directory: checkpoints, metrics, figures. Resumed if it has a checkpoint.")
 _MAX_STEPS = flags.DEFINE_integer("max_steps", None, "Stop (with a checkpoint) after this many steps in all; rerun to continue.")
 _DEVICES = flags.DEFINE_integer("devices", None, "Local devices per process to split each batch over (default: all).")

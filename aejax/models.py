@@ -191,9 +191,8 @@ class VAE(nn.Module):
 
 
 def _kernel_init(cfg: ml_collections.ConfigDict) -> str:
-    name = cfg.get("kernel_init", "lecun_normal")  # configs may leave it out: flax's default
-    kernel_initializer(name)  # an unknown name fails here, when the model is built
-    return name
+    kernel_initializer(cfg.kernel_init)  # an unknown name fails here, when the model is built
+    return cfg.kernel_init
 
 
 def _mlp_encoder(cfg: ml_collections.ConfigDict) -> MLPEncoder:
@@ -217,7 +216,7 @@ def _mlp_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     encoder = MLPEncoder(cfg.encoder_widths, cfg.activation, cfg.activation, init)
     decoder_widths = tuple(reversed(cfg.encoder_widths))
     decoder = MLPDecoder(decoder_widths, tuple(cfg.image_shape), cfg.activation, init)
-    return VAE(encoder, decoder, cfg.latent_dim, cfg.get("learned_variance", False))
+    return VAE(encoder, decoder, cfg.latent_dim, cfg.learned_variance)
 
 
 CONV_UPSAMPLING = ("nearest", "transpose")  # the conv decoder's ways of doubling a side
@@ -252,7 +251,7 @@ def _conv_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
     code_shape = (4, 4, cfg.encoder_features[-1])  # the decoder starts from the encoder's map shape
     decoder = conv.LatentConvDecoder(tuple(cfg.decoder_features), code_shape, cfg.image_shape[-1])
-    return VAE(encoder, decoder, cfg.latent_dim, cfg.get("learned_variance", False))
+    return VAE(encoder, decoder, cfg.latent_dim, cfg.learned_variance)
 
 
 def _classifier(cfg: ml_collections.ConfigDict) -> nn.Module:
@@ -283,7 +282,7 @@ def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Ar
     the IWAE-paper setup of issue 4: the decoder starts near the average image, not at grey.
     Means are clipped to [1e-3, 1 - 1e-3] so that always-black pixels get a finite bias.
     """
-    how = cfg.get("output_bias")
+    how = cfg.output_bias
     if how is None:
         return params
     if how != "pixel_means":

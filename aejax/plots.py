@@ -80,11 +80,12 @@ def write_figures(
         return
     likelihood = config.loss.likelihood
     x = test_x[:10]
-    corruption = config.loss.get("corruption")
-    x_in = x if corruption is None else corruptions.build(corruption)(x, rng)
+    corruption = config.loss.corruption
+    corrupt = corruptions.build(corruption)
+    x_in = x if corrupt is None else corrupt(x, rng)
     logits, aux = model.apply({"params": params}, x_in, rngs={"noise": rng})
     recon = np.asarray(losses.mean_image(logits, likelihood))
-    if corruption is None:
+    if corrupt is None:
         rows, titles = [np.asarray(x), recon], ["test images", "reconstructions"]
     else:
         rows = [np.asarray(x_in), recon, np.asarray(x)]

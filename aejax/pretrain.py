@@ -6,6 +6,7 @@ parameters (`train.init_from`) with every layer but the phase's pair frozen (`op
 So each phase is checkpointed and resumed like any run, and a finished phase is not retrained.
 """
 
+import copy
 from pathlib import Path
 
 import ml_collections
@@ -15,7 +16,7 @@ from aejax import layerwise, train
 
 def phase_config(config: ml_collections.ConfigDict, layer: int, init_from: str):
     """`config` as phase `layer`: that layer's objective, its pair trainable, its epochs."""
-    phase = ml_collections.ConfigDict(config.to_dict())
+    phase = copy.deepcopy(config)
     depth = len(config.model.encoder_widths)
     phase.loss.objective = "layerwise"
     phase.loss.layer = layer
@@ -27,7 +28,7 @@ def phase_config(config: ml_collections.ConfigDict, layer: int, init_from: str):
 
 def finetune_config(config: ml_collections.ConfigDict, init_from: str):
     """`config` itself, every parameter trainable, started from the pretrained parameters."""
-    finetune = ml_collections.ConfigDict(config.to_dict())
+    finetune = copy.deepcopy(config)
     finetune.train.init_from = init_from
     return finetune
 
@@ -41,7 +42,7 @@ def pretrain_and_finetune(config: ml_collections.ConfigDict, workdir: str | Path
     if "pretrain" not in config:
         raise ValueError(
             "greedy pretraining needs a `pretrain` config group (layer_epochs, finetune); see "
-            "experiments/configs/sdae.py"
+            "the shipped config sdae (aejax/configs/sdae.py)"
         )
     workdir = Path(workdir).absolute()
     depth, previous = len(config.model.encoder_widths), ""

@@ -264,7 +264,7 @@ def evaluate_run(model, params, config: ml_collections.ConfigDict, workdir: str 
         "pca_knn": knn_accuracy(pca_train, train_y, pca_test, test_y),
         "pca_reconstruction_mse": pca_error,
     }
-    if "likelihood" in config.loss:  # an autoencoder: it also reconstructs
+    if config.loss.objective != "classification":  # an autoencoder: it also reconstructs
         result["reconstruction_mse"] = reconstruction_mse(
             model, params, test_x, config.loss.likelihood
         )

@@ -6,12 +6,16 @@ from a trained autoencoder's run. Trained with every parameter it fine-tunes the
 `opt.trainable=("head",)` the encoder is frozen and the head is a softmax probe.
 """
 
+import copy
+
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+
+from aejax import config as aejax_config
 
 
 class Classifier(nn.Module):
@@ -83,21 +87,18 @@ def classifier_config(
     `init_from`: the autoencoder's run ("" trains from scratch); `trainable=("head",)` freezes
     the encoder; `label_fraction` < 1 trains on a stratified subset of the labels.
     """
-    config = ml_collections.ConfigDict()
+    config = aejax_config.base()  # its own model and loss; the rest copied from the autoencoder's
     config.seed = autoencoder_config.seed
-    config.data = ml_collections.ConfigDict(autoencoder_config.data.to_dict())
+    for group in ("data", "opt", "train"):
+        config[group] = copy.deepcopy(autoencoder_config[group])
     config.data.label_fraction = label_fraction
     config.data.subset_seed = 0  # the same labelled subset for every model and seed
-    config.opt = ml_collections.ConfigDict(autoencoder_config.opt.to_dict())
     config.opt.trainable = tuple(trainable)
-    config.train = ml_collections.ConfigDict(autoencoder_config.train.to_dict())
     config.train.init_from = str(init_from)
     if epochs is not None:
         config.train.epochs = epochs
-    config.model = ml_collections.ConfigDict()
     config.model.name = "classifier"
     config.model.num_classes = 10
-    config.model.autoencoder = ml_collections.ConfigDict(autoencoder_config.model.to_dict())
-    config.loss = ml_collections.ConfigDict()
+    config.model.autoencoder = copy.deepcopy(autoencoder_config.model)
     config.loss.objective = "classification"  # softmax cross-entropy, accuracy reported
     return config

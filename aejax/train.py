@@ -42,11 +42,10 @@ def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformati
     if not (math.isfinite(cfg.lr) and cfg.lr > 0):
         raise ValueError(f"opt.lr must be a positive finite number, got {cfg.lr}")
     lr = cfg.lr
-    if cfg.get("lr_boundaries"):  # piecewise constant: multiplied by lr_decay at each boundary step
+    if cfg.lr_boundaries:  # piecewise constant: multiplied by lr_decay at each boundary step
         lr = optax.piecewise_constant_schedule(cfg.lr, {int(b): cfg.lr_decay for b in cfg.lr_boundaries})
     tx = OPTIMIZERS[cfg.name](lr)
-    trainable = cfg.get("trainable", ())  # path prefixes; empty: every parameter trains
-    return transfer.freeze_all_but(tx, trainable) if trainable else tx
+    return transfer.freeze_all_but(tx, cfg.trainable) if cfg.trainable else tx
 
 
 # What a run optimises, by `loss.objective`; each factory maps (model, loss config) to a LossFn.
@@ -59,10 +58,9 @@ OBJECTIVES = {
 
 def make_objective(model, cfg: ml_collections.ConfigDict) -> losses.LossFn:
     """The loss `loss.objective` names, built for `model`."""
-    objective = cfg.get("objective", "reconstruction")
-    if objective not in OBJECTIVES:
-        raise ValueError(f"unknown loss.objective {objective!r}; choose one of {sorted(OBJECTIVES)}")
-    return OBJECTIVES[objective](model, cfg)
+    if cfg.objective not in OBJECTIVES:
+        raise ValueError(f"unknown loss.objective {cfg.objective!r}; choose one of {sorted(OBJECTIVES)}")
+    return OBJECTIVES[cfg.objective](model, cfg)
 
 
 def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> train_state.TrainState:
@@ -143,7 +141,7 @@ def epoch_batches(rng: jax.Array, n: int, batch_size: int) -> jax.Array:
 
 def as_dataset(config: ml_collections.ConfigDict, images, labels):
     """What the steps gather batches from: the images, or `{"image", "label"}` to classify."""
-    if config.loss.get("objective") == "classification":
+    if config.loss.objective == "classification":
         return {"image": images, "label": labels}
     return images
 
@@ -192,7 +190,7 @@ def train_and_evaluate(
     with parallel.main_process_first():  # process 0 prepares a dataset the others then read
         train_x, train_y = data.load(config.data.name, "train")
         test_x, test_y = data.load(config.data.name, "test")
-    if "label_fraction" in config.data:  # a stratified labelled subset, the same for every seed
+    if config.data.label_fraction is not None:  # a stratified labelled subset, the same for every seed
         keep = supervised.stratified_subset(train_y, config.data.label_fraction, config.data.subset_seed)
         train_x, train_y = train_x[keep], train_y[keep]
     _check(config, train_x)
@@ -216,7 +214,7 @@ def train_and_evaluate(
     if restored is not None:
         state = restored
         log(f"resumed {workdir} at step {int(state.step)}")
-    elif config.train.get("init_from"):  # a fresh run that starts from another run's parameters
+    elif config.train.init_from:  # a fresh run that starts from another run's parameters
         params = transfer.take_params(state.params, config.train.init_from)
         state = parallel.replicate(state.replace(params=params), mesh)
     step = int(state.step)

@@ -28,22 +28,20 @@ import jax
 import ml_collections
 import numpy as np
 
-from aejax import binarize, checkpoint, data, models, parallel, train
+from aejax import binarize, checkpoint, configs, data, models, parallel, train
 from aejax import config as aejax_config
-
-CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
 
 def model_names() -> list[str]:
     """Every shipped config: one per registered model variant."""
-    return sorted(path.stem for path in CONFIGS.glob("*.py"))
+    return configs.names()
 
 
 def load_config(name: str, overrides: dict | None = None) -> ml_collections.ConfigDict:
     """The shipped config `name`, with `{"train.batch_size": 64, ...}` overrides."""
     if name not in model_names():
         raise ValueError(f"unknown model config {name!r}; choose from {model_names()}")
-    config = aejax_config.load(CONFIGS / f"{name}.py")
+    config = aejax_config.load(name)
     for key, value in (overrides or {}).items():
         *groups, field = key.split(".")
         node = config

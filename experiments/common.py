@@ -15,7 +15,6 @@ import ml_collections
 from aejax import checkpoint, train
 from aejax import config as aejax_config
 
-CONFIGS = Path(__file__).resolve().parent / "configs"
 RUNS = Path("runs/experiments")
 
 
@@ -48,7 +47,7 @@ def parse_args(
 def config(name: str, args: argparse.Namespace, **groups: dict) -> ml_collections.ConfigDict:
     """The shipped config `name` on `args.dataset` for `args.epochs`, then the overrides given
     per group: `config("mlp", args, model={"encoder_widths": (2,)})`."""
-    cfg = aejax_config.load(CONFIGS / f"{name}.py")
+    cfg = aejax_config.load(name)
     cfg.data.name, cfg.train.epochs = args.dataset, args.epochs
     for group, fields in groups.items():
         for field, value in fields.items():

@@ -16,7 +16,6 @@ from pathlib import Path
 from aejax import config as aejax_config
 from aejax import data, likelihood, train
 
-CONFIGS = Path(__file__).resolve().parent / "configs"
 STAGES = 8
 BASE_LR, FINAL_LR = 1e-3, 1e-4
 
@@ -32,7 +31,7 @@ def stage_lr(stage: int, stages: int = STAGES) -> float:
 
 def protocol_config(name: str, dataset: str, steps_per_epoch: int):
     """`name`'s config on `dataset` with the schedule's epochs and learning rates."""
-    config = aejax_config.load(CONFIGS / f"{name}.py")
+    config = aejax_config.load(name)
     config.data.name = dataset
     ends = stage_ends()
     config.train.epochs = ends[-1]
@@ -62,7 +61,7 @@ def main() -> None:
     parser.add_argument("--samples", type=int, default=5000, help="importance samples k")
     args = parser.parse_args()
     workdir = args.workdir or Path("runs/iwae_protocol") / args.dataset / args.config
-    batch_size = aejax_config.load(CONFIGS / f"{args.config}.py").train.batch_size
+    batch_size = aejax_config.load(args.config).train.batch_size
     steps_per_epoch = len(data.load(args.dataset, "train")[0]) // batch_size
     config = protocol_config(args.config, args.dataset, steps_per_epoch)
     state = run(config, workdir, args.epochs, steps_per_epoch)

@@ -18,7 +18,6 @@ from pathlib import Path
 from aejax import checkpoint, data, models, pretrain, representation, supervised, train
 from aejax import config as aejax_config
 
-CONFIGS = Path(__file__).resolve().parent / "configs"
 MODELS = (
     "linear",
     "mlp",
@@ -37,7 +36,7 @@ FRACTIONS = (0.01, 0.1, 1.0)
 
 def train_autoencoder(name: str, args) -> tuple:
     """The trained autoencoder's config, params and run dir (the `sdae`'s fine-tuning run)."""
-    config = aejax_config.load(CONFIGS / f"{name}.py")
+    config = aejax_config.load(name)
     config.data.name, config.train.epochs = args.dataset, args.epochs
     workdir = args.workdir / args.dataset / name
     if "pretrain" in config:

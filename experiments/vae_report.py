@@ -15,8 +15,6 @@ from pathlib import Path
 from aejax import config as aejax_config
 from aejax import likelihood, train
 
-CONFIGS = Path(__file__).resolve().parent / "configs"
-
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -30,7 +28,7 @@ def main() -> None:
     rows = []
     for name in args.only:
         start = time.perf_counter()
-        config = aejax_config.load(CONFIGS / f"{name}.py")
+        config = aejax_config.load(name)
         config.data.name, config.train.epochs = args.dataset, args.epochs
         config.data.binarize = "dynamic"
         workdir = args.workdir / args.dataset / name
@@ -42,7 +40,7 @@ def main() -> None:
         (workdir / "generative.json").write_text(json.dumps(scores, indent=2))
         print(name, scores, flush=True)
         rows.append(
-            f"| {name} | {config.loss.get('iwae_samples', 1)} | {last['test/recon'] + last['test/kl']:.2f} | "
+            f"| {name} | {config.loss.iwae_samples} | {last['test/recon'] + last['test/kl']:.2f} | "
             f"{-scores['elbo']:.2f} | {scores['nll']:.2f} | {scores['images']} | "
             f"{scores['active_units']}/{config.model.latent_dim} | {scores['wall_seconds']:.0f} s |"
         )

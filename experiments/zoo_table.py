@@ -15,7 +15,6 @@ import jax
 from aejax import config as aejax_config
 from aejax import models, train
 
-CONFIGS = Path(__file__).resolve().parent / "configs"
 ZOO = ("linear", "mlp", "mlp2d_tanh", "mlp2d_relu", "stacked", "tied", "denoising",
        "denoising_masking", "denoising_salt_pepper", "sparse", "sparse_l1", "contractive", "vae",
        "conv", "conv_transpose", "conv_denoising")
@@ -38,7 +37,7 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for name in args.only:
-        config = aejax_config.load(CONFIGS / f"{name}.py")
+        config = aejax_config.load(name)
         config.data.name, config.train.epochs = args.dataset, args.epochs
         _, last = train.train_and_evaluate(config, args.workdir / args.dataset / name)
         unit = {"mean": "per pixel", "sum": "nats per image"}[config.loss.reduction]

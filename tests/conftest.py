@@ -11,11 +11,11 @@ import pytest
 from aejax import config as aejax_config
 from aejax import data, losses, models, train
 
-CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
+EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def load_config(name: str) -> ml_collections.ConfigDict:
-    return aejax_config.load(CONFIGS / f"{name}.py")
+    return aejax_config.load(name)
 
 
 def initial_test_metrics(config: ml_collections.ConfigDict) -> dict[str, float]:
@@ -44,13 +44,7 @@ def tiny_config(name: str, max_width: int = 16, **overrides) -> ml_collections.C
     config.train.epochs = 2
     config.train.chunk = 7
     config.train.save_every_steps = 10
-    for key, value in overrides.items():
-        *path, last = key.split("__")
-        group = config
-        for p in path:
-            group = group[p]
-        group[last] = value
-    return config
+    return aejax_config.override(config, **overrides)
 
 
 @pytest.fixture

@@ -8,9 +8,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from conftest import CONFIGS
+from conftest import EXPERIMENTS
 
-sys.path.insert(0, str(CONFIGS.parent))  # the scripts import their sibling `common`, as run
+sys.path.insert(0, str(EXPERIMENTS))  # the scripts import their sibling `common`, as run
 import common
 import run_all
 

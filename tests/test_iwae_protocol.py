@@ -5,11 +5,11 @@ import importlib.util
 
 import jax.numpy as jnp
 import numpy as np
-from conftest import CONFIGS
+from conftest import EXPERIMENTS
 
 from aejax import checkpoint, train
 
-_spec = importlib.util.spec_from_file_location("iwae_protocol", CONFIGS.parent / "iwae_protocol.py")
+_spec = importlib.util.spec_from_file_location("iwae_protocol", EXPERIMENTS / "iwae_protocol.py")
 protocol = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(protocol)
 

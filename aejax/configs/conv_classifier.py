@@ -2,17 +2,14 @@
 encoder fine-tuned with the labels; leave init_from out to train it from scratch, or add
 --config.opt.trainable="('head',)" to freeze the encoder:
 
-aejax train --config experiments/configs/conv.py --workdir runs/conv
-aejax train --config experiments/configs/conv_classifier.py --workdir runs/conv_classifier \
+aejax train --config conv --workdir runs/conv
+aejax train --config conv_classifier --workdir runs/conv_classifier \
   --config.train.init_from=runs/conv
 """
 
-from pathlib import Path
-
-from aejax import config as aejax_config
-from aejax import supervised
+from aejax import configs, supervised
 
 
 def get_config():
-    conv = aejax_config.load(Path(__file__).with_name("conv.py"))
+    conv = configs.get("conv")
     return supervised.classifier_config(conv, epochs=10)

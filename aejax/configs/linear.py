@@ -1,7 +1,7 @@
 """The linear AE: 784-2-784, no activations, MSE. With its biases the optimum is PCA's: the
 decoder spans the top two principal components of the centred images.
 
-aejax train --config experiments/configs/linear.py --workdir runs/linear
+aejax train --config linear --workdir runs/linear
 """
 
 import ml_collections
@@ -11,7 +11,6 @@ from aejax import config as aejax_config
 
 def get_config() -> ml_collections.ConfigDict:
     config = aejax_config.base()
-    config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"
     config.model.encoder_widths = (2,)  # one dense layer each way: 784-2-784
     config.model.activation = "linear"  # unused with no hidden layer; linear all the same
@@ -20,7 +19,6 @@ def get_config() -> ml_collections.ConfigDict:
     # larger than the encoder, and training would first shrink both into the saddle at zero.
     config.model.kernel_init = "glorot_uniform"
     config.model.image_shape = (28, 28, 1)
-    config.loss = ml_collections.ConfigDict()
     config.loss.likelihood = "gaussian"  # the logits are the reconstruction: MSE
     config.loss.reduction = "mean"  # per-pixel MSE, comparable with PCA's residual variance
     config.opt.lr = 1e-2  # at 1e-3 it takes hundreds of epochs to leave the mean-image plateau

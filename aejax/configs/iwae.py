@@ -2,17 +2,15 @@
 gaussian, decoder 50-200-200-784 tanh to Bernoulli logits whose output bias starts at the logits
 of the training pixels' means; dynamically binarised data, Adam, batch 20.
 
-aejax train --config experiments/configs/iwae.py --workdir runs/iwae
+aejax train --config iwae --workdir runs/iwae
 python experiments/iwae_protocol.py --config iwae --dataset mnist --epochs 3280  # their schedule
 """
 
-from pathlib import Path
-
-from aejax import config as aejax_config
+from aejax import configs
 
 
 def get_config():
-    config = aejax_config.load(Path(__file__).with_name("vae.py"))
+    config = configs.get("vae")
     config.data.binarize = "dynamic"  # train pixels redrawn every step, test set drawn once
     config.model.encoder_widths = (200, 200)  # the decoder mirrors them
     config.model.latent_dim = 50

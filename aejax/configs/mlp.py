@@ -1,6 +1,6 @@
 """The shallow undercomplete AE: 784-32-784, ReLU code, sigmoid output, BCE, batch 200.
 
-aejax train --config experiments/configs/mlp.py --workdir runs/mlp
+aejax train --config mlp --workdir runs/mlp
 """
 
 import ml_collections
@@ -10,13 +10,11 @@ from aejax import config as aejax_config
 
 def get_config() -> ml_collections.ConfigDict:
     config = aejax_config.base()
-    config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"
     config.model.encoder_widths = (32,)  # hidden widths then the code; the decoder mirrors them
     config.model.activation = "relu"
     config.model.code_activation = "relu"
     config.model.image_shape = (28, 28, 1)
-    config.loss = ml_collections.ConfigDict()
     config.loss.likelihood = "bernoulli"  # sigmoid output, BCE
     config.loss.reduction = "mean"  # per-pixel BCE, the figure Keras tutorials report
     config.train.batch_size = 200

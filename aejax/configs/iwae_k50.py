@@ -1,15 +1,13 @@
 """The IWAE of Burda et al. (2016) with k = 50 importance samples: `iwae.py` trained on the
 importance-weighted bound instead of the ELBO.
 
-aejax train --config experiments/configs/iwae_k50.py --workdir runs/iwae_k50
+aejax train --config iwae_k50 --workdir runs/iwae_k50
 """
 
-from pathlib import Path
-
-from aejax import config as aejax_config
+from aejax import configs
 
 
 def get_config():
-    config = aejax_config.load(Path(__file__).with_name("iwae.py"))
+    config = configs.get("iwae")
     config.loss.iwae_samples = 50
     return config

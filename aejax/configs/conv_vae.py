@@ -2,16 +2,14 @@
 16-d gaussian; decoder dense to 4x4x32, then conv32-conv32-conv16 with nearest upsampling
 (4-8-16-14-28) and a 3x3 convolution to Bernoulli logits; nats per image, batch 128.
 
-aejax train --config experiments/configs/conv_vae.py --workdir runs/conv_vae
+aejax train --config conv_vae --workdir runs/conv_vae
 """
 
-from pathlib import Path
-
-from aejax import config as aejax_config
+from aejax import configs
 
 
 def get_config():
-    config = aejax_config.load(Path(__file__).with_name("vae.py"))
+    config = configs.get("vae")
     config.model.name = "conv_vae"
     del config.model.encoder_widths, config.model.activation
     config.model.encoder_features = (16, 32, 32)  # each conv3x3-relu then 2x2 max pooling

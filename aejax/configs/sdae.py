@@ -2,9 +2,9 @@
 code), mirrored decoder, zero-masking noise (keep 0.8), BCE; greedily pretrained one pair of
 layers at a time, then fine-tuned end to end as a denoising AE.
 
-aejax pretrain --config experiments/configs/sdae.py --workdir runs/sdae
+aejax pretrain --config sdae --workdir runs/sdae
 
-and a softmax classifier on its code: experiments/configs/sdae_classifier.py.
+and a softmax classifier on its code: aejax/configs/sdae_classifier.py.
 """
 
 import ml_collections
@@ -14,17 +14,14 @@ from aejax import config as aejax_config
 
 def get_config() -> ml_collections.ConfigDict:
     config = aejax_config.base()
-    config.model = ml_collections.ConfigDict()
     config.model.name = "mlp"
     config.model.encoder_widths = (128, 64, 10, 2)  # the decoder mirrors them: 10-64-128-784
     config.model.activation = "relu"
     config.model.code_activation = "linear"
     config.model.kernel_init = "he_normal"
     config.model.image_shape = (28, 28, 1)
-    config.loss = ml_collections.ConfigDict()
     config.loss.likelihood = "bernoulli"  # pixels; inner phases reconstruct codes with MSE
     config.loss.reduction = "mean"
-    config.loss.corruption = ml_collections.ConfigDict()
     config.loss.corruption.name = "masking"  # zero-masking works on pixels and hidden codes alike
     config.loss.corruption.keep_prob = 0.8
     config.loss.corruption.at_eval = False

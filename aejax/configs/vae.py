@@ -1,6 +1,6 @@
 """The textbook MLP VAE: 784-500-500-20, ELU, Bernoulli likelihood, on mnist5k.
 
-aejax train --config experiments/configs/vae.py --workdir runs/vae
+aejax train --config vae --workdir runs/vae
 """
 
 import ml_collections
@@ -10,13 +10,12 @@ from aejax import config as aejax_config
 
 def get_config() -> ml_collections.ConfigDict:
     config = aejax_config.base()
-    config.model = ml_collections.ConfigDict()
     config.model.name = "vae"
     config.model.encoder_widths = (500, 500)  # the decoder mirrors them
     config.model.latent_dim = 20
     config.model.activation = "elu"
+    config.model.learned_variance = False  # True: a gaussian likelihood learns its variance (one for all pixels)
     config.model.image_shape = (28, 28, 1)
-    config.loss = ml_collections.ConfigDict()
     config.loss.likelihood = "bernoulli"  # BCE on logits
     config.loss.reduction = "sum"  # nats per image, so the loss is the negative ELBO
     config.loss.kl_weight = 1.0

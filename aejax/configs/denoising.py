@@ -4,19 +4,16 @@ The corruption is drawn inside the compiled step from the step's own "corruption
 evaluation sees clean images unless `loss.corruption.at_eval` is set.
 denoising_masking.py and denoising_salt_pepper.py swap the corruption.
 
-aejax train --config experiments/configs/denoising.py --workdir runs/denoising
+aejax train --config denoising --workdir runs/denoising
 """
-
-from pathlib import Path
 
 import ml_collections
 
-from aejax import config as aejax_config
+from aejax import configs
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = aejax_config.load(Path(__file__).with_name("stacked.py"))
-    config.loss.corruption = ml_collections.ConfigDict()
+    config = configs.get("stacked")
     config.loss.corruption.name = "gaussian"  # gaussian, masking, salt_and_pepper
     config.loss.corruption.factor = 0.5  # x + 0.5 * N(0, 1), clipped to [0, 1]
     config.loss.corruption.at_eval = False  # True: test metrics on corrupted inputs too

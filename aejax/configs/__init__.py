@@ -1,0 +1,23 @@
+"""The shipped configs, one module per model, part of the package so an installed wheel has them.
+
+`aejax train --config NAME` trains one by name; a variant starts from the config it varies with
+`configs.get(NAME)` and sets only what differs.
+"""
+
+import importlib
+import importlib.resources
+
+import ml_collections
+
+
+def names() -> list[str]:
+    """The shipped configs' names, read from the package's files (a wheel's as well as a checkout's)."""
+    files = importlib.resources.files(__name__).iterdir()
+    return sorted(f.name[:-3] for f in files if f.name.endswith(".py") and not f.name.startswith("_"))
+
+
+def get(name: str) -> ml_collections.ConfigDict:
+    """The shipped config `name`, unlocked: what a variant builds on (`aejax.config.load` locks)."""
+    if name not in names():
+        raise ValueError(f"no shipped config {name!r}; the shipped configs are {', '.join(names())}")
+    return importlib.import_module(f"{__name__}.{name}").get_config()
