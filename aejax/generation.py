@@ -15,12 +15,9 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
 import numpy as np
 import PIL.Image
+from matplotlib.figure import Figure
 from jax.scipy.special import ndtri
 
 from aejax import losses
@@ -37,14 +34,20 @@ def prior_samples(model, params, rng, rows: int, cols: int, latent_dim: int, lik
     return images.reshape(rows, cols, *images.shape[1:])
 
 
+def code(model, params, x: jax.Array) -> jax.Array:
+    """The code of images `x`: an autoencoder's code, a VAE's posterior mean."""
+    out = model.apply({"params": params}, x, method="encode")
+    return out[0] if isinstance(out, tuple) else out  # a VAE's (mu, logvar)
+
+
 def interpolations(model, params, x_a: jax.Array, x_b: jax.Array, steps: int, likelihood: str):
-    """[pairs, steps + 2, H, W, C]: image a, `steps` decodings from mu(a) to mu(b), image b."""
-    mu_a = model.apply({"params": params}, x_a, method="encode")[0]
-    mu_b = model.apply({"params": params}, x_b, method="encode")[0]
-    t_S = jnp.linspace(0.0, 1.0, steps)
-    z_PxSxK = mu_a[:, None] + t_S[None, :, None] * (mu_b - mu_a)[:, None]
-    pairs, k = mu_a.shape
-    decoded = _decode(model, params, z_PxSxK.reshape(pairs * steps, k), likelihood)
+    """[pairs, steps + 2, H, W, C]: image a, `steps` decodings from code(a) to code(b), image b
+    (codes of any shape: a VAE's posterior means, a conv AE's maps)."""
+    mu_a, mu_b = code(model, params, x_a), code(model, params, x_b)
+    t_S = jnp.linspace(0.0, 1.0, steps).reshape(1, steps, *[1] * (mu_a.ndim - 1))
+    z_PxSx_ = mu_a[:, None] + t_S * (mu_b - mu_a)[:, None]
+    pairs = mu_a.shape[0]
+    decoded = _decode(model, params, z_PxSx_.reshape(pairs * steps, *mu_a.shape[1:]), likelihood)
     decoded = decoded.reshape(pairs, steps, *decoded.shape[1:])
     return np.concatenate([np.asarray(x_a)[:, None], decoded, np.asarray(x_b)[:, None]], axis=1)
 
@@ -78,10 +81,10 @@ def grid_panels(grids: list[np.ndarray], titles: list[str], path: Path) -> None:
     tiles = [np.clip(tile(grid), 0, 1) for grid in grids]
     width, height = sum(t.shape[1] for t in tiles), max(t.shape[0] for t in tiles)
     gap, title_height, dpi = 10, 30, 100
-    fig, axes = plt.subplots(
+    fig = Figure(figsize=((width + gap * (len(tiles) - 1)) / dpi, (height + title_height) / dpi))
+    axes = fig.subplots(
         1,
         len(tiles),
-        figsize=((width + gap * (len(tiles) - 1)) / dpi, (height + title_height) / dpi),
         squeeze=False,
         gridspec_kw={
             "width_ratios": [t.shape[1] for t in tiles],
@@ -94,12 +97,12 @@ def grid_panels(grids: list[np.ndarray], titles: list[str], path: Path) -> None:
         ax.axis("off")
     fig.subplots_adjust(left=0, right=1, bottom=0, top=height / (height + title_height))
     fig.savefig(path, dpi=dpi)
-    plt.close(fig)
 
 
 def latent_scatter(mu_Nx2: np.ndarray, labels_N: np.ndarray, path: Path) -> None:
     """Posterior means of the test images, coloured by label."""
-    fig, ax = plt.subplots(figsize=(6, 5))
+    fig = Figure(figsize=(6, 5))
+    ax = fig.subplots()
     points = ax.scatter(
         mu_Nx2[:, 0], mu_Nx2[:, 1], c=labels_N, cmap="tab10", s=3, vmin=-0.5, vmax=9.5
     )
@@ -107,7 +110,6 @@ def latent_scatter(mu_Nx2: np.ndarray, labels_N: np.ndarray, path: Path) -> None
     ax.set(xlabel="z[0]", ylabel="z[1]", title="posterior means of the test images")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_figures(workdir: Path, model, params, test_x, test_labels, likelihood: str, rng) -> None:
@@ -124,4 +126,5 @@ def write_figures(workdir: Path, model, params, test_x, test_labels, likelihood:
         save_grid(manifold(model, params, 20, likelihood), workdir / "manifold.png")
         encode = jax.jit(lambda x: model.apply({"params": params}, x, method="encode")[0])
         mu = np.concatenate([encode(test_x[i : i + 1000]) for i in range(0, len(test_x), 1000)])
-        latent_scatter(mu, np.asarray(test_labels), workdir / "latent_scatter.png")
+        if test_labels is not None:  # a run on unlabelled arrays has none
+            latent_scatter(mu, np.asarray(test_labels), workdir / "latent_scatter.png")

@@ -19,7 +19,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aejax import config as aejax_config
-from aejax import configs, models, parallel, pretrain, representation, train
+from aejax import configs, models, parallel, pretrain, representation, train, xla_flags
 
 DEFAULT_CONFIG = "vae"
 
@@ -78,6 +78,7 @@ def main(argv: list[str]) -> None:
     if len(argv) != 2 or argv[1] not in ("train", "pretrain", "represent"):
         got = " ".join(argv[1:]) or "nothing"
         raise app.UsageError(f"expected the command 'train', 'pretrain' or 'represent', got {got}")
+    xla_flags.set_cpu_flags()  # before the backend starts: nothing has computed yet
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; the epoch lines suffice
     parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     mesh = parallel.make_mesh(_DEVICES.value)

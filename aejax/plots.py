@@ -1,22 +1,24 @@
-"""Figures a run leaves in its workdir: loss curves, reconstructions, samples from the prior."""
+"""Figures a run leaves in its workdir: loss curves, reconstructions, samples from the prior.
+
+Drawn on `matplotlib.figure.Figure` objects, not through pyplot: nothing here selects a backend
+or adds to a notebook's figures; `savefig` renders each file with Agg, chosen by its extension.
+"""
 
 from pathlib import Path
 
 import jax
-import matplotlib
-
-matplotlib.use("Agg")  # files only: runs happen on machines without a display
-import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
+from matplotlib.figure import Figure
 
-from aejax import checkpoint, corruptions, data, generation, losses
+from aejax import checkpoint, corruptions, generation, losses
 
 
 def loss_curves(rows: list[dict], path: Path) -> None:
     """Train and test loss per epoch, one panel per loss term."""
     terms = sorted({k.split("/", 1)[1] for r in rows for k in r if k.startswith("train/")})
-    fig, axes = plt.subplots(1, len(terms), figsize=(4 * len(terms), 3), squeeze=False)
+    fig = Figure(figsize=(4 * len(terms), 3))
+    axes = fig.subplots(1, len(terms), squeeze=False)
     epochs = [r["epoch"] for r in rows]
     for ax, term in zip(axes[0], terms):
         for split in ("train", "test"):
@@ -25,7 +27,6 @@ def loss_curves(rows: list[dict], path: Path) -> None:
         ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def metric_curves(
@@ -34,7 +35,8 @@ def metric_curves(
     """Metrics of several runs per epoch on one axes: `runs` maps a label to a run's rows
     (`checkpoint.read_metrics`), `keys` name the metrics ("test/recon", "train/recon"), drawn
     solid, dashed, dotted; one colour per run; `ylabel` says what and in which unit."""
-    fig, ax = plt.subplots(figsize=(5, 3.5))
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
     for colour, (label, rows) in enumerate(runs.items()):
         for style, key in zip(("-", "--", ":"), keys, strict=False):
             if not rows or any(key not in r for r in rows):
@@ -47,13 +49,13 @@ def metric_curves(
     ax.legend()
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
     """Rows of images ([N, H, W, 1] each) one above the other, e.g. inputs over reconstructions."""
     n = rows[0].shape[0]
-    fig, axes = plt.subplots(len(rows), n, figsize=(n, len(rows) * 1.1), squeeze=False)
+    fig = Figure(figsize=(n, len(rows) * 1.1))
+    axes = fig.subplots(len(rows), n, squeeze=False)
     for r, (images, title) in enumerate(zip(rows, titles)):
         for c in range(n):
             axes[r, c].imshow(images[c, ..., 0], cmap="gray", vmin=0, vmax=1)
@@ -61,7 +63,6 @@ def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
         axes[r, 0].set_title(title, fontsize=8, loc="left")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def write_figures(
@@ -71,10 +72,12 @@ def write_figures(
     test_x: jax.Array,
     config: ml_collections.ConfigDict,
     rng: jax.Array,
+    test_labels: np.ndarray | None = None,
 ) -> None:
     """The end-of-run figures: loss curves, 10 test images over their reconstructions (for a
     denoising model: corrupted input, reconstruction, clean target), and for a VAE the
-    figures of `generation` (prior samples, interpolations, a 2-D latent's maps)."""
+    figures of `generation` (prior samples, interpolations, a 2-D latent's maps, its scatter
+    coloured by `test_labels` when given)."""
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
     if not hasattr(model, "decode"):  # a classifier: nothing to reconstruct
         return
@@ -92,5 +95,4 @@ def write_figures(
         titles = [f"{corruption.name} corrupted input", "reconstructions", "clean targets"]
     image_rows(rows, titles, workdir / "reconstructions.png")
     if "mu" in aux:
-        test_labels = data.load(config.data.name, "test")[1]  # for the scatter of a 2-D latent
         generation.write_figures(workdir, model, params, test_x, test_labels, likelihood, rng)

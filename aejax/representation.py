@@ -14,13 +14,10 @@ from pathlib import Path
 
 import jax
 import jax.numpy as jnp
-import matplotlib
-
-matplotlib.use("Agg")  # files only
-import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
 import optax
+from matplotlib.figure import Figure
 
 from aejax import data, losses
 
@@ -209,9 +206,8 @@ def scatter_panels(panels, path: Path, axes_names=("code 1", "code 2")) -> None:
     """`scatter_codes` for several codes side by side, one panel per `(codes_NxK, labels_N,
     title)` on one colour scale: the same images coded by two models, or before and after.
     `axes_names` label the axes of 2-D codes."""
-    fig, axes = plt.subplots(
-        1, len(panels), figsize=(5 * len(panels) + 1, 5), squeeze=False, layout="constrained"
-    )
+    fig = Figure(figsize=(5 * len(panels) + 1, 5), layout="constrained")
+    axes = fig.subplots(1, len(panels), squeeze=False)
     for ax, (codes_NxK, labels_N, title) in zip(axes[0], panels):
         codes, names = np.asarray(codes_NxK), axes_names
         if codes.shape[1] > 2:
@@ -224,7 +220,6 @@ def scatter_panels(panels, path: Path, axes_names=("code 1", "code 2")) -> None:
         ax.set(title=title, xlabel=names[0], ylabel=names[1])
     fig.colorbar(points, ax=axes[0].tolist(), ticks=range(NUM_CLASSES), label="label")
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def image_grid(images_NxHxW, path: Path, title: str, *, symmetric: bool) -> None:
@@ -232,7 +227,8 @@ def image_grid(images_NxHxW, path: Path, title: str, *, symmetric: bool) -> None
     n = len(images_NxHxW)
     cols = min(n, 8)
     rows = -(-n // cols)
-    fig, axes = plt.subplots(rows, cols, figsize=(cols * 1.1, rows * 1.1 + 0.4), squeeze=False)
+    fig = Figure(figsize=(cols * 1.1, rows * 1.1 + 0.4))
+    axes = fig.subplots(rows, cols, squeeze=False)
     for ax in axes.flat:
         ax.axis("off")
     for ax, image in zip(axes.flat, np.asarray(images_NxHxW)):
@@ -242,7 +238,6 @@ def image_grid(images_NxHxW, path: Path, title: str, *, symmetric: bool) -> None
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     fig.savefig(path, dpi=100)
-    plt.close(fig)
 
 
 def evaluate_run(model, params, config: ml_collections.ConfigDict, workdir: str | Path) -> dict:

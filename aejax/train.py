@@ -29,6 +29,7 @@ from aejax import (
     models,
     parallel,
     plots,
+    progress,
     supervised,
     transfer,
 )
@@ -173,6 +174,7 @@ def train_and_evaluate(
     *,
     max_steps: int | None = None,
     mesh: jax.sharding.Mesh | None = None,
+    arrays: tuple | None = None,
 ) -> tuple[train_state.TrainState, dict]:
     """Trains `config` in `workdir`, resuming it if it has a checkpoint.
 
@@ -183,13 +185,19 @@ def train_and_evaluate(
 
     `mesh` (default: all devices, `parallel.make_mesh()`) trains data-parallel: each batch is
     split over its devices, and the same seed gives the same run on any number of them.
+
+    `arrays`, `(train_x, train_y, test_x, test_y)` with images `[N, H, W, C]` in [0, 1] and
+    labels or None, trains on those instead of loading `config.data.name` (`aejax.fit`).
     """
     workdir = Path(workdir)
     mesh = parallel.make_mesh() if mesh is None else mesh
     log = functools.partial(print, flush=True) if parallel.is_main_process() else lambda line: None
-    with parallel.main_process_first():  # process 0 prepares a dataset the others then read
-        train_x, train_y = data.load(config.data.name, "train")
-        test_x, test_y = data.load(config.data.name, "test")
+    if arrays is None:
+        with parallel.main_process_first():  # process 0 prepares a dataset the others then read
+            train_x, train_y = data.load(config.data.name, "train")
+            test_x, test_y = data.load(config.data.name, "test")
+    else:
+        train_x, train_y, test_x, test_y = arrays
     if config.data.label_fraction is not None:  # a stratified labelled subset, the same for every seed
         keep = supervised.stratified_subset(train_y, config.data.label_fraction, config.data.subset_seed)
         train_x, train_y = train_x[keep], train_y[keep]
@@ -219,6 +227,7 @@ def train_and_evaluate(
         state = parallel.replicate(state.replace(params=params), mesh)
     step = int(state.step)
     checkpoint.truncate_metrics(workdir, step)
+    events = progress.EventLog(workdir, step)
 
     batch_size, chunk = config.train.batch_size, config.train.chunk
     steps_per_epoch = train_x.shape[0] // batch_size
@@ -232,17 +241,20 @@ def train_and_evaluate(
         idx = epoch_batches(jax.random.fold_in(shuffle_rng, epoch), train_x.shape[0], batch_size)
         idx = parallel.shard_batch(idx, mesh, batch_axis=1)  # each device gathers its own rows
         start_time, chunk_metrics = time.perf_counter(), []
+        bar = progress.epoch_bar(epoch, config.train.epochs, steps_per_epoch, offset)
         # Chunks start at multiples of `chunk` within the epoch, whether or not the run resumed.
         for begin in range(offset, steps_per_epoch, chunk):
             end = min(begin - begin % chunk + chunk, steps_per_epoch)
             state, metrics = train_chunk(state, train_set, idx[begin:end], step_rng)
             chunk_metrics.append(metrics)
+            bar.update(end - begin)  # dispatched, not yet run: no host sync
             previous, step = step, step + end - begin
             if step // config.train.save_every_steps > previous // config.train.save_every_steps:
                 checkpoint.save(mngr, step, state)
             if step >= stop_at:
                 break
         train_metrics = jax.device_get(chunk_metrics)
+        bar.close()
         seconds = time.perf_counter() - start_time
         if step % steps_per_epoch:  # stopped inside an epoch: no epoch line to write
             break
@@ -262,10 +274,13 @@ def train_and_evaluate(
             "samples_per_s": samples / seconds,
         }
         checkpoint.append_metrics(workdir, row)
+        events.write(row)
         log(epoch_line(row, config.train.epochs))
     if mngr.latest_step() != step:
         checkpoint.save(mngr, step, state)
     mngr.close()
+    events.close()
     if step >= total_steps and parallel.is_main_process():
-        plots.write_figures(workdir, model, jax.device_get(state.params), figure_x, config, figure_rng)
+        params = jax.device_get(state.params)
+        plots.write_figures(workdir, model, params, figure_x, config, figure_rng, test_y)
     return state, row

@@ -14,7 +14,7 @@ import time
 import jax
 import jax.numpy as jnp
 
-import aejax  # noqa: F401  (sets aejax's XLA:CPU flags before the backend starts)
+from aejax import xla_flags
 
 # (config, batch, dense layer shapes (in, out)) as built by aejax.models for the shipped configs.
 STEPS = [
@@ -69,6 +69,7 @@ def matmul_gflops(n: int = 2048) -> float:
 
 
 def main() -> None:
+    xla_flags.set_cpu_flags()  # before the backend starts: aejax's runs have it
     print(
         "| config | batch | matmul seconds per step | GFLOP/s of those matmuls | samples/s bound |"
     )

@@ -28,7 +28,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from aejax import binarize, checkpoint, configs, data, models, parallel, train
+from aejax import binarize, checkpoint, configs, data, models, parallel, train, xla_flags
 from aejax import config as aejax_config
 
 
@@ -280,6 +280,7 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
+    xla_flags.set_cpu_flags()  # before the backend starts, as `aejax train` does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=model_names())
     parser.add_argument("--dataset", default="fashion_mnist", help="overrides the config's data")

@@ -9,7 +9,9 @@ import ml_collections
 import pytest
 
 from aejax import config as aejax_config
-from aejax import data, losses, models, train
+from aejax import data, losses, models, train, xla_flags
+
+xla_flags.set_cpu_flags()  # the tests run as `aejax train` does; no test has computed yet
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

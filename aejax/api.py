@@ -1,0 +1,171 @@
+"""aejax from Python: train on a notebook's arrays or a shipped dataset, then use the model.
+
+    import aejax
+    run = aejax.fit("vae", train=x_train, test=x_test, train__epochs=5)
+    codes = run.encode(x_test)          # posterior means (a VAE) or codes
+    images = run.sample(16)             # a VAE's decoder means of prior draws
+    run = aejax.load_run(run.workdir)   # later, or in another notebook
+
+`fit` runs what `aejax train` runs (`train.train_and_evaluate`): the same checkpoints in its
+workdir and the same rules, so a second `fit` with the same workdir and config resumes the run
+(or, when it is complete, returns it at once) and one with another config is refused.
+"""
+
+import dataclasses
+import json
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+import numpy as np
+
+from aejax import checkpoint, generation, losses, models, xla_flags
+from aejax import config as aejax_config
+from aejax.train import create_state, train_and_evaluate
+
+Images = np.ndarray | jax.Array  # [N, H, W, C], values in [0, 1]
+
+
+@dataclasses.dataclass(frozen=True)
+class Run:
+    """A trained run: its workdir, config, parameters and model, and what the model does."""
+
+    workdir: Path
+    config: ml_collections.ConfigDict
+    params: Any  # the parameter tree, as numpy arrays
+    model: nn.Module
+
+    def metrics(self) -> list[dict]:
+        """One row per epoch, as in `metrics.jsonl`: train/ and test/ losses, speed."""
+        return checkpoint.read_metrics(self.workdir)
+
+    def encode(self, x: Images) -> np.ndarray:
+        """The codes of images `x` [N, H, W, C]: a VAE's posterior means, an AE's codes."""
+        return np.asarray(generation.code(self.model, self.params, self._images(x)))
+
+    def decode(self, z: np.ndarray | jax.Array) -> np.ndarray:
+        """The decoder's mean images [N, H, W, C] of codes `z`."""
+        logits = self.model.apply({"params": self.params}, jnp.asarray(z), method="decode")
+        return np.asarray(losses.mean_image(logits, self.config.loss.likelihood))
+
+    def reconstruct(self, x: Images) -> np.ndarray:
+        """decode(encode(x)): for a VAE, the decoder's mean at the posterior mean (no noise)."""
+        return self.decode(self.encode(x))
+
+    def sample(self, n: int, seed: int = 0) -> np.ndarray:
+        """`n` images decoded from draws of the prior N(0, I), seeded: a VAE's generations."""
+        if not isinstance(self.model, models.VAE):
+            raise TypeError(
+                f"sample draws from a VAE's prior; this run's model {self.config.model.name!r} is "
+                "a deterministic autoencoder, which has none: decode codes of your own instead"
+            )
+        z = jax.random.normal(jax.random.key(seed), (n, self.model.latent_dim))
+        return self.decode(z)
+
+    def interpolate(self, x_a: Images, x_b: Images, steps: int = 8) -> np.ndarray:
+        """[pairs, steps + 2, H, W, C]: each image of `x_a`, `steps` decodings along the line
+        from its code to that of the image of `x_b`, then that image."""
+        return generation.interpolations(
+            self.model, self.params, self._images(x_a), self._images(x_b), steps,
+            self.config.loss.likelihood,
+        )  # fmt: skip
+
+    def _images(self, x: Images) -> jax.Array:
+        return jnp.asarray(_check_images(np.asarray(x), tuple(self.config.model.image_shape), "x"))
+
+
+def _check_images(x: np.ndarray, image_shape: tuple, name: str) -> np.ndarray:
+    """`x` as float32 images [N, *image_shape] in [0, 1] (uint8 is scaled), else a clear error."""
+    if x.ndim != 4 or tuple(x.shape[1:]) != image_shape:
+        raise ValueError(
+            f"{name} has shape {x.shape}; expected images [N, {', '.join(map(str, image_shape))}] "
+            f"(set model__image_shape=(H, W, C) for other images; add a channel axis with x[..., None])"
+        )
+    if x.dtype == np.uint8:
+        return x.astype(np.float32) / 255
+    x = x.astype(np.float32)
+    if not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
+        raise ValueError(f"{name} must hold values in [0, 1] (or uint8 0..255); got [{x.min()}, {x.max()}]")
+    return x
+
+
+def _arrays(train_data, test_data, image_shape: tuple) -> tuple:
+    """(train_x, train_y, test_x, test_y) from `fit`'s `train`/`test`: images, or (images, labels)."""
+    if test_data is None:
+        raise ValueError("fit(train=...) needs test=... too: held-out images for the test metrics")
+    out = []
+    for name, given in (("train", train_data), ("test", test_data)):
+        x, y = given if isinstance(given, tuple) else (given, None)
+        x = _check_images(np.asarray(x), image_shape, name)
+        if y is not None:
+            y = np.asarray(y, np.int32)
+            if y.shape != (x.shape[0],):
+                raise ValueError(f"{name} labels have shape {y.shape}; expected ({x.shape[0]},)")
+        out += [x, y]
+    return tuple(out)
+
+
+def fit(
+    config: str | Path | ml_collections.ConfigDict = "vae",
+    *,
+    train: Images | tuple[Images, np.ndarray] | None = None,
+    test: Images | tuple[Images, np.ndarray] | None = None,
+    workdir: str | Path | None = None,
+    **overrides: Any,
+) -> Run:
+    """Trains `config` (a shipped config's name, a config file, or a ConfigDict) and returns the run.
+
+    `train` and `test`: images [N, H, W, C] in [0, 1] (or uint8), optionally as `(images,
+    labels)`; without them the config's `data.name` is loaded. `workdir`: where the run lives
+    (default: a new temporary folder). `overrides` set config fields, a double underscore
+    between levels, since a keyword cannot hold a dot: `opt__lr=3e-4` is `--config.opt.lr=3e-4`;
+    `**{"opt__lr": 3e-4}` passes them from a dict. An undeclared field is an error.
+
+    Sets aejax's XLA:CPU flag first (`aejax.xla_flags`): it takes effect if this process has
+    not computed with JAX yet.
+    """
+    xla_flags.set_cpu_flags()
+    if not isinstance(config, ml_collections.ConfigDict):
+        config = aejax_config.load(config)
+    config = aejax_config.override(config, **overrides)
+    arrays = None
+    if train is not None:
+        arrays = _arrays(train, test, tuple(config.model.image_shape))
+        config.data.name = "arrays"  # recorded in config.json: the data came from the caller
+    elif test is not None:
+        raise ValueError("fit(test=...) needs train=... too; without both, data.name is loaded")
+    workdir = Path(tempfile.mkdtemp(prefix="aejax-run-") if workdir is None else workdir)
+    state, _ = train_and_evaluate(config, workdir, arrays=arrays)
+    return Run(workdir, config, jax.device_get(state.params), models.build(config.model))
+
+
+def _tuples(value):
+    """JSON's lists back to the tuples configs hold (layer widths, image shapes)."""
+    if isinstance(value, dict):
+        return {k: _tuples(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return tuple(_tuples(v) for v in value)
+    return value
+
+
+def load_run(workdir: str | Path) -> Run:
+    """The run in `workdir` (of `fit` or `aejax train`) at its newest checkpoint."""
+    workdir = Path(workdir)
+    path = workdir / checkpoint.CONFIG_FILE
+    if not path.exists():
+        raise FileNotFoundError(f"{workdir} holds no run: {path.name} is missing")
+    config = ml_collections.ConfigDict(_tuples(json.loads(path.read_text())))
+    config.lock()
+    example = np.zeros((1, *config.model.image_shape), np.float32)
+    state = create_state(config, example)  # the structure to restore into
+    mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
+    restored = checkpoint.restore_latest(mngr, state)
+    mngr.close()
+    if restored is None:
+        raise FileNotFoundError(f"{workdir} holds no checkpoint yet: train it first")
+    return Run(workdir, config, jax.device_get(restored.params), models.build(config.model))
+

@@ -1,0 +1,115 @@
+"""The Python API: `aejax.fit` on a notebook's arrays, `aejax.load_run`, and what a Run does;
+importing aejax changes nothing in the process."""
+
+import os
+import subprocess
+import sys
+
+import jax
+import numpy as np
+import pytest
+from conftest import tiny_config
+
+import aejax
+from aejax import data, xla_flags
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """mnist5k as a notebook holds it: numpy images and labels, 800 of the training images."""
+    train_x, train_y = data.load("mnist5k", "train")
+    test_x, test_y = data.load("mnist5k", "test")
+    return (train_x[:800], train_y[:800]), (test_x[:300], test_y[:300])
+
+
+@pytest.fixture(scope="module")
+def vae_run(digits, tmp_path_factory):
+    train, test = digits
+    workdir = tmp_path_factory.mktemp("vae")
+    return aejax.fit(tiny_config("vae"), train=train, test=test[0], workdir=workdir, train__epochs=2)
+
+
+def test_fit_trains_on_the_arrays_given(vae_run):
+    rows = vae_run.metrics()
+    assert [r["epoch"] for r in rows] == [1, 2]
+    assert rows[-1]["step"] == 2 * (800 // 150)  # 800 images, not mnist5k's 4,000
+    assert rows[-1]["test/loss"] < rows[0]["test/loss"]
+    assert vae_run.config.data.name == "arrays" and vae_run.config.train.epochs == 2
+
+
+def test_fit_then_load_run_round_trips(vae_run, digits):
+    loaded = aejax.load_run(vae_run.workdir)
+    jax.tree.map(np.testing.assert_array_equal, loaded.params, vae_run.params)
+    x = digits[1][0][:20]
+    np.testing.assert_array_equal(loaded.encode(x), vae_run.encode(x))
+    assert loaded.config.to_dict() == vae_run.config.to_dict()
+    assert loaded.metrics() == vae_run.metrics()
+
+
+def test_fit_again_in_the_same_workdir_resumes_the_run(vae_run, digits):
+    train, test = digits
+    again = aejax.fit(tiny_config("vae"), train=train, test=test[0], workdir=vae_run.workdir, train__epochs=2)
+    jax.tree.map(np.testing.assert_array_equal, again.params, vae_run.params)
+    with pytest.raises(ValueError, match="different config.*opt.lr"):
+        aejax.fit(tiny_config("vae"), train=train, test=test[0], workdir=vae_run.workdir, train__epochs=2, opt__lr=0.1)
+
+
+def test_a_vae_run_encodes_decodes_samples_and_interpolates(vae_run, digits):
+    x = digits[1][0][:5]
+    z = vae_run.encode(x)
+    assert z.shape == (5, 4)  # tiny_config's latent
+    recon = vae_run.reconstruct(x)
+    np.testing.assert_allclose(recon, vae_run.decode(z), rtol=1e-6)
+    assert recon.shape == x.shape and 0 <= recon.min() and recon.max() <= 1
+    samples = vae_run.sample(7, seed=1)
+    assert samples.shape == (7, 28, 28, 1)
+    np.testing.assert_array_equal(samples, vae_run.sample(7, seed=1))
+    assert not np.array_equal(samples, vae_run.sample(7, seed=2))
+    path = vae_run.interpolate(x[:2], x[2:4], steps=3)
+    assert path.shape == (2, 5, 28, 28, 1)
+    np.testing.assert_array_equal(path[:, 0], x[:2])
+    np.testing.assert_allclose(path[:, 1], vae_run.decode(z[:2]), rtol=1e-5)  # t = 0: the code of a
+
+
+def test_a_deterministic_autoencoder_has_no_prior_to_sample(digits, tmp_path):
+    train, test = digits
+    run = aejax.fit("mlp", train=train[0], test=test[0], workdir=tmp_path, train__epochs=1, model__encoder_widths=(8,))
+    assert run.encode(test[0][:3]).shape == (3, 8)
+    assert run.interpolate(test[0][:1], test[0][1:2], steps=2).shape == (1, 4, 28, 28, 1)
+    with pytest.raises(TypeError, match="'mlp' is a deterministic autoencoder"):
+        run.sample(4)
+
+
+def test_fit_refuses_arrays_that_are_not_images_of_the_config(digits, tmp_path):
+    train, test = digits
+    with pytest.raises(ValueError, match=r"train has shape \(800, 28, 28\); expected images \[N, 28, 28, 1\]"):
+        aejax.fit("mlp", train=train[0][..., 0], test=test[0], workdir=tmp_path)
+    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+        aejax.fit("mlp", train=train[0] * 255, test=test[0], workdir=tmp_path)
+    with pytest.raises(ValueError, match="needs test="):
+        aejax.fit("mlp", train=train[0], workdir=tmp_path)
+    with pytest.raises(ValueError, match="no field opt.lrr"):
+        aejax.fit("mlp", train=train[0], test=test[0], workdir=tmp_path, opt__lrr=0.1)
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_fit_sets_the_xla_flag_where_the_run_starts(digits, tmp_path, monkeypatch):
+    monkeypatch.delenv("XLA_FLAGS", raising=False)
+    train, test = digits
+    aejax.fit("mlp", train=train[0][:200], test=test[0], workdir=tmp_path, train__epochs=1)
+    assert os.environ["XLA_FLAGS"] == xla_flags.CPU_FLAG
+
+
+def test_importing_aejax_changes_nothing_in_the_process():
+    """XLA_FLAGS and matplotlib's backend as they were, after importing every module."""
+    script = (
+        "import os, sys, matplotlib\n"
+        "before = (os.environ.get('XLA_FLAGS'), dict.__getitem__(matplotlib.rcParams, 'backend'))\n"
+        "import aejax, aejax.main, aejax.train, aejax.plots, aejax.representation, aejax.generation\n"
+        "after = (os.environ.get('XLA_FLAGS'), dict.__getitem__(matplotlib.rcParams, 'backend'))\n"
+        "assert before == after, (before, after)\n"
+        "assert 'matplotlib.pyplot' not in sys.modules\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "MPLBACKEND")}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
