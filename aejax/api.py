@@ -83,18 +83,21 @@ def _check_images(x: np.ndarray, image_shape: tuple, name: str) -> np.ndarray:
     if x.ndim != 4 or tuple(x.shape[1:]) != image_shape:
         raise ValueError(
             f"{name} has shape {x.shape}; expected images [N, {', '.join(map(str, image_shape))}] "
-            f"(set model__image_shape=(H, W, C) for other images; add a channel axis with x[..., None])"
+            "(set model__image_shape=(H, W, C) for other images; grey images need a channel "
+            "axis: x[..., None])"
         )
     if x.dtype == np.uint8:
         return x.astype(np.float32) / 255
     x = x.astype(np.float32)
     if not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
-        raise ValueError(f"{name} must hold values in [0, 1] (or uint8 0..255); got [{x.min()}, {x.max()}]")
+        raise ValueError(
+            f"{name} must hold values in [0, 1] (or uint8 0..255); got [{x.min()}, {x.max()}]"
+        )
     return x
 
 
 def _arrays(train_data, test_data, image_shape: tuple) -> tuple:
-    """(train_x, train_y, test_x, test_y) from `fit`'s `train`/`test`: images, or (images, labels)."""
+    """(train_x, train_y, test_x, test_y) of `fit`'s `train`, `test`: images or (images, labels)."""
     if test_data is None:
         raise ValueError("fit(train=...) needs test=... too: held-out images for the test metrics")
     out = []
@@ -117,7 +120,7 @@ def fit(
     workdir: str | Path | None = None,
     **overrides: Any,
 ) -> Run:
-    """Trains `config` (a shipped config's name, a config file, or a ConfigDict) and returns the run.
+    """Trains `config` (a shipped config's name, a config file or a ConfigDict); returns the run.
 
     `train` and `test`: images [N, H, W, C] in [0, 1] (or uint8), optionally as `(images,
     labels)`; without them the config's `data.name` is loaded. `workdir`: where the run lives

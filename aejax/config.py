@@ -30,7 +30,7 @@ def base() -> ml_collections.ConfigDict:
     config.opt = ml_collections.ConfigDict()
     config.opt.name = "adam"  # adam, adamw, sgd
     config.opt.lr = 1e-3
-    config.opt.lr_boundaries = ()  # steps at which lr is multiplied by lr_decay; () keeps it constant
+    config.opt.lr_boundaries = ()  # steps where lr is multiplied by lr_decay; () keeps it constant
     config.opt.lr_decay = 0.1
     config.opt.trainable = ()  # parameter path prefixes that train; () trains every parameter
     config.train = ml_collections.ConfigDict()
@@ -45,7 +45,7 @@ def base() -> ml_collections.ConfigDict:
     config.model.name = ""  # set by the model's config: a name in aejax.models.MODELS
     config.model.image_shape = (28, 28, 1)
     config.model.kernel_init = "lecun_normal"  # flax's default; a name in models.INITIALIZERS
-    config.model.output_bias = config_dict.placeholder(str)  # "pixel_means": start at the mean image
+    config.model.output_bias = config_dict.placeholder(str)  # "pixel_means": the mean image
     config.loss = ml_collections.ConfigDict()
     config.loss.objective = "reconstruction"  # reconstruction, classification, layerwise
     config.loss.likelihood = "bernoulli"  # bernoulli (BCE on logits), gaussian (MSE or a density)
@@ -71,8 +71,8 @@ def load(name_or_path: str | Path) -> ml_collections.ConfigDict:
         path = Path(name_or_path)
         if path.suffix != ".py" or not path.is_file():
             raise ValueError(
-                f"config {str(name_or_path)!r} is neither a shipped config ({', '.join(configs.names())}) "
-                "nor a .py file with get_config()"
+                f"config {str(name_or_path)!r} is neither a shipped config "
+                f"({', '.join(configs.names())}) nor a .py file with get_config()"
             )
         spec = importlib.util.spec_from_file_location(f"aejax_config_{path.stem}", path)
         module = importlib.util.module_from_spec(spec)
@@ -97,7 +97,8 @@ def override(config: ml_collections.ConfigDict, **overrides: Any) -> ml_collecti
                 group = group[name]
             group[last] = value
         except (KeyError, AttributeError) as e:
-            raise ValueError(f"the config has no field {'.'.join([*path, last])} ({key}): {e}") from None
+            field = ".".join([*path, last])
+            raise ValueError(f"the config has no field {field} ({key}): {e}") from None
         except TypeError as e:
             raise ValueError(f"{'.'.join([*path, last])}={value!r}: {e}") from None
     return config

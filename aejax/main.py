@@ -56,7 +56,7 @@ def define_config_flag(
     holder = config_flags.DEFINE_config_file(
         "config",
         None,
-        "A shipped config's name or a file with get_config(); override fields as --config.opt.lr=3e-4.",
+        "A shipped config's name or a file with get_config(); override as --config.opt.lr=3e-4.",
         flag_values=flag_values,
         sys_argv=sys_argv,
     )

@@ -1,5 +1,6 @@
 """aejax as a user installs it: a wheel built from this checkout, installed on its own, trains
-from a folder outside the checkout, and declares exactly the packages it imports.
+from a folder outside the checkout (command line, then the Python API reads the run), and
+declares exactly the packages it imports.
 
 The wheel goes in with `pip install --target` and `--no-deps` into a folder of its own, which
 alone is on PYTHONPATH: the interpreter's installed dependencies (jax, flax, ...) serve it,
@@ -62,6 +63,13 @@ def test_the_installed_wheel_trains_from_outside_the_checkout(installed, tmp_pat
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.json", "metrics.jsonl", "checkpoints", "reconstructions.png"} <= names
     assert any(name.startswith("events.out.tfevents") for name in names)
+    api = _run(
+        sys.executable, "-c",
+        "import aejax; from aejax import data; run = aejax.load_run('run'); "
+        "print(run.reconstruct(data.load('mnist5k', 'test')[0][:3]).shape)",
+        cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert api.stdout.strip() == "(3, 28, 28, 1)"  # the notebook API, from the wheel too
 
 
 def _imported_distributions(package: Path) -> set[str]:

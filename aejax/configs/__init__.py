@@ -11,13 +11,13 @@ import ml_collections
 
 
 def names() -> list[str]:
-    """The shipped configs' names, read from the package's files (a wheel's as well as a checkout's)."""
+    """The shipped configs' names, read from the package's files (in a wheel or a checkout)."""
     files = importlib.resources.files(__name__).iterdir()
-    return sorted(f.name[:-3] for f in files if f.name.endswith(".py") and not f.name.startswith("_"))
+    return sorted(f.name[:-3] for f in files if f.name.endswith(".py") and f.name[0] != "_")
 
 
 def get(name: str) -> ml_collections.ConfigDict:
     """The shipped config `name`, unlocked: what a variant builds on (`aejax.config.load` locks)."""
     if name not in names():
-        raise ValueError(f"no shipped config {name!r}; the shipped configs are {', '.join(names())}")
+        raise ValueError(f"no shipped config {name!r}; the shipped ones: {', '.join(names())}")
     return importlib.import_module(f"{__name__}.{name}").get_config()

@@ -14,7 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.encoder_widths = (500, 500)  # the decoder mirrors them
     config.model.latent_dim = 20
     config.model.activation = "elu"
-    config.model.learned_variance = False  # True: a gaussian likelihood learns its variance (one for all pixels)
+    config.model.learned_variance = False  # True: a gaussian likelihood learns its variance
     config.model.image_shape = (28, 28, 1)
     config.loss.likelihood = "bernoulli"  # BCE on logits
     config.loss.reduction = "sum"  # nats per image, so the loss is the negative ELBO
