@@ -1,8 +1,8 @@
 """Benchmarks every model config and how speed grows; writes the tables and figures.
 
-    python -m benchmarks.run                   # every part, every model (see README for the time)
+    python -m benchmarks.run                   # every part, every model (docs/benchmarks.md gives the time)
     python -m benchmarks.run --parts models --models mlp vae --skip-epoch
-    python -m benchmarks.run --parts batch width devices cache --readme
+    python -m benchmarks.run --parts batch width devices cache --doc
 
 Parts:
   models   one row per shipped config (`benchmarks.measure`): compile time, training and
@@ -16,7 +16,7 @@ Parts:
 Every row is measured in a process of its own, so its compile times, caches and peak memory are
 its own. Each part replaces `OUT/PART.jsonl` (and its command, machine and date in
 `OUT/PART.meta.json`); then `OUT/results.md` and the figures are rebuilt from every part in OUT,
-and `--readme` copies them into README.md between its benchmark markers.
+and `--doc` copies them into docs/benchmarks.md between its markers.
 """
 
 import argparse
@@ -222,11 +222,11 @@ def parse_args(argv):
     )
     parser.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results")
     parser.add_argument(
-        "--readme",
+        "--doc",
         type=Path,
         nargs="?",
-        const=REPO / "README.md",
-        help="copy the results into this README between its markers",
+        const=REPO / "docs" / "benchmarks.md",
+        help="copy the results into this page (default docs/benchmarks.md) between its markers",
     )
     return parser.parse_args(argv)
 
@@ -253,7 +253,7 @@ def main(argv: list[str] | None = None) -> None:
             "matmul_gflops": matmul_gflops,
         }
         report.write_part(args.out, part, rows, meta)
-    report.write_results(args.out, args.readme)
+    report.write_results(args.out, args.doc)
 
 
 if __name__ == "__main__":

@@ -31,8 +31,8 @@ TINY = [
 
 
 def test_harness_end_to_end(tmp_path):
-    readme = tmp_path / "README.md"
-    readme.write_text(f"intro\n{report.BEGIN}\nold\n{report.END}\nlayout\n")
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text(f"intro\n{report.BEGIN}\nold\n{report.END}\nlayout\n")
     out = tmp_path / "results"
     run.main(
         [
@@ -48,8 +48,8 @@ def test_harness_end_to_end(tmp_path):
             *TINY,
             "--out",
             str(out),
-            "--readme",
-            str(readme),
+            "--doc",
+            str(doc),
         ]
     )
 
@@ -90,7 +90,7 @@ def test_harness_end_to_end(tmp_path):
     assert f"{row['samples_per_s']:,.0f} ±{row['samples_per_s_spread']:.0%}" in results
     assert "| mlp | 500 |" in results and "(./devices.png)" in results
     assert (out / "devices.png").stat().st_size > 1000
-    text = readme.read_text()
+    text = doc.read_text()
     assert text.startswith("intro\n") and text.endswith("layout\n") and "old" not in text
     assert "results/devices.png" in text and "| mlp | 500 |" in text
 
@@ -192,7 +192,7 @@ def test_bad_requests_are_refused(tmp_path, capsys):
     with pytest.raises(SystemExit):
         run.parse_args(["--peak-gflops", "0"])
     assert "a peak must be above 0 GFLOP/s, got 0" in capsys.readouterr().err
-    readme = tmp_path / "README.md"
-    readme.write_text("no markers\n")
+    doc = tmp_path / "benchmarks.md"
+    doc.write_text("no markers\n")
     with pytest.raises(ValueError, match="no <!-- benchmarks:begin -->"):
-        report.write_results(tmp_path, readme)
+        report.write_results(tmp_path, doc)
