@@ -88,11 +88,12 @@ def claim_workdir(
     changes = {}
     if path.exists():
         a, b = flatten(read_config(path)), flatten(ours)
-        diff = sorted(k for k in a.keys() | b.keys() if a.get(k, "<absent>") != b.get(k, "<absent>"))
-        if not diff:
+        fields = sorted(a.keys() | b.keys())
+        pairs = {k: (a.get(k, "<absent>"), b.get(k, "<absent>")) for k in fields}
+        changes = {k: (old, new) for k, (old, new) in pairs.items() if old != new}
+        if not changes:
             return {}
-        changes = {k: (a.get(k, "<absent>"), b.get(k, "<absent>")) for k in diff}
-        if not set(diff) <= set(resume_changes):
+        if not set(changes) <= set(resume_changes):
             listed = ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changes.items())
             raise ValueError(
                 f"{workdir} holds a run with a different config ({listed}). Resuming would mix two "

@@ -60,7 +60,7 @@ RULES = {
     "decoder_features": _POSITIVE_INTS,
     "latent_dim": _POSITIVE_INT,
     "num_classes": _POSITIVE_INT,
-    "image_shape": (lambda v: _positive_ints(v) and len(v) == 3, "three positive integers (H, W, C)"),
+    "image_shape": (lambda v: _positive_ints(v) and len(v) == 3, "three positive integers H, W, C"),
     "kl_weight": _NON_NEGATIVE,
     "kl_warmup_steps": (_non_negative_int, "an integer >= 0"),
     "iwae_samples": _POSITIVE_INT,
