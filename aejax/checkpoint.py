@@ -3,14 +3,23 @@
 A workdir belongs to one config. Starting a run where a checkpoint exists resumes it, and
 since every random draw is a function of (seed, step), the resumed run continues exactly.
 Orbax writes each checkpoint to a temporary directory and renames it when complete, so a
-killed run never leaves a half-written checkpoint behind. In a multi-process run every process
+killed run never leaves a half-written checkpoint behind; the temporary directory it leaves is
+removed when the run resumes. Damage from outside (a full disk, files overwritten, a log line
+cut short) is named and recovered from where it can be: an unreadable newest checkpoint gives
+way to the previous one, a torn log line is dropped. In a multi-process run every process
 saves and restores through Orbax, which coordinates them; the other files are written by
 process 0 alone.
 """
 
+import errno
+import gc
 import json
+import logging
+import shutil
+import warnings
 from pathlib import Path
 
+import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
@@ -18,72 +27,238 @@ from aejax import parallel
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
+CHANGES_FILE = "config_changes.jsonl"  # fields changed on resume, and from which step
+DAMAGED_DIR = "damaged_checkpoints"  # where unreadable checkpoints are moved
+# Fields a resumed run may change (`resume_changes`): none alters what a checkpoint holds or
+# which batches a step draws, so the saved state still fits and the run still continues.
+RESUMABLE_FIELDS = (
+    "opt.lr",
+    "opt.lr_decay",
+    "train.epochs",
+    "train.chunk",
+    "train.eval_batch_size",
+    "train.save_every_steps",
+    "train.keep_checkpoints",
+)
 
 
-def _flatten(tree: dict, prefix: str = "") -> dict:
+def flatten(tree: dict, prefix: str = "") -> dict:
+    """A nested dict as {"group.field": value}."""
     flat = {}
     for key, value in tree.items():
         if isinstance(value, dict):
-            flat.update(_flatten(value, f"{prefix}{key}."))
+            flat.update(flatten(value, f"{prefix}{key}."))
         else:
             flat[f"{prefix}{key}"] = value
     return flat
 
 
-def claim_workdir(workdir: Path, config: ml_collections.ConfigDict) -> None:
-    """Records `config` in `workdir`, refusing a workdir that was made by another config."""
+def read_config(path: Path) -> dict:
+    """The config a workdir records, or a ValueError saying the file is damaged and what to do."""
+    try:
+        saved = json.loads(path.read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        saved = e
+    if not isinstance(saved, dict):
+        raise ValueError(
+            f"{path} is damaged ({saved}): it records which config made this run. If you are "
+            f"sure the run was made by the config you are passing, delete {path} and rerun (it "
+            "is written again from that config); otherwise pass a new --workdir."
+        )
+    return saved
+
+
+def claim_workdir(
+    workdir: Path, config: ml_collections.ConfigDict, resume_changes: tuple[str, ...] = ()
+) -> dict:
+    """Records `config` in `workdir`, refusing a workdir that was made by another config.
+
+    Fields named in `resume_changes` (from RESUMABLE_FIELDS) may differ: the new values are
+    recorded and returned as {field: (old, new)}, for `record_changes` once the step is known.
+    """
+    not_resumable = sorted(set(resume_changes) - set(RESUMABLE_FIELDS))
+    if not_resumable:
+        raise ValueError(
+            f"resume_changes names {not_resumable}, which a resumed run cannot change: the saved "
+            f"state or the batches would no longer match. Fields that can: {list(RESUMABLE_FIELDS)}"
+        )
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / CONFIG_FILE
     ours = json.loads(config.to_json())
+    changes = {}
     if path.exists():
-        theirs = json.loads(path.read_text())
-        if theirs != ours:
-            a, b = _flatten(theirs), _flatten(ours)
-            diff = sorted(k for k in a.keys() | b.keys() if a.get(k, "<absent>") != b.get(k, "<absent>"))
-            changes = ", ".join(f"{k}: {a.get(k, '<absent>')} -> {b.get(k, '<absent>')}" for k in diff)
+        a, b = flatten(read_config(path)), flatten(ours)
+        fields = sorted(a.keys() | b.keys())
+        pairs = {k: (a.get(k, "<absent>"), b.get(k, "<absent>")) for k in fields}
+        changes = {k: (old, new) for k, (old, new) in pairs.items() if old != new}
+        if not changes:
+            return {}
+        if not set(changes) <= set(resume_changes):
+            listed = ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changes.items())
             raise ValueError(
-                f"{workdir} holds a run with a different config ({changes}). Resuming would mix two "
+                f"{workdir} holds a run with a different config ({listed}). Resuming would mix two "
                 "experiments: pass a new --workdir, or rerun with the config saved in "
-                f"{path}."
+                f"{path}. To continue this run with only {list(RESUMABLE_FIELDS)} changed "
+                "(a lower opt.lr after a divergence), name them: --resume_changes=opt.lr"
             )
-        return
-    if not parallel.is_main_process():
-        return
-    tmp = path.with_suffix(".tmp")
-    tmp.write_text(json.dumps(ours, indent=2, sort_keys=True))
-    tmp.replace(path)
+    if parallel.is_main_process():
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(ours, indent=2, sort_keys=True))
+        tmp.replace(path)
+    return changes
+
+
+def record_changes(workdir: Path, step: int, changes: dict) -> None:
+    """Appends the fields a resumed run changed, and the step it changed them at, to the log."""
+    if parallel.is_main_process():
+        with open(workdir / CHANGES_FILE, "a") as f:
+            f.write(json.dumps({"step": step, "changes": changes}) + "\n")
 
 
 def manager(workdir: Path, keep: int) -> ocp.CheckpointManager:
     """Checkpoints under `workdir/checkpoints`, the newest `keep` kept; saves are synchronous.
 
-    Synchronous saves let the train step donate its state buffers right after a save.
+    Synchronous saves let the train step donate its state buffers right after a save. The
+    temporary directories of saves cut short (a killed run) are removed when it opens.
     """
-    options = ocp.CheckpointManagerOptions(max_to_keep=keep, enable_async_checkpointing=False)
+    options = ocp.CheckpointManagerOptions(
+        max_to_keep=keep, enable_async_checkpointing=False, cleanup_tmp_directories=True
+    )
     return ocp.CheckpointManager((workdir / "checkpoints").absolute(), options=options)
 
 
+def _disk_full(error: BaseException | None) -> bool:
+    """Whether `error`, or one it was raised from, says the disk is full (Orbax's writers
+    report it as a ValueError carrying the OS error code)."""
+    seen = set()
+    while error is not None and id(error) not in seen:
+        seen.add(id(error))
+        if isinstance(error, OSError) and error.errno == errno.ENOSPC:
+            return True
+        if "No space left on device" in str(error) or "os_error_code='28'" in str(error):
+            return True
+        error = error.__cause__ or error.__context__
+    return False
+
+
+class _DiskFullReports(logging.Filter):
+    """Drops Orbax's own reports of a full disk (a traceback from each writer thread): `save`
+    raises one error that says it."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        error = record.exc_info[1] if record.exc_info else None
+        return not (_disk_full(error) or "No space left on device" in record.getMessage())
+
+
+def _disk_full_error(mngr: ocp.CheckpointManager, step: int, what: str) -> OSError:
+    mngr.reload()
+    kept = [s for s in mngr.all_steps() if s != step]
+    previous = f"checkpoint {max(kept)} is intact" if kept else "no earlier checkpoint exists"
+    return OSError(
+        errno.ENOSPC,
+        f"the disk is full: checkpoint {step} could not be written to {mngr.directory} ({what}; "
+        f"{previous}). Free some space and rerun the same command to resume.",
+    )
+
+
 def save(mngr: ocp.CheckpointManager, step: int, state) -> None:
-    mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+    """Saves `state` as checkpoint `step`; older checkpoints are left as they were.
+
+    A disk without room for it raises one OSError(ENOSPC) saying so: before writing when the
+    free space is known to be too little, else when a write fails, after removing the
+    half-written checkpoint.
+    """
+    directory = Path(mngr.directory)
+    needed = sum(x.nbytes for x in jax.tree.leaves(state))
+    free = shutil.disk_usage(directory).free
+    if free < needed:
+        raise _disk_full_error(mngr, step, f"it needs {needed:,} bytes, {free:,} are free")
+    orbax_log, quiet = logging.getLogger("absl"), _DiskFullReports()
+    orbax_log.addFilter(quiet)
+    try:
+        mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+    except Exception as e:
+        if not _disk_full(e):
+            raise
+        gc.collect()  # finalises Orbax's abandoned writes now, not as noise at interpreter exit
+        for tmp in directory.glob("*.orbax-checkpoint-tmp*"):
+            shutil.rmtree(tmp, ignore_errors=True)
+        raise _disk_full_error(mngr, step, "its partial files were removed") from None
+    finally:
+        orbax_log.removeFilter(quiet)
+
+
+def _move_aside(mngr: ocp.CheckpointManager, step: int) -> Path:
+    directory = Path(mngr.directory)
+    target = directory.parent / DAMAGED_DIR / str(step)
+    if parallel.is_main_process():
+        target.parent.mkdir(exist_ok=True)
+        shutil.rmtree(target, ignore_errors=True)
+        shutil.move(directory / str(step), target)
+    return target
 
 
 def restore_latest(mngr: ocp.CheckpointManager, abstract_state):
-    """The newest checkpoint restored into the structure of `abstract_state`, or None."""
-    step = mngr.latest_step()
-    if step is None:
-        return None
-    return mngr.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    """The newest readable checkpoint, restored into the structure of `abstract_state`, or None.
+
+    A newer checkpoint that cannot be read is moved to `WORKDIR/damaged_checkpoints` with a
+    warning, so the run continues from the one before. If none can be read, nothing is moved
+    (a changed model or code fails on every checkpoint alike) and a ValueError says why.
+    """
+    failures = []
+    for step in sorted(mngr.all_steps(), reverse=True):
+        try:
+            state = mngr.restore(step, args=ocp.args.StandardRestore(abstract_state))
+        except Exception as e:  # Orbax and TensorStore raise many types for damaged files
+            failures.append((step, f"{type(e).__name__}: {(str(e) or '-').splitlines()[0][:300]}"))
+            continue
+        for bad, reason in failures:
+            target = _move_aside(mngr, bad)
+            warnings.warn(
+                f"checkpoint {bad} in {mngr.directory} cannot be read ({reason}); it was moved to "
+                f"{target} and the run resumes from checkpoint {step}",
+                stacklevel=2,
+            )
+        if failures:
+            mngr.reload()
+        return state
+    if failures:
+        reasons = "; ".join(f"checkpoint {s}: {r}" for s, r in failures)
+        raise ValueError(
+            f"no checkpoint in {mngr.directory} can be read ({reasons}). If the model or its code "
+            "changed since they were written, rerun with the config and code that wrote them; if "
+            "they are damaged, move that folder aside (the run then starts afresh) or pass a new "
+            "--workdir."
+        )
+    return None
 
 
 def read_metrics(workdir: Path) -> list[dict]:
+    """The log's rows; a damaged line (a write cut short) is dropped with a warning."""
     path = workdir / METRICS_FILE
     if not path.exists():
         return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line]
+    rows = []
+    for number, line in enumerate(path.read_text(errors="replace").splitlines(), 1):
+        if not line.strip():
+            continue
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            row = None
+        if not (isinstance(row, dict) and isinstance(row.get("step"), int)):
+            warnings.warn(
+                f"{path} line {number} is damaged and was dropped ({line[:80]!r}); a resumed run "
+                "writes the lines after its checkpoint again",
+                stacklevel=2,
+            )
+            continue
+        rows.append(row)
+    return rows
 
 
 def truncate_metrics(workdir: Path, step: int) -> None:
-    """Drops log lines written after `step`: a resumed run will write them again."""
+    """Drops log lines written after `step`, and damaged ones: a resumed run writes them again."""
     if not parallel.is_main_process():
         return
     rows = [r for r in read_metrics(workdir) if r["step"] <= step]

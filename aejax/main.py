@@ -68,6 +68,10 @@ def define_config_flag(
 _CONFIG = define_config_flag()
 _WORKDIR = flags.DEFINE_string("workdir", "runs/vae", "Run directory: checkpoints, metrics, figures. Resumed if it has a checkpoint.")
 _MAX_STEPS = flags.DEFINE_integer("max_steps", None, "Stop (with a checkpoint) after this many steps in all; rerun to continue.")
+_RESUME_CHANGES = flags.DEFINE_list(
+    "resume_changes", [], "Config fields a resumed run may change, e.g. opt.lr after a divergence "
+    "(checkpoint.RESUMABLE_FIELDS); other changes to a workdir's config are refused."
+)
 _DEVICES = flags.DEFINE_integer("devices", None, "Local devices per process to split each batch over (default: all).")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-process runs: HOST:PORT of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process runs: how many processes in all.")
@@ -88,7 +92,11 @@ def main(argv: list[str]) -> None:
         pretrain.pretrain_and_finetune(_CONFIG.value, _WORKDIR.value, mesh)
         return
     state, _ = train.train_and_evaluate(
-        _CONFIG.value, _WORKDIR.value, max_steps=_MAX_STEPS.value, mesh=mesh
+        _CONFIG.value,
+        _WORKDIR.value,
+        max_steps=_MAX_STEPS.value,
+        mesh=mesh,
+        resume_changes=tuple(_RESUME_CHANGES.value),
     )
     if argv[1] == "represent" and parallel.is_main_process():  # the run is complete: measure it
         model = models.build(_CONFIG.value.model)

@@ -9,7 +9,6 @@ batch are split over the devices, the dataset and the train state replicated.
 """
 
 import functools
-import math
 import time
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from aejax import (
     binarize,
     checkpoint,
     data,
+    divergence,
     layerwise,
     losses,
     models,
@@ -32,6 +32,7 @@ from aejax import (
     progress,
     supervised,
     transfer,
+    validate,
 )
 
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw}
@@ -40,8 +41,6 @@ OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw}
 def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
     if cfg.name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {cfg.name!r}; choose one of {sorted(OPTIMIZERS)}")
-    if not (math.isfinite(cfg.lr) and cfg.lr > 0):
-        raise ValueError(f"opt.lr must be a positive finite number, got {cfg.lr}")
     lr = cfg.lr
     if cfg.lr_boundaries:  # piecewise constant: multiplied by lr_decay at each boundary step
         lr = optax.piecewise_constant_schedule(cfg.lr, {int(b): cfg.lr_decay for b in cfg.lr_boundaries})
@@ -154,9 +153,6 @@ def _check(config: ml_collections.ConfigDict, train_x: np.ndarray) -> None:
             f"train.batch_size={t.batch_size} must be between 1 and the {train_x.shape[0]} training "
             f"images of {config.data.name!r}"
         )
-    for name in ("epochs", "chunk", "eval_batch_size", "save_every_steps", "keep_checkpoints"):
-        if t[name] < 1:
-            raise ValueError(f"train.{name} must be at least 1, got {t[name]}")
 
 
 def epoch_line(row: dict, epochs: int) -> str:
@@ -175,6 +171,7 @@ def train_and_evaluate(
     max_steps: int | None = None,
     mesh: jax.sharding.Mesh | None = None,
     arrays: tuple | None = None,
+    resume_changes: tuple[str, ...] = (),
 ) -> tuple[train_state.TrainState, dict]:
     """Trains `config` in `workdir`, resuming it if it has a checkpoint.
 
@@ -188,7 +185,14 @@ def train_and_evaluate(
 
     `arrays`, `(train_x, train_y, test_x, test_y)` with images `[N, H, W, C]` in [0, 1] and
     labels or None, trains on those instead of loading `config.data.name` (`aejax.fit`).
+
+    `resume_changes` names fields (`checkpoint.RESUMABLE_FIELDS`, such as "opt.lr") that may
+    differ from the config the workdir was made with: a diverged run resumes from its last
+    finite checkpoint with a lower learning rate. A run that diverges stops with
+    `divergence.TrainingDiverged` before saving anything non-finite.
     """
+    validate.run_args(workdir, max_steps)
+    validate.config(config)
     workdir = Path(workdir)
     mesh = parallel.make_mesh() if mesh is None else mesh
     log = functools.partial(print, flush=True) if parallel.is_main_process() else lambda line: None
@@ -215,7 +219,7 @@ def train_and_evaluate(
     figure_x = binarize.test_images(config.data, test_x)  # process 0 draws the figures alone
     train_set = parallel.replicate(as_dataset(config, train_x, train_y), mesh)
     test_set = parallel.replicate(as_dataset(config, figure_x, test_y), mesh)
-    checkpoint.claim_workdir(workdir, config)  # only once the config has proved buildable
+    changes = checkpoint.claim_workdir(workdir, config, resume_changes)  # config proved buildable
 
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
     restored = checkpoint.restore_latest(mngr, state)
@@ -228,6 +232,16 @@ def train_and_evaluate(
     step = int(state.step)
     checkpoint.truncate_metrics(workdir, step)
     events = progress.EventLog(workdir, step)
+    if changes:
+        checkpoint.record_changes(workdir, step, changes)
+        log(f"continuing from step {step} with {changes}")
+    unchecked = []  # (first step, metrics) of the chunks trained since the state was last checked
+
+    def check_finite():  # at a save or an epoch's end, where the host waits for the device anyway
+        where = divergence.first_bad_step(state, unchecked, step)
+        if where is not None:
+            raise divergence.stop(where, mngr.latest_step(), mngr.directory, config.opt.lr)
+        unchecked.clear()
 
     batch_size, chunk = config.train.batch_size, config.train.chunk
     steps_per_epoch = train_x.shape[0] // batch_size
@@ -248,8 +262,10 @@ def train_and_evaluate(
             state, metrics = train_chunk(state, train_set, idx[begin:end], step_rng)
             chunk_metrics.append(metrics)
             bar.update(end - begin)  # dispatched, not yet run: no host sync
+            unchecked.append((step, metrics))
             previous, step = step, step + end - begin
             if step // config.train.save_every_steps > previous // config.train.save_every_steps:
+                check_finite()
                 checkpoint.save(mngr, step, state)
             if step >= stop_at:
                 break
@@ -258,11 +274,8 @@ def train_and_evaluate(
         seconds = time.perf_counter() - start_time
         if step % steps_per_epoch:  # stopped inside an epoch: no epoch line to write
             break
+        check_finite()
         train_means = {k: float(np.mean(np.concatenate([m[k] for m in train_metrics]))) for k in train_metrics[0]}
-        if not all(math.isfinite(v) for v in train_means.values()):
-            raise FloatingPointError(
-                f"training diverged in epoch {epoch + 1}: {train_means}; lower opt.lr or check the data"
-            )
         test_means = evaluate(state.params, test_set, eval_rng)
         samples = (steps_per_epoch - offset) * batch_size
         row = {
@@ -277,6 +290,7 @@ def train_and_evaluate(
         events.write(row)
         log(epoch_line(row, config.train.epochs))
     if mngr.latest_step() != step:
+        check_finite()
         checkpoint.save(mngr, step, state)
     mngr.close()
     events.close()

@@ -33,3 +33,11 @@ def test_typo_in_an_override_is_an_error(tmp_path):
 def test_unknown_command_is_a_usage_error(tmp_path):
     out = _aejax("fit", cwd=tmp_path)
     assert out.returncode != 0 and "expected the command 'train', 'pretrain' or 'represent', got fit" in out.stderr
+
+
+def test_workdir_naming_a_file_is_a_clear_error(tmp_path):
+    (tmp_path / "run").write_text("notes")
+    out = _aejax("train", f"--config={MLP}", "--workdir=run", cwd=tmp_path)
+    assert out.returncode != 0
+    assert "ValueError: workdir run cannot be created: " in out.stderr and "is a file" in out.stderr
+    assert "FileExistsError" not in out.stderr

@@ -60,7 +60,7 @@ def test_changed_config_under_existing_workdir_is_refused(tiny, tmp_path):
     "overrides, message",
     [
         ({"train__batch_size": 100_000}, "batch_size=100000 must be between 1 and the 4000"),
-        ({"opt__lr": float("nan")}, "opt.lr must be a positive finite number"),
+        ({"opt__lr": float("nan")}, "opt.lr=nan must be a positive finite number"),
         ({"opt__name": "lion"}, "unknown optimizer 'lion'"),
         ({"model__name": "nope"}, "unknown model 'nope'"),
     ],

@@ -1,0 +1,227 @@
+"""Faults around a run: divergence, damaged run files, a full disk, bad settings.
+
+Each test injects the fault into a real run on mnist5k (a learning rate that jumps at a chosen
+step, files overwritten or cut short, a disk filled up) and checks the run names it and, where
+it can, recovers to the same parameters as a run that never met it.
+"""
+
+import errno
+import json
+import re
+import shutil
+import subprocess
+import uuid
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import orbax.checkpoint as ocp
+import pytest
+from conftest import CONFIGS, load_config, tiny_config
+from etils import epath
+
+from aejax import checkpoint, divergence, train, validate
+
+
+def _config(**overrides):
+    """10 steps an epoch, 2 epochs, a checkpoint every 5 steps (one chunk)."""
+    return tiny_config(
+        "vae", train__batch_size=400, train__chunk=5, train__save_every_steps=5, **overrides
+    )
+
+
+@pytest.fixture(scope="module")
+def runs(tmp_path_factory):
+    """An uninterrupted run's final parameters, and a run stopped at step 15 (checkpoints 5,
+    10 and 15, the first epoch's metrics line) to copy and damage."""
+    root = tmp_path_factory.mktemp("runs")
+    whole, _ = train.train_and_evaluate(_config(), root / "whole")
+    train.train_and_evaluate(_config(), root / "cut", max_steps=15)
+    return root / "cut", whole.params
+
+
+def _copy(cut, tmp_path):
+    run = tmp_path / "run"
+    shutil.copytree(cut, run)
+    return run
+
+
+def _saved_states(workdir):
+    with checkpoint.manager(workdir, 3) as mngr:
+        return {s: mngr.restore(s, args=ocp.args.StandardRestore()) for s in mngr.all_steps()}
+
+
+def test_diverged_run_saves_nothing_non_finite_and_resumes_with_a_lower_lr(tmp_path):
+    # From step 7 on the learning rate is multiplied by 1e6: the run diverges within a few steps.
+    config = _config(opt__lr_boundaries=(6,), opt__lr_decay=1e6)
+    named = r"diverged at step (7|8|9|10) .*checkpoint, step 5 .*--resume_changes=opt.lr"
+    with pytest.raises(divergence.TrainingDiverged, match=named):
+        train.train_and_evaluate(config, tmp_path)
+    saved = _saved_states(tmp_path)
+    assert sorted(saved) == [5]
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(saved))
+    assert checkpoint.read_metrics(tmp_path) == []
+
+    config.opt.lr = 1e-9  # the same jump now lands on 1e-3
+    with pytest.raises(ValueError, match=r"opt.lr: 0.001 -> 1e-09.*--resume_changes=opt.lr"):
+        train.train_and_evaluate(config, tmp_path)
+    state, row = train.train_and_evaluate(config, tmp_path, resume_changes=("opt.lr",))
+    assert int(state.step) == 20 and np.isfinite(row["test/loss"])
+    assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state.params))
+    log = (tmp_path / checkpoint.CHANGES_FILE).read_text().splitlines()
+    changes = [json.loads(line) for line in log]
+    assert changes == [{"step": 5, "changes": {"opt.lr": [0.001, 1e-9]}}]
+
+
+def test_resume_changes_outside_the_resumable_fields_are_refused(tmp_path):
+    with pytest.raises(ValueError, match=r"\['model.latent_dim'\], which a resumed run cannot"):
+        train.train_and_evaluate(_config(), tmp_path, resume_changes=("model.latent_dim",))
+
+
+def test_torn_metrics_line_is_dropped_with_a_warning_and_rewritten(runs, tmp_path):
+    cut, whole_params = runs
+    run = _copy(cut, tmp_path)
+    with open(run / checkpoint.METRICS_FILE, "a") as f:
+        f.write('{"epoch": 2, "step": 20, "train/lo')  # the write a full disk cut short
+    with pytest.warns(UserWarning, match=r"metrics.jsonl line 2 is damaged and was dropped"):
+        state, _ = train.train_and_evaluate(_config(), run)
+    assert [r["epoch"] for r in checkpoint.read_metrics(run)] == [1, 2]
+    chex.assert_trees_all_equal(state.params, whole_params)
+
+
+def test_corrupt_config_json_is_named_with_what_to_do(runs, tmp_path):
+    run = _copy(runs[0], tmp_path)
+    (run / checkpoint.CONFIG_FILE).write_text('{"data": {"name": "mnis')
+    named = rf"{re.escape(str(run / 'config.json'))} is damaged .*delete .*new --workdir"
+    with pytest.raises(ValueError, match=named):
+        train.train_and_evaluate(_config(), run)
+
+
+def _overwrite_files(directory):
+    for path in directory.rglob("*"):
+        if path.is_file():
+            path.write_bytes(b"\x00garbage" * 7)
+
+
+def test_unreadable_newest_checkpoint_gives_way_to_the_previous_one(runs, tmp_path):
+    cut, whole_params = runs
+    run = _copy(cut, tmp_path)
+    _overwrite_files(run / "checkpoints" / "15")
+    with pytest.warns(UserWarning, match=r"checkpoint 15 .* cannot be read .* from checkpoint 10"):
+        state, _ = train.train_and_evaluate(_config(), run)
+    assert (run / checkpoint.DAMAGED_DIR / "15").is_dir()
+    chex.assert_trees_all_equal(state.params, whole_params)
+
+
+def test_no_readable_checkpoint_is_refused_and_nothing_is_moved(runs, tmp_path):
+    run = _copy(runs[0], tmp_path)
+    _overwrite_files(run / "checkpoints")
+    refused = r"no checkpoint in .* can be read \(checkpoint 15: .*move that folder aside"
+    with pytest.raises(ValueError, match=refused):
+        train.train_and_evaluate(_config(), run)
+    assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["10", "15", "5"]
+
+
+def test_disk_full_inside_orbax_writer_is_one_clear_error(tmp_path, monkeypatch):
+    mngr = checkpoint.manager(tmp_path, 3)
+    state = {"w": jnp.arange(1000.0)}
+    checkpoint.save(mngr, 1, state)
+
+    def full(path, *args, **kwargs):  # every file Orbax writes through epath meets a full disk
+        raise OSError(errno.ENOSPC, "No space left on device", str(path))
+
+    with monkeypatch.context() as patch:
+        patch.setattr(epath.Path, "write_text", full)
+        named = r"disk is full: checkpoint 2 .*partial files were removed; checkpoint 1 is intact"
+        with pytest.raises(OSError, match=named) as error:
+            checkpoint.save(mngr, 2, state)
+    assert error.value.errno == errno.ENOSPC
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1"]
+    mngr.close()
+    (tmp_path / "checkpoints" / "2.orbax-checkpoint-tmp").mkdir()  # as a killed save leaves it
+    with checkpoint.manager(tmp_path, 3) as reopened:
+        np.testing.assert_array_equal(checkpoint.restore_latest(reopened, state)["w"], state["w"])
+    assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1"]
+
+
+@pytest.fixture
+def small_disk(tmp_path):
+    """A 4 MiB tmpfs (needs root and a kernel that allows it; skipped elsewhere)."""
+    mount = tmp_path / "disk"
+    mount.mkdir()
+    command = ["mount", "-t", "tmpfs", "-o", "size=4m", "tmpfs", str(mount)]
+    if subprocess.run(command, capture_output=True).returncode:
+        pytest.skip("cannot mount a tmpfs here; the mocked writer test covers the disk-full path")
+    yield mount
+    subprocess.run(["umount", str(mount)], check=True)
+
+
+def test_full_disk_stops_with_one_error_and_the_run_resumes_after(runs, small_disk):
+    cut, whole_params = runs
+    run = _copy(cut, small_disk)
+    filler = small_disk / f"filler-{uuid.uuid4().hex}"
+    with open(filler, "wb") as f:  # fill the disk but for 100 KiB: a checkpoint needs 600
+        f.write(b"\0" * (shutil.disk_usage(small_disk).free - 100 * 1024))
+    with pytest.raises(OSError, match=r"disk is full: checkpoint 20 .*checkpoint 15 is intact"):
+        train.train_and_evaluate(_config(), run)
+    filler.unlink()
+    state, _ = train.train_and_evaluate(_config(), run)
+    chex.assert_trees_all_equal(state.params, whole_params)
+
+
+def test_every_shipped_config_is_valid():
+    for path in sorted(CONFIGS.glob("*.py")):
+        validate.config(load_config(path.stem))
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"model__latent_dim": 0}, r"model.latent_dim=0 must be a positive integer"),
+        ({"model__encoder_widths": (32, -8)}, r"encoder_widths=\(32, -8\) must be a non-empty"),
+        ({"opt__lr": float("nan")}, r"opt.lr=nan must be a positive finite number"),
+        ({"train__epochs": 0}, r"train.epochs=0 must be a positive integer"),
+        ({"loss__kl_weight": -1.0}, r"loss.kl_weight=-1.0 must be a finite number >= 0"),
+    ],
+)
+def test_bad_values_are_named_before_any_work(tmp_path, overrides, message):
+    with pytest.raises(ValueError, match=message):
+        train.train_and_evaluate(_config(**overrides), tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.parametrize(
+    "name, field, value, message",
+    [
+        ("denoising", "factor", -0.5, r"loss.corruption.factor=-0.5 must be a finite number >= 0"),
+        ("denoising_masking", "keep_prob", 1.5, r"keep_prob=1.5 must be a probability in \[0, 1\]"),
+        ("denoising_salt_pepper", "fraction", -0.1, r"fraction=-0.1 must be a probability"),
+    ],
+)
+def test_noise_levels_and_probabilities_out_of_range_are_named(name, field, value, message):
+    config = load_config(name)
+    config.loss.corruption[field] = value
+    with pytest.raises(ValueError, match=message):
+        validate.config(config)
+
+
+def test_sparsity_target_and_penalty_weights_are_checked():
+    config = load_config("sparse")
+    config.loss.regularizers.kl_sparsity.target = 1.0
+    config.loss.regularizers.kl_sparsity.weight = -0.2
+    with pytest.raises(ValueError, match=r"target=1.0 must be a rate strictly .*weight=-0.2 must"):
+        validate.config(config)
+
+
+@pytest.mark.parametrize("max_steps", [0, -5])
+def test_max_steps_below_one_is_refused(tmp_path, max_steps):
+    with pytest.raises(ValueError, match=rf"max_steps={max_steps} must be at least 1"):
+        train.train_and_evaluate(_config(), tmp_path, max_steps=max_steps)
+
+
+def test_workdir_naming_a_file_is_refused(tmp_path):
+    (tmp_path / "notes.txt").write_text("not a run")
+    for workdir in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "run"):
+        with pytest.raises(ValueError, match=r"notes.txt is a file, not a directory"):
+            train.train_and_evaluate(_config(), workdir)
