@@ -4,6 +4,7 @@ import importlib.util
 from pathlib import Path
 
 import ml_collections
+import ml_collections.config_dict
 
 
 def base() -> ml_collections.ConfigDict:
@@ -11,7 +12,11 @@ def base() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0  # the only source of randomness: init, shuffling and noise derive from it
     config.data = ml_collections.ConfigDict()
-    config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist
+    config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist, or a TFDS image dataset
+    config.data.path = ""  # an .npz file or a folder of images; when set, `name` is unused
+    # Image files and TFDS images centre-cropped and resized to this side (celeb_a: 64 if unset).
+    config.data.image_size = ml_collections.config_dict.placeholder(int)
+    config.data.test_fraction = 0.1  # held out as test split of a `path` (or arrays) without one
     config.opt = ml_collections.ConfigDict()
     config.opt.name = "adam"  # adam, adamw, sgd
     config.opt.lr = 1e-3

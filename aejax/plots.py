@@ -10,7 +10,8 @@ import matplotlib.pyplot as plt
 import ml_collections
 import numpy as np
 
-from aejax import checkpoint, corruptions, data, generation, losses
+from aejax import checkpoint, corruptions, generation, losses
+from aejax.dataset import as_float
 
 
 def loss_curves(rows: list[dict], path: Path) -> None:
@@ -51,12 +52,13 @@ def metric_curves(
 
 
 def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
-    """Rows of images ([N, H, W, 1] each) one above the other, e.g. inputs over reconstructions."""
+    """Rows of images ([N, H, W, C] each, grey or RGB) one above the other, e.g. inputs over
+    reconstructions."""
     n = rows[0].shape[0]
     fig, axes = plt.subplots(len(rows), n, figsize=(n, len(rows) * 1.1), squeeze=False)
     for r, (images, title) in enumerate(zip(rows, titles)):
         for c in range(n):
-            axes[r, c].imshow(images[c, ..., 0], cmap="gray", vmin=0, vmax=1)
+            axes[r, c].imshow(generation.displayable(images[c]), cmap="gray", vmin=0, vmax=1)
             axes[r, c].axis("off")
         axes[r, 0].set_title(title, fontsize=8, loc="left")
     fig.tight_layout()
@@ -69,6 +71,7 @@ def write_figures(
     model,
     params,
     test_x: jax.Array,
+    test_labels: np.ndarray | None,
     config: ml_collections.ConfigDict,
     rng: jax.Array,
 ) -> None:
@@ -79,7 +82,7 @@ def write_figures(
     if not hasattr(model, "decode"):  # a classifier: nothing to reconstruct
         return
     likelihood = config.loss.likelihood
-    x = test_x[:10]
+    x = as_float(test_x[:10])
     corruption = config.loss.get("corruption")
     x_in = x if corruption is None else corruptions.build(corruption)(x, rng)
     logits, aux = model.apply({"params": params}, x_in, rngs={"noise": rng})
@@ -91,5 +94,4 @@ def write_figures(
         titles = [f"{corruption.name} corrupted input", "reconstructions", "clean targets"]
     image_rows(rows, titles, workdir / "reconstructions.png")
     if "mu" in aux:
-        test_labels = data.load(config.data.name, "test")[1]  # for the scatter of a 2-D latent
         generation.write_figures(workdir, model, params, test_x, test_labels, likelihood, rng)

@@ -18,7 +18,7 @@ class Classifier(nn.Module):
     """logits = head(flatten(code)), the code being the autoencoder's (a VAE's posterior mean)."""
 
     autoencoder: nn.Module
-    num_classes: int = 10
+    num_classes: int  # set from the data's labels (`models.fit_to_data`)
 
     def setup(self):
         self.head = nn.Dense(self.num_classes)
@@ -96,7 +96,7 @@ def classifier_config(
         config.train.epochs = epochs
     config.model = ml_collections.ConfigDict()
     config.model.name = "classifier"
-    config.model.num_classes = 10
+    config.model.num_classes = 10  # training sets it from the data's labels
     config.model.autoencoder = ml_collections.ConfigDict(autoencoder_config.model.to_dict())
     config.loss = ml_collections.ConfigDict()
     config.loss.objective = "classification"  # softmax cross-entropy, accuracy reported
