@@ -79,7 +79,7 @@ def dataset(
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r} of {name}; valid splits: {', '.join(SPLITS)}")
     if path:
-        if has_split(path, split):
+        if has_split(path, "test"):
             return load_path(path, split, image_size)
         whole = load_path(path, "train" if has_split(path, "train") else None, image_size)
         return hold_out(whole, test_fraction)[SPLITS.index(split)]
@@ -95,7 +95,7 @@ def dataset(
         split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
     )
     images_Nx28x28x1, labels_N = parse_records(read_examples(source, range(len(source))))
-    return Dataset(images_Nx28x28x1, labels_N, num_classes=10, name=f"{name}:{split}")
+    return Dataset(images_Nx28x28x1, labels_N, name=f"{name}:{split}")
 
 
 def load(

@@ -13,6 +13,10 @@ import jax.numpy as jnp
 import numpy as np
 
 PIXEL_MAX = 255  # the value of a white uint8 pixel
+# Each uint8 value's float32 in [0, 1], divided as numpy divides. Looked up rather than computed
+# in the step: XLA turns `x / 255` into `x * (1 / 255)`, one ulp off for an eighth of the pixels,
+# and the table keeps uint8 and float32 storage of the same images bitwise alike.
+_UNIT_VALUES = np.divide(np.arange(PIXEL_MAX + 1), PIXEL_MAX, dtype=np.float32)
 
 
 @dataclasses.dataclass(frozen=True, eq=False)
@@ -73,9 +77,7 @@ def as_float(batch):
     """
 
     def scale(a):
-        if a.dtype != jnp.uint8:
-            return a
-        return jnp.asarray(a).astype(jnp.float32) / PIXEL_MAX
+        return jnp.asarray(_UNIT_VALUES)[a] if a.dtype == jnp.uint8 else a
 
     return jax.tree.map(scale, batch)
 

@@ -106,8 +106,8 @@ def test_short_training_lowers_the_loss(tmp_path, monkeypatch, name, epochs):
     assert row["test/loss"] < 0.6 * start["loss"], (start, row)
 
 
-def test_other_image_sizes_are_refused():
+def test_encoder_and_decoder_layer_counts_must_match():
     config = load_config("conv")
-    config.model.image_shape = (32, 32, 3)
-    with pytest.raises(ValueError, match="needs 28x28 images"):
+    config.model.decoder_features = (8, 16)
+    with pytest.raises(ValueError, match="as many decoder as encoder layers"):
         models.build(config.model)

@@ -4,7 +4,8 @@ An `.npz` holds `x_train` and optionally `y_train`, `x_test`, `y_test`: images (
 uint8 0..255 or float in [0, 1], labels as integer class indices.
 
 A folder holds image files (PNG, JPEG, ... anything Pillow opens), either directly (no labels)
-or one subfolder per class (labels are the subfolders' sorted positions). With `train/` and
+or one subfolder per class (labels are the positions of the training split's subfolders in
+sorted order, so `test/` uses the same numbering). With `train/` and
 `test/` subfolders those are the splits; otherwise the test split is held out by the caller.
 Greyscale files give one channel, any other mode three (RGB). Images of different sizes need
 `image_size`: each is then centre-cropped to a square and resized to that side.
@@ -44,14 +45,14 @@ def load_path(
         raise ValueError(f"data.path {path}: expected an .npz file or a folder of images")
     if image_size:
         raise ValueError(f"data.image_size resizes image files only; resize the arrays of {path}")
-    return _load_npz(path, split)
+    return _load_npz(path, split or "train")
 
 
 def _load_npz(path: Path, split: str) -> Dataset:
     x_key, y_key = NPZ_KEYS[split]
     with np.load(path) as arrays:
         if x_key not in arrays.files:
-            raise KeyError(
+            raise ValueError(
                 f"{path} holds {sorted(arrays.files)}; expected {x_key!r} (images N x H x W x C)"
                 f" and optionally {y_key!r} (labels N)"
             )
@@ -64,10 +65,8 @@ def _load_folder(root: Path, split: str | None, image_size: int | None) -> Datas
     classes = _class_names(root / "train" if (root / "train").is_dir() else folder)
     if classes:
         files, labels = [], []
-        for label, name in enumerate(classes):
-            if not (folder / name).is_dir():
-                raise FileNotFoundError(f"{folder} lacks the class folder {name!r} of {classes}")
-            found = _image_files(folder / name)
+        for label, name in enumerate(classes):  # a split may lack a class: a small test set
+            found = _image_files(folder / name) if (folder / name).is_dir() else []
             files += found
             labels += [label] * len(found)
         labels = np.array(labels, np.int32)
