@@ -71,13 +71,14 @@ def write_figures(
     model,
     params,
     test_x: jax.Array,
-    test_labels: np.ndarray | None,
     config: ml_collections.ConfigDict,
     rng: jax.Array,
+    test_labels: np.ndarray | None = None,
 ) -> None:
     """The end-of-run figures: loss curves, 10 test images over their reconstructions (for a
     denoising model: corrupted input, reconstruction, clean target), and for a VAE the
-    figures of `generation` (prior samples, interpolations, a 2-D latent's maps)."""
+    figures of `generation` (prior samples, interpolations, a 2-D latent's maps). `test_x` may
+    be stored uint8; `test_labels` colour a 2-D latent's scatter."""
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
     if not hasattr(model, "decode"):  # a classifier: nothing to reconstruct
         return

@@ -306,5 +306,5 @@ def train_and_evaluate(
     mngr.close()
     if step >= total_steps and parallel.is_main_process():
         params = jax.device_get(state.params)
-        plots.write_figures(workdir, model, params, figure_x, test.labels, config, figure_rng)
+        plots.write_figures(workdir, model, params, figure_x, config, figure_rng, test.labels)
     return state, row
