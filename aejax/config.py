@@ -12,7 +12,7 @@ def base() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0  # the only source of randomness: init, shuffling and noise derive from it
     config.data = ml_collections.ConfigDict()
-    config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist, or a TFDS image dataset
+    config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist, or a TFDS dataset
     config.data.path = ""  # an .npz file or a folder of images; when set, `name` is unused
     # Image files and TFDS images centre-cropped and resized to this side (celeb_a: 64 if unset).
     config.data.image_size = ml_collections.config_dict.placeholder(int)

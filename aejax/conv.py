@@ -101,7 +101,9 @@ class ConvTransposeDecoder(nn.Module):
     def __call__(self, z_BxHxWxC: jax.Array) -> jax.Array:
         sides = [encoder_sides(side, len(self.features)) for side in self.image_hw]
         if tuple(z_BxHxWxC.shape[1:3]) != (sides[0][-1], sides[1][-1]):
-            raise ValueError(f"code sides {z_BxHxWxC.shape[1:3]} do not match the encoder's {sides}")
+            raise ValueError(
+                f"code sides {z_BxHxWxC.shape[1:3]} do not match the encoder's {sides}"
+            )
         h = z_BxHxWxC
         for i, f in enumerate(self.features):
             padding = []

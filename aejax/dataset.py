@@ -38,7 +38,9 @@ class Dataset:
         set_field("images", _checked_images(self.images, self.name))
         if self.labels is None:
             if self.num_classes is not None:
-                raise ValueError(f"{self.name}: num_classes={self.num_classes} given without labels")
+                raise ValueError(
+                    f"{self.name}: num_classes={self.num_classes} given without labels"
+                )
             return
         labels = _checked_labels(self.labels, len(self.images), self.name)
         top = int(labels.max(initial=-1)) + 1

@@ -106,10 +106,16 @@ def grid_panels(grids: list[np.ndarray], titles: list[str], path: Path) -> None:
 
 
 def label_colours(labels_N: np.ndarray) -> dict:
-    """`ax.scatter` arguments that colour points by class, one colour per class present."""
+    """`ax.scatter` arguments that colour points by class: class c in tab10's (or tab20's) c-th
+    colour, whichever classes are present; more than 20 classes on a continuous scale."""
     classes = int(np.max(labels_N)) + 1
-    cmap = "tab10" if classes <= 10 else "tab20" if classes <= 20 else "viridis"
-    return {"c": labels_N, "cmap": cmap, "vmin": -0.5, "vmax": classes - 0.5}
+    if classes <= 10:
+        cmap, scale = "tab10", 10
+    elif classes <= 20:
+        cmap, scale = "tab20", 20
+    else:
+        cmap, scale = "viridis", classes
+    return {"c": labels_N, "cmap": cmap, "vmin": -0.5, "vmax": scale - 0.5}
 
 
 def latent_scatter(mu_Nx2: np.ndarray, labels_N: np.ndarray, path: Path) -> None:

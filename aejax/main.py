@@ -15,7 +15,7 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from aejax import models, parallel, pretrain, representation, train
+from aejax import data, models, parallel, pretrain, representation, train
 
 DEFAULT_CONFIG = Path(__file__).resolve().parents[1] / "experiments" / "configs" / "vae.py"
 
@@ -46,7 +46,9 @@ def main(argv: list[str]) -> None:
         _CONFIG.value, _WORKDIR.value, max_steps=_MAX_STEPS.value, mesh=mesh
     )
     if argv[1] == "represent" and parallel.is_main_process():  # the run is complete: measure it
-        model = models.build(_CONFIG.value.model)
+        test = data.from_config(_CONFIG.value.data, "test")  # the model is built for its shape
+        fitted = models.fit_to_data(_CONFIG.value.model, test.image_shape, test.num_classes)
+        model = models.build(fitted)
         print(representation.evaluate_run(model, state.params, _CONFIG.value, _WORKDIR.value))
 
 

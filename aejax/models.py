@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from aejax import conv, supervised
+from aejax.dataset import as_float
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
@@ -229,7 +230,9 @@ def _conv_code_shape(cfg: ml_collections.ConfigDict) -> tuple[int, int, int]:
     Each decoder layer doubles a side back, so the two have as many layers.
     """
     if len(cfg.image_shape) != 3:
-        raise ValueError(f"conv models need image_shape (height, width, channels), got {cfg.image_shape}")
+        raise ValueError(
+            f"conv models need image_shape (height, width, channels), got {cfg.image_shape}"
+        )
     layers = len(cfg.encoder_features)
     if layers < 1 or len(cfg.decoder_features) != layers:
         raise ValueError(
@@ -320,6 +323,6 @@ def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Ar
         raise ValueError(f"model.output_bias='pixel_means' needs an MLP decoder; {cfg.name!r} has none")
     layers = params["decoder"]["mlp"]
     last = f"dense{len(layers) - 1}"
-    means_D = jnp.clip(jnp.mean(train_x, axis=0).reshape(-1), 1e-3, 1 - 1e-3)
+    means_D = jnp.clip(jnp.mean(as_float(train_x), axis=0).reshape(-1), 1e-3, 1 - 1e-3)
     bias = jnp.log(means_D) - jnp.log1p(-means_D)
     return {**params, "decoder": {"mlp": {**layers, last: {**layers[last], "bias": bias}}}}

@@ -119,7 +119,9 @@ def knn_accuracy(
     train_labels = jnp.asarray(train_labels)
     predictions = jnp.concatenate(
         [
-            _knn_predict(train_codes, train_labels, test_codes[i : i + batch_size], k=k, classes=classes)
+            _knn_predict(
+                train_codes, train_labels, test_codes[i : i + batch_size], k=k, classes=classes
+            )
             for i in range(0, len(test_codes), batch_size)
         ]
     )
@@ -289,7 +291,8 @@ def evaluate_run(model, params, config: ml_collections.ConfigDict, workdir: str 
         if "/".join(k.key for k in path).endswith("encoder/mlp/dense0/kernel")
     ]
     if kernels:  # a dense first layer [pixels, units]: each unit's weights are an image
-        units = generation.displayable(np.asarray(kernels[0][:, :32]).T.reshape(-1, *test_x.shape[1:]))
+        units = np.asarray(kernels[0][:, :32]).T.reshape(-1, *test_x.shape[1:])
+        units = generation.displayable(units)
         image_grid(
             units, workdir / "first_layer.png", f"first-layer weights, {name}", symmetric=True
         )

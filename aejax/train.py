@@ -1,9 +1,10 @@
 """Training and evaluation: `train_and_evaluate(config, workdir)` is the whole run.
 
 The dataset lives on the device, as uint8 when its pixels are 8-bit (a quarter of float32's
-memory), scaled to [0, 1] where a batch is gathered. Each epoch is a permutation drawn on the device, cut into
-batches of indices; compiled chunks of `train.chunk` steps (a `lax.scan`) gather their batches
-from the on-device array, so the host only dispatches chunks and reads metrics once an epoch.
+memory), scaled to [0, 1] where a batch is gathered. Each epoch is a permutation drawn on the
+device, cut into batches of indices; compiled chunks of `train.chunk` steps (a `lax.scan`)
+gather their batches from the on-device array, so the host only dispatches chunks and reads
+metrics once an epoch.
 Randomness is a function of (seed, step), which is why a resumed run continues exactly.
 On several devices the same chunks run data-parallel (`aejax/parallel.py`): the indices of each
 batch are split over the devices, the dataset and the train state replicated.
@@ -71,8 +72,8 @@ def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> tra
     """Initial parameters from `fold_in(seed, "init")`, and the optimiser around them."""
     model = models.build(config.model)
     init_rng, noise_rng = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 0))
-    example_x = as_float(example_x)  # stored uint8 images: scaled as the step scales them
-    params = model.init({"params": init_rng, "noise": noise_rng}, example_x[:1])["params"]
+    example = as_float(example_x[:1])  # stored uint8 images: scaled as the step scales them
+    params = model.init({"params": init_rng, "noise": noise_rng}, example)["params"]
     params = models.init_from_data(config.model, params, example_x)
     return train_state.TrainState.create(
         apply_fn=model.apply, params=params, tx=make_optimizer(config.opt)
@@ -94,10 +95,10 @@ def make_train_chunk(train_step, out_sharding: jax.sharding.Sharding | None = No
 
     Step s draws its noise from `fold_in(rng, s)` and gathers its batch from the on-device
     `dataset` (images, or a dict of images and labels: every leaf by the same indices), uint8
-    images scaled to [0, 1] there. A
-    chunk of one step compiles no loop at all: XLA:CPU ran the conv AE's step 3x slower inside
-    a `lax.scan`, even a fully unrolled one. On a mesh, `idx_CxB` comes sharded over the batch
-    and `out_sharding` keeps the new state and metrics replicated.
+    images scaled to [0, 1] there. A chunk of one step compiles no loop at all: XLA:CPU ran
+    the conv AE's step 3x slower inside a `lax.scan`, even a fully unrolled one. On a mesh,
+    `idx_CxB` comes sharded over the batch and `out_sharding` keeps the new state and metrics
+    replicated.
     """
 
     def body(state, dataset, idx_B, rng):
@@ -162,7 +163,7 @@ def load_splits(
         if test is not None:
             raise ValueError("a test set was given without a training set")
         with parallel.main_process_first():  # process 0 prepares a dataset the others then read
-            train, test = data.from_config(config.data, "train"), data.from_config(config.data, "test")
+            train, test = (data.from_config(config.data, split) for split in data.SPLITS)
     elif test is None:
         train, test = hold_out(coerce(train, "train"), config.data.test_fraction)
     else:
@@ -173,7 +174,9 @@ def load_splits(
             "give both splits in one shape (data.image_size resizes image files)"
         )
     if config.loss.get("objective") == "classification" and train.labels is None:
-        raise ValueError(f"{train.name} has no labels, and loss.objective='classification' needs them")
+        raise ValueError(
+            f"{train.name} has no labels, and loss.objective='classification' needs them"
+        )
     return train, test
 
 
@@ -226,9 +229,8 @@ def train_and_evaluate(
     log = functools.partial(print, flush=True) if parallel.is_main_process() else lambda line: None
     train, test = load_splits(config, train, test)
     if "label_fraction" in config.data:  # a stratified labelled subset, the same for every seed
-        train = train.take(
-            supervised.stratified_subset(train.labels, config.data.label_fraction, config.data.subset_seed)
-        )
+        fraction, seed = config.data.label_fraction, config.data.subset_seed
+        train = train.take(supervised.stratified_subset(train.labels, fraction, seed))
     _check(config, train)
     config = config.copy_and_resolve_references()
     config.model = models.fit_to_data(config.model, train.image_shape, train.num_classes)

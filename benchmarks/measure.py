@@ -206,7 +206,9 @@ def measure(
     train_split = data.from_config(config.data, "train")
     images, labels = train_split.images, train_split.labels  # as stored: uint8 when 8-bit
     config = config.copy_and_resolve_references()
-    config.model = models.fit_to_data(config.model, train_split.image_shape, train_split.num_classes)
+    config.model = models.fit_to_data(
+        config.model, train_split.image_shape, train_split.num_classes
+    )
     batch_size = config.train.batch_size
     steps_per_epoch = images.shape[0] // batch_size
     if steps_per_epoch < 1:

@@ -201,7 +201,9 @@ def test_tfds_image_datasets_under_mock_data(name, shape, num_classes):
 def test_npz_with_both_splits(tmp_path, digits):
     images, labels = digits
     path = tmp_path / "mine.npz"
-    np.savez(path, x_train=images[:60], y_train=labels[:60], x_test=images[60:80], y_test=labels[60:80])
+    np.savez(
+        path, x_train=images[:60], y_train=labels[:60], x_test=images[60:80], y_test=labels[60:80]
+    )
     config = load_config("conv")
     config.data.path = str(path)
     train_split, test_split = (data.from_config(config.data, s) for s in data.SPLITS)

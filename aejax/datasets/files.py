@@ -79,7 +79,8 @@ def _load_folder(root: Path, split: str | None, image_size: int | None) -> Datas
 
 
 def _class_names(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in ("train", "test"))
+    splits = ("train", "test")
+    return sorted(p.name for p in folder.iterdir() if p.is_dir() and p.name not in splits)
 
 
 def _image_files(folder: Path) -> list[Path]:
