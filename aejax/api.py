@@ -25,6 +25,7 @@ import numpy as np
 
 from aejax import checkpoint, generation, losses, models, xla_flags
 from aejax import config as aejax_config
+from aejax.dataset import Dataset
 from aejax.train import create_state, train_and_evaluate
 
 Images = np.ndarray | jax.Array  # [N, H, W, C], values in [0, 1]
@@ -82,9 +83,8 @@ def _check_images(x: np.ndarray, image_shape: tuple, name: str) -> np.ndarray:
     """`x` as float32 images [N, *image_shape] in [0, 1] (uint8 is scaled), else a clear error."""
     if x.ndim != 4 or tuple(x.shape[1:]) != image_shape:
         raise ValueError(
-            f"{name} has shape {x.shape}; expected images [N, {', '.join(map(str, image_shape))}] "
-            "(set model__image_shape=(H, W, C) for other images; grey images need a channel "
-            "axis: x[..., None])"
+            f"{name} has shape {x.shape}; this run's model takes images "
+            f"[N, {', '.join(map(str, image_shape))}] (grey images need a channel axis: x[..., None])"
         )
     if x.dtype == np.uint8:
         return x.astype(np.float32) / 255
@@ -96,37 +96,23 @@ def _check_images(x: np.ndarray, image_shape: tuple, name: str) -> np.ndarray:
     return x
 
 
-def _arrays(train_data, test_data, image_shape: tuple) -> tuple:
-    """(train_x, train_y, test_x, test_y) of `fit`'s `train`, `test`: images or (images, labels)."""
-    if test_data is None:
-        raise ValueError("fit(train=...) needs test=... too: held-out images for the test metrics")
-    out = []
-    for name, given in (("train", train_data), ("test", test_data)):
-        x, y = given if isinstance(given, tuple) else (given, None)
-        x = _check_images(np.asarray(x), image_shape, name)
-        if y is not None:
-            y = np.asarray(y, np.int32)
-            if y.shape != (x.shape[0],):
-                raise ValueError(f"{name} labels have shape {y.shape}; expected ({x.shape[0]},)")
-        out += [x, y]
-    return tuple(out)
-
-
 def fit(
     config: str | Path | ml_collections.ConfigDict = "vae",
     *,
-    train: Images | tuple[Images, np.ndarray] | None = None,
-    test: Images | tuple[Images, np.ndarray] | None = None,
+    train: Images | tuple[Images, np.ndarray] | Dataset | None = None,
+    test: Images | tuple[Images, np.ndarray] | Dataset | None = None,
     workdir: str | Path | None = None,
     **overrides: Any,
 ) -> Run:
     """Trains `config` (a shipped config's name, a config file or a ConfigDict); returns the run.
 
-    `train` and `test`: images [N, H, W, C] in [0, 1] (or uint8), optionally as `(images,
-    labels)`; without them the config's `data.name` is loaded. `workdir`: where the run lives
-    (default: a new temporary folder). `overrides` set config fields, a double underscore
-    between levels, since a keyword cannot hold a dot: `opt__lr=3e-4` is `--config.opt.lr=3e-4`;
-    `**{"opt__lr": 3e-4}` passes them from a dict. An undeclared field is an error.
+    `train` and `test`: images [N, H, W, C] in [0, 1] (or uint8 0..255), an `(images, labels)`
+    pair, or an `aejax.Dataset`; without `test`, `data.test_fraction` of `train` is held out;
+    without either, the dataset `config.data` names is loaded. The model takes its image shape
+    from the data. `workdir`: where the run lives (default: a new temporary folder).
+    `overrides` set config fields, a double underscore between levels, since a keyword cannot
+    hold a dot: `opt__lr=3e-4` is `--config.opt.lr=3e-4`; `**{"opt__lr": 3e-4}` passes them from
+    a dict. An undeclared field is an error.
 
     Sets aejax's XLA:CPU flag first (`aejax.xla_flags`): it takes effect if this process has
     not computed with JAX yet.
@@ -135,15 +121,11 @@ def fit(
     if not isinstance(config, ml_collections.ConfigDict):
         config = aejax_config.load(config)
     config = aejax_config.override(config, **overrides)
-    arrays = None
     if train is not None:
-        arrays = _arrays(train, test, tuple(config.model.image_shape))
         config.data.name = "arrays"  # recorded in config.json: the data came from the caller
-    elif test is not None:
-        raise ValueError("fit(test=...) needs train=... too; without both, data.name is loaded")
     workdir = Path(tempfile.mkdtemp(prefix="aejax-run-") if workdir is None else workdir)
-    state, _ = train_and_evaluate(config, workdir, arrays=arrays)
-    return Run(workdir, config, jax.device_get(state.params), models.build(config.model))
+    train_and_evaluate(config, workdir, train=train, test=test)
+    return load_run(workdir)  # the config as trained: its image shape is the data's
 
 
 def _tuples(value):

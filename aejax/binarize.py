@@ -11,6 +11,8 @@ from collections.abc import Callable
 import jax
 import ml_collections
 
+from aejax.dataset import as_float
+
 MODES = ("none", "dynamic")
 TEST_KEY = 0  # the one binarisation of every test set
 STREAM = 5  # train.py folds 0-4 into the root key (init, steps, shuffling, evaluation, figures)
@@ -29,8 +31,11 @@ def sample(x: jax.Array, rng: jax.Array) -> jax.Array:
 
 
 def test_images(data_cfg: ml_collections.ConfigDict, test_x: jax.Array) -> jax.Array:
-    """The test set as evaluated: binarised once from `TEST_KEY` when the mode is dynamic."""
-    return sample(test_x, jax.random.key(TEST_KEY)) if mode(data_cfg) == "dynamic" else test_x
+    """The test set as evaluated: binarised once from `TEST_KEY` when the mode is dynamic (as
+    float32), else as given (uint8 images stay uint8)."""
+    if mode(data_cfg) == "none":
+        return test_x
+    return sample(as_float(test_x), jax.random.key(TEST_KEY))
 
 
 def on_train_batches(config: ml_collections.ConfigDict, train_step: Callable) -> Callable:

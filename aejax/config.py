@@ -23,7 +23,11 @@ def base() -> ml_collections.ConfigDict:
     config = ml_collections.ConfigDict()
     config.seed = 0  # the only source of randomness: init, shuffling and noise derive from it
     config.data = ml_collections.ConfigDict()
-    config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist
+    config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist, or a TFDS dataset
+    config.data.path = ""  # an .npz file or a folder of images; when set, `name` is unused
+    # Image files and TFDS images centre-cropped and resized to this side (celeb_a: 64 if unset).
+    config.data.image_size = config_dict.placeholder(int)
+    config.data.test_fraction = 0.1  # held out as test split of a `path` (or arrays) without one
     config.data.binarize = "none"  # none, static, dynamic (aejax/binarize.py)
     config.data.label_fraction = config_dict.placeholder(float)  # a stratified labelled subset
     config.data.subset_seed = 0  # which subset: the same for every model and seed

@@ -1,9 +1,11 @@
-"""Convolutional encoder and decoder for 28x28 images, to be paired by `models.Autoencoder`.
+"""Convolutional encoder and decoder for images of any side, paired by `models.Autoencoder`.
 
-The encoder is 3x3 ReLU convolutions each followed by 2x2 max pooling ('SAME', so 7 -> 4): a
-code of 4x4xC. The nearest-upsampling decoder climbs back 4 -> 8 -> 16, a VALID convolution
-trims 16 -> 14, the last doubling gives 28; the transposed-convolution decoder retraces the
-encoder's sides exactly, 4 -> 7 -> 14 -> 28. Either ends in a 3x3 convolution to logits.
+The encoder is 3x3 ReLU convolutions each followed by 2x2 max pooling ('SAME': each side is
+halved rounding up, 28 -> 14 -> 7 -> 4, 32 -> 16 -> 8 -> 4). The nearest-upsampling decoder
+doubles the code's side per layer; its last convolution trims what the doublings overshoot
+(for 28: 4 -> 8 -> 16, a VALID convolution 16 -> 14, then 28), and a side still too large
+after the last doubling (an odd one) is cropped. The transposed-convolution decoder retraces
+the encoder's sides exactly, 4 -> 7 -> 14 -> 28. Either ends in a 3x3 convolution to logits.
 Pooling and nearest upsampling are reshapes: on XLA:CPU the reshape pooling trained faster than
 `lax.reduce_window`. The convolutions are XLA's own: written as matmuls, the slowest layers ran
 faster alone but whole training steps slower (`benchmarks/conv_layers.py`, README "Benchmarks").
@@ -31,6 +33,21 @@ def upsample_2x(x_BxHxWxC: jax.Array) -> jax.Array:
     return x.reshape(b, 2 * h, 2 * w, c)
 
 
+def encoder_sides(side: int, layers: int) -> list[int]:
+    """The sides of the encoder's maps, input first: each 'SAME' pooling halves, rounding up."""
+    sides = [side]
+    for _ in range(layers):
+        sides.append(-(-sides[-1] // 2))
+    return sides
+
+
+def _trim_padding(side_in: int, side_out: int) -> tuple[int, int]:
+    """Padding of a 3x3 convolution that takes `side_in` as near `side_out` as it can: 'SAME'
+    (1, 1) keeps the side, (1, 0) trims one, 'VALID' (0, 0) two."""
+    total = max(0, 2 - (side_in - side_out))
+    return total - total // 2, total // 2
+
+
 class ConvEncoder(nn.Module):
     """conv3x3-relu-pool per entry of `features`: (16, 8, 8) gives a 4x4x8 code for 28x28."""
 
@@ -47,18 +64,24 @@ class ConvEncoder(nn.Module):
 class ConvDecoder(nn.Module):
     """conv3x3-relu-upsample per entry of `features`, then a 3x3 convolution to logits.
 
-    The last convolution before the final upsampling is VALID: 4 -> 8 -> 16 -> 14 -> 28.
+    The last convolution before the final upsampling trims its map towards half the image
+    (28: 16 -> 14, VALID; 32: 16 -> 16, SAME); a remaining excess is cropped after it.
     """
 
     features: Sequence[int] = (8, 8, 16)
     channels: int = 1
+    image_hw: Sequence[int] = (28, 28)  # the output's height and width
 
     @nn.compact
     def __call__(self, z_BxHxWxC: jax.Array) -> jax.Array:
-        h = z_BxHxWxC
+        h, last = z_BxHxWxC, len(self.features) - 1
+        # The map's sides entering the last convolution, and half the image's (rounded up).
+        sides_in = [side * 2**last for side in z_BxHxWxC.shape[1:3]]
+        halves = [-(-side // 2) for side in self.image_hw]
         for i, f in enumerate(self.features):
-            padding = "VALID" if i == len(self.features) - 1 else "SAME"
+            padding = [(1, 1)] * 2 if i < last else list(map(_trim_padding, sides_in, halves))
             h = upsample_2x(nn.relu(nn.Conv(f, (3, 3), padding=padding, name=f"conv{i}")(h)))
+        h = h[:, : self.image_hw[0], : self.image_hw[1]]  # an odd side: one row or column over
         return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
 
 
@@ -66,27 +89,29 @@ class ConvTransposeDecoder(nn.Module):
     """A stride-2 3x3 transposed convolution and ReLU per entry of `features` (learned
     upsampling), then a 3x3 convolution to logits.
 
-    Each layer's output side is the matching encoder side, `image_size` halved with rounding up
+    Each layer's output side is the matching encoder side, the image's halved with rounding up
     (28 -> 14 -> 7 -> 4 read backwards), so odd sides such as 7 come back exactly.
     """
 
     features: Sequence[int] = (8, 8, 16)
     channels: int = 1
-    image_size: int = 28
+    image_hw: Sequence[int] = (28, 28)  # the output's height and width
 
     @nn.compact
     def __call__(self, z_BxHxWxC: jax.Array) -> jax.Array:
-        sides = [self.image_size]
-        for _ in self.features:
-            sides.append(-(-sides[-1] // 2))
-        if z_BxHxWxC.shape[1] != sides[-1]:
-            raise ValueError(f"code side {z_BxHxWxC.shape[1]} does not match the encoder's {sides}")
+        sides = [encoder_sides(side, len(self.features)) for side in self.image_hw]
+        if tuple(z_BxHxWxC.shape[1:3]) != (sides[0][-1], sides[1][-1]):
+            raise ValueError(
+                f"code sides {z_BxHxWxC.shape[1:3]} do not match the encoder's {sides}"
+            )
         h = z_BxHxWxC
         for i, f in enumerate(self.features):
-            side_in, side_out = sides[-1 - i], sides[-2 - i]
-            # A stride-2, size-3 transposed convolution gives 2 * side_in - 3 + (low + high).
-            pad = side_out - 2 * side_in + 3
-            padding = ((pad - pad // 2, pad // 2),) * 2
+            padding = []
+            for axis_sides in sides:
+                side_in, side_out = axis_sides[-1 - i], axis_sides[-2 - i]
+                # A stride-2, size-3 transposed convolution gives 2 * side_in - 3 + (low + high).
+                pad = side_out - 2 * side_in + 3
+                padding.append((pad - pad // 2, pad // 2))
             h = nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding=padding, name=f"deconv{i}")(h)
             h = nn.relu(h)
         return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
@@ -99,9 +124,10 @@ class LatentConvDecoder(nn.Module):
     features: Sequence[int] = (8, 8, 16)
     code_shape: Sequence[int] = (4, 4, 8)
     channels: int = 1
+    image_hw: Sequence[int] = (28, 28)
 
     @nn.compact
     def __call__(self, z_BxK: jax.Array) -> jax.Array:
         h = nn.relu(nn.Dense(math.prod(self.code_shape), name="project")(z_BxK))
         h_BxHxWxC = h.reshape(z_BxK.shape[0], *self.code_shape)
-        return ConvDecoder(self.features, self.channels, name="conv")(h_BxHxWxC)
+        return ConvDecoder(self.features, self.channels, self.image_hw, name="conv")(h_BxHxWxC)

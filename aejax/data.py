@@ -1,8 +1,16 @@
-"""Datasets as numpy arrays: `load(name, split)` gives images in [0, 1] and integer labels.
+"""Datasets by name or path: `dataset(...)` gives a checked `aejax.dataset.Dataset`, `load(name,
+split)` its images as float32 in [0, 1] and its labels.
 
-Each dataset is an aejax TFDS builder (`aejax.datasets`), prepared as array_record on the first
-`load` and read back in one batch through `builder.as_data_source`: no TensorFlow is needed, and
-60,000 images load in a couple of seconds.
+Where the data comes from (`config.data`, read by `from_config`):
+  * `path`: a user's `.npz` file or folder of images (`aejax/datasets/files.py`); without a
+    test split of its own, `test_fraction` of it is held out, the same for every seed.
+  * else `name`: aejax's builders `mnist5k`, `mnist`, `fashion_mnist` (below), or the name of a
+    TFDS image dataset such as `cifar10` or `celeb_a` (64x64), read without TensorFlow from its
+    prepared array_record files (`aejax/datasets/tfds_images.py`).
+
+aejax's builders (`aejax.datasets`) are prepared as array_record on the first load and read
+back in one batch through `builder.as_data_source`: no TensorFlow is needed, and 60,000 images
+load in a couple of seconds.
 
 Where things live:
   * Prepared data: under `data_dir`, else $AEJAX_DATA_DIR, else TFDS's default
@@ -16,19 +24,78 @@ Where things live:
 """
 
 import os
-from collections.abc import Sequence
-from unittest import mock
 
+import ml_collections
 import numpy as np
 import tensorflow_datasets as tfds
 
+from aejax.dataset import Dataset, hold_out
 from aejax.datasets import AejaxFashionMnist, AejaxMnist, AejaxMnist5k, DatasetUnavailableError
 from aejax.datasets.builders import parse_records
+from aejax.datasets.files import has_split, load_path
+from aejax.datasets.tfds_images import load_tfds, read_examples
 
-__all__ = ["DATASETS", "SPLITS", "DatasetUnavailableError", "load"]
+__all__ = ["DATASETS", "SPLITS", "Dataset", "DatasetUnavailableError", "dataset", "load"]
 _BUILDERS = {"mnist5k": AejaxMnist5k, "mnist": AejaxMnist, "fashion_mnist": AejaxFashionMnist}
 DATASETS = tuple(_BUILDERS)
 SPLITS = ("train", "test")
+
+
+def from_config(data_cfg: ml_collections.ConfigDict, split: str) -> Dataset:
+    """The `split` of the dataset that `config.data` names: by `path` when set, else by `name`."""
+    return dataset(
+        data_cfg.name,
+        split,
+        path=data_cfg.path or None,
+        image_size=data_cfg.image_size,
+        test_fraction=data_cfg.test_fraction,
+    )
+
+
+def dataset(
+    name: str,
+    split: str,
+    *,
+    path: str | os.PathLike | None = None,
+    image_size: int | None = None,
+    test_fraction: float = 0.1,
+    data_dir: str | os.PathLike | None = None,
+    idx_dir: str | os.PathLike | None = None,
+) -> Dataset:
+    """The `split` ("train" or "test") of a dataset, images as stored (uint8 when 8-bit).
+
+    Args:
+      name: one of `DATASETS`, or a TFDS image dataset's name; unused when `path` is given.
+      path: an .npz file or a folder of images (`aejax/datasets/files.py`).
+      image_size: the side images are centre-cropped and resized to (image files, TFDS).
+      test_fraction: what is held out as test split of a `path` that has none.
+      data_dir: where prepared datasets live (see the module docstring).
+      idx_dir: folder with the four IDX files of `mnist` or `fashion_mnist`.
+
+    Raises:
+      ValueError: unknown name or split, or bad data.
+      DatasetUnavailableError: the source files are neither local nor downloadable.
+    """
+    if split not in SPLITS:
+        raise ValueError(f"Unknown split {split!r} of {name}; valid splits: {', '.join(SPLITS)}")
+    if path:
+        if has_split(path, "test"):
+            return load_path(path, split, image_size)
+        whole = load_path(path, "train" if has_split(path, "train") else None, image_size)
+        return hold_out(whole, test_fraction)[SPLITS.index(split)]
+    data_dir = data_dir or os.environ.get("AEJAX_DATA_DIR") or None
+    if name not in _BUILDERS:
+        return load_tfds(name, split, data_dir=data_dir, image_size=image_size)
+    kwargs = {"data_dir": data_dir}
+    if name != "mnist5k":
+        kwargs["idx_dir"] = idx_dir or os.environ.get("AEJAX_IDX_DIR") or None
+    builder = _BUILDERS[name](**kwargs)
+    builder.download_and_prepare()
+    source = builder.as_data_source(
+        split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
+    )
+    images_Nx28x28x1, labels_N = parse_records(read_examples(source, range(len(source))))
+    return Dataset(images_Nx28x28x1, labels_N, name=f"{name}:{split}")
 
 
 def load(
@@ -37,41 +104,10 @@ def load(
     *,
     data_dir: str | os.PathLike | None = None,
     idx_dir: str | os.PathLike | None = None,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Returns float32 images (N, 28, 28, 1) in [0, 1] and int32 labels (N,) of a split.
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """float32 images (N, H, W, C) in [0, 1] and int32 labels (N,) of a split (None: unlabelled).
 
-    Args:
-      name: one of `DATASETS`.
-      split: "train" or "test".
-      data_dir: where prepared datasets live (see the module docstring).
-      idx_dir: folder with the four IDX files of `mnist` or `fashion_mnist`; unused by
-        `mnist5k`.
-
-    Raises:
-      ValueError: unknown name or split.
-      DatasetUnavailableError: the source files are neither local nor downloadable.
+    `dataset(name, split, data_dir=..., idx_dir=...)` with its images scaled on the host.
     """
-    if name not in _BUILDERS:
-        raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
-    if split not in SPLITS:
-        raise ValueError(f"Unknown split {split!r} of {name}; valid splits: {', '.join(SPLITS)}")
-    kwargs = {"data_dir": data_dir or os.environ.get("AEJAX_DATA_DIR") or None}
-    if name != "mnist5k":
-        kwargs["idx_dir"] = idx_dir or os.environ.get("AEJAX_IDX_DIR") or None
-    builder = _BUILDERS[name](**kwargs)
-    builder.download_and_prepare()
-    source = builder.as_data_source(
-        split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
-    )
-    images_Nx28x28x1, labels_N = parse_records(_read_all(source))
-    return np.divide(images_Nx28x28x1, 255, dtype=np.float32), labels_N.astype(np.int32)
-
-
-def _read_all(source) -> Sequence[bytes]:
-    """Returns every record of `source` in one batched read, about 20x faster than one by one."""
-    keys = range(len(source))
-    if isinstance(source.data_source, mock.Mock):
-        # `tfds.testing.mock_data` (TFDS 4.9.10) sets its mock's `__getitems__` unbound, so that
-        # calling it raises TypeError; its `__getitem__` works.
-        return [source[key] for key in keys]
-    return source.__getitems__(keys)
+    split_data = dataset(name, split, data_dir=data_dir, idx_dir=idx_dir)
+    return split_data.float_images(), split_data.labels

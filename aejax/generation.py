@@ -8,7 +8,7 @@
   `latent_scatter.png`: the test images' posterior means coloured by label.
 
 Image grids are written pixel for pixel: a grid of R x C images of H x W is a
-PNG of R*H x C*W pixels.
+PNG of R*H x C*W pixels, greyscale or RGB as the images are.
 """
 
 from pathlib import Path
@@ -21,6 +21,7 @@ from matplotlib.figure import Figure
 from jax.scipy.special import ndtri
 
 from aejax import losses
+from aejax.dataset import as_float
 
 
 def _decode(model, params, z_NxK: jax.Array, likelihood: str) -> np.ndarray:
@@ -63,14 +64,21 @@ def manifold(model, params, n: int, likelihood: str):
     return images.reshape(n, n, *images.shape[1:])
 
 
-def tile(grid_RxCxHxWx1: np.ndarray) -> np.ndarray:
-    """One [R*H, C*W] image of a grid of single-channel images."""
-    r, c, h, w, _ = grid_RxCxHxWx1.shape
-    return grid_RxCxHxWx1[..., 0].transpose(0, 2, 1, 3).reshape(r * h, c * w)
+def displayable(images_xHxWxC: np.ndarray) -> np.ndarray:
+    """Images as matplotlib and Pillow show them: RGB kept ([..., H, W, 3]), any other number
+    of channels as the grey levels of the first ([..., H, W])."""
+    return images_xHxWxC if images_xHxWxC.shape[-1] == 3 else images_xHxWxC[..., 0]
+
+
+def tile(grid_RxCxHxWxC: np.ndarray) -> np.ndarray:
+    """One [R*H, C*W] grey or [R*H, C*W, 3] RGB image of a grid of images."""
+    r, c, h, w, channels = grid_RxCxHxWxC.shape
+    tiled = grid_RxCxHxWxC.transpose(0, 2, 1, 3, 4).reshape(r * h, c * w, channels)
+    return displayable(tiled)
 
 
 def save_grid(grid: np.ndarray, path: Path) -> None:
-    """An 8-bit greyscale PNG, one pixel per image pixel (Pillow comes with matplotlib)."""
+    """An 8-bit greyscale or RGB PNG, one pixel per image pixel (Pillow comes with matplotlib)."""
     pixels = np.round(255 * np.clip(tile(grid), 0, 1)).astype(np.uint8)
     PIL.Image.fromarray(pixels).save(path, optimize=True)
 
@@ -99,32 +107,44 @@ def grid_panels(grids: list[np.ndarray], titles: list[str], path: Path) -> None:
     fig.savefig(path, dpi=dpi)
 
 
+def label_colours(labels_N: np.ndarray) -> dict:
+    """`ax.scatter` arguments that colour points by class: class c in tab10's (or tab20's) c-th
+    colour, whichever classes are present; more than 20 classes on a continuous scale."""
+    classes = int(np.max(labels_N)) + 1
+    if classes <= 10:
+        cmap, scale = "tab10", 10
+    elif classes <= 20:
+        cmap, scale = "tab20", 20
+    else:
+        cmap, scale = "viridis", classes
+    return {"c": labels_N, "cmap": cmap, "vmin": -0.5, "vmax": scale - 0.5}
+
+
 def latent_scatter(mu_Nx2: np.ndarray, labels_N: np.ndarray, path: Path) -> None:
     """Posterior means of the test images, coloured by label."""
     fig = Figure(figsize=(6, 5))
     ax = fig.subplots()
-    points = ax.scatter(
-        mu_Nx2[:, 0], mu_Nx2[:, 1], c=labels_N, cmap="tab10", s=3, vmin=-0.5, vmax=9.5
-    )
-    fig.colorbar(points, ax=ax, ticks=range(10), label="label")
+    points = ax.scatter(mu_Nx2[:, 0], mu_Nx2[:, 1], s=3, **label_colours(labels_N))
+    fig.colorbar(points, ax=ax, label="label")
     ax.set(xlabel="z[0]", ylabel="z[1]", title="posterior means of the test images")
     fig.tight_layout()
     fig.savefig(path, dpi=100)
 
 
 def write_figures(workdir: Path, model, params, test_x, test_labels, likelihood: str, rng) -> None:
-    """Samples and interpolations for any VAE; the manifold and the scatter for a 2-D latent."""
-    latent_dim = model.apply({"params": params}, test_x[:1], method="encode")[0].shape[-1]
+    """Samples and interpolations for any VAE; the manifold and, for labelled test images, the
+    scatter for a 2-D latent. `test_x` may be stored uint8: it is scaled here."""
+    latent_dim = model.apply({"params": params}, as_float(test_x[:1]), method="encode")[0].shape[-1]
     save_grid(
         prior_samples(model, params, rng, 6, 10, latent_dim, likelihood), workdir / "samples.png"
     )
     save_grid(
-        interpolations(model, params, test_x[:8], test_x[8:16], 10, likelihood),
+        interpolations(model, params, as_float(test_x[:8]), as_float(test_x[8:16]), 10, likelihood),
         workdir / "interpolations.png",
     )
     if latent_dim == 2:
         save_grid(manifold(model, params, 20, likelihood), workdir / "manifold.png")
-        encode = jax.jit(lambda x: model.apply({"params": params}, x, method="encode")[0])
+    if latent_dim == 2 and test_labels is not None:  # a run on unlabelled arrays has none
+        encode = jax.jit(lambda x: model.apply({"params": params}, as_float(x), method="encode")[0])
         mu = np.concatenate([encode(test_x[i : i + 1000]) for i in range(0, len(test_x), 1000)])
-        if test_labels is not None:  # a run on unlabelled arrays has none
-            latent_scatter(mu, np.asarray(test_labels), workdir / "latent_scatter.png")
+        latent_scatter(mu, np.asarray(test_labels), workdir / "latent_scatter.png")

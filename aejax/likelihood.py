@@ -18,6 +18,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from aejax import binarize, data, losses, models
+from aejax.dataset import as_float
 
 ACTIVE_THRESHOLD = 0.01
 
@@ -109,7 +110,7 @@ def evaluate_test_set(
 ) -> dict:
     """`evaluate` on the test set of `config.data` as training scored it (binarised likewise),
     its first `images` only if given; the estimate's noise comes from a fixed key."""
-    test_x, _ = data.load(config.data.name, "test")
-    test_x = binarize.test_images(config.data, jax.device_put(test_x[:images]))
+    test_x = data.from_config(config.data, "test").images[:images]
+    test_x = as_float(binarize.test_images(config.data, jax.device_put(test_x)))
     model = models.build(config.model)
     return evaluate(model, params, test_x, jax.random.key(0), config.loss, samples=samples)

@@ -19,7 +19,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aejax import config as aejax_config
-from aejax import configs, models, parallel, pretrain, representation, train, xla_flags
+from aejax import configs, data, models, parallel, pretrain, representation, train, xla_flags
 
 DEFAULT_CONFIG = "vae"
 
@@ -99,7 +99,9 @@ def main(argv: list[str]) -> None:
         resume_changes=tuple(_RESUME_CHANGES.value),
     )
     if argv[1] == "represent" and parallel.is_main_process():  # the run is complete: measure it
-        model = models.build(_CONFIG.value.model)
+        test = data.from_config(_CONFIG.value.data, "test")  # the model is built for its shape
+        fitted = models.fit_to_data(_CONFIG.value.model, test.image_shape, test.num_classes)
+        model = models.build(fitted)
         print(representation.evaluate_run(model, state.params, _CONFIG.value, _WORKDIR.value))
 
 

@@ -15,6 +15,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from aejax import conv, supervised
+from aejax.dataset import as_float
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
     "relu": nn.relu,
@@ -222,35 +223,45 @@ def _mlp_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
 CONV_UPSAMPLING = ("nearest", "transpose")  # the conv decoder's ways of doubling a side
 
 
-def _check_conv_shapes(cfg: ml_collections.ConfigDict) -> None:
-    height, width, _ = cfg.image_shape
-    if (height, width) != (28, 28) or len(cfg.encoder_features) != 3 or len(cfg.decoder_features) != 3:
+def _conv_code_shape(cfg: ml_collections.ConfigDict) -> tuple[int, int, int]:
+    """The encoder's output map (height, width, features): each layer halves the image's sides.
+
+    Each decoder layer doubles a side back, so the two have as many layers.
+    """
+    if len(cfg.image_shape) != 3:
         raise ValueError(
-            "the conv autoencoder's 28 -> 14 -> 7 -> 4 -> 8 -> 16 -> 14 -> 28 path needs 28x28 "
-            f"images and three encoder and decoder layers; got image_shape={tuple(cfg.image_shape)}, "
-            f"encoder_features={tuple(cfg.encoder_features)}, "
-            f"decoder_features={tuple(cfg.decoder_features)}"
+            f"conv models need image_shape (height, width, channels), got {cfg.image_shape}"
         )
+    layers = len(cfg.encoder_features)
+    if layers < 1 or len(cfg.decoder_features) != layers:
+        raise ValueError(
+            "a conv autoencoder's decoder doubles each side as often as its encoder halves it: "
+            f"give as many decoder as encoder layers (at least one); got encoder_features="
+            f"{tuple(cfg.encoder_features)}, decoder_features={tuple(cfg.decoder_features)}"
+        )
+    height, width, _ = cfg.image_shape
+    sides = [conv.encoder_sides(side, layers)[-1] for side in (height, width)]
+    return (*sides, cfg.encoder_features[-1])
 
 
 def _conv_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
-    _check_conv_shapes(cfg)
+    _conv_code_shape(cfg)
     encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
     if cfg.upsampling not in CONV_UPSAMPLING:
         raise ValueError(f"unknown upsampling {cfg.upsampling!r}; choose one of {CONV_UPSAMPLING}")
-    height, channels = cfg.image_shape[0], cfg.image_shape[-1]
+    hw, channels = tuple(cfg.image_shape[:2]), cfg.image_shape[-1]
     if cfg.upsampling == "nearest":
-        decoder = conv.ConvDecoder(tuple(cfg.decoder_features), channels)
+        decoder = conv.ConvDecoder(tuple(cfg.decoder_features), channels, hw)
     else:
-        decoder = conv.ConvTransposeDecoder(tuple(cfg.decoder_features), channels, height)
+        decoder = conv.ConvTransposeDecoder(tuple(cfg.decoder_features), channels, hw)
     return Autoencoder(encoder, decoder)
 
 
 def _conv_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
-    _check_conv_shapes(cfg)
+    code_shape = _conv_code_shape(cfg)  # the decoder starts from the encoder's map shape
     encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
-    code_shape = (4, 4, cfg.encoder_features[-1])  # the decoder starts from the encoder's map shape
-    decoder = conv.LatentConvDecoder(tuple(cfg.decoder_features), code_shape, cfg.image_shape[-1])
+    hw, channels = tuple(cfg.image_shape[:2]), cfg.image_shape[-1]
+    decoder = conv.LatentConvDecoder(tuple(cfg.decoder_features), code_shape, channels, hw)
     return VAE(encoder, decoder, cfg.latent_dim, cfg.learned_variance)
 
 
@@ -275,6 +286,26 @@ def build(cfg: ml_collections.ConfigDict) -> nn.Module:
     return MODELS[cfg.name](cfg)
 
 
+def fit_to_data(
+    cfg: ml_collections.ConfigDict, image_shape: Sequence[int], num_classes: int | None
+) -> ml_collections.ConfigDict:
+    """A copy of model config `cfg` with the data's image shape, and a classifier's classes.
+
+    Every model takes its shape from the data it trains on, so one config serves 28x28 grey
+    digits and 64x64 colour faces alike.
+    """
+    cfg = cfg.copy_and_resolve_references()
+    with cfg.unlocked():
+        if "image_shape" in cfg:
+            cfg.image_shape = tuple(int(d) for d in image_shape)
+        if cfg.name == "classifier":
+            cfg.autoencoder = fit_to_data(cfg.autoencoder, image_shape, None)
+            if num_classes is None:
+                raise ValueError("a classifier needs labelled data; this dataset has no labels")
+            cfg.num_classes = int(num_classes)
+    return cfg
+
+
 def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Array) -> dict:
     """Parameters that start from the training data, where `cfg.output_bias` asks for it.
 
@@ -291,6 +322,6 @@ def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Ar
         raise ValueError(f"model.output_bias='pixel_means' needs an MLP decoder; {cfg.name!r} has none")
     layers = params["decoder"]["mlp"]
     last = f"dense{len(layers) - 1}"
-    means_D = jnp.clip(jnp.mean(train_x, axis=0).reshape(-1), 1e-3, 1 - 1e-3)
+    means_D = jnp.clip(jnp.mean(as_float(train_x), axis=0).reshape(-1), 1e-3, 1 - 1e-3)
     bias = jnp.log(means_D) - jnp.log1p(-means_D)
     return {**params, "decoder": {"mlp": {**layers, last: {**layers[last], "bias": bias}}}}

@@ -12,6 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from aejax import checkpoint, corruptions, generation, losses
+from aejax.dataset import as_float
 
 
 def loss_curves(rows: list[dict], path: Path) -> None:
@@ -52,13 +53,14 @@ def metric_curves(
 
 
 def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
-    """Rows of images ([N, H, W, 1] each) one above the other, e.g. inputs over reconstructions."""
+    """Rows of images ([N, H, W, C] each, grey or RGB) one above the other, e.g. inputs over
+    reconstructions."""
     n = rows[0].shape[0]
     fig = Figure(figsize=(n, len(rows) * 1.1))
     axes = fig.subplots(len(rows), n, squeeze=False)
     for r, (images, title) in enumerate(zip(rows, titles)):
         for c in range(n):
-            axes[r, c].imshow(images[c, ..., 0], cmap="gray", vmin=0, vmax=1)
+            axes[r, c].imshow(generation.displayable(images[c]), cmap="gray", vmin=0, vmax=1)
             axes[r, c].axis("off")
         axes[r, 0].set_title(title, fontsize=8, loc="left")
     fig.tight_layout()
@@ -77,14 +79,13 @@ def write_figures(
     """The end-of-run figures: loss curves, 10 test images over their reconstructions (for a
     denoising model: corrupted input, reconstruction, clean target), and for a VAE the
     figures of `generation` (prior samples, interpolations, a 2-D latent's maps, its scatter
-    coloured by `test_labels` when given)."""
+    coloured by `test_labels` when given). `test_x` may be stored uint8.
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
     if not hasattr(model, "decode"):  # a classifier: nothing to reconstruct
         return
     likelihood = config.loss.likelihood
-    x = test_x[:10]
-    corruption = config.loss.corruption
-    corrupt = corruptions.build(corruption)
+    x = as_float(test_x[:10])
+    corrupt = corruptions.build(config.loss.corruption)
     x_in = x if corrupt is None else corrupt(x, rng)
     logits, aux = model.apply({"params": params}, x_in, rngs={"noise": rng})
     recon = np.asarray(losses.mean_image(logits, likelihood))

@@ -19,9 +19,7 @@ import numpy as np
 import optax
 from matplotlib.figure import Figure
 
-from aejax import data, losses
-
-NUM_CLASSES = 10
+from aejax import data, generation, losses
 
 
 def _code(model, params, x: jax.Array) -> jax.Array:
@@ -51,9 +49,14 @@ def _normalise(train_NxK: jax.Array, test_MxK: jax.Array) -> tuple[jax.Array, ja
     return (train_NxK - mean) / scale, (test_MxK - mean) / scale
 
 
-@functools.partial(jax.jit, static_argnames=("steps",))
-def _fit_logistic(codes_NxK, labels_N, *, steps: int, lr: float, l2: float):
-    params = {"w": jnp.zeros((codes_NxK.shape[1], NUM_CLASSES)), "b": jnp.zeros(NUM_CLASSES)}
+def num_classes(*labels) -> int:
+    """The number of classes that label arrays need: the largest label plus one."""
+    return max(int(np.max(np.asarray(y))) for y in labels) + 1
+
+
+@functools.partial(jax.jit, static_argnames=("steps", "classes"))
+def _fit_logistic(codes_NxK, labels_N, *, steps: int, lr: float, l2: float, classes: int):
+    params = {"w": jnp.zeros((codes_NxK.shape[1], classes)), "b": jnp.zeros(classes)}
     tx = optax.adam(lr)
 
     def loss(p):
@@ -80,13 +83,16 @@ def linear_probe(
     from 0.877 to 0.894, on all 784 from 0.834 to 0.896.
     """
     train_codes, test_codes = _normalise(train_codes, test_codes)
-    p = _fit_logistic(train_codes, jnp.asarray(train_labels), steps=steps, lr=lr, l2=l2)
+    classes = num_classes(train_labels, test_labels)
+    p = _fit_logistic(
+        train_codes, jnp.asarray(train_labels), steps=steps, lr=lr, l2=l2, classes=classes
+    )
     predictions = jnp.argmax(test_codes @ p["w"] + p["b"], axis=-1)
     return float(jnp.mean(predictions == jnp.asarray(test_labels)))
 
 
-@functools.partial(jax.jit, static_argnames=("k",))
-def _knn_predict(train_NxK, train_labels_N, test_BxK, *, k: int):
+@functools.partial(jax.jit, static_argnames=("k", "classes"))
+def _knn_predict(train_NxK, train_labels_N, test_BxK, *, k: int, classes: int):
     sq_dist_BxN = (
         jnp.sum(test_BxK**2, 1)[:, None]
         - 2 * test_BxK @ train_NxK.T
@@ -96,9 +102,9 @@ def _knn_predict(train_NxK, train_labels_N, test_BxK, *, k: int):
     # The neighbours' labels are gathered once: gathering from `nearest_Bxk` twice made XLA:CPU
     # fuse the top-k into both gathers, 57x slower at 60,000 training codes.
     neighbours_Bxk = train_labels_N[nearest_Bxk]
-    votes = jax.nn.one_hot(neighbours_Bxk, NUM_CLASSES).sum(1)
+    votes = jax.nn.one_hot(neighbours_Bxk, classes).sum(1)
     # A tie goes to the class of the single nearest neighbour.
-    votes = votes + 0.5 * jax.nn.one_hot(neighbours_Bxk[:, 0], NUM_CLASSES)
+    votes = votes + 0.5 * jax.nn.one_hot(neighbours_Bxk[:, 0], classes)
     return jnp.argmax(votes, axis=-1)
 
 
@@ -106,10 +112,13 @@ def knn_accuracy(
     train_codes, train_labels, test_codes, test_labels, *, k=5, batch_size=1000
 ) -> float:
     """Test accuracy of a k-nearest-neighbour vote (Euclidean) among the training codes."""
+    classes = num_classes(train_labels, test_labels)
     train_labels = jnp.asarray(train_labels)
     predictions = jnp.concatenate(
         [
-            _knn_predict(train_codes, train_labels, test_codes[i : i + batch_size], k=k)
+            _knn_predict(
+                train_codes, train_labels, test_codes[i : i + batch_size], k=k, classes=classes
+            )
             for i in range(0, len(test_codes), batch_size)
         ]
     )
@@ -208,22 +217,22 @@ def scatter_panels(panels, path: Path, axes_names=("code 1", "code 2")) -> None:
     `axes_names` label the axes of 2-D codes."""
     fig = Figure(figsize=(5 * len(panels) + 1, 5), layout="constrained")
     axes = fig.subplots(1, len(panels), squeeze=False)
+    colours = generation.label_colours(np.concatenate([np.asarray(p[1]) for p in panels]))
     for ax, (codes_NxK, labels_N, title) in zip(axes[0], panels):
         codes, names = np.asarray(codes_NxK), axes_names
         if codes.shape[1] > 2:
             mean, components = pca(jnp.asarray(codes), 2)
             codes = np.asarray((codes - mean) @ components.T)
             names = ("principal axis 1", "principal axis 2")
-        points = ax.scatter(
-            codes[:, 0], codes[:, 1], c=labels_N, cmap="tab10", s=3, vmin=-0.5, vmax=9.5
-        )
+        points = ax.scatter(codes[:, 0], codes[:, 1], s=3, **{**colours, "c": labels_N})
         ax.set(title=title, xlabel=names[0], ylabel=names[1])
-    fig.colorbar(points, ax=axes[0].tolist(), ticks=range(NUM_CLASSES), label="label")
+    fig.colorbar(points, ax=axes[0].tolist(), label="label")
     fig.savefig(path, dpi=100)
 
 
 def image_grid(images_NxHxW, path: Path, title: str, *, symmetric: bool) -> None:
-    """Images side by side, each on its own scale (symmetric about 0 for weights)."""
+    """Images side by side, each on its own scale (symmetric about 0 for weights); RGB images
+    ([N, H, W, 3]) are each stretched to [0, 1] instead."""
     n = len(images_NxHxW)
     cols = min(n, 8)
     rows = -(-n // cols)
@@ -234,6 +243,8 @@ def image_grid(images_NxHxW, path: Path, title: str, *, symmetric: bool) -> None
     for ax, image in zip(axes.flat, np.asarray(images_NxHxW)):
         bound = np.abs(image).max() + 1e-12
         limits = (-bound, bound) if symmetric else (image.min(), image.max())
+        if image.ndim == 3:  # RGB: imshow takes no colour scale, so the image is stretched
+            image = (image - limits[0]) / (limits[1] - limits[0] + 1e-12)
         ax.imshow(image, cmap="RdBu_r" if symmetric else "gray", vmin=limits[0], vmax=limits[1])
     fig.suptitle(title, fontsize=9)
     fig.tight_layout()
@@ -244,8 +255,10 @@ def evaluate_run(model, params, config: ml_collections.ConfigDict, workdir: str 
     """Every measure for a trained model on its dataset, saved as `representation.json`, with
     `code_scatter.png`, `first_layer.png` (MLP encoders) and `activation_maximisation.png`."""
     workdir = Path(workdir)
-    train_x, train_y = data.load(config.data.name, "train")
-    test_x, test_y = data.load(config.data.name, "test")
+    train, test = (data.from_config(config.data, split) for split in data.SPLITS)
+    if train.labels is None:
+        raise ValueError(f"{train.name} has no labels: probes and scatters need them")
+    (train_x, train_y), (test_x, test_y) = ((d.float_images(), d.labels) for d in (train, test))
     train_codes, test_codes = encode(model, params, train_x), encode(model, params, test_x)
     k = test_codes.shape[1]
     pca_train, pca_test, pca_error = pca_codes_and_error(
@@ -272,8 +285,9 @@ def evaluate_run(model, params, config: ml_collections.ConfigDict, workdir: str 
         for path, w in jax.tree.leaves_with_path(params)
         if "/".join(k.key for k in path).endswith("encoder/mlp/dense0/kernel")
     ]
-    if kernels:  # a dense first layer [784, units]: each unit's weights are an image
-        units = np.asarray(kernels[0][:, :32]).T.reshape(-1, 28, 28)
+    if kernels:  # a dense first layer [pixels, units]: each unit's weights are an image
+        units = np.asarray(kernels[0][:, :32]).T.reshape(-1, *test_x.shape[1:])
+        units = generation.displayable(units)
         image_grid(
             units, workdir / "first_layer.png", f"first-layer weights, {name}", symmetric=True
         )
@@ -281,7 +295,7 @@ def evaluate_run(model, params, config: ml_collections.ConfigDict, workdir: str 
     units = list(range(min(k, 8)))
     maxima, _ = activation_maximisation(model, params, units, radius, image_shape=test_x.shape[1:])
     image_grid(
-        maxima[..., 0],
+        generation.displayable(np.asarray(maxima)),
         workdir / "activation_maximisation.png",
         f"inputs of norm {radius:.1f} that maximise code units 0-{len(units) - 1}, {name}",
         symmetric=False,

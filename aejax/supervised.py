@@ -22,7 +22,7 @@ class Classifier(nn.Module):
     """logits = head(flatten(code)), the code being the autoencoder's (a VAE's posterior mean)."""
 
     autoencoder: nn.Module
-    num_classes: int = 10
+    num_classes: int  # set from the data's labels (`models.fit_to_data`)
 
     def setup(self):
         self.head = nn.Dense(self.num_classes)
@@ -98,7 +98,7 @@ def classifier_config(
     if epochs is not None:
         config.train.epochs = epochs
     config.model.name = "classifier"
-    config.model.num_classes = 10
+    config.model.num_classes = 10  # training sets it from the data's labels
     config.model.autoencoder = copy.deepcopy(autoencoder_config.model)
     config.loss.objective = "classification"  # softmax cross-entropy, accuracy reported
     return config

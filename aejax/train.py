@@ -1,8 +1,10 @@
 """Training and evaluation: `train_and_evaluate(config, workdir)` is the whole run.
 
-The dataset lives on the device. Each epoch is a permutation drawn on the device, cut into
-batches of indices; compiled chunks of `train.chunk` steps (a `lax.scan`) gather their batches
-from the on-device array, so the host only dispatches chunks and reads metrics once an epoch.
+The dataset lives on the device, as uint8 when its pixels are 8-bit (a quarter of float32's
+memory), scaled to [0, 1] where a batch is gathered. Each epoch is a permutation drawn on the
+device, cut into batches of indices; compiled chunks of `train.chunk` steps (a `lax.scan`)
+gather their batches from the on-device array, so the host only dispatches chunks and reads
+metrics once an epoch.
 Randomness is a function of (seed, step), which is why a resumed run continues exactly.
 On several devices the same chunks run data-parallel (`aejax/parallel.py`): the indices of each
 batch are split over the devices, the dataset and the train state replicated.
@@ -34,6 +36,7 @@ from aejax import (
     transfer,
     validate,
 )
+from aejax.dataset import Dataset, as_float, coerce, hold_out
 
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw}
 
@@ -67,7 +70,8 @@ def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> tra
     """Initial parameters from `fold_in(seed, "init")`, and the optimiser around them."""
     model = models.build(config.model)
     init_rng, noise_rng = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 0))
-    params = model.init({"params": init_rng, "noise": noise_rng}, example_x[:1])["params"]
+    example = as_float(example_x[:1])  # stored uint8 images: scaled as the step scales them
+    params = model.init({"params": init_rng, "noise": noise_rng}, example)["params"]
     params = models.init_from_data(config.model, params, example_x)
     return train_state.TrainState.create(
         apply_fn=model.apply, params=params, tx=make_optimizer(config.opt)
@@ -88,14 +92,15 @@ def make_train_chunk(train_step, out_sharding: jax.sharding.Sharding | None = No
     """`train_chunk(state, dataset, idx_CxB, rng) -> (state, metrics_C)`, compiled once per C.
 
     Step s draws its noise from `fold_in(rng, s)` and gathers its batch from the on-device
-    `dataset` (images, or a dict of images and labels: every leaf by the same indices). A
-    chunk of one step compiles no loop at all: XLA:CPU ran the conv AE's step 3x slower inside
-    a `lax.scan`, even a fully unrolled one. On a mesh, `idx_CxB` comes sharded over the batch
-    and `out_sharding` keeps the new state and metrics replicated.
+    `dataset` (images, or a dict of images and labels: every leaf by the same indices), uint8
+    images scaled to [0, 1] there. A chunk of one step compiles no loop at all: XLA:CPU ran
+    the conv AE's step 3x slower inside a `lax.scan`, even a fully unrolled one. On a mesh,
+    `idx_CxB` comes sharded over the batch and `out_sharding` keeps the new state and metrics
+    replicated.
     """
 
     def body(state, dataset, idx_B, rng):
-        batch = jax.tree.map(lambda a: a[idx_B], dataset)
+        batch = as_float(jax.tree.map(lambda a: a[idx_B], dataset))
         return train_step(state, batch, jax.random.fold_in(rng, state.step))
 
     @functools.partial(jax.jit, donate_argnums=0, out_shardings=out_sharding)
@@ -113,7 +118,7 @@ def make_evaluate(loss_fn: losses.LossFn, batch_size: int, mesh: jax.sharding.Me
 
     On a mesh, each batch that divides over its devices is split over them.
     """
-    eval_batch = jax.jit(lambda params, x, rng: loss_fn(params, x, rng, False)[1])
+    eval_batch = jax.jit(lambda params, x, rng: loss_fn(params, as_float(x), rng, False)[1])
 
     def evaluate(params, dataset, rng):
         n = jax.tree.leaves(dataset)[0].shape[0]
@@ -146,12 +151,39 @@ def as_dataset(config: ml_collections.ConfigDict, images, labels):
     return images
 
 
-def _check(config: ml_collections.ConfigDict, train_x: np.ndarray) -> None:
-    t = config.train
-    if not 1 <= t.batch_size <= train_x.shape[0]:
+def load_splits(
+    config: ml_collections.ConfigDict, train=None, test=None
+) -> tuple[Dataset, Dataset]:
+    """The train and test splits: `train` and `test` when given (a `Dataset`, an image array or
+    an (images, labels) pair; without `test`, `data.test_fraction` of `train` is held out), else
+    the dataset `config.data` names."""
+    if train is None:
+        if test is not None:
+            raise ValueError("a test set was given without a training set")
+        with parallel.main_process_first():  # process 0 prepares a dataset the others then read
+            train, test = (data.from_config(config.data, split) for split in data.SPLITS)
+    elif test is None:
+        train, test = hold_out(coerce(train, "train"), config.data.test_fraction)
+    else:
+        train, test = coerce(train, "train"), coerce(test, "test")
+    if train.image_shape != test.image_shape:
         raise ValueError(
-            f"train.batch_size={t.batch_size} must be between 1 and the {train_x.shape[0]} training "
-            f"images of {config.data.name!r}"
+            f"training images are {train.image_shape} but test images {test.image_shape}; "
+            "give both splits in one shape (data.image_size resizes image files)"
+        )
+    if config.loss.objective == "classification" and train.labels is None:
+        raise ValueError(
+            f"{train.name} has no labels, and loss.objective='classification' needs them"
+        )
+    return train, test
+
+
+def _check(config: ml_collections.ConfigDict, train: Dataset) -> None:
+    t = config.train
+    if not 1 <= t.batch_size <= len(train):
+        raise ValueError(
+            f"train.batch_size={t.batch_size} must be between 1 and the {len(train)} training "
+            f"images of {train.name!r}"
         )
 
 
@@ -170,10 +202,15 @@ def train_and_evaluate(
     *,
     max_steps: int | None = None,
     mesh: jax.sharding.Mesh | None = None,
-    arrays: tuple | None = None,
+    train: Dataset | np.ndarray | tuple | None = None,
+    test: Dataset | np.ndarray | tuple | None = None,
     resume_changes: tuple[str, ...] = (),
 ) -> tuple[train_state.TrainState, dict]:
     """Trains `config` in `workdir`, resuming it if it has a checkpoint.
+
+    The data are `train` and `test` when given (see `load_splits`), else `config.data`'s. The
+    model takes its image shape (and a classifier its number of classes) from the data: the
+    config recorded in `workdir` says what the run trained on.
 
     Returns the final state and the last epoch's metrics (empty if no epoch ended here).
 
@@ -182,9 +219,6 @@ def train_and_evaluate(
 
     `mesh` (default: all devices, `parallel.make_mesh()`) trains data-parallel: each batch is
     split over its devices, and the same seed gives the same run on any number of them.
-
-    `arrays`, `(train_x, train_y, test_x, test_y)` with images `[N, H, W, C]` in [0, 1] and
-    labels or None, trains on those instead of loading `config.data.name` (`aejax.fit`).
 
     `resume_changes` names fields (`checkpoint.RESUMABLE_FIELDS`, such as "opt.lr") that may
     differ from the config the workdir was made with: a diverged run resumes from its last
@@ -196,16 +230,13 @@ def train_and_evaluate(
     workdir = Path(workdir)
     mesh = parallel.make_mesh() if mesh is None else mesh
     log = functools.partial(print, flush=True) if parallel.is_main_process() else lambda line: None
-    if arrays is None:
-        with parallel.main_process_first():  # process 0 prepares a dataset the others then read
-            train_x, train_y = data.load(config.data.name, "train")
-            test_x, test_y = data.load(config.data.name, "test")
-    else:
-        train_x, train_y, test_x, test_y = arrays
+    train, test = load_splits(config, train, test)
     if config.data.label_fraction is not None:  # a stratified labelled subset, the same for every seed
-        keep = supervised.stratified_subset(train_y, config.data.label_fraction, config.data.subset_seed)
-        train_x, train_y = train_x[keep], train_y[keep]
-    _check(config, train_x)
+        fraction, seed = config.data.label_fraction, config.data.subset_seed
+        train = train.take(supervised.stratified_subset(train.labels, fraction, seed))
+    _check(config, train)
+    config = config.copy_and_resolve_references()
+    config.model = models.fit_to_data(config.model, train.image_shape, train.num_classes)
     parallel.check_batch_size(config.train.batch_size, mesh)
     model = models.build(config.model)
     loss_fn = make_objective(model, config.loss)
@@ -215,10 +246,10 @@ def train_and_evaluate(
 
     root = jax.random.key(config.seed)
     step_rng, shuffle_rng, eval_rng, figure_rng = (jax.random.fold_in(root, i) for i in (1, 2, 3, 4))
-    state = parallel.replicate(create_state(config, train_x), mesh)
-    figure_x = binarize.test_images(config.data, test_x)  # process 0 draws the figures alone
-    train_set = parallel.replicate(as_dataset(config, train_x, train_y), mesh)
-    test_set = parallel.replicate(as_dataset(config, figure_x, test_y), mesh)
+    state = parallel.replicate(create_state(config, train.images), mesh)
+    figure_x = binarize.test_images(config.data, test.images)  # process 0 draws the figures alone
+    train_set = parallel.replicate(as_dataset(config, train.images, train.labels), mesh)
+    test_set = parallel.replicate(as_dataset(config, figure_x, test.labels), mesh)
     changes = checkpoint.claim_workdir(workdir, config, resume_changes)  # config proved buildable
 
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
@@ -244,7 +275,7 @@ def train_and_evaluate(
         unchecked.clear()
 
     batch_size, chunk = config.train.batch_size, config.train.chunk
-    steps_per_epoch = train_x.shape[0] // batch_size
+    steps_per_epoch = len(train) // batch_size
     total_steps = config.train.epochs * steps_per_epoch
     stop_at = total_steps if max_steps is None else min(max_steps, total_steps)
     row = {}
@@ -252,7 +283,7 @@ def train_and_evaluate(
         log(f"{workdir} is complete ({step} steps); rewriting its figures")
     while step < stop_at:
         epoch, offset = divmod(step, steps_per_epoch)
-        idx = epoch_batches(jax.random.fold_in(shuffle_rng, epoch), train_x.shape[0], batch_size)
+        idx = epoch_batches(jax.random.fold_in(shuffle_rng, epoch), len(train), batch_size)
         idx = parallel.shard_batch(idx, mesh, batch_axis=1)  # each device gathers its own rows
         start_time, chunk_metrics = time.perf_counter(), []
         bar = progress.epoch_bar(epoch, config.train.epochs, steps_per_epoch, offset)
@@ -296,5 +327,5 @@ def train_and_evaluate(
     events.close()
     if step >= total_steps and parallel.is_main_process():
         params = jax.device_get(state.params)
-        plots.write_figures(workdir, model, params, figure_x, config, figure_rng, test_y)
+        plots.write_figures(workdir, model, params, figure_x, config, figure_rng, test.labels)
     return state, row

@@ -3,7 +3,8 @@
     python -m benchmarks.measure vae --dataset fashion_mnist --out row.json
 
 One row: compile time and time to the first result; steady-state training samples/s of aejax's
-compiled chunks and of the naive loop (one jitted step per batch gathered in host numpy);
+compiled chunks (gathering from the dataset stored on the device, uint8 when 8-bit) and of
+the naive loop (one jitted step per float32 batch gathered in host numpy);
 evaluation samples/s; time per epoch through `aejax.train.train_and_evaluate` itself; FLOP per
 sample from XLA's cost analysis of the compiled step; peak memory. `benchmarks.run` starts one
 process per row, so peak memory and compile times belong to that row alone.
@@ -153,7 +154,7 @@ def epoch_seconds(config: ml_collections.ConfigDict) -> dict:
     stops at the end of epoch 2 of 3, so it writes no figures.
     """
     config = config.copy_and_resolve_references()
-    n = data.load(config.data.name, "train")[0].shape[0]
+    n = len(data.from_config(config.data, "train"))
     config.train.epochs = 3
     config.train.save_every_steps = 10**9  # the one checkpoint is written after the timed epochs
     with tempfile.TemporaryDirectory() as workdir:
@@ -166,8 +167,8 @@ def epoch_seconds(config: ml_collections.ConfigDict) -> dict:
 
 def eval_samples_per_s(config, loss_fn, params, repeats: int) -> float:
     """Test-set samples/s of `train.make_evaluate`: median of `repeats` after a warm-up."""
-    test_x, test_y = data.load(config.data.name, "test")
-    test_set = jax.device_put(train.as_dataset(config, test_x, test_y))
+    test_split = data.from_config(config.data, "test")
+    test_set = jax.device_put(train.as_dataset(config, test_split.images, test_split.labels))
     evaluate = train.make_evaluate(loss_fn, config.train.eval_batch_size)
     rng = jax.random.key(0)
     evaluate(params, test_set, rng)  # warm-up: compiles the evaluation batch
@@ -178,7 +179,7 @@ def eval_samples_per_s(config, loss_fn, params, repeats: int) -> float:
         seconds.append(time.perf_counter() - start)
         if not math.isfinite(metrics["loss"]):
             raise FloatingPointError(f"evaluation gave a non-finite loss: {metrics}")
-    return test_x.shape[0] / statistics.median(seconds)
+    return len(test_split) / statistics.median(seconds)
 
 
 def measure(
@@ -200,7 +201,12 @@ def measure(
     if devices and (naive or epoch):
         raise ValueError("a data-parallel row times aejax's chunks only: no naive loop or epoch")
     start = time.perf_counter()
-    images, labels = data.load(config.data.name, "train")
+    train_split = data.from_config(config.data, "train")
+    images, labels = train_split.images, train_split.labels  # as stored: uint8 when 8-bit
+    config = config.copy_and_resolve_references()
+    config.model = models.fit_to_data(
+        config.model, train_split.image_shape, train_split.num_classes
+    )
     batch_size = config.train.batch_size
     steps_per_epoch = images.shape[0] // batch_size
     if steps_per_epoch < 1:
@@ -210,8 +216,8 @@ def measure(
     train_step = binarize.on_train_batches(config, train.make_train_step(loss_fn))
     root = jax.random.key(config.seed)
     rng, shuffle_rng = jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
-    host_set = train.as_dataset(config, images, labels)
-    dataset = jax.device_put(host_set)
+    dataset = jax.device_put(train.as_dataset(config, images, labels))
+    host_set = train.as_dataset(config, train_split.float_images(), labels)  # the naive loop's
     idx_SxB = train.epoch_batches(shuffle_rng, images.shape[0], batch_size)
     state = train.create_state(config, images)
     row = {"batch": batch_size, "chunk": chunk, "devices": devices or 1}

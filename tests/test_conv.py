@@ -106,8 +106,34 @@ def test_short_training_lowers_the_loss(tmp_path, monkeypatch, name, epochs):
     assert row["test/loss"] < 0.6 * start["loss"], (start, row)
 
 
-def test_other_image_sizes_are_refused():
+def test_encoder_and_decoder_layer_counts_must_match():
     config = load_config("conv")
-    config.model.image_shape = (32, 32, 3)
-    with pytest.raises(ValueError, match="needs 28x28 images"):
+    config.model.decoder_features = (8, 16)
+    with pytest.raises(ValueError, match="as many decoder as encoder layers"):
         models.build(config.model)
+
+
+@pytest.mark.parametrize(
+    "shape, code_hw, conv_sides",
+    [
+        ((28, 28, 1), (4, 4), [4, 8, 14]),  # the pinned path: 4 -> 8 -> 16, VALID 14, then 28
+        ((32, 32, 3), (4, 4), [4, 8, 16]),
+        ((64, 64, 3), (8, 8), [8, 16, 32]),
+        ((27, 33, 3), (4, 5), [4, 8, 14]),  # odd sides: 28 x 34 after the last doubling, cropped
+    ],
+)
+@pytest.mark.parametrize("upsampling", ["nearest", "transpose"])
+def test_conv_sides_follow_the_image_shape(shape, code_hw, conv_sides, upsampling):
+    config = load_config("conv").model
+    config.image_shape, config.upsampling = shape, upsampling
+    model = models.build(config)
+    x = jax.random.uniform(jax.random.key(0), (2, *shape))
+    params = model.init(jax.random.key(1), x)["params"]
+    is_conv = lambda module, _: isinstance(module, nn.Conv) and module.name.startswith("conv")
+    (logits, aux), state = model.apply(
+        {"params": params}, x, capture_intermediates=is_conv, mutable=["intermediates"]
+    )
+    assert logits.shape == x.shape and aux["code"].shape == (2, *code_hw, 8)
+    if upsampling == "nearest":
+        convs = state["intermediates"]["decoder"]
+        assert [convs[f"conv{i}"]["__call__"][0].shape[1] for i in range(3)] == conv_sides

@@ -1,4 +1,5 @@
-"""aejax's own datasets: the IDX reader and the TFDS builders behind `aejax.data.load`."""
+"""Where images come from: aejax's TFDS builders and IDX reader, a user's .npz files and image
+folders (`files`), and TFDS's own image datasets (`tfds_images`); `aejax.data` picks one."""
 
 from aejax.datasets.builders import AejaxFashionMnist as AejaxFashionMnist
 from aejax.datasets.builders import AejaxMnist as AejaxMnist

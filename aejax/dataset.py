@@ -1,0 +1,154 @@
+"""`Dataset`: images (N, H, W, C) and optional labels, checked once, whatever their source.
+
+Images are kept as uint8 (0..255) where the source is 8-bit, which holds a dataset on the device
+in a quarter of the memory of float32; `as_float` scales them to [0, 1] inside the compiled step,
+after the batch is gathered. Float images (in [0, 1]) are kept as float32, unquantised.
+Bad data is refused here, naming the fault and the fix, before anything is compiled.
+"""
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+PIXEL_MAX = 255  # the value of a white uint8 pixel
+# Each uint8 value's float32 in [0, 1], divided as numpy divides. Looked up rather than computed
+# in the step: XLA turns `x / 255` into `x * (1 / 255)`, one ulp off for an eighth of the pixels,
+# and the table keeps uint8 and float32 storage of the same images bitwise alike.
+_UNIT_VALUES = np.divide(np.arange(PIXEL_MAX + 1), PIXEL_MAX, dtype=np.float32)
+
+
+@dataclasses.dataclass(frozen=True, eq=False)
+class Dataset:
+    """A split of images with optional integer labels.
+
+    Integer images must lie in 0..255 and become uint8; float images in [0, 1] become float32.
+    Labels, when given, are one per image in 0..num_classes-1 (num_classes defaults to the
+    largest label plus one).
+    """
+
+    images: np.ndarray  # [N, H, W, C]
+    labels: np.ndarray | None = None  # [N] int32
+    num_classes: int | None = None
+    name: str = "arrays"
+
+    def __post_init__(self):
+        set_field = lambda field, value: object.__setattr__(self, field, value)  # frozen
+        set_field("images", _checked_images(self.images, self.name))
+        if self.labels is None:
+            if self.num_classes is not None:
+                raise ValueError(
+                    f"{self.name}: num_classes={self.num_classes} given without labels"
+                )
+            return
+        labels = _checked_labels(self.labels, len(self.images), self.name)
+        top = int(labels.max(initial=-1)) + 1
+        num_classes = top if self.num_classes is None else int(self.num_classes)
+        if num_classes < max(top, 1):
+            raise ValueError(
+                f"{self.name}: a label of {top - 1} needs num_classes of at least {top}, "
+                f"got {num_classes}"
+            )
+        set_field("labels", labels)
+        set_field("num_classes", num_classes)
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    @property
+    def image_shape(self) -> tuple[int, int, int]:
+        return tuple(int(d) for d in self.images.shape[1:])
+
+    def take(self, indices) -> "Dataset":
+        """The examples at `indices`, with the same number of classes."""
+        labels = None if self.labels is None else self.labels[indices]
+        return Dataset(self.images[indices], labels, self.num_classes, self.name)
+
+    def float_images(self) -> np.ndarray:
+        """float32 images in [0, 1] on the host (exactly as `as_float` gives them on the device)."""
+        if self.images.dtype == np.uint8:
+            return np.divide(self.images, PIXEL_MAX, dtype=np.float32)
+        return self.images
+
+
+def as_float(batch):
+    """Every uint8 leaf of `batch` as float32 in [0, 1]; other leaves (labels, floats) as they are.
+
+    Called where a step or an evaluation gathers its batch, so the cast fuses into the gather.
+    """
+
+    def scale(a):
+        return jnp.asarray(_UNIT_VALUES)[a] if a.dtype == jnp.uint8 else a
+
+    return jax.tree.map(scale, batch)
+
+
+def coerce(data, name: str) -> Dataset:
+    """A `Dataset` from a Dataset, an image array, or an `(images, labels)` pair."""
+    if isinstance(data, Dataset):
+        return data
+    if isinstance(data, tuple) and len(data) == 2:
+        return Dataset(np.asarray(data[0]), np.asarray(data[1]), name=name)
+    return Dataset(np.asarray(data), name=name)
+
+
+def hold_out(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
+    """(train, test): a random `fraction` of `dataset` held out as its test split, by `seed`."""
+    if not 0 < fraction < 1:
+        raise ValueError(f"data.test_fraction must be in (0, 1), got {fraction}")
+    n_test = round(fraction * len(dataset))
+    if not 1 <= n_test < len(dataset):
+        raise ValueError(
+            f"{dataset.name}: holding out {fraction} of {len(dataset)} images leaves "
+            f"{n_test} test images; give a test split or more images"
+        )
+    order = np.random.default_rng(seed).permutation(len(dataset))
+    return dataset.take(np.sort(order[n_test:])), dataset.take(np.sort(order[:n_test]))
+
+
+def _checked_images(images, name: str) -> np.ndarray:
+    images = np.asarray(images)
+    if images.ndim != 4:
+        hint = " (add a channel axis: x[..., None])" if images.ndim == 3 else ""
+        raise ValueError(
+            f"{name}: images must have rank 4, (N, height, width, channels), "
+            f"got shape {images.shape}{hint}"
+        )
+    if 0 in images.shape:
+        raise ValueError(f"{name}: images of shape {images.shape} hold no pixels")
+    if images.dtype == np.uint8:
+        return images
+    if np.issubdtype(images.dtype, np.integer):
+        low, high = images.min(), images.max()
+        if low < 0 or high > PIXEL_MAX:
+            raise ValueError(
+                f"{name}: integer images must lie in 0..{PIXEL_MAX}, found {low}..{high}; "
+                "rescale them, or pass float images in [0, 1]"
+            )
+        return images.astype(np.uint8)
+    if images.dtype == np.bool_ or np.issubdtype(images.dtype, np.floating):
+        images = images.astype(np.float32)
+        if np.isnan(images).any():
+            raise ValueError(f"{name}: images hold {np.isnan(images).sum()} NaN values")
+        low, high = images.min(), images.max()
+        if low < 0 or high > 1:
+            hint = " (8-bit pixels? divide by 255, or pass them as uint8)" if high > 1 else ""
+            raise ValueError(f"{name}: float images must lie in [0, 1], found {low}..{high}{hint}")
+        return images
+    raise ValueError(f"{name}: images of dtype {images.dtype}; give uint8 or float in [0, 1]")
+
+
+def _checked_labels(labels, n: int, name: str) -> np.ndarray:
+    labels = np.asarray(labels)
+    if labels.shape != (n,):
+        raise ValueError(
+            f"{name}: labels must be one per image, shape ({n},), got shape {labels.shape}"
+        )
+    if not np.issubdtype(labels.dtype, np.integer):
+        raise ValueError(f"{name}: labels must be integers (class indices), got {labels.dtype}")
+    if n and labels.min() < 0:
+        raise ValueError(
+            f"{name}: labels must be class indices 0, 1, ...; found {labels.min()}"
+        )
+    return labels.astype(np.int32)

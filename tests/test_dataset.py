@@ -1,0 +1,273 @@
+"""The Dataset abstraction: checks, uint8 storage scaled in the step, providers, any image shape."""
+
+import json
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import PIL.Image
+import pytest
+import tensorflow_datasets as tfds
+from conftest import load_config
+
+from aejax import checkpoint, data, losses, models, representation, train
+from aejax.dataset import Dataset, as_float, hold_out
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Real mnist5k digits and labels, stored uint8."""
+    split = data.dataset("mnist5k", "train")
+    return split.images, split.labels
+
+
+def shaped(images_Nx28x28x1: np.ndarray, shape: tuple[int, int, int], seed: int = 0) -> np.ndarray:
+    """Real digits in another shape: padded 28 -> 32 (2 black pixels a side), doubled to 64 by
+    pixel repetition, and for 3 channels tinted by a random colour per image. No public colour
+    dataset is on this machine; these keep real image statistics in the shapes of CIFAR-10
+    (32x32x3) and 64x64 CelebA."""
+    x = images_Nx28x28x1
+    side, _, channels = shape
+    if side >= 32:
+        x = np.pad(x, ((0, 0), (2, 2), (2, 2), (0, 0)))
+    if side == 64:
+        x = x.repeat(2, axis=1).repeat(2, axis=2)
+    if channels == 3:
+        tint = np.random.default_rng(seed).uniform(0.3, 1.0, (len(x), 1, 1, 3))
+        x = np.round(x * tint).astype(np.uint8)
+    assert x.shape[1:] == shape
+    return x
+
+
+# --- checks ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "images, labels, message",
+    [
+        (np.full((2, 4, 4, 1), np.nan, np.float32), None, "2 NaN values"),
+        (np.full((2, 4, 4, 1), 1.5, np.float32), None, r"must lie in \[0, 1\], found 1.5"),
+        (np.full((2, 4, 4, 1), -0.5), None, r"must lie in \[0, 1\]"),
+        (np.full((2, 4, 4, 1), 256, np.int64), None, "must lie in 0..255, found 256..256"),
+        (np.full((2, 4, 4, 1), -1, np.int32), None, "must lie in 0..255"),
+        (np.zeros((2, 4, 4), np.uint8), None, r"rank 4.*add a channel axis"),
+        (np.zeros((2, 16), np.uint8), None, r"rank 4, \(N, height, width, channels\)"),
+        (np.zeros((2, 4, 4, 1), np.uint8), np.array([0, 1, 2]), r"one per image, shape \(2,\)"),
+        (np.zeros((2, 4, 4, 1), np.uint8), np.array([0, -1]), "class indices 0, 1, ...; found -1"),
+        (np.zeros((2, 4, 4, 1), np.uint8), np.array([0.0, 1.0]), "must be integers"),
+        (np.array(["a"] * 16).reshape(1, 4, 4, 1), None, "dtype <U1"),
+    ],
+)
+def test_bad_data_is_refused_naming_the_fault(images, labels, message):
+    """Invented arrays: each holds exactly one fault."""
+    with pytest.raises(ValueError, match=message):
+        Dataset(images, labels, name="mine")
+
+
+def test_bad_data_is_refused_by_train_and_evaluate(tmp_path, digits):
+    images = digits[0][:100].astype(np.float32)  # 0..255 as floats: forgot to divide by 255
+    with pytest.raises(ValueError, match="train: float images must lie in .*divide by 255"):
+        train.train_and_evaluate(load_config("conv"), tmp_path, train=images)
+    assert not (tmp_path / "config.json").exists()
+
+
+def test_labels_fix_the_number_of_classes(digits):
+    images, labels = digits
+    assert Dataset(images[:50], labels[:50]).num_classes == int(labels[:50].max()) + 1
+    assert Dataset(images[:50], labels[:50], num_classes=12).num_classes == 12
+    with pytest.raises(ValueError, match="needs num_classes of at least"):
+        Dataset(images[:50], labels[:50], num_classes=3)
+
+
+# --- uint8 storage --------------------------------------------------------------------------
+
+
+def test_uint8_images_scale_on_the_device_exactly_as_on_the_host(digits):
+    split = Dataset(*digits)
+    assert split.images.dtype == np.uint8 and split.labels.dtype == np.int32
+    on_device = np.asarray(jax.jit(as_float)(jnp.asarray(split.images)))
+    assert on_device.dtype == np.float32
+    np.testing.assert_array_equal(on_device, split.float_images())
+    np.testing.assert_array_equal(split.float_images(), data.load("mnist5k", "train")[0])
+
+
+def test_a_uint8_dataset_trains_bitwise_as_its_float32_twin(digits):
+    """Scaling inside the step changes nothing but the memory: the same parameters come out."""
+    config = load_config("mlp")
+    config.model.encoder_widths = (16, 4)
+    loss_fn = train.make_objective(models.build(config.model), config.loss)
+    chunk = train.make_train_chunk(train.make_train_step(loss_fn))
+    split = Dataset(digits[0][:200])
+    idx = train.epoch_batches(jax.random.key(1), 200, 50)
+    states = [
+        chunk(train.create_state(config, images), jnp.asarray(images), idx, jax.random.key(2))[0]
+        for images in (split.images, split.float_images())
+    ]
+    same = jax.tree.map(np.array_equal, states[0].params, states[1].params)
+    assert all(jax.tree.leaves(same))
+
+
+def test_training_stores_uint8_images_on_the_device(tmp_path, monkeypatch, digits):
+    stored = []
+    make_chunk = train.make_train_chunk
+
+    def spying_make_chunk(*args, **kwargs):
+        chunk = make_chunk(*args, **kwargs)
+
+        def spy(state, dataset, idx, rng):
+            stored.append(dataset)
+            return chunk(state, dataset, idx, rng)
+
+        return spy
+
+    monkeypatch.setattr(train, "make_train_chunk", spying_make_chunk)
+    monkeypatch.setattr("aejax.plots.write_figures", lambda *args, **kwargs: None)
+    config = load_config("mlp")
+    config.model.encoder_widths, config.train.epochs, config.train.batch_size = (8, 2), 1, 50
+    train.train_and_evaluate(config, tmp_path, train=Dataset(*digits).take(np.arange(200)))
+    assert stored and all(isinstance(d, jax.Array) and d.dtype == jnp.uint8 for d in stored)
+
+
+# --- any image shape ------------------------------------------------------------------------
+
+
+def initial_test_loss(config, test: Dataset) -> float:
+    config = config.copy_and_resolve_references()
+    config.model = models.fit_to_data(config.model, test.image_shape, None)
+    state = train.create_state(config, test.images)
+    loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
+    return train.make_evaluate(loss_fn, 1000)(state.params, test.images, jax.random.key(0))["loss"]
+
+
+@pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
+@pytest.mark.parametrize("name", ["conv", "conv_vae"])
+def test_conv_models_train_on_arrays_of_any_shape(tmp_path, digits, name, shape):
+    """Numpy arrays of real digits reshaped (see `shaped`) train a conv AE and VAE from one
+    config each: the model takes its shape from the data, the test loss falls, and the colour
+    shows in the VAE's sample grid."""
+    images = shaped(digits[0][:320], shape)
+    train_split, test_split = Dataset(images[:256]), Dataset(images[256:])
+    config = load_config(name)
+    config.model.encoder_features, config.model.decoder_features = (8, 8, 8), (8, 8, 8)
+    if name == "conv_vae":
+        config.model.latent_dim = 8
+    config.opt.lr, config.train.batch_size, config.train.epochs = 3e-3, 32, 3
+    start = initial_test_loss(config, test_split)
+    _, row = train.train_and_evaluate(config, tmp_path, train=train_split, test=test_split)
+    assert row["test/loss"] < 0.8 * start, (start, row)
+    recorded = json.loads((tmp_path / checkpoint.CONFIG_FILE).read_text())
+    assert tuple(recorded["model"]["image_shape"]) == shape  # what the run trained on
+    if name == "conv_vae":
+        with PIL.Image.open(tmp_path / "samples.png") as samples:
+            assert samples.mode == ("RGB" if shape[2] == 3 else "L")
+            assert samples.size == (10 * shape[1], 6 * shape[0])
+
+
+def test_a_classifier_takes_its_classes_from_the_labels():
+    config = load_config("conv_classifier").model
+    fitted = models.fit_to_data(config, (32, 32, 3), 4)
+    assert fitted.num_classes == 4 and tuple(fitted.autoencoder.image_shape) == (32, 32, 3)
+    with pytest.raises(ValueError, match="a classifier needs labelled data"):
+        models.fit_to_data(config, (32, 32, 3), None)
+
+
+def test_probes_count_the_classes_in_the_labels():
+    """Invented codes: class c is unit c plus small noise, 12 classes, perfectly separable.
+    A probe of 10 classes could never predict 10 or 11."""
+    rng = np.random.default_rng(0)
+    labels = np.tile(np.arange(12), 20)
+    codes = jnp.asarray(np.eye(12)[labels] + 0.01 * rng.normal(size=(240, 12)), jnp.float32)
+    assert representation.knn_accuracy(codes, labels, codes, labels, k=3) == 1.0
+    assert representation.linear_probe(codes, labels, codes, labels) == 1.0
+
+
+# --- providers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "name, shape, num_classes", [("cifar10", (32, 32, 3), 10), ("celeb_a", (64, 64, 3), None)]
+)
+def test_tfds_image_datasets_under_mock_data(name, shape, num_classes):
+    """TFDS's cifar10 and celeb_a (218x178, cropped and resized to 64) through as_data_source,
+    without TensorFlow; `USE_CODE` because TFDS ships no metadata files for them."""
+    with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
+        split = data.dataset(name, "test")
+    assert split.images.shape == (6, *shape) and split.images.dtype == np.uint8
+    assert split.images.std() > 0
+    assert split.num_classes == num_classes
+    assert (split.labels is None) == (num_classes is None)
+
+
+def test_npz_with_both_splits(tmp_path, digits):
+    images, labels = digits
+    path = tmp_path / "mine.npz"
+    np.savez(
+        path, x_train=images[:60], y_train=labels[:60], x_test=images[60:80], y_test=labels[60:80]
+    )
+    config = load_config("conv")
+    config.data.path = str(path)
+    train_split, test_split = (data.from_config(config.data, s) for s in data.SPLITS)
+    np.testing.assert_array_equal(train_split.images, images[:60])
+    np.testing.assert_array_equal(test_split.labels, labels[60:80])
+
+
+def test_npz_without_test_split_holds_out_a_fraction(tmp_path, digits):
+    path = tmp_path / "floats.npz"
+    np.savez(path, x_train=digits[0][:100] / np.float32(255))  # float images, no labels
+    config = load_config("conv")
+    config.data.path, config.data.test_fraction = str(path), 0.2
+    train_split, test_split = (data.from_config(config.data, s) for s in data.SPLITS)
+    assert len(train_split) == 80 and len(test_split) == 20 and train_split.labels is None
+    assert train_split.images.dtype == np.float32  # floats are kept, not quantised
+    together = np.concatenate([train_split.images, test_split.images]).reshape(100, -1)
+    assert len({row.tobytes() for row in together}) == 100  # disjoint, nothing lost
+    np.savez(path, images=digits[0][:10])
+    with pytest.raises(ValueError, match=r"holds \['images'\]; expected 'x_train'"):
+        data.from_config(config.data, "train")
+
+
+def test_training_from_an_npz_path(tmp_path, monkeypatch, digits):
+    monkeypatch.setattr("aejax.plots.write_figures", lambda *args, **kwargs: None)
+    path = tmp_path / "colour.npz"
+    np.savez(path, x_train=shaped(digits[0][:250], (32, 32, 3)))
+    config = load_config("mlp")
+    config.data.path = str(path)
+    config.model.encoder_widths, config.train.epochs, config.train.batch_size = (8, 2), 1, 50
+    state, row = train.train_and_evaluate(config, tmp_path / "run")
+    assert state.params["decoder"]["mlp"]["dense1"]["kernel"].shape == (8, 32 * 32 * 3)
+    assert np.isfinite(row["test/loss"])
+
+
+def write_pngs(folder, images, labels=None):
+    for i, image in enumerate(images):
+        sub = folder if labels is None else folder / f"class_{labels[i]}"
+        sub.mkdir(parents=True, exist_ok=True)
+        pixels = image[..., 0] if image.shape[-1] == 1 else image
+        PIL.Image.fromarray(pixels).save(sub / f"{i:04d}.png")
+
+
+def test_folder_with_splits_and_class_subfolders(tmp_path, digits):
+    images, labels = digits[0][:40], digits[1][:40]
+    write_pngs(tmp_path / "train", images[:30], labels[:30])
+    write_pngs(tmp_path / "test", images[30:], labels[30:])
+    split = data.dataset("", "train", path=tmp_path)
+    order = np.argsort(labels[:30], kind="stable")  # files come class by class
+    np.testing.assert_array_equal(split.images, images[:30][order])
+    classes = np.unique(labels[:30])
+    np.testing.assert_array_equal(split.labels, np.searchsorted(classes, labels[:30][order]))
+    assert split.num_classes == len(classes)
+
+
+def test_flat_folder_of_colour_images_of_mixed_sizes(tmp_path, digits):
+    colour = shaped(digits[0][:20], (32, 32, 3))
+    write_pngs(tmp_path, colour[:19])
+    PIL.Image.fromarray(colour[19]).resize((40, 48)).save(tmp_path / "big.png")
+    with pytest.raises(ValueError, match="big.png is 40x48 but .* set data.image_size"):
+        data.dataset("", "train", path=tmp_path)
+    split = data.dataset("", "train", path=tmp_path, image_size=16, test_fraction=0.25)
+    assert split.images.shape == (15, 16, 16, 3) and split.labels is None
+
+
+def test_hold_out_needs_room_for_both_splits(digits):
+    with pytest.raises(ValueError, match="leaves 0 test images"):
+        hold_out(Dataset(digits[0][:3]), 0.1)
