@@ -18,10 +18,10 @@ import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
 import pytest
-from conftest import CONFIGS, load_config, tiny_config
+from conftest import load_config, tiny_config
 from etils import epath
 
-from aejax import checkpoint, divergence, train, validate
+from aejax import checkpoint, configs, divergence, train, validate
 
 
 def _config(**overrides):
@@ -171,8 +171,8 @@ def test_full_disk_stops_with_one_error_and_the_run_resumes_after(runs, small_di
 
 
 def test_every_shipped_config_is_valid():
-    for path in sorted(CONFIGS.glob("*.py")):
-        validate.config(load_config(path.stem))
+    for name in configs.names():
+        validate.config(load_config(name))
 
 
 @pytest.mark.parametrize(
