@@ -79,7 +79,7 @@ def write_figures(
     """The end-of-run figures: loss curves, 10 test images over their reconstructions (for a
     denoising model: corrupted input, reconstruction, clean target), and for a VAE the
     figures of `generation` (prior samples, interpolations, a 2-D latent's maps, its scatter
-    coloured by `test_labels` when given). `test_x` may be stored uint8.
+    coloured by `test_labels` when given). `test_x` may be stored uint8."""
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
     if not hasattr(model, "decode"):  # a classifier: nothing to reconstruct
         return
@@ -93,7 +93,7 @@ def write_figures(
         rows, titles = [np.asarray(x), recon], ["test images", "reconstructions"]
     else:
         rows = [np.asarray(x_in), recon, np.asarray(x)]
-        titles = [f"{corruption.name} corrupted input", "reconstructions", "clean targets"]
+        titles = [f"{config.loss.corruption.name} corrupted input", "reconstructions", "clean targets"]
     image_rows(rows, titles, workdir / "reconstructions.png")
     if "mu" in aux:
         generation.write_figures(workdir, model, params, test_x, test_labels, likelihood, rng)
