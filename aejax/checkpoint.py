@@ -63,16 +63,26 @@ def manager(workdir: Path, keep: int) -> ocp.CheckpointManager:
     return ocp.CheckpointManager((workdir / "checkpoints").absolute(), options=options)
 
 
-def save(mngr: ocp.CheckpointManager, step: int, state) -> None:
-    mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+def _args(state_args: ocp.args.CheckpointArgs, extra: dict | None) -> ocp.args.CheckpointArgs:
+    """The state alone, or with `extra` items (a data pipeline's position) as one Composite."""
+    return ocp.args.Composite(state=state_args, **extra) if extra else state_args
 
 
-def restore_latest(mngr: ocp.CheckpointManager, abstract_state):
-    """The newest checkpoint restored into the structure of `abstract_state`, or None."""
+def save(mngr: ocp.CheckpointManager, step: int, state, extra: dict | None = None) -> None:
+    """Saves `state` at `step`, with `extra` (name -> Orbax save args) in the same checkpoint."""
+    mngr.save(step, args=_args(ocp.args.StandardSave(state), extra), force=True)
+
+
+def restore_latest(mngr: ocp.CheckpointManager, abstract_state, extra: dict | None = None):
+    """The newest checkpoint restored into the structure of `abstract_state`, or None.
+
+    `extra` (name -> Orbax restore args) restores the items `save` wrote beside the state.
+    """
     step = mngr.latest_step()
     if step is None:
         return None
-    return mngr.restore(step, args=ocp.args.StandardRestore(abstract_state))
+    restored = mngr.restore(step, args=_args(ocp.args.StandardRestore(abstract_state), extra))
+    return restored.state if extra else restored
 
 
 def read_metrics(workdir: Path) -> list[dict]:

@@ -25,7 +25,7 @@ import tensorflow_datasets as tfds
 from aejax.datasets import AejaxFashionMnist, AejaxMnist, AejaxMnist5k, DatasetUnavailableError
 from aejax.datasets.builders import parse_records
 
-__all__ = ["DATASETS", "SPLITS", "DatasetUnavailableError", "load"]
+__all__ = ["DATASETS", "SPLITS", "DatasetUnavailableError", "load", "prepared", "unit_interval"]
 _BUILDERS = {"mnist5k": AejaxMnist5k, "mnist": AejaxMnist, "fashion_mnist": AejaxFashionMnist}
 DATASETS = tuple(_BUILDERS)
 SPLITS = ("train", "test")
@@ -51,20 +51,35 @@ def load(
       ValueError: unknown name or split.
       DatasetUnavailableError: the source files are neither local nor downloadable.
     """
-    if name not in _BUILDERS:
-        raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r} of {name}; valid splits: {', '.join(SPLITS)}")
+    source = prepared(name, data_dir=data_dir, idx_dir=idx_dir).as_data_source(
+        split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
+    )
+    images_Nx28x28x1, labels_N = parse_records(_read_all(source))
+    return unit_interval(images_Nx28x28x1), labels_N.astype(np.int32)
+
+
+def prepared(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    idx_dir: str | os.PathLike | None = None,
+) -> tfds.core.DatasetBuilder:
+    """The builder of dataset `name`, its array_record files prepared (arguments as `load`'s)."""
+    if name not in _BUILDERS:
+        raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
     kwargs = {"data_dir": data_dir or os.environ.get("AEJAX_DATA_DIR") or None}
     if name != "mnist5k":
         kwargs["idx_dir"] = idx_dir or os.environ.get("AEJAX_IDX_DIR") or None
     builder = _BUILDERS[name](**kwargs)
     builder.download_and_prepare()
-    source = builder.as_data_source(
-        split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
-    )
-    images_Nx28x28x1, labels_N = parse_records(_read_all(source))
-    return np.divide(images_Nx28x28x1, 255, dtype=np.float32), labels_N.astype(np.int32)
+    return builder
+
+
+def unit_interval(images: np.ndarray) -> np.ndarray:
+    """uint8 grey levels as the float32 values in [0, 1] that training sees."""
+    return np.divide(images, 255, dtype=np.float32)
 
 
 def _read_all(source) -> Sequence[bytes]:

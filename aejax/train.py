@@ -29,6 +29,7 @@ from aejax import (
     models,
     parallel,
     plots,
+    stream,
     supervised,
     transfer,
 )
@@ -86,26 +87,32 @@ def make_train_step(loss_fn: losses.LossFn):
     return train_step
 
 
-def make_train_chunk(train_step, out_sharding: jax.sharding.Sharding | None = None):
-    """`train_chunk(state, dataset, idx_CxB, rng) -> (state, metrics_C)`, compiled once per C.
+def gather(dataset, idx_B):
+    """The batch of rows `idx_B` of the on-device `dataset` (every leaf by the same indices)."""
+    return jax.tree.map(lambda a: a[idx_B], dataset)
 
-    Step s draws its noise from `fold_in(rng, s)` and gathers its batch from the on-device
-    `dataset` (images, or a dict of images and labels: every leaf by the same indices). A
-    chunk of one step compiles no loop at all: XLA:CPU ran the conv AE's step 3x slower inside
-    a `lax.scan`, even a fully unrolled one. On a mesh, `idx_CxB` comes sharded over the batch
-    and `out_sharding` keeps the new state and metrics replicated.
+
+def make_train_chunk(train_step, out_sharding: jax.sharding.Sharding | None = None, take=gather):
+    """`train_chunk(state, dataset, inputs_C, rng) -> (state, metrics_C)`, compiled once per C.
+
+    Step s draws its noise from `fold_in(rng, s)` and trains on `take(dataset, inputs_C[s])`:
+    by default `inputs_C` are batches of indices into the on-device `dataset` (images, or a
+    dict of images and labels); a streamed run passes the batches themselves
+    (`stream.StreamedBatches.take`). A chunk of one step compiles no loop at all: XLA:CPU ran
+    the conv AE's step 3x slower inside a `lax.scan`, even a fully unrolled one. On a mesh,
+    `inputs_C` come sharded over the batch and `out_sharding` keeps the new state and metrics
+    replicated.
     """
 
-    def body(state, dataset, idx_B, rng):
-        batch = jax.tree.map(lambda a: a[idx_B], dataset)
-        return train_step(state, batch, jax.random.fold_in(rng, state.step))
+    def body(state, dataset, inputs, rng):
+        return train_step(state, take(dataset, inputs), jax.random.fold_in(rng, state.step))
 
     @functools.partial(jax.jit, donate_argnums=0, out_shardings=out_sharding)
-    def train_chunk(state, dataset, idx_CxB, rng):
-        if idx_CxB.shape[0] == 1:
-            state, metrics = body(state, dataset, idx_CxB[0], rng)
+    def train_chunk(state, dataset, inputs_C, rng):
+        if jax.tree.leaves(inputs_C)[0].shape[0] == 1:
+            state, metrics = body(state, dataset, jax.tree.map(lambda a: a[0], inputs_C), rng)
             return state, jax.tree.map(lambda m: m[None], metrics)
-        return jax.lax.scan(lambda st, idx_B: body(st, dataset, idx_B, rng), state, idx_CxB)
+        return jax.lax.scan(lambda st, inputs: body(st, dataset, inputs, rng), state, inputs_C)
 
     return train_chunk
 
@@ -148,11 +155,38 @@ def as_dataset(config: ml_collections.ConfigDict, images, labels):
     return images
 
 
-def _check(config: ml_collections.ConfigDict, train_x: np.ndarray) -> None:
+class DeviceBatches:
+    """The training set on the device: a chunk's inputs are its batches' indices, gathered in the
+    compiled step. The other batch source, with the same methods, is `stream.StreamedBatches`."""
+
+    take = staticmethod(gather)
+
+    def __init__(self, dataset, mesh: jax.sharding.Mesh, epoch_order):
+        self.dataset = parallel.replicate(dataset, mesh)
+        self.mesh, self.epoch_order = mesh, epoch_order
+        self._epoch, self._idx = None, None
+
+    def chunk(self, epoch: int, begin: int, end: int) -> jax.Array:
+        if epoch != self._epoch:  # each device gathers its own rows
+            self._idx = parallel.shard_batch(self.epoch_order(epoch), self.mesh, batch_axis=1)
+            self._epoch = epoch
+        return self._idx[begin:end]
+
+    def checkpoint_items(self, restoring: bool) -> dict:
+        return {}  # the order is a function of (seed, epoch): nothing to save
+
+    def check_restored(self, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _check(config: ml_collections.ConfigDict, n: int) -> None:
     t = config.train
-    if not 1 <= t.batch_size <= train_x.shape[0]:
+    if not 1 <= t.batch_size <= n:
         raise ValueError(
-            f"train.batch_size={t.batch_size} must be between 1 and the {train_x.shape[0]} training "
+            f"train.batch_size={t.batch_size} must be between 1 and the {n} training "
             f"images of {config.data.name!r}"
         )
     for name in ("epochs", "chunk", "eval_batch_size", "save_every_steps", "keep_checkpoints"):
@@ -190,31 +224,47 @@ def train_and_evaluate(
     mesh = parallel.make_mesh() if mesh is None else mesh
     log = functools.partial(print, flush=True) if parallel.is_main_process() else lambda line: None
     with parallel.main_process_first():  # process 0 prepares a dataset the others then read
-        train_x, train_y = data.load(config.data.name, "train")
+        streamed = stream.wanted(config)
+        if streamed:  # the first row stands in for the data where parameters are initialised
+            train_file = stream.RecordFile(config.data.name, "train")
+            train_x, train_y = train_file.read([0])
+        else:
+            train_x, train_y = data.load(config.data.name, "train")
         test_x, test_y = data.load(config.data.name, "test")
     if "label_fraction" in config.data:  # a stratified labelled subset, the same for every seed
         keep = supervised.stratified_subset(train_y, config.data.label_fraction, config.data.subset_seed)
         train_x, train_y = train_x[keep], train_y[keep]
-    _check(config, train_x)
+    n = len(train_file) if streamed else train_x.shape[0]
+    _check(config, n)
     parallel.check_batch_size(config.train.batch_size, mesh)
     model = models.build(config.model)
     loss_fn = make_objective(model, config.loss)
     train_step = binarize.on_train_batches(config, make_train_step(loss_fn))
-    train_chunk = make_train_chunk(train_step, parallel.replicated(mesh))
     evaluate = make_evaluate(loss_fn, config.train.eval_batch_size, mesh)
 
     root = jax.random.key(config.seed)
     step_rng, shuffle_rng, eval_rng, figure_rng = (jax.random.fold_in(root, i) for i in (1, 2, 3, 4))
     state = parallel.replicate(create_state(config, train_x), mesh)
     figure_x = binarize.test_images(config.data, test_x)  # process 0 draws the figures alone
-    train_set = parallel.replicate(as_dataset(config, train_x, train_y), mesh)
+    batch_size, chunk = config.train.batch_size, config.train.chunk
+
+    def epoch_order(epoch):
+        return epoch_batches(jax.random.fold_in(shuffle_rng, epoch), n, batch_size)
+
+    if streamed:
+        structure = functools.partial(as_dataset, config)
+        batches = stream.StreamedBatches(config, mesh, train_file, epoch_order, structure)
+    else:
+        batches = DeviceBatches(as_dataset(config, train_x, train_y), mesh, epoch_order)
+    train_chunk = make_train_chunk(train_step, parallel.replicated(mesh), batches.take)
     test_set = parallel.replicate(as_dataset(config, figure_x, test_y), mesh)
     checkpoint.claim_workdir(workdir, config)  # only once the config has proved buildable
 
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
-    restored = checkpoint.restore_latest(mngr, state)
+    restored = checkpoint.restore_latest(mngr, state, batches.checkpoint_items(restoring=True))
     if restored is not None:
         state = restored
+        batches.check_restored(int(state.step))
         log(f"resumed {workdir} at step {int(state.step)}")
     elif config.train.get("init_from"):  # a fresh run that starts from another run's parameters
         params = transfer.take_params(state.params, config.train.init_from)
@@ -222,8 +272,7 @@ def train_and_evaluate(
     step = int(state.step)
     checkpoint.truncate_metrics(workdir, step)
 
-    batch_size, chunk = config.train.batch_size, config.train.chunk
-    steps_per_epoch = train_x.shape[0] // batch_size
+    steps_per_epoch = n // batch_size
     total_steps = config.train.epochs * steps_per_epoch
     stop_at = total_steps if max_steps is None else min(max_steps, total_steps)
     row = {}
@@ -231,17 +280,16 @@ def train_and_evaluate(
         log(f"{workdir} is complete ({step} steps); rewriting its figures")
     while step < stop_at:
         epoch, offset = divmod(step, steps_per_epoch)
-        idx = epoch_batches(jax.random.fold_in(shuffle_rng, epoch), train_x.shape[0], batch_size)
-        idx = parallel.shard_batch(idx, mesh, batch_axis=1)  # each device gathers its own rows
         start_time, chunk_metrics = time.perf_counter(), []
         # Chunks start at multiples of `chunk` within the epoch, whether or not the run resumed.
         for begin in range(offset, steps_per_epoch, chunk):
             end = min(begin - begin % chunk + chunk, steps_per_epoch)
-            state, metrics = train_chunk(state, train_set, idx[begin:end], step_rng)
+            inputs = batches.chunk(epoch, begin, end)
+            state, metrics = train_chunk(state, batches.dataset, inputs, step_rng)
             chunk_metrics.append(metrics)
             previous, step = step, step + end - begin
             if step // config.train.save_every_steps > previous // config.train.save_every_steps:
-                checkpoint.save(mngr, step, state)
+                checkpoint.save(mngr, step, state, batches.checkpoint_items(restoring=False))
             if step >= stop_at:
                 break
         train_metrics = jax.device_get(chunk_metrics)
@@ -266,8 +314,9 @@ def train_and_evaluate(
         checkpoint.append_metrics(workdir, row)
         log(epoch_line(row, config.train.epochs))
     if mngr.latest_step() != step:
-        checkpoint.save(mngr, step, state)
+        checkpoint.save(mngr, step, state, batches.checkpoint_items(restoring=False))
     mngr.close()
+    batches.close()
     if step >= total_steps and parallel.is_main_process():
         plots.write_figures(workdir, model, jax.device_get(state.params), figure_x, config, figure_rng)
     return state, row
