@@ -8,6 +8,7 @@ has four CPU devices; the 4-device tests run there.
 
 import json
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -166,3 +167,57 @@ def test_streamed_run_on_four_devices_equals_in_memory_run_on_four(tmp_path):
     streamed, memory = run("always"), run("never")
     assert len(jax.tree.leaves(streamed.params)[0].sharding.device_set) == 4
     chex.assert_trees_all_equal(_leaves(streamed.params), _leaves(memory.params))
+
+
+def _short_streamed_vae():
+    """test_parallel's short VAE (one epoch: 20 steps of 200 images, every row once), streamed."""
+    return tiny_config(
+        "vae", data__stream="always", train__epochs=1, train__batch_size=200, train__chunk=10
+    )
+
+
+@one_device
+def test_two_processes_each_read_only_their_half_of_every_batch(tmp_path):
+    with socket.socket() as s:  # a free port for the coordinator
+        s.bind(("localhost", 0))
+        port = s.getsockname()[1]
+    processes = [
+        subprocess.Popen(
+            [sys.executable, __file__, str(port), str(i), str(tmp_path / "run"), str(tmp_path / f"{i}.npz")],
+            env=_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+        for i in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in processes]
+    for p, (_, err) in zip(processes, outputs):
+        assert p.returncode == 0, err[-3000:]
+    results = [dict(np.load(tmp_path / f"{i}.npz")) for i in range(2)]
+    halves = [r.pop("rows_read") for r in results]
+    assert all(h.shape == (20, 100) for h in halves)  # 20 steps, 100 of each batch's 200 rows
+    assert sorted(np.concatenate([h.ravel() for h in halves])) == list(range(4000))
+    for i in range(2):
+        assert _pipeline_state_of(tmp_path / "run", i) == {"next_index": 20}
+    alone, _ = train.train_and_evaluate(_short_streamed_vae(), tmp_path / "alone")
+    for a, b in zip(_leaves(alone.params), results[0].values(), strict=True):
+        np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)  # 2 devices sum in another order
+
+
+def _pipeline_state_of(workdir, process) -> dict:
+    path = workdir / "checkpoints" / "20" / "pipeline" / f"process_{process}-of-2.json"
+    return json.loads(path.read_text())
+
+
+if __name__ == "__main__":  # one process of test_two_processes_each_read_only_their_half_of_every_batch
+    _, port, process_id, workdir, out = sys.argv
+    parallel.initialize(f"localhost:{port}", 2, int(process_id))
+    rows_read, read = [], stream.RecordFile.read
+
+    def recording_read(self, rows):
+        if len(rows) > 1:  # a batch, not the first row that initialises the parameters
+            rows_read.append(np.asarray(rows))
+        return read(self, rows)
+
+    stream.RecordFile.read = recording_read
+    state, _ = train.train_and_evaluate(_short_streamed_vae(), workdir)
+    params = {f"param{i}": leaf for i, leaf in enumerate(_leaves(state.params))}
+    np.savez(out, rows_read=np.stack(rows_read), **params)
