@@ -12,7 +12,7 @@ def base() -> ml_collections.ConfigDict:
     config.seed = 0  # the only source of randomness: init, shuffling and noise derive from it
     config.data = ml_collections.ConfigDict()
     config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist
-    config.data.stream = "auto"  # read training batches from disk: auto, never, always (aejax/stream.py)
+    config.data.stream = "auto"  # training batches read from disk: auto, never, always (stream.py)
     config.data.device_bytes_budget = 4 * 2**30  # "auto" streams a training set bigger than this
     config.data.read_threads = 4  # streaming: Grain threads reading and parsing batches ahead
     config.opt = ml_collections.ConfigDict()

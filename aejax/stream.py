@@ -136,7 +136,8 @@ class StreamedBatches:
         first = epoch * self.steps_per_epoch + begin
         if self.position() != first:
             raise RuntimeError(f"the stream is at step {self.position()}, the loop at {first}")
-        local = jax.tree.map(lambda *b: np.stack(b), *(next(self.iterator) for _ in range(end - begin)))
+        steps = [next(self.iterator) for _ in range(end - begin)]
+        local = jax.tree.map(lambda *b: np.stack(b), *steps)
         return jax.tree.map(
             lambda a: jax.make_array_from_process_local_data(
                 self._sharding, a, (end - begin, self.batch_size, *a.shape[2:])
@@ -145,7 +146,7 @@ class StreamedBatches:
         )
 
     def checkpoint_items(self, restoring: bool) -> dict:
-        """The pipeline's state, saved and restored in the same Orbax checkpoint as the train state."""
+        """The pipeline's state: saved in, and restored from, the train state's checkpoint."""
         args = grain.checkpoint.CheckpointRestore if restoring else grain.checkpoint.CheckpointSave
         return {"pipeline": args(self.iterator)}
 

@@ -8,7 +8,6 @@ has four CPU devices; the 4-device tests run there.
 
 import json
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -18,7 +17,16 @@ import jax
 import numpy as np
 import pytest
 from conftest import CONFIGS, load_config, tiny_config
-from test_parallel import FOUR_DEVICE_SESSION, ONLY_IN_FOUR, ROOT, _env, _leaves, _python
+from test_parallel import (
+    FOUR_DEVICE_SESSION,
+    ONLY_IN_FOUR,
+    ROOT,
+    _env,
+    _leaves,
+    _python,
+    _short_vae,
+    run_two_processes,
+)
 
 from aejax import checkpoint, parallel, stream, train
 
@@ -31,9 +39,10 @@ def _config(name="mlp", stream_mode="always", **overrides):
     return tiny_config(name, data__stream=stream_mode, **overrides)
 
 
-def _pipeline_state(workdir, step) -> dict:
-    path = workdir / "checkpoints" / str(step) / "pipeline" / "process_0-of-1.json"
-    return json.loads(path.read_text())
+def _pipeline_state(workdir, step, process=0, processes=1) -> dict:
+    """The Grain iterator state that process `process` saved in the checkpoint of `step`."""
+    pipeline = workdir / "checkpoints" / str(step) / "pipeline"
+    return json.loads((pipeline / f"process_{process}-of-{processes}.json").read_text())
 
 
 @one_device
@@ -171,43 +180,26 @@ def test_streamed_run_on_four_devices_equals_in_memory_run_on_four(tmp_path):
 
 def _short_streamed_vae():
     """test_parallel's short VAE (one epoch: 20 steps of 200 images, every row once), streamed."""
-    return tiny_config(
-        "vae", data__stream="always", train__epochs=1, train__batch_size=200, train__chunk=10
-    )
+    config = _short_vae()
+    config.data.stream = "always"
+    return config
 
 
 @one_device
 def test_two_processes_each_read_only_their_half_of_every_batch(tmp_path):
-    with socket.socket() as s:  # a free port for the coordinator
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, __file__, str(port), str(i), str(tmp_path / "run"), str(tmp_path / f"{i}.npz")],
-            env=_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        for i in range(2)
-    ]
-    outputs = [p.communicate(timeout=300) for p in processes]
-    for p, (_, err) in zip(processes, outputs):
-        assert p.returncode == 0, err[-3000:]
+    run_two_processes(__file__, tmp_path)
     results = [dict(np.load(tmp_path / f"{i}.npz")) for i in range(2)]
     halves = [r.pop("rows_read") for r in results]
     assert all(h.shape == (20, 100) for h in halves)  # 20 steps, 100 of each batch's 200 rows
     assert sorted(np.concatenate([h.ravel() for h in halves])) == list(range(4000))
     for i in range(2):
-        assert _pipeline_state_of(tmp_path / "run", i) == {"next_index": 20}
+        assert _pipeline_state(tmp_path / "run", 20, i, 2) == {"next_index": 20}
     alone, _ = train.train_and_evaluate(_short_streamed_vae(), tmp_path / "alone")
     for a, b in zip(_leaves(alone.params), results[0].values(), strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)  # 2 devices sum in another order
 
 
-def _pipeline_state_of(workdir, process) -> dict:
-    path = workdir / "checkpoints" / "20" / "pipeline" / f"process_{process}-of-2.json"
-    return json.loads(path.read_text())
-
-
-if __name__ == "__main__":  # one process of test_two_processes_each_read_only_their_half_of_every_batch
+if __name__ == "__main__":  # one process of the 2-process test above
     _, port, process_id, workdir, out = sys.argv
     parallel.initialize(f"localhost:{port}", 2, int(process_id))
     rows_read, read = [], stream.RecordFile.read
