@@ -4,6 +4,8 @@ The dataset lives on the device. Each epoch is a permutation drawn on the device
 batches of indices; compiled chunks of `train.chunk` steps (a `lax.scan`) gather their batches
 from the on-device array, so the host only dispatches chunks and reads metrics once an epoch.
 Randomness is a function of (seed, step), which is why a resumed run continues exactly.
+A training set too big for the device streams from disk instead (`aejax/stream.py`): the same
+rows in the same order, handed to the same compiled chunk as batches rather than indices.
 On several devices the same chunks run data-parallel (`aejax/parallel.py`): the indices of each
 batch are split over the devices, the dataset and the train state replicated.
 """
