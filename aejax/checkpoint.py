@@ -85,6 +85,14 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_state, extra: dict | No
     return restored.state if extra else restored
 
 
+def restore_plain(mngr: ocp.CheckpointManager, step: int) -> dict:
+    """The train state saved at `step` as a tree of plain arrays, without knowing its structure;
+    from a streamed run's checkpoint too, where it sits beside the data pipeline's state."""
+    if (mngr.directory / str(step) / "state").is_dir():
+        return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+    return mngr.restore(step, args=ocp.args.StandardRestore())
+
+
 def read_metrics(workdir: Path) -> list[dict]:
     path = workdir / METRICS_FILE
     if not path.exists():

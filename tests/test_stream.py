@@ -28,7 +28,7 @@ from test_parallel import (
     run_two_processes,
 )
 
-from aejax import checkpoint, parallel, stream, train
+from aejax import checkpoint, parallel, stream, train, transfer
 
 four_devices = pytest.mark.skipif(not FOUR_DEVICE_SESSION, reason=ONLY_IN_FOUR)
 one_device = pytest.mark.skipif(FOUR_DEVICE_SESSION, reason="runs in the 1-device session")
@@ -66,6 +66,8 @@ def test_streamed_run_equals_in_memory_run_bitwise(tmp_path, name):
     assert streamed_row["test/loss"] == memory_row["test/loss"]
     assert not (tmp_path / "memory" / "checkpoints" / "40" / "pipeline").exists()
     assert _pipeline_state(tmp_path / "streamed", 40) == {"next_index": 40}
+    # A streamed run's parameters are read as any run's are (train.init_from, transfer).
+    chex.assert_trees_all_equal(transfer.load_params(tmp_path / "streamed"), streamed.params)
 
 
 @one_device
