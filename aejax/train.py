@@ -233,7 +233,8 @@ def train_and_evaluate(
         else:
             train_x, train_y = data.load(config.data.name, "train")
         test_x, test_y = data.load(config.data.name, "test")
-    if "label_fraction" in config.data:  # a stratified labelled subset, the same for every seed
+    # A stratified labelled subset, the same for every seed; a fraction of 1 keeps every row.
+    if config.data.get("label_fraction", 1.0) != 1:
         keep = supervised.stratified_subset(train_y, config.data.label_fraction, config.data.subset_seed)
         train_x, train_y = train_x[keep], train_y[keep]
     n = len(train_file) if streamed else train_x.shape[0]

@@ -57,7 +57,7 @@ def test_four_device_session(tmp_path):
 
 
 @one_device
-@pytest.mark.parametrize("name", ["mlp", "vae"])
+@pytest.mark.parametrize("name", ["mlp", "vae", "conv_classifier"])  # images; noise; images+labels
 def test_streamed_run_equals_in_memory_run_bitwise(tmp_path, name):
     memory, memory_row = train.train_and_evaluate(_config(name, "never"), tmp_path / "memory")
     streamed, streamed_row = train.train_and_evaluate(_config(name), tmp_path / "streamed")
