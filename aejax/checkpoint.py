@@ -161,8 +161,14 @@ def _disk_full_error(mngr: ocp.CheckpointManager, step: int, what: str) -> OSErr
     )
 
 
-def save(mngr: ocp.CheckpointManager, step: int, state) -> None:
-    """Saves `state` as checkpoint `step`; older checkpoints are left as they were.
+def _args(state_args: ocp.args.CheckpointArgs, extra: dict | None) -> ocp.args.CheckpointArgs:
+    """The state alone, or with `extra` items (a data pipeline's position) as one Composite."""
+    return ocp.args.Composite(state=state_args, **extra) if extra else state_args
+
+
+def save(mngr: ocp.CheckpointManager, step: int, state, extra: dict | None = None) -> None:
+    """Saves `state` as checkpoint `step`, with `extra` (name -> Orbax save args) in the same
+    checkpoint; older checkpoints are left as they were.
 
     A disk without room for it raises one OSError(ENOSPC) saying so: before writing when the
     free space is known to be too little, else when a write fails, after removing the
@@ -176,7 +182,7 @@ def save(mngr: ocp.CheckpointManager, step: int, state) -> None:
     orbax_log, quiet = logging.getLogger("absl"), _DiskFullReports()
     orbax_log.addFilter(quiet)
     try:
-        mngr.save(step, args=ocp.args.StandardSave(state), force=True)
+        mngr.save(step, args=_args(ocp.args.StandardSave(state), extra), force=True)
     except Exception as e:
         if not _disk_full(e):
             raise
@@ -198,8 +204,18 @@ def _move_aside(mngr: ocp.CheckpointManager, step: int) -> Path:
     return target
 
 
-def restore_latest(mngr: ocp.CheckpointManager, abstract_state):
-    """The newest readable checkpoint, restored into the structure of `abstract_state`, or None.
+def _restore(mngr: ocp.CheckpointManager, step: int, abstract_state, extra: dict | None):
+    state_args = ocp.args.StandardRestore(abstract_state)
+    if not extra and (Path(mngr.directory) / str(step) / "state").is_dir():
+        # A streamed run's checkpoint, read without its pipeline (`aejax.load_run`).
+        return mngr.restore(step, args=ocp.args.Composite(state=state_args)).state
+    restored = mngr.restore(step, args=_args(state_args, extra))
+    return restored.state if extra else restored
+
+
+def restore_latest(mngr: ocp.CheckpointManager, abstract_state, extra: dict | None = None):
+    """The newest readable checkpoint, restored into the structure of `abstract_state`, or None;
+    `extra` (name -> Orbax restore args) restores the items `save` wrote beside the state.
 
     A newer checkpoint that cannot be read is moved to `WORKDIR/damaged_checkpoints` with a
     warning, so the run continues from the one before. If none can be read, nothing is moved
@@ -208,7 +224,7 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_state):
     failures = []
     for step in sorted(mngr.all_steps(), reverse=True):
         try:
-            state = mngr.restore(step, args=ocp.args.StandardRestore(abstract_state))
+            state = _restore(mngr, step, abstract_state, extra)
         except Exception as e:  # Orbax and TensorStore raise many types for damaged files
             failures.append((step, f"{type(e).__name__}: {(str(e) or '-').splitlines()[0][:300]}"))
             continue
@@ -231,6 +247,14 @@ def restore_latest(mngr: ocp.CheckpointManager, abstract_state):
             "--workdir."
         )
     return None
+
+
+def restore_plain(mngr: ocp.CheckpointManager, step: int) -> dict:
+    """The train state saved at `step` as a tree of plain arrays, without knowing its structure;
+    from a streamed run's checkpoint too, where it sits beside the data pipeline's state."""
+    if (mngr.directory / str(step) / "state").is_dir():
+        return mngr.restore(step, args=ocp.args.Composite(state=ocp.args.StandardRestore())).state
+    return mngr.restore(step, args=ocp.args.StandardRestore())
 
 
 def read_metrics(workdir: Path) -> list[dict]:

@@ -31,6 +31,9 @@ def base() -> ml_collections.ConfigDict:
     config.data.binarize = "none"  # none, static, dynamic (aejax/binarize.py)
     config.data.label_fraction = config_dict.placeholder(float)  # a stratified labelled subset
     config.data.subset_seed = 0  # which subset: the same for every model and seed
+    config.data.stream = "auto"  # training batches read from disk: auto, never, always (stream.py)
+    config.data.device_bytes_budget = 4 * 2**30  # "auto" streams a training set bigger than this
+    config.data.read_threads = 4  # streaming: Grain threads reading and parsing batches ahead
     config.opt = ml_collections.ConfigDict()
     config.opt.name = "adam"  # adam, adamw, sgd
     config.opt.lr = 1e-3

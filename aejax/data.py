@@ -35,7 +35,7 @@ from aejax.datasets.builders import parse_records
 from aejax.datasets.files import has_split, load_path
 from aejax.datasets.tfds_images import load_tfds, read_examples
 
-__all__ = ["DATASETS", "SPLITS", "Dataset", "DatasetUnavailableError", "dataset", "load"]
+__all__ = ["DATASETS", "SPLITS", "Dataset", "DatasetUnavailableError", "dataset", "load", "prepared"]
 _BUILDERS = {"mnist5k": AejaxMnist5k, "mnist": AejaxMnist, "fashion_mnist": AejaxFashionMnist}
 DATASETS = tuple(_BUILDERS)
 SPLITS = ("train", "test")
@@ -86,12 +86,7 @@ def dataset(
     data_dir = data_dir or os.environ.get("AEJAX_DATA_DIR") or None
     if name not in _BUILDERS:
         return load_tfds(name, split, data_dir=data_dir, image_size=image_size)
-    kwargs = {"data_dir": data_dir}
-    if name != "mnist5k":
-        kwargs["idx_dir"] = idx_dir or os.environ.get("AEJAX_IDX_DIR") or None
-    builder = _BUILDERS[name](**kwargs)
-    builder.download_and_prepare()
-    source = builder.as_data_source(
+    source = prepared(name, data_dir=data_dir, idx_dir=idx_dir).as_data_source(
         split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
     )
     images_Nx28x28x1, labels_N = parse_records(read_examples(source, range(len(source))))
@@ -111,3 +106,21 @@ def load(
     """
     split_data = dataset(name, split, data_dir=data_dir, idx_dir=idx_dir)
     return split_data.float_images(), split_data.labels
+
+
+def prepared(
+    name: str,
+    *,
+    data_dir: str | os.PathLike | None = None,
+    idx_dir: str | os.PathLike | None = None,
+) -> tfds.core.DatasetBuilder:
+    """The builder of dataset `name`, its array_record files prepared (arguments as `load`'s)."""
+    if name not in _BUILDERS:
+        raise ValueError(f"Unknown dataset {name!r}; known datasets: {', '.join(DATASETS)}")
+    kwargs = {"data_dir": data_dir or os.environ.get("AEJAX_DATA_DIR") or None}
+    if name != "mnist5k":
+        kwargs["idx_dir"] = idx_dir or os.environ.get("AEJAX_IDX_DIR") or None
+    builder = _BUILDERS[name](**kwargs)
+    builder.download_and_prepare()
+    return builder
+

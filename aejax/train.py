@@ -6,6 +6,8 @@ device, cut into batches of indices; compiled chunks of `train.chunk` steps (a `
 gather their batches from the on-device array, so the host only dispatches chunks and reads
 metrics once an epoch.
 Randomness is a function of (seed, step), which is why a resumed run continues exactly.
+A training set too big for the device streams from disk instead (`aejax/stream.py`): the same
+rows in the same order, handed to the same compiled chunk as batches rather than indices.
 On several devices the same chunks run data-parallel (`aejax/parallel.py`): the indices of each
 batch are split over the devices, the dataset and the train state replicated.
 """
@@ -32,6 +34,7 @@ from aejax import (
     parallel,
     plots,
     progress,
+    stream,
     supervised,
     transfer,
     validate,
@@ -88,27 +91,33 @@ def make_train_step(loss_fn: losses.LossFn):
     return train_step
 
 
-def make_train_chunk(train_step, out_sharding: jax.sharding.Sharding | None = None):
-    """`train_chunk(state, dataset, idx_CxB, rng) -> (state, metrics_C)`, compiled once per C.
+def gather(dataset, idx_B):
+    """The batch of rows `idx_B` of the on-device `dataset` (every leaf by the same indices)."""
+    return jax.tree.map(lambda a: a[idx_B], dataset)
 
-    Step s draws its noise from `fold_in(rng, s)` and gathers its batch from the on-device
-    `dataset` (images, or a dict of images and labels: every leaf by the same indices), uint8
-    images scaled to [0, 1] there. A chunk of one step compiles no loop at all: XLA:CPU ran
+
+def make_train_chunk(train_step, out_sharding: jax.sharding.Sharding | None = None, take=gather):
+    """`train_chunk(state, dataset, inputs_C, rng) -> (state, metrics_C)`, compiled once per C.
+
+    Step s draws its noise from `fold_in(rng, s)` and trains on `take(dataset, inputs_C[s])`:
+    by default `inputs_C` are batches of indices into the on-device `dataset` (images, or a
+    dict of images and labels); a streamed run passes the batches themselves
+    (`stream.StreamedBatches.take`). A chunk of one step compiles no loop at all: XLA:CPU ran
     the conv AE's step 3x slower inside a `lax.scan`, even a fully unrolled one. On a mesh,
-    `idx_CxB` comes sharded over the batch and `out_sharding` keeps the new state and metrics
+    `inputs_C` come sharded over the batch and `out_sharding` keeps the new state and metrics
     replicated.
     """
 
-    def body(state, dataset, idx_B, rng):
-        batch = as_float(jax.tree.map(lambda a: a[idx_B], dataset))
+    def body(state, dataset, inputs, rng):
+        batch = as_float(take(dataset, inputs))  # uint8 images scaled to [0, 1] here
         return train_step(state, batch, jax.random.fold_in(rng, state.step))
 
     @functools.partial(jax.jit, donate_argnums=0, out_shardings=out_sharding)
-    def train_chunk(state, dataset, idx_CxB, rng):
-        if idx_CxB.shape[0] == 1:
-            state, metrics = body(state, dataset, idx_CxB[0], rng)
+    def train_chunk(state, dataset, inputs_C, rng):
+        if jax.tree.leaves(inputs_C)[0].shape[0] == 1:
+            state, metrics = body(state, dataset, jax.tree.map(lambda a: a[0], inputs_C), rng)
             return state, jax.tree.map(lambda m: m[None], metrics)
-        return jax.lax.scan(lambda st, idx_B: body(st, dataset, idx_B, rng), state, idx_CxB)
+        return jax.lax.scan(lambda st, inputs: body(st, dataset, inputs, rng), state, inputs_C)
 
     return train_chunk
 
@@ -151,6 +160,33 @@ def as_dataset(config: ml_collections.ConfigDict, images, labels):
     return images
 
 
+class DeviceBatches:
+    """The training set on the device: a chunk's inputs are its batches' indices, gathered in the
+    compiled step. The other batch source, with the same methods, is `stream.StreamedBatches`."""
+
+    take = staticmethod(gather)
+
+    def __init__(self, dataset, mesh: jax.sharding.Mesh, epoch_order):
+        self.dataset = parallel.replicate(dataset, mesh)
+        self.mesh, self.epoch_order = mesh, epoch_order
+        self._epoch, self._idx = None, None
+
+    def chunk(self, epoch: int, begin: int, end: int) -> jax.Array:
+        if epoch != self._epoch:  # each device gathers its own rows
+            self._idx = parallel.shard_batch(self.epoch_order(epoch), self.mesh, batch_axis=1)
+            self._epoch = epoch
+        return self._idx[begin:end]
+
+    def checkpoint_items(self, restoring: bool) -> dict:
+        return {}  # the order is a function of (seed, epoch): nothing to save
+
+    def check_restored(self, step: int) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
 def load_splits(
     config: ml_collections.ConfigDict, train=None, test=None
 ) -> tuple[Dataset, Dataset]:
@@ -178,12 +214,12 @@ def load_splits(
     return train, test
 
 
-def _check(config: ml_collections.ConfigDict, train: Dataset) -> None:
+def _check(config: ml_collections.ConfigDict, n: int, name: str) -> None:
     t = config.train
-    if not 1 <= t.batch_size <= len(train):
+    if not 1 <= t.batch_size <= n:
         raise ValueError(
-            f"train.batch_size={t.batch_size} must be between 1 and the {len(train)} training "
-            f"images of {train.name!r}"
+            f"train.batch_size={t.batch_size} must be between 1 and the {n} training "
+            f"images of {name!r}"
         )
 
 
@@ -230,101 +266,125 @@ def train_and_evaluate(
     workdir = Path(workdir)
     mesh = parallel.make_mesh() if mesh is None else mesh
     log = functools.partial(print, flush=True) if parallel.is_main_process() else lambda line: None
-    train, test = load_splits(config, train, test)
-    if config.data.label_fraction is not None:  # a stratified labelled subset, the same for every seed
-        fraction, seed = config.data.label_fraction, config.data.subset_seed
-        train = train.take(supervised.stratified_subset(train.labels, fraction, seed))
-    _check(config, train)
+    with parallel.main_process_first():  # process 0 prepares a dataset the others then read
+        streamed = train is None and stream.wanted(config)
+        if streamed:  # the test set in memory, the training set read as it trains
+            train_file = stream.RecordFile(config.data.name, "train")
+            test = data.from_config(config.data, "test")
+    if streamed:
+        # The first row stands in for the data where the model is shaped and initialised; the
+        # test split has every class the training split has.
+        example, n, num_classes = train_file.dataset([0]), len(train_file), test.num_classes
+    else:
+        train, test = load_splits(config, train, test)
+        if config.data.label_fraction is not None:  # a stratified labelled subset, the same for every seed
+            fraction, seed = config.data.label_fraction, config.data.subset_seed
+            train = train.take(supervised.stratified_subset(train.labels, fraction, seed))
+        example, n, num_classes = train, len(train), train.num_classes
+    _check(config, n, example.name)
     config = config.copy_and_resolve_references()
-    config.model = models.fit_to_data(config.model, train.image_shape, train.num_classes)
+    config.model = models.fit_to_data(config.model, example.image_shape, num_classes)
     parallel.check_batch_size(config.train.batch_size, mesh)
     model = models.build(config.model)
     loss_fn = make_objective(model, config.loss)
     train_step = binarize.on_train_batches(config, make_train_step(loss_fn))
-    train_chunk = make_train_chunk(train_step, parallel.replicated(mesh))
     evaluate = make_evaluate(loss_fn, config.train.eval_batch_size, mesh)
 
     root = jax.random.key(config.seed)
     step_rng, shuffle_rng, eval_rng, figure_rng = (jax.random.fold_in(root, i) for i in (1, 2, 3, 4))
-    state = parallel.replicate(create_state(config, train.images), mesh)
+    state = parallel.replicate(create_state(config, example.images), mesh)
     figure_x = binarize.test_images(config.data, test.images)  # process 0 draws the figures alone
-    train_set = parallel.replicate(as_dataset(config, train.images, train.labels), mesh)
+    batch_size, chunk = config.train.batch_size, config.train.chunk
+
+    def epoch_order(epoch):
+        return epoch_batches(jax.random.fold_in(shuffle_rng, epoch), n, batch_size)
+
+    if streamed:
+        structure = functools.partial(as_dataset, config)
+        batches = stream.StreamedBatches(config, mesh, train_file, epoch_order, structure)
+    else:
+        batches = DeviceBatches(as_dataset(config, train.images, train.labels), mesh, epoch_order)
+    train_chunk = make_train_chunk(train_step, parallel.replicated(mesh), batches.take)
     test_set = parallel.replicate(as_dataset(config, figure_x, test.labels), mesh)
     changes = checkpoint.claim_workdir(workdir, config, resume_changes)  # config proved buildable
 
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
-    restored = checkpoint.restore_latest(mngr, state)
-    if restored is not None:
-        state = restored
-        log(f"resumed {workdir} at step {int(state.step)}")
-    elif config.train.init_from:  # a fresh run that starts from another run's parameters
-        params = transfer.take_params(state.params, config.train.init_from)
-        state = parallel.replicate(state.replace(params=params), mesh)
-    step = int(state.step)
-    checkpoint.truncate_metrics(workdir, step)
-    events = progress.EventLog(workdir, step)
-    if changes:
-        checkpoint.record_changes(workdir, step, changes)
-        log(f"continuing from step {step} with {changes}")
-    unchecked = []  # (first step, metrics) of the chunks trained since the state was last checked
+    events = None
+    try:  # closed whatever happens: a stopped run leaves no writer holding its files
+        restored = checkpoint.restore_latest(mngr, state, batches.checkpoint_items(restoring=True))
+        if restored is not None:
+            state = restored
+            batches.check_restored(int(state.step))
+            log(f"resumed {workdir} at step {int(state.step)}")
+        elif config.train.init_from:  # a fresh run that starts from another run's parameters
+            params = transfer.take_params(state.params, config.train.init_from)
+            state = parallel.replicate(state.replace(params=params), mesh)
+        step = int(state.step)
+        checkpoint.truncate_metrics(workdir, step)
+        events = progress.EventLog(workdir, step)
+        if changes:
+            checkpoint.record_changes(workdir, step, changes)
+            log(f"continuing from step {step} with {changes}")
+        unchecked = []  # (first step, metrics) of the chunks trained since the state was last checked
 
-    def check_finite():  # at a save or an epoch's end, where the host waits for the device anyway
-        where = divergence.first_bad_step(state, unchecked, step)
-        if where is not None:
-            raise divergence.stop(where, mngr.latest_step(), mngr.directory, config.opt.lr)
-        unchecked.clear()
+        def check_finite():  # at a save or an epoch's end, where the host waits for the device anyway
+            where = divergence.first_bad_step(state, unchecked, step)
+            if where is not None:
+                raise divergence.stop(where, mngr.latest_step(), mngr.directory, config.opt.lr)
+            unchecked.clear()
 
-    batch_size, chunk = config.train.batch_size, config.train.chunk
-    steps_per_epoch = len(train) // batch_size
-    total_steps = config.train.epochs * steps_per_epoch
-    stop_at = total_steps if max_steps is None else min(max_steps, total_steps)
-    row = {}
-    if step >= total_steps:
-        log(f"{workdir} is complete ({step} steps); rewriting its figures")
-    while step < stop_at:
-        epoch, offset = divmod(step, steps_per_epoch)
-        idx = epoch_batches(jax.random.fold_in(shuffle_rng, epoch), len(train), batch_size)
-        idx = parallel.shard_batch(idx, mesh, batch_axis=1)  # each device gathers its own rows
-        start_time, chunk_metrics = time.perf_counter(), []
-        bar = progress.epoch_bar(epoch, config.train.epochs, steps_per_epoch, offset)
-        # Chunks start at multiples of `chunk` within the epoch, whether or not the run resumed.
-        for begin in range(offset, steps_per_epoch, chunk):
-            end = min(begin - begin % chunk + chunk, steps_per_epoch)
-            state, metrics = train_chunk(state, train_set, idx[begin:end], step_rng)
-            chunk_metrics.append(metrics)
-            bar.update(end - begin)  # dispatched, not yet run: no host sync
-            unchecked.append((step, metrics))
-            previous, step = step, step + end - begin
-            if step // config.train.save_every_steps > previous // config.train.save_every_steps:
-                check_finite()
-                checkpoint.save(mngr, step, state)
-            if step >= stop_at:
+        steps_per_epoch = n // batch_size
+        total_steps = config.train.epochs * steps_per_epoch
+        stop_at = total_steps if max_steps is None else min(max_steps, total_steps)
+        row = {}
+        if step >= total_steps:
+            log(f"{workdir} is complete ({step} steps); rewriting its figures")
+        while step < stop_at:
+            epoch, offset = divmod(step, steps_per_epoch)
+            start_time, chunk_metrics = time.perf_counter(), []
+            bar = progress.epoch_bar(epoch, config.train.epochs, steps_per_epoch, offset)
+            # Chunks start at multiples of `chunk` within the epoch, whether or not the run resumed.
+            for begin in range(offset, steps_per_epoch, chunk):
+                end = min(begin - begin % chunk + chunk, steps_per_epoch)
+                inputs = batches.chunk(epoch, begin, end)
+                state, metrics = train_chunk(state, batches.dataset, inputs, step_rng)
+                chunk_metrics.append(metrics)
+                bar.update(end - begin)  # dispatched, not yet run: no host sync
+                unchecked.append((step, metrics))
+                previous, step = step, step + end - begin
+                if step // config.train.save_every_steps > previous // config.train.save_every_steps:
+                    check_finite()
+                    checkpoint.save(mngr, step, state, batches.checkpoint_items(restoring=False))
+                if step >= stop_at:
+                    break
+            train_metrics = jax.device_get(chunk_metrics)
+            bar.close()
+            seconds = time.perf_counter() - start_time
+            if step % steps_per_epoch:  # stopped inside an epoch: no epoch line to write
                 break
-        train_metrics = jax.device_get(chunk_metrics)
-        bar.close()
-        seconds = time.perf_counter() - start_time
-        if step % steps_per_epoch:  # stopped inside an epoch: no epoch line to write
-            break
-        check_finite()
-        train_means = {k: float(np.mean(np.concatenate([m[k] for m in train_metrics]))) for k in train_metrics[0]}
-        test_means = evaluate(state.params, test_set, eval_rng)
-        samples = (steps_per_epoch - offset) * batch_size
-        row = {
-            "epoch": epoch + 1,
-            "step": step,
-            **{f"train/{k}": v for k, v in train_means.items()},
-            **{f"test/{k}": v for k, v in test_means.items()},
-            "epoch_seconds": seconds,
-            "samples_per_s": samples / seconds,
-        }
-        checkpoint.append_metrics(workdir, row)
-        events.write(row)
-        log(epoch_line(row, config.train.epochs))
-    if mngr.latest_step() != step:
-        check_finite()
-        checkpoint.save(mngr, step, state)
-    mngr.close()
-    events.close()
+            check_finite()
+            train_means = {k: float(np.mean(np.concatenate([m[k] for m in train_metrics]))) for k in train_metrics[0]}
+            test_means = evaluate(state.params, test_set, eval_rng)
+            samples = (steps_per_epoch - offset) * batch_size
+            row = {
+                "epoch": epoch + 1,
+                "step": step,
+                **{f"train/{k}": v for k, v in train_means.items()},
+                **{f"test/{k}": v for k, v in test_means.items()},
+                "epoch_seconds": seconds,
+                "samples_per_s": samples / seconds,
+            }
+            checkpoint.append_metrics(workdir, row)
+            events.write(row)
+            log(epoch_line(row, config.train.epochs))
+        if mngr.latest_step() != step:
+            check_finite()
+            checkpoint.save(mngr, step, state, batches.checkpoint_items(restoring=False))
+    finally:
+        mngr.close()
+        batches.close()
+        if events is not None:
+            events.close()
     if step >= total_steps and parallel.is_main_process():
         params = jax.device_get(state.params)
         plots.write_figures(workdir, model, params, figure_x, config, figure_rng, test.labels)

@@ -13,7 +13,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
-import orbax.checkpoint as ocp
 
 from aejax import checkpoint
 
@@ -63,7 +62,7 @@ def load_params(workdir: str | Path) -> dict:
     with checkpoint.manager(workdir, keep=1) as mngr:
         if mngr.latest_step() is None:
             raise missing
-        return mngr.restore(mngr.latest_step(), args=ocp.args.StandardRestore())["params"]
+        return checkpoint.restore_plain(mngr, mngr.latest_step())["params"]
 
 
 def take_params(params: dict, workdir: str | Path) -> dict:

@@ -224,39 +224,36 @@ def test_multi_process_settings_must_come_together(monkeypatch):
         parallel.initialize(None, 2, None)
 
 
-@one_device
-def test_two_processes_train_as_one(tmp_path):
+def run_two_processes(script: str, tmp_path: Path) -> list[str]:
+    """`python SCRIPT PORT PROCESS_ID WORKDIR OUT` as processes 0 and 1 of one run, to their end:
+    their standard outputs. They train in `tmp_path/run` and write `tmp_path/{0,1}.npz`."""
     with socket.socket() as s:  # a free port for the coordinator
         s.bind(("localhost", 0))
         port = s.getsockname()[1]
     processes = [
         subprocess.Popen(
-            [
-                sys.executable,
-                __file__,
-                str(port),
-                str(i),
-                str(tmp_path / "run"),
-                str(tmp_path / f"{i}.npz"),
-            ],
-            env=_env(2),
-            cwd=ROOT,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
+            [sys.executable, script, str(port), str(i), str(tmp_path / "run"),
+             str(tmp_path / f"{i}.npz")],
+            env=_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
         for i in range(2)
     ]
     outputs = [p.communicate(timeout=300) for p in processes]
     for p, (_, err) in zip(processes, outputs):
         assert p.returncode == 0, err[-3000:]
+    return [out for out, _ in outputs]
+
+
+@one_device
+def test_two_processes_train_as_one(tmp_path):
+    outputs = run_two_processes(__file__, tmp_path)
     first, second = (list(np.load(tmp_path / f"{i}.npz").values()) for i in range(2))
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
     alone, _ = train.train_and_evaluate(_short_vae(), tmp_path / "alone")
     for a, b in zip(_leaves(alone.params), first, strict=True):
         np.testing.assert_allclose(b, a, rtol=1e-4, atol=1e-5)
-    assert "epoch 1/1" in outputs[0][0] and "epoch" not in outputs[1][0]  # process 0 reports alone
+    assert "epoch 1/1" in outputs[0] and "epoch" not in outputs[1]  # process 0 reports alone
     assert [r["epoch"] for r in checkpoint.read_metrics(tmp_path / "run")] == [1]
     assert (tmp_path / "run" / "samples.png").stat().st_size > 1000
     assert checkpoint.manager(tmp_path / "run", 3).latest_step() == 20
