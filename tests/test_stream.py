@@ -16,7 +16,7 @@ import chex
 import jax
 import numpy as np
 import pytest
-from conftest import CONFIGS, load_config, tiny_config
+from conftest import load_config, tiny_config
 from test_parallel import (
     FOUR_DEVICE_SESSION,
     ONLY_IN_FOUR,
@@ -109,7 +109,7 @@ def test_streamed_run_killed_mid_run_resumes_exactly(tmp_path):
     overrides = {"train.epochs": 10, "train.chunk": 2, "train.save_every_steps": 4}
     cut = tmp_path / "cut"
     command = [
-        sys.executable, "-m", "aejax.main", "train", f"--config={CONFIGS / 'mlp.py'}",
+        sys.executable, "-m", "aejax.main", "train", "--config=mlp",
         f"--workdir={cut}", "--config.data.stream=always",
         *(f"--config.{k}={v}" for k, v in overrides.items()),
     ]  # fmt: skip
