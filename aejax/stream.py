@@ -79,7 +79,8 @@ def wanted(config: ml_collections.ConfigDict) -> bool:
         and RecordFile(config.data.name, "train").device_bytes() > config.data.device_bytes_budget
     )
     if streams:
-        for name, value in (("data.label_fraction", config.data.label_fraction),
+        fraction = config.data.label_fraction  # None or 1: every row, as it is
+        for name, value in (("data.label_fraction", None if fraction == 1 else fraction),
                             ("model.output_bias", config.model.output_bias)):  # fmt: skip
             if value is not None:
                 raise ValueError(
