@@ -115,14 +115,15 @@ def record_changes(workdir: Path, step: int, changes: dict) -> None:
             f.write(json.dumps({"step": step, "changes": changes}) + "\n")
 
 
-def manager(workdir: Path, keep: int) -> ocp.CheckpointManager:
+def manager(workdir: Path, keep: int, *, writer: bool = False) -> ocp.CheckpointManager:
     """Checkpoints under `workdir/checkpoints`, the newest `keep` kept; saves are synchronous.
 
     Synchronous saves let the train step donate its state buffers right after a save. The
-    temporary directories of saves cut short (a killed run) are removed when it opens.
+    `writer` (the run itself) removes the temporary directories of saves cut short (a killed
+    run) when it opens them; a reader must not, or it would delete a save in progress.
     """
     options = ocp.CheckpointManagerOptions(
-        max_to_keep=keep, enable_async_checkpointing=False, cleanup_tmp_directories=True
+        max_to_keep=keep, enable_async_checkpointing=False, cleanup_tmp_directories=writer
     )
     return ocp.CheckpointManager((workdir / "checkpoints").absolute(), options=options)
 

@@ -308,7 +308,7 @@ def train_and_evaluate(
     test_set = parallel.replicate(as_dataset(config, figure_x, test.labels), mesh)
     changes = checkpoint.claim_workdir(workdir, config, resume_changes)  # config proved buildable
 
-    mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
+    mngr = checkpoint.manager(workdir, config.train.keep_checkpoints, writer=True)
     events = None
     try:  # closed whatever happens: a stopped run leaves no writer holding its files
         restored = checkpoint.restore_latest(mngr, state, batches.checkpoint_items(restoring=True))

@@ -130,7 +130,7 @@ def test_streamed_run_killed_mid_run_resumes_exactly(tmp_path):
 
 @one_device
 def test_auto_streams_a_training_set_bigger_than_the_budget():
-    mnist5k_train_bytes = 4000 * (28 * 28 * 4 + 4)  # float32 images and int32 labels
+    mnist5k_train_bytes = 4000 * (28 * 28 + 4)  # uint8 images and int32 labels
     assert stream.RecordFile("mnist5k", "train").device_bytes() == mnist5k_train_bytes
     assert stream.wanted(_config("mlp", "auto", data__device_bytes_budget=mnist5k_train_bytes - 1))
     assert not stream.wanted(_config("mlp", "auto", data__device_bytes_budget=mnist5k_train_bytes))
