@@ -6,10 +6,10 @@ A reference run trains a tiny VAE on mnist5k without interruption. Then, in a fr
 the same command is started and, once it is up, killed at a moment drawn uniformly over the
 time its remaining steps took the reference, again and again until it completes; its final
 checkpoint (parameters and optimiser state, bit for bit) and its logged test metrics must
-equal the reference's. A run that completes starts a new cycle in a new workdir, until `--kills` kills
-have landed. Checkpoints are saved every 2 steps, and a share of the kills (`--aim-saves`),
-once due, waits until a save is under way, so that kills inside a save are tried too (seen
-as the `*.orbax-checkpoint-tmp` folder the killed save leaves).
+equal the reference's. A run that completes starts a new cycle in a new workdir, until
+`--kills` kills have landed. Checkpoints are saved every 2 steps, and a share of the kills
+(`--aim-saves`), once due, waits until a save is under way, so that kills inside a save are
+tried too (seen as the `*.orbax-checkpoint-tmp` folder the killed save leaves).
 """
 
 import argparse
