@@ -95,11 +95,12 @@ def claim_workdir(
             return {}
         if not set(changes) <= set(resume_changes):
             listed = ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changes.items())
+            resumable = set(changes) <= set(RESUMABLE_FIELDS)
+            hint = f" To continue this run with them: --resume_changes={','.join(changes)}"
             raise ValueError(
                 f"{workdir} holds a run with a different config ({listed}). Resuming would mix two "
                 "experiments: pass a new --workdir, or rerun with the config saved in "
-                f"{path}. To continue this run with only {list(RESUMABLE_FIELDS)} changed "
-                "(a lower opt.lr after a divergence), name them: --resume_changes=opt.lr"
+                f"{path}.{hint if resumable else ''}"
             )
     if parallel.is_main_process():
         tmp = path.with_suffix(".tmp")

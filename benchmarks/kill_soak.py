@@ -3,13 +3,13 @@
     python -m benchmarks.kill_soak --kills 10 --seed 0 --out benchmarks/results/kill_soak.json
 
 A reference run trains a tiny VAE on mnist5k without interruption. Then, in a fresh workdir,
-the same command is started and killed at a moment drawn uniformly between the end of its
-start-up and the reference's end, again and again until it completes; its final checkpoint
-(parameters and optimiser state, bit for bit) and its logged test metrics must equal the
-reference's. A run that completes starts a new cycle in a new workdir, until `--kills` kills
-have landed. Checkpoints are saved every 2 steps, and a share of the kills (`--aim-saves`),
-once due, waits until a save is under way, so that kills inside a save are tried too (seen
-as the `*.orbax-checkpoint-tmp` folder the killed save leaves).
+the same command is started and, once it is up, killed at a moment drawn uniformly over the
+time its remaining steps took the reference, again and again until it completes; its final
+checkpoint (parameters and optimiser state, bit for bit) and its logged test metrics must
+equal the reference's. A run that completes starts a new cycle in a new workdir, until
+`--kills` kills have landed. Checkpoints are saved every 2 steps, and a share of the kills
+(`--aim-saves`), once due, waits until a save is under way, so that kills inside a save are
+tried too (seen as the `*.orbax-checkpoint-tmp` folder the killed save leaves).
 """
 
 import argparse
@@ -36,6 +36,7 @@ OVERRIDES = (
     "--config.train.chunk=2",
     "--config.train.save_every_steps=2",
 )
+TOTAL_STEPS = 60
 # Not compared: timings, and the train means of an epoch resumed inside, which average only the
 # steps run since the resume (the steps before it were trained by the killed process).
 UNCOMPARED = ("epoch_seconds", "samples_per_s", "train/")
@@ -75,6 +76,12 @@ def reference(workdir: Path) -> tuple[float, float]:
     return ready, time.perf_counter() - t0
 
 
+def steps_left(workdir: Path) -> float:
+    """The share of the run's steps after its newest checkpoint."""
+    steps = [int(p.name) for p in (workdir / "checkpoints").glob("*") if p.name.isdigit()]
+    return 1 - max(steps, default=0) / TOTAL_STEPS
+
+
 def saving(workdir: Path) -> bool:
     """Whether a checkpoint is being written (or was, when its writer was killed)."""
     return any((workdir / "checkpoints").glob("*.orbax-checkpoint-tmp*"))
@@ -90,8 +97,10 @@ def soak(kills: int, seed: int, aim_saves: float, root: Path) -> dict:
     while landed < kills:
         workdir = root / f"cycle{cycles}"
         while True:
-            proc, t0 = start(workdir)
-            deadline, aimed = t0 + rng.uniform(ready, total), rng.random() < aim_saves
+            proc, _ = start(workdir)
+            proc.stdout.readline()  # up: the kill falls in the time its remaining steps should take
+            deadline = time.perf_counter() + rng.uniform(0, (total - ready) * steps_left(workdir))
+            aimed = rng.random() < aim_saves
             while proc.poll() is None:
                 late = time.perf_counter() >= deadline
                 if late and not (aimed and not saving(workdir)):

@@ -154,7 +154,7 @@ def small_disk(tmp_path):
     if subprocess.run(command, capture_output=True).returncode:
         pytest.skip("cannot mount a tmpfs here; the mocked writer test covers the disk-full path")
     yield mount
-    subprocess.run(["umount", str(mount)], check=True)
+    subprocess.run(["umount", "--lazy", str(mount)], check=True)  # lazy: files a failure left open
 
 
 def test_full_disk_stops_with_one_error_and_the_run_resumes_after(runs, small_disk):
