@@ -140,7 +140,10 @@ def test_disk_full_inside_orbax_writer_is_one_clear_error(tmp_path, monkeypatch)
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1"]
     mngr.close()
     (tmp_path / "checkpoints" / "2.orbax-checkpoint-tmp").mkdir()  # as a killed save leaves it
-    with checkpoint.manager(tmp_path, 3) as reopened:
+    with checkpoint.manager(tmp_path, 3) as reader:  # a reader leaves it: it may be a live save
+        np.testing.assert_array_equal(checkpoint.restore_latest(reader, state)["w"], state["w"])
+    assert "2.orbax-checkpoint-tmp" in {p.name for p in (tmp_path / "checkpoints").iterdir()}
+    with checkpoint.manager(tmp_path, 3, writer=True) as reopened:  # the run resuming removes it
         np.testing.assert_array_equal(checkpoint.restore_latest(reopened, state)["w"], state["w"])
     assert sorted(p.name for p in (tmp_path / "checkpoints").iterdir()) == ["1"]
 
