@@ -36,12 +36,13 @@ def make_layer_loss_fn(model, cfg: ml_collections.ConfigDict) -> losses.LossFn:
     if not 0 <= layer < depth:
         raise ValueError(f"loss.layer={layer}: the encoder has layers 0 to {depth - 1}")
     corruption = cfg.get("corruption")
-    if layer > 0 and corruption is not None and corruption.name != "masking":
+    corrupt = corruptions.build(corruption) if corruption is not None else None
+    if layer > 0 and corrupt is not None and not corruptions.works_on_any_code(corruption):
         raise ValueError(
             f"corruption {corruption.name!r} assumes inputs in [0, 1], which hidden codes are "
-            "not; pretrain the inner layers with 'masking' noise, which works on any code"
+            "not; pretrain the inner layers with 'masking' noise or unclipped gaussian noise "
+            "(clip=False), which work on any code"
         )
-    corrupt = corruptions.build(corruption) if corruption is not None else None
 
     def encoder_activation(i):
         return encoder.activation if i < depth - 1 else encoder.code_activation

@@ -63,7 +63,7 @@ def test_phase_two_trains_its_pair_leaves_the_rest_bitwise_unchanged_then_all_fi
 def test_phases_that_cannot_work_are_refused(sdae, change, message):
     config = pretrain.phase_config(sdae, 1, "")
     if change == "corruption":
-        config.loss.corruption = {"name": "gaussian", "factor": 0.5, "at_eval": False}
+        config.loss.corruption = {"name": "gaussian", "factor": 0.5, "clip": True, "at_eval": False}
     if change == "layer":
         config.loss.layer = 4
     if change == "model":
