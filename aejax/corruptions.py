@@ -2,8 +2,9 @@
 
 Every op maps images in [0, 1] to images in [0, 1], so a corrupted input is still a valid
 input, except gaussian noise with `clip=False`: the seeds' `X + N(0, 1)`, left as drawn. Each
-op draws only from the key it is given: the loss hands it the step's own "corruption" stream. The loss, not the op, decides when to corrupt (training, or evaluation
-if the config asks) and keeps the clean image as the target.
+op draws only from the key it is given: the loss hands it the step's own "corruption" stream.
+The loss, not the op, decides when to corrupt (training, or evaluation if the config asks) and
+keeps the clean image as the target.
 """
 
 import functools

@@ -220,15 +220,24 @@ def _mlp_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     return VAE(encoder, decoder, cfg.latent_dim, cfg.get("learned_variance", False))
 
 
-CONV_UPSAMPLING = ("nearest", "transpose")  # the conv decoder's ways of doubling a side
+# The conv decoder's ways of reaching 28: conv then double, with a VALID trim from a 4x4 code
+# (4-8-16-14-28); nearest resize to the encoder's sides then conv (4-7-14-28, the TensorFlow
+# tutorials'); stride-2 transposed convolutions (4-7-14-28).
+CONV_DECODERS = {
+    "nearest": conv.ConvDecoder,
+    "resize": conv.ResizeConvDecoder,
+    "transpose": conv.ConvTransposeDecoder,
+}
 
 
 def _check_conv_shapes(cfg: ml_collections.ConfigDict) -> None:
     height, width, _ = cfg.image_shape
-    if (height, width) != (28, 28) or len(cfg.encoder_features) != 3 or len(cfg.decoder_features) != 3:
+    layers = len(cfg.encoder_features)
+    if (height, width) != (28, 28) or layers not in (2, 3) or len(cfg.decoder_features) != layers:
         raise ValueError(
-            "the conv autoencoder's 28 -> 14 -> 7 -> 4 -> 8 -> 16 -> 14 -> 28 path needs 28x28 "
-            f"images and three encoder and decoder layers; got image_shape={tuple(cfg.image_shape)}, "
+            "the conv autoencoder needs 28x28 images and two or three encoder layers (28 -> 14 -> "
+            "7 -> 4 and back, or 28 -> 14 -> 7 and back), as many decoder layers; got "
+            f"image_shape={tuple(cfg.image_shape)}, "
             f"encoder_features={tuple(cfg.encoder_features)}, "
             f"decoder_features={tuple(cfg.decoder_features)}"
         )
@@ -236,27 +245,30 @@ def _check_conv_shapes(cfg: ml_collections.ConfigDict) -> None:
 
 def _conv_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
     _check_conv_shapes(cfg)
+    if cfg.upsampling not in CONV_DECODERS:
+        choices = tuple(CONV_DECODERS)
+        raise ValueError(f"unknown upsampling {cfg.upsampling!r}; choose one of {choices}")
     encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
-    if cfg.upsampling not in CONV_UPSAMPLING:
-        raise ValueError(f"unknown upsampling {cfg.upsampling!r}; choose one of {CONV_UPSAMPLING}")
     height, channels = cfg.image_shape[0], cfg.image_shape[-1]
-    if cfg.upsampling == "nearest":
-        decoder = conv.ConvDecoder(tuple(cfg.decoder_features), channels)
-    else:
-        decoder = conv.ConvTransposeDecoder(tuple(cfg.decoder_features), channels, height)
+    decoder = CONV_DECODERS[cfg.upsampling](tuple(cfg.decoder_features), channels, height)
     return Autoencoder(encoder, decoder)
 
 
 def _conv_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     _check_conv_shapes(cfg)
     encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
-    code_shape = (4, 4, cfg.encoder_features[-1])  # the decoder starts from the encoder's map shape
+    side = conv.encoder_sides(cfg.image_shape[0], len(cfg.encoder_features))[-1]
+    code_shape = (side, side, cfg.encoder_features[-1])  # the decoder starts from the encoder's
     decoder = conv.LatentConvDecoder(tuple(cfg.decoder_features), code_shape, cfg.image_shape[-1])
     return VAE(encoder, decoder, cfg.latent_dim, cfg.get("learned_variance", False))
 
 
 def _classifier(cfg: ml_collections.ConfigDict) -> nn.Module:
-    return supervised.Classifier(build(cfg.autoencoder), cfg.num_classes)
+    if cfg.head_input not in supervised.HEAD_INPUTS:
+        raise ValueError(
+            f"unknown model.head_input {cfg.head_input!r}; choose one of {supervised.HEAD_INPUTS}"
+        )
+    return supervised.Classifier(build(cfg.autoencoder), cfg.num_classes, cfg.head_input)
 
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
@@ -265,7 +277,7 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "vae": _mlp_vae,
     "conv": _conv_ae,  # conv encoder, nearest-upsampling or transposed-conv decoder
     "conv_vae": _conv_vae,  # the conv encoder and nearest-upsampling decoder around gaussian heads
-    "classifier": _classifier,  # a softmax head on the code of `model.autoencoder`
+    "classifier": _classifier,  # a softmax head on the code (or output) of `model.autoencoder`
 }
 
 

@@ -1,9 +1,11 @@
 """A softmax classifier on an autoencoder's code, its loss, and stratified labelled subsets.
 
-The classifier wraps a whole autoencoder but only calls its `encode`, so its parameters are the
-encoder's (under `autoencoder`, no decoder) and a dense `head`; `train.init_from` can fill them
-from a trained autoencoder's run. Trained with every parameter it fine-tunes the encoder; with
-`opt.trainable=("head",)` the encoder is frozen and the head is a softmax probe.
+The classifier wraps a whole autoencoder. On its code (`head_input="code"`) it only calls
+`encode`, so its parameters are the encoder's (under `autoencoder`, no decoder) and a dense
+`head`; on its output (`"decoded"`, the two-pool conv tutorial's classifier) the decoder's too.
+`train.init_from` can fill them from a trained autoencoder's run. Trained with every parameter
+it fine-tunes the encoder; with `opt.trainable=("head",)` the encoder is frozen and the head
+is a softmax probe.
 """
 
 import flax.linen as nn
@@ -14,11 +16,16 @@ import numpy as np
 import optax
 
 
+HEAD_INPUTS = ("code", "decoded")  # what the softmax head reads, flattened
+
+
 class Classifier(nn.Module):
-    """logits = head(flatten(code)), the code being the autoencoder's (a VAE's posterior mean)."""
+    """logits = head(flatten(code)), the code being the autoencoder's (a VAE's posterior mean),
+    or head(flatten(sigmoid(decode(code)))): the reconstruction, with `head_input="decoded"`."""
 
     autoencoder: nn.Module
     num_classes: int = 10
+    head_input: str = "code"  # one of HEAD_INPUTS
 
     def setup(self):
         self.head = nn.Dense(self.num_classes)
@@ -30,7 +37,10 @@ class Classifier(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
         del train
         code = self.encode(x)
-        return self.head(code.reshape(code.shape[0], -1)), {"code": code}
+        features = code
+        if self.head_input == "decoded":  # the seed's decoder ends in a sigmoid: its image
+            features = nn.sigmoid(self.autoencoder.decode(code))
+        return self.head(features.reshape(code.shape[0], -1)), {"code": code}
 
 
 def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict):
@@ -77,11 +87,13 @@ def classifier_config(
     trainable: tuple[str, ...] = (),
     label_fraction: float = 1.0,
     epochs: int | None = None,
+    head_input: str = "code",
 ) -> ml_collections.ConfigDict:
     """The config of a classifier on `autoencoder_config`'s model, same data, optimiser, seed.
 
     `init_from`: the autoencoder's run ("" trains from scratch); `trainable=("head",)` freezes
-    the encoder; `label_fraction` < 1 trains on a stratified subset of the labels.
+    the encoder; `label_fraction` < 1 trains on a stratified subset of the labels;
+    `head_input="decoded"` puts the head on the reconstruction instead of the code.
     """
     config = ml_collections.ConfigDict()
     config.seed = autoencoder_config.seed
@@ -97,6 +109,7 @@ def classifier_config(
     config.model = ml_collections.ConfigDict()
     config.model.name = "classifier"
     config.model.num_classes = 10
+    config.model.head_input = head_input  # "code", or "decoded": the flattened reconstruction
     config.model.autoencoder = ml_collections.ConfigDict(autoencoder_config.model.to_dict())
     config.loss = ml_collections.ConfigDict()
     config.loss.objective = "classification"  # softmax cross-entropy, accuracy reported
