@@ -1,9 +1,10 @@
 """Autoencoder modules: an encoder, a decoder, and the glue that makes them an AE or a VAE.
 
 Every model maps images `x_BxHxWxC` in [0, 1] to decoder logits of the same shape and a dict
-of named intermediates (`code`, or `mu`, `logvar`, `z` for a VAE); losses read what they need
-from that dict, so a new autoencoder is a new combination rather than a new class. `MODELS`
-holds the architectures by `config.model.name`; corruption and penalties live in the loss.
+of named intermediates (`code`, or `mu`, `logvar`, `z` for a VAE, and `sigma` for its sigma
+head); losses read what they need from that dict, so a new autoencoder is a new combination
+rather than a new class. `MODELS` holds the architectures by `config.model.name`; corruption
+and penalties live in the loss.
 """
 
 import math
@@ -144,31 +145,48 @@ class Autoencoder(nn.Module):
         return self.decode(code), {"code": code}
 
 
+POSTERIOR_SCALES = ("logvar", "sigma")  # what the VAE's second head outputs
+SIGMA_EPS = 1e-10  # log(sigma^2 + eps): the sigma head's floor, as the seed wrote it
+
+
 class VAE(nn.Module):
     """A VAE with a diagonal gaussian posterior and a standard normal prior.
 
     The encoder gives features (flattened, so a conv encoder's map serves too); two dense heads
-    give the posterior mean and log-variance (log-variance keeps the variance positive without a
-    constraint). At evaluation the decoder still sees a sample, so the reported ELBO is an
-    unbiased single-sample estimate. `learned_variance` adds one log-variance parameter for a
-    gaussian likelihood, reported as `obs_logvar`.
+    give the posterior mean and, by `posterior_scale`, its log-variance (positive variance
+    without a constraint) or its standard deviation sigma itself (the seed's other variant,
+    whose KL reads log(sigma^2 + 1e-10)). At evaluation the decoder still sees a sample, so the
+    reported ELBO is an unbiased single-sample estimate. `learned_variance` adds one
+    log-variance parameter for a gaussian likelihood, reported as `obs_logvar`.
     """
 
     encoder: nn.Module
     decoder: nn.Module
     latent_dim: int
     learned_variance: bool = False
+    posterior_scale: str = "logvar"  # one of POSTERIOR_SCALES
 
     def setup(self):
         self.mu_head = nn.Dense(self.latent_dim)
-        self.logvar_head = nn.Dense(self.latent_dim)
+        if self.posterior_scale == "logvar":
+            self.logvar_head = nn.Dense(self.latent_dim)
+        else:
+            self.sigma_head = nn.Dense(self.latent_dim)
         if self.learned_variance:
             self.obs_logvar = self.param("obs_logvar", nn.initializers.zeros, ())
 
-    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def _heads(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
         h = self.encoder(x)
         h_BxD = h.reshape(h.shape[0], -1)
-        return self.mu_head(h_BxD), self.logvar_head(h_BxD)
+        scale_head = self.logvar_head if self.posterior_scale == "logvar" else self.sigma_head
+        return self.mu_head(h_BxD), scale_head(h_BxD)
+
+    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The posterior's mean and log-variance (for the sigma head, log(sigma^2 + eps))."""
+        mu, scale = self._heads(x)
+        if self.posterior_scale == "sigma":
+            return mu, jnp.log(jnp.square(scale) + SIGMA_EPS)
+        return mu, scale
 
     def decode(self, z_BxK: jax.Array) -> jax.Array:
         return self.decoder(z_BxK)
@@ -179,12 +197,18 @@ class VAE(nn.Module):
         """Decodes one posterior sample per image, or `samples` of them: then `z` is
         [samples, B, K] and the logits [samples, B, H, W, C] (importance sampling, IWAE)."""
         del train
-        mu, logvar = self.encode(x)
+        mu, scale = self._heads(x)
+        aux = {"mu": mu}
+        if self.posterior_scale == "sigma":
+            std, aux["sigma"] = scale, scale
+            aux["logvar"] = jnp.log(jnp.square(scale) + SIGMA_EPS)
+        else:
+            std, aux["logvar"] = jnp.exp(0.5 * scale), scale
         shape = mu.shape if samples is None else (samples, *mu.shape)
         eps = jax.random.normal(self.make_rng("noise"), shape, mu.dtype)
-        z = mu + jnp.exp(0.5 * logvar) * eps  # reparameterisation: gradients flow to mu, logvar
+        z = mu + std * eps  # reparameterisation: gradients flow to both heads
         logits = self.decode(z.reshape(-1, self.latent_dim)).reshape(*shape[:-1], *x.shape[1:])
-        aux = {"mu": mu, "logvar": logvar, "z": z}
+        aux["z"] = z
         if self.learned_variance:
             aux["obs_logvar"] = self.obs_logvar
         return logits, aux
@@ -217,7 +241,17 @@ def _mlp_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     encoder = MLPEncoder(cfg.encoder_widths, cfg.activation, cfg.activation, init)
     decoder_widths = tuple(reversed(cfg.encoder_widths))
     decoder = MLPDecoder(decoder_widths, tuple(cfg.image_shape), cfg.activation, init)
-    return VAE(encoder, decoder, cfg.latent_dim, cfg.get("learned_variance", False))
+    return _vae(cfg, encoder, decoder)
+
+
+def _vae(cfg: ml_collections.ConfigDict, encoder: nn.Module, decoder: nn.Module) -> VAE:
+    if cfg.posterior_scale not in POSTERIOR_SCALES:
+        raise ValueError(
+            f"unknown model.posterior_scale {cfg.posterior_scale!r}; choose one of "
+            f"{POSTERIOR_SCALES}"
+        )
+    learned_variance = cfg.get("learned_variance", False)
+    return VAE(encoder, decoder, cfg.latent_dim, learned_variance, cfg.posterior_scale)
 
 
 # The conv decoder's ways of reaching 28: conv then double, with a VALID trim from a 4x4 code
@@ -260,7 +294,7 @@ def _conv_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     side = conv.encoder_sides(cfg.image_shape[0], len(cfg.encoder_features))[-1]
     code_shape = (side, side, cfg.encoder_features[-1])  # the decoder starts from the encoder's
     decoder = conv.LatentConvDecoder(tuple(cfg.decoder_features), code_shape, cfg.image_shape[-1])
-    return VAE(encoder, decoder, cfg.latent_dim, cfg.get("learned_variance", False))
+    return _vae(cfg, encoder, decoder)
 
 
 def _classifier(cfg: ml_collections.ConfigDict) -> nn.Module:
