@@ -7,9 +7,10 @@
 encoder's, transposed) for N epochs; and each of the two greedily pretrained one pair of
 layers at a time (N/2 epochs each, the L2 penalty on the phase's own kernels), then
 fine-tuned end to end for N epochs. N is 30, or 100 with `--full`. Leaves
-`reconstructions.png` (10 test digits over each model's reconstructions), `test_loss.png` (test BCE per epoch of the end-to-end runs; the greedy ones' fine-tuning) and
-`metrics.json`: each model's test BCE in nats per image, its loss with the L2 penalty, and its
-number of parameters.
+`reconstructions.png` (10 test digits over each model's reconstructions), `test_loss.png`
+(test BCE per epoch of the end-to-end runs; the greedy ones' fine-tuning) and `metrics.json`:
+each model's test BCE in nats per image, its loss with the L2 penalty, and its number of
+parameters.
 """
 
 import common
