@@ -175,18 +175,22 @@ class VAE(nn.Module):
         if self.learned_variance:
             self.obs_logvar = self.param("obs_logvar", nn.initializers.zeros, ())
 
-    def _heads(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def _posterior(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """The mean, the sample's scale and the log-variance: from a sigma head its own output
+        and log(sigma^2 + eps), from a log-variance head exp(logvar / 2) and its output."""
         h = self.encoder(x)
         h_BxD = h.reshape(h.shape[0], -1)
-        scale_head = self.logvar_head if self.posterior_scale == "logvar" else self.sigma_head
-        return self.mu_head(h_BxD), scale_head(h_BxD)
+        mu = self.mu_head(h_BxD)
+        if self.posterior_scale == "sigma":
+            sigma = self.sigma_head(h_BxD)
+            return mu, sigma, jnp.log(jnp.square(sigma) + SIGMA_EPS)
+        logvar = self.logvar_head(h_BxD)
+        return mu, jnp.exp(0.5 * logvar), logvar
 
     def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """The posterior's mean and log-variance (for the sigma head, log(sigma^2 + eps))."""
-        mu, scale = self._heads(x)
-        if self.posterior_scale == "sigma":
-            return mu, jnp.log(jnp.square(scale) + SIGMA_EPS)
-        return mu, scale
+        """The posterior's mean and log-variance."""
+        mu, _, logvar = self._posterior(x)
+        return mu, logvar
 
     def decode(self, z_BxK: jax.Array) -> jax.Array:
         return self.decoder(z_BxK)
@@ -197,13 +201,10 @@ class VAE(nn.Module):
         """Decodes one posterior sample per image, or `samples` of them: then `z` is
         [samples, B, K] and the logits [samples, B, H, W, C] (importance sampling, IWAE)."""
         del train
-        mu, scale = self._heads(x)
-        aux = {"mu": mu}
-        if self.posterior_scale == "sigma":
-            std, aux["sigma"] = scale, scale
-            aux["logvar"] = jnp.log(jnp.square(scale) + SIGMA_EPS)
-        else:
-            std, aux["logvar"] = jnp.exp(0.5 * scale), scale
+        mu, std, logvar = self._posterior(x)
+        aux = {"mu": mu, "logvar": logvar}
+        if self.posterior_scale == "sigma":  # the KL reads sigma itself, as the seed's does
+            aux["sigma"] = std
         shape = mu.shape if samples is None else (samples, *mu.shape)
         eps = jax.random.normal(self.make_rng("noise"), shape, mu.dtype)
         z = mu + std * eps  # reparameterisation: gradients flow to both heads
