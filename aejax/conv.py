@@ -4,11 +4,13 @@ The encoder is 3x3 ReLU convolutions each followed by 2x2 max pooling ('SAME': e
 halved rounding up, 28 -> 14 -> 7 -> 4, 32 -> 16 -> 8 -> 4). The nearest-upsampling decoder
 doubles the code's side per layer; its last convolution trims what the doublings overshoot
 (for 28: 4 -> 8 -> 16, a VALID convolution 16 -> 14, then 28), and a side still too large
-after the last doubling (an odd one) is cropped. The transposed-convolution decoder retraces
-the encoder's sides exactly, 4 -> 7 -> 14 -> 28. Either ends in a 3x3 convolution to logits.
+after the last doubling (an odd one) is cropped. The resizing decoder (the TensorFlow
+tutorials') resizes to the encoder's sides, 4 -> 7 -> 14 -> 28, before each convolution, so its
+last convolution works at full size; the transposed-convolution decoder retraces those sides
+with learned upsampling. Each ends in a 3x3 convolution to logits.
 Pooling and nearest upsampling are reshapes: on XLA:CPU the reshape pooling trained faster than
 `lax.reduce_window`. The convolutions are XLA's own: written as matmuls, the slowest layers ran
-faster alone but whole training steps slower (`benchmarks/conv_layers.py`, README "Benchmarks").
+faster alone but whole training steps slower (`benchmarks/conv_layers.py`, docs/benchmarks.md).
 """
 
 import math
@@ -17,6 +19,7 @@ from collections.abc import Sequence
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 
 def max_pool_2x2(x_BxHxWxC: jax.Array) -> jax.Array:
@@ -31,6 +34,17 @@ def upsample_2x(x_BxHxWxC: jax.Array) -> jax.Array:
     b, h, w, c = x_BxHxWxC.shape
     x = jnp.broadcast_to(x_BxHxWxC[:, :, None, :, None, :], (b, h, 2, w, 2, c))
     return x.reshape(b, 2 * h, 2 * w, c)
+
+
+def resize_nearest(x_BxHxWxC: jax.Array, height: int, width: int) -> jax.Array:
+    """Nearest-neighbour resize: output row i is input row floor(i * H / height), the rule of
+    TF1's `tf.image.resize_nearest_neighbor` (no half-pixel centres), so 4 -> 7 repeats rows
+    0, 0, 1, 1, 2, 2, 3. A doubling is `upsample_2x`, the same rows."""
+    h, w = x_BxHxWxC.shape[1:3]
+    if (height, width) == (2 * h, 2 * w):
+        return upsample_2x(x_BxHxWxC)
+    rows, cols = (np.arange(out) * n // out for n, out in ((h, height), (w, width)))
+    return x_BxHxWxC[:, rows][:, :, cols]
 
 
 def encoder_sides(side: int, layers: int) -> list[int]:
@@ -82,6 +96,32 @@ class ConvDecoder(nn.Module):
             padding = [(1, 1)] * 2 if i < last else list(map(_trim_padding, sides_in, halves))
             h = upsample_2x(nn.relu(nn.Conv(f, (3, 3), padding=padding, name=f"conv{i}")(h)))
         h = h[:, : self.image_hw[0], : self.image_hw[1]]  # an odd side: one row or column over
+        return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
+
+
+class ResizeConvDecoder(nn.Module):
+    """Nearest resize to the next encoder side, then conv3x3-relu, per entry of `features`;
+    then a 3x3 convolution to logits: 4 -> 7 -> 14 -> 28, the last feature map at 28x28.
+
+    The TensorFlow tutorials' decoder (`tf.image.resize_nearest_neighbor` before each
+    `conv2d`); its parameters are those of a ConvDecoder with the same features.
+    """
+
+    features: Sequence[int] = (8, 8, 16)
+    channels: int = 1
+    image_hw: Sequence[int] = (28, 28)  # the output's height and width
+
+    @nn.compact
+    def __call__(self, z_BxHxWxC: jax.Array) -> jax.Array:
+        heights, widths = (encoder_sides(side, len(self.features)) for side in self.image_hw)
+        if tuple(z_BxHxWxC.shape[1:3]) != (heights[-1], widths[-1]):
+            raise ValueError(
+                f"code sides {z_BxHxWxC.shape[1:3]} do not match the encoder's {heights, widths}"
+            )
+        h = z_BxHxWxC
+        for i, f in enumerate(self.features):
+            h = resize_nearest(h, heights[-2 - i], widths[-2 - i])
+            h = nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}")(h))
         return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
 
 

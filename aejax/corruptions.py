@@ -1,9 +1,10 @@
 """Input corruptions for denoising autoencoders: pure ops `corrupt(x, rng) -> x_tilde`, by name.
 
 Every op maps images in [0, 1] to images in [0, 1], so a corrupted input is still a valid
-input, and draws only from the key it is given: the loss hands it the step's own
-"corruption" stream. The loss, not the op, decides when to corrupt (training, or evaluation
-if the config asks) and keeps the clean image as the target.
+input, except gaussian noise with `clip=False`: the seeds' `X + N(0, 1)`, left as drawn. Each
+op draws only from the key it is given: the loss hands it the step's own "corruption" stream.
+The loss, not the op, decides when to corrupt (training, or evaluation if the config asks) and
+keeps the clean image as the target.
 """
 
 import functools
@@ -17,9 +18,11 @@ import ml_collections
 Corruption = Callable[[jax.Array, jax.Array], jax.Array]
 
 
-def gaussian(x: jax.Array, rng: jax.Array, *, factor: float) -> jax.Array:
-    """Additive noise `x + factor * N(0, 1)`, clipped back to [0, 1]."""
-    return jnp.clip(x + factor * jax.random.normal(rng, x.shape, x.dtype), 0.0, 1.0)
+def gaussian(x: jax.Array, rng: jax.Array, *, factor: float, clip: bool) -> jax.Array:
+    """Additive noise `x + factor * N(0, 1)`, clipped back to [0, 1] if `clip` (the Keras
+    tutorials), unbounded if not (the seeds' `X + N(0, 1)`, which also fits hidden codes)."""
+    noisy = x + factor * jax.random.normal(rng, x.shape, x.dtype)
+    return jnp.clip(noisy, 0.0, 1.0) if clip else noisy
 
 
 def masking(x: jax.Array, rng: jax.Array, *, keep_prob: float) -> jax.Array:
@@ -43,12 +46,19 @@ CORRUPTIONS: dict[str, Callable[..., jax.Array]] = {
     "masking": masking,
     "salt_and_pepper": salt_and_pepper,
 }
-# Where each setting makes sense; outside it an op would leave [0, 1] or not be a probability.
+# Where each number makes sense; outside it an op would leave [0, 1] or not be a probability.
 _VALID = {
     "factor": (0.0, float("inf")),
     "keep_prob": (0.0, 1.0),
     "fraction": (0.0, 1.0),
 }
+_SWITCHES = ("clip",)  # settings that are True or False
+
+
+def works_on_any_code(cfg: ml_collections.ConfigDict) -> bool:
+    """Whether the corruption assumes no range of its input, so that it can corrupt hidden
+    codes: masking, and gaussian noise left unclipped."""
+    return cfg.name == "masking" or (cfg.name == "gaussian" and not cfg.clip)
 
 
 def build(cfg: ml_collections.ConfigDict) -> Corruption | None:
@@ -64,6 +74,10 @@ def build(cfg: ml_collections.ConfigDict) -> Corruption | None:
     if sorted(settings) != sorted(expected):
         raise ValueError(f"corruption {cfg.name!r} takes {expected}, got {sorted(settings)}")
     for key, value in settings.items():
+        if key in _SWITCHES:
+            if not isinstance(value, bool):
+                raise ValueError(f"corruption.{key} must be True or False, got {value!r}")
+            continue
         low, high = _VALID[key]
         if not low <= value <= high:
             raise ValueError(f"corruption.{key} must be in [{low}, {high}], got {value}")

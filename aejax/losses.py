@@ -20,7 +20,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from aejax import corruptions, regularizers
+from aejax import corruptions, models, regularizers
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 REDUCTIONS = ("mean", "sum")  # over pixels: per-pixel averages, or nats per image
@@ -51,6 +51,23 @@ def mean_image(logits: jax.Array, likelihood: str) -> jax.Array:
 def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
     """KL(N(mu, exp(logvar)) || N(0, I)) in closed form, summed over latents: shape [B]."""
     return 0.5 * jnp.sum(jnp.exp(logvar) + jnp.square(mu) - 1.0 - logvar, axis=-1)
+
+
+def gaussian_kl_sigma(
+    mu: jax.Array, sigma: jax.Array, eps: float = models.SIGMA_EPS
+) -> jax.Array:
+    """KL(N(mu, sigma^2) || N(0, I)) as the seed's sigma head computes it, its log floored:
+    0.5 sum(sigma^2 + mu^2 - 1 - log(sigma^2 + eps)), shape [B]. Below the true KL by at most
+    0.5 log(1 + eps / sigma^2) per latent."""
+    variance = jnp.square(sigma)
+    return 0.5 * jnp.sum(variance + jnp.square(mu) - 1.0 - jnp.log(variance + eps), axis=-1)
+
+
+def posterior_kl(aux: dict) -> jax.Array:
+    """The KL of the model's posterior, read in the form its head gives: sigma or log-variance."""
+    if "sigma" in aux:
+        return gaussian_kl_sigma(aux["mu"], aux["sigma"])
+    return gaussian_kl(aux["mu"], aux["logvar"])
 
 
 def log_importance_weights(nll_SxB: jax.Array, aux: dict) -> jax.Array:
@@ -150,7 +167,7 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
         metrics = {"recon": jnp.sum(per_pixel) / count}
         loss = metrics["recon"]
         if "mu" in aux:
-            metrics["kl"] = jnp.mean(gaussian_kl(aux["mu"], aux["logvar"]))
+            metrics["kl"] = jnp.mean(posterior_kl(aux))
             loss = loss + kl_weight(step) * metrics["kl"]
         if samples > 1:
             log_w_SxB = log_importance_weights(per_image(per_pixel), aux)

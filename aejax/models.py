@@ -1,9 +1,10 @@
 """Autoencoder modules: an encoder, a decoder, and the glue that makes them an AE or a VAE.
 
 Every model maps images `x_BxHxWxC` in [0, 1] to decoder logits of the same shape and a dict
-of named intermediates (`code`, or `mu`, `logvar`, `z` for a VAE); losses read what they need
-from that dict, so a new autoencoder is a new combination rather than a new class. `MODELS`
-holds the architectures by `config.model.name`; corruption and penalties live in the loss.
+of named intermediates (`code`, or `mu`, `logvar`, `z` for a VAE, and `sigma` for its sigma
+head); losses read what they need from that dict, so a new autoencoder is a new combination
+rather than a new class. `MODELS` holds the architectures by `config.model.name`; corruption
+and penalties live in the loss.
 """
 
 import math
@@ -145,31 +146,52 @@ class Autoencoder(nn.Module):
         return self.decode(code), {"code": code}
 
 
+POSTERIOR_SCALES = ("logvar", "sigma")  # what the VAE's second head outputs
+SIGMA_EPS = 1e-10  # log(sigma^2 + eps): the sigma head's floor, as the seed wrote it
+
+
 class VAE(nn.Module):
     """A VAE with a diagonal gaussian posterior and a standard normal prior.
 
     The encoder gives features (flattened, so a conv encoder's map serves too); two dense heads
-    give the posterior mean and log-variance (log-variance keeps the variance positive without a
-    constraint). At evaluation the decoder still sees a sample, so the reported ELBO is an
-    unbiased single-sample estimate. `learned_variance` adds one log-variance parameter for a
-    gaussian likelihood, reported as `obs_logvar`.
+    give the posterior mean and, by `posterior_scale`, its log-variance (positive variance
+    without a constraint) or its standard deviation sigma itself (the seed's other variant,
+    whose KL reads log(sigma^2 + 1e-10)). At evaluation the decoder still sees a sample, so the
+    reported ELBO is an unbiased single-sample estimate. `learned_variance` adds one
+    log-variance parameter for a gaussian likelihood, reported as `obs_logvar`.
     """
 
     encoder: nn.Module
     decoder: nn.Module
     latent_dim: int
     learned_variance: bool = False
+    posterior_scale: str = "logvar"  # one of POSTERIOR_SCALES
 
     def setup(self):
         self.mu_head = nn.Dense(self.latent_dim)
-        self.logvar_head = nn.Dense(self.latent_dim)
+        if self.posterior_scale == "logvar":
+            self.logvar_head = nn.Dense(self.latent_dim)
+        else:
+            self.sigma_head = nn.Dense(self.latent_dim)
         if self.learned_variance:
             self.obs_logvar = self.param("obs_logvar", nn.initializers.zeros, ())
 
-    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def _posterior(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """The mean, the sample's scale and the log-variance: from a sigma head its own output
+        and log(sigma^2 + eps), from a log-variance head exp(logvar / 2) and its output."""
         h = self.encoder(x)
         h_BxD = h.reshape(h.shape[0], -1)
-        return self.mu_head(h_BxD), self.logvar_head(h_BxD)
+        mu = self.mu_head(h_BxD)
+        if self.posterior_scale == "sigma":
+            sigma = self.sigma_head(h_BxD)
+            return mu, sigma, jnp.log(jnp.square(sigma) + SIGMA_EPS)
+        logvar = self.logvar_head(h_BxD)
+        return mu, jnp.exp(0.5 * logvar), logvar
+
+    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """The posterior's mean and log-variance."""
+        mu, _, logvar = self._posterior(x)
+        return mu, logvar
 
     def decode(self, z_BxK: jax.Array) -> jax.Array:
         return self.decoder(z_BxK)
@@ -180,12 +202,15 @@ class VAE(nn.Module):
         """Decodes one posterior sample per image, or `samples` of them: then `z` is
         [samples, B, K] and the logits [samples, B, H, W, C] (importance sampling, IWAE)."""
         del train
-        mu, logvar = self.encode(x)
+        mu, std, logvar = self._posterior(x)
+        aux = {"mu": mu, "logvar": logvar}
+        if self.posterior_scale == "sigma":  # the KL reads sigma itself, as the seed's does
+            aux["sigma"] = std
         shape = mu.shape if samples is None else (samples, *mu.shape)
         eps = jax.random.normal(self.make_rng("noise"), shape, mu.dtype)
-        z = mu + jnp.exp(0.5 * logvar) * eps  # reparameterisation: gradients flow to mu, logvar
+        z = mu + std * eps  # reparameterisation: gradients flow to both heads
         logits = self.decode(z.reshape(-1, self.latent_dim)).reshape(*shape[:-1], *x.shape[1:])
-        aux = {"mu": mu, "logvar": logvar, "z": z}
+        aux["z"] = z
         if self.learned_variance:
             aux["obs_logvar"] = self.obs_logvar
         return logits, aux
@@ -217,10 +242,26 @@ def _mlp_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     encoder = MLPEncoder(cfg.encoder_widths, cfg.activation, cfg.activation, init)
     decoder_widths = tuple(reversed(cfg.encoder_widths))
     decoder = MLPDecoder(decoder_widths, tuple(cfg.image_shape), cfg.activation, init)
-    return VAE(encoder, decoder, cfg.latent_dim, cfg.learned_variance)
+    return _vae(cfg, encoder, decoder)
 
 
-CONV_UPSAMPLING = ("nearest", "transpose")  # the conv decoder's ways of doubling a side
+def _vae(cfg: ml_collections.ConfigDict, encoder: nn.Module, decoder: nn.Module) -> VAE:
+    if cfg.posterior_scale not in POSTERIOR_SCALES:
+        raise ValueError(
+            f"unknown model.posterior_scale {cfg.posterior_scale!r}; choose one of "
+            f"{POSTERIOR_SCALES}"
+        )
+    return VAE(encoder, decoder, cfg.latent_dim, cfg.learned_variance, cfg.posterior_scale)
+
+
+# The conv decoder's ways back to the image: conv then double, trimming the overshoot (for 28:
+# 4-8-16-14-28); nearest resize to the encoder's sides then conv (4-7-14-28, the TensorFlow
+# tutorials'); stride-2 transposed convolutions (4-7-14-28).
+CONV_DECODERS = {
+    "nearest": conv.ConvDecoder,
+    "resize": conv.ResizeConvDecoder,
+    "transpose": conv.ConvTransposeDecoder,
+}
 
 
 def _conv_code_shape(cfg: ml_collections.ConfigDict) -> tuple[int, int, int]:
@@ -246,14 +287,12 @@ def _conv_code_shape(cfg: ml_collections.ConfigDict) -> tuple[int, int, int]:
 
 def _conv_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
     _conv_code_shape(cfg)
+    if cfg.upsampling not in CONV_DECODERS:
+        choices = tuple(CONV_DECODERS)
+        raise ValueError(f"unknown upsampling {cfg.upsampling!r}; choose one of {choices}")
     encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
-    if cfg.upsampling not in CONV_UPSAMPLING:
-        raise ValueError(f"unknown upsampling {cfg.upsampling!r}; choose one of {CONV_UPSAMPLING}")
     hw, channels = tuple(cfg.image_shape[:2]), cfg.image_shape[-1]
-    if cfg.upsampling == "nearest":
-        decoder = conv.ConvDecoder(tuple(cfg.decoder_features), channels, hw)
-    else:
-        decoder = conv.ConvTransposeDecoder(tuple(cfg.decoder_features), channels, hw)
+    decoder = CONV_DECODERS[cfg.upsampling](tuple(cfg.decoder_features), channels, hw)
     return Autoencoder(encoder, decoder)
 
 
@@ -262,11 +301,15 @@ def _conv_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
     encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
     hw, channels = tuple(cfg.image_shape[:2]), cfg.image_shape[-1]
     decoder = conv.LatentConvDecoder(tuple(cfg.decoder_features), code_shape, channels, hw)
-    return VAE(encoder, decoder, cfg.latent_dim, cfg.learned_variance)
+    return _vae(cfg, encoder, decoder)
 
 
 def _classifier(cfg: ml_collections.ConfigDict) -> nn.Module:
-    return supervised.Classifier(build(cfg.autoencoder), cfg.num_classes)
+    if cfg.head_input not in supervised.HEAD_INPUTS:
+        raise ValueError(
+            f"unknown model.head_input {cfg.head_input!r}; choose one of {supervised.HEAD_INPUTS}"
+        )
+    return supervised.Classifier(build(cfg.autoencoder), cfg.num_classes, cfg.head_input)
 
 
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
@@ -275,7 +318,7 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "vae": _mlp_vae,
     "conv": _conv_ae,  # conv encoder, nearest-upsampling or transposed-conv decoder
     "conv_vae": _conv_vae,  # the conv encoder and nearest-upsampling decoder around gaussian heads
-    "classifier": _classifier,  # a softmax head on the code of `model.autoencoder`
+    "classifier": _classifier,  # a softmax head on the code (or output) of `model.autoencoder`
 }
 
 

@@ -17,10 +17,9 @@ from aejax import layerwise, train
 def phase_config(config: ml_collections.ConfigDict, layer: int, init_from: str):
     """`config` as phase `layer`: that layer's objective, its pair trainable, its epochs."""
     phase = copy.deepcopy(config)
-    depth = len(config.model.encoder_widths)
     phase.loss.objective = "layerwise"
     phase.loss.layer = layer
-    phase.opt.trainable = layerwise.trainable_pair(depth, layer)
+    phase.opt.trainable = layerwise.trainable_pair(config.model, layer)
     phase.train.epochs = config.pretrain.layer_epochs
     phase.train.init_from = init_from
     return phase

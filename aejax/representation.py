@@ -4,7 +4,8 @@ Linear probe (L2-penalised logistic regression on frozen, normalised codes, full
 in one compiled loop), k-nearest-neighbour accuracy (batched distances on the device),
 reconstruction error against PCA with as many components as the code has units (at most the
 784 pixels), principal angles between subspaces, a 2-D scatter of the test codes, the first
-layer's weights as images, and activation maximisation of code units.
+layer's weights as images, and two views of what a unit responds to: the input of bounded norm
+that maximises it (activation maximisation) and the training images that excite it most.
 `evaluate_run` does all of them for a trained model and leaves the PNGs in its workdir.
 """
 
@@ -19,7 +20,7 @@ import numpy as np
 import optax
 from matplotlib.figure import Figure
 
-from aejax import data, generation, losses
+from aejax import data, generation, losses, models
 
 
 def _code(model, params, x: jax.Array) -> jax.Array:
@@ -32,9 +33,31 @@ def code_fn(model, params):
     return lambda x: _code(model, params, x).reshape(x.shape[0], -1)
 
 
-def encode(model, params, images: jax.Array, batch_size: int = 1000) -> jax.Array:
-    """Codes `[N, K]` of `images`, batch by batch."""
-    codes_of = jax.jit(code_fn(model, params))
+def units_fn(model, params, layer: int | None = None):
+    """`x -> [B, K]`: the code, or with `layer` the activations of an MLP encoder's hidden
+    layer `layer` (0: the first), through the encoder's own layers."""
+    if layer is None:
+        return code_fn(model, params)
+    encoder = getattr(model, "encoder", None)
+    if not isinstance(encoder, models.MLPEncoder) or not 0 <= layer < len(encoder.widths):
+        widths = getattr(encoder, "widths", None)
+        raise ValueError(
+            f"layer={layer} names no hidden layer: only an MLP encoder's layers 0 to "
+            f"len(widths) - 1 can be read, and this model's encoder is "
+            f"{type(encoder).__name__} with widths {widths}; use layer=None for the code"
+        )
+    last = layer == len(encoder.widths) - 1
+    final = encoder.code_activation if last else encoder.activation
+    mlp = models.MLP(encoder.widths[: layer + 1], encoder.activation, final, encoder.kernel_init)
+    dense = {f"dense{i}": params["encoder"]["mlp"][f"dense{i}"] for i in range(layer + 1)}
+    return lambda x: mlp.apply({"params": dense}, x.reshape(x.shape[0], -1))
+
+
+def encode(
+    model, params, images: jax.Array, batch_size: int = 1000, layer: int | None = None
+) -> jax.Array:
+    """Codes `[N, K]` of `images` (or a hidden layer's activations, `units_fn`), batch by batch."""
+    codes_of = jax.jit(units_fn(model, params, layer))
     return jnp.concatenate(
         [codes_of(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     )
@@ -176,15 +199,25 @@ def reconstruction_mse(model, params, images, likelihood: str, batch_size: int =
 
 
 def activation_maximisation(
-    model, params, units, radius: float, *, image_shape=(28, 28, 1), steps=200, lr=1.0, seed=0
+    model,
+    params,
+    units,
+    radius: float,
+    *,
+    image_shape=(28, 28, 1),
+    steps=200,
+    lr=1.0,
+    seed=0,
+    layer: int | None = None,
 ) -> tuple[jax.Array, jax.Array]:
-    """For each code unit in `units`, an input of L2 norm at most `radius` that maximises it,
-    by projected gradient ascent from a small random image (all units at once, one image
-    each). Returns the images `[U, *image_shape]` and the activations `[steps + 1, U]`.
+    """For each code unit in `units` (or unit of hidden layer `layer`), an input of L2 norm at
+    most `radius` that maximises it, by projected gradient ascent from a small random image
+    (all units at once, one image each). Returns the images `[U, *image_shape]` and the
+    activations `[steps + 1, U]`.
 
     Without the norm bound the activation of a (piecewise) linear unit grows without limit.
     """
-    codes_of, units = code_fn(model, params), jnp.asarray(units)
+    codes_of, units = units_fn(model, params, layer), jnp.asarray(units)
 
     def activations(x_UxHxWxC):  # unit u of image u's code; image u moves only unit u's term
         return codes_of(x_UxHxWxC)[jnp.arange(units.size), units]
@@ -204,6 +237,43 @@ def activation_maximisation(
     start = 0.01 * jax.random.normal(jax.random.key(seed), (units.size, *image_shape))
     x, history = jax.jit(lambda x: jax.lax.scan(step, x, length=steps))(start)
     return x, jnp.concatenate([history, activations(x)[None]])
+
+
+def top_activating(
+    model, params, images: jax.Array, units, k: int = 8, *, layer: int | None = None
+) -> tuple[jax.Array, jax.Array]:
+    """For each code unit in `units` (or unit of hidden layer `layer`), the `k` images that
+    excite it most: their indices into `images` `[U, k]` and activations `[U, k]`, highest
+    first."""
+    activations_UxN = encode(model, params, images, layer=layer)[:, jnp.asarray(units)].T
+    values, indices = jax.lax.top_k(activations_UxN, k)
+    return indices, values
+
+
+def unit_rows(maxima, top_images, units, path: Path, title: str) -> None:
+    """One row per unit: the input that maximises it (stretched to its own range) beside the
+    images that excite it most (0 to 1). `maxima` [U, H, W, C], `top_images` [U, k, H, W, C],
+    grey or RGB."""
+    top_images = generation.displayable(np.asarray(top_images))
+    maxima = np.asarray(maxima)
+    low = maxima.min(axis=(1, 2, 3), keepdims=True)
+    stretched = generation.displayable((maxima - low) / (maxima.max(axis=(1, 2, 3), keepdims=True) - low))
+    n_units, k = top_images.shape[:2]
+    fig = Figure(figsize=((k + 1) * 0.9, n_units * 0.9 + 0.5))
+    axes = fig.subplots(n_units, k + 1, squeeze=False)
+    for row, (unit, maximum, images) in enumerate(zip(units, stretched, top_images)):
+        axes[row, 0].imshow(maximum, cmap="gray", vmin=0, vmax=1)
+        axes[row, 0].set_ylabel(f"unit {unit}", fontsize=7)
+        for col, image in enumerate(images, start=1):
+            axes[row, col].imshow(image, cmap="gray", vmin=0, vmax=1)
+    for ax in axes.flat:
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes[0, 0].set_title("maximising\ninput", fontsize=7)
+    axes[0, 1].set_title(f"the {k} training images exciting it most", fontsize=7, loc="left")
+    fig.suptitle(title, fontsize=9)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
 
 
 def scatter_codes(codes_NxK, labels_N, path: Path, title: str) -> None:
@@ -253,7 +323,9 @@ def image_grid(images_NxHxW, path: Path, title: str, *, symmetric: bool) -> None
 
 def evaluate_run(model, params, config: ml_collections.ConfigDict, workdir: str | Path) -> dict:
     """Every measure for a trained model on its dataset, saved as `representation.json`, with
-    `code_scatter.png`, `first_layer.png` (MLP encoders) and `activation_maximisation.png`."""
+    `code_scatter.png`, `first_layer.png` (MLP encoders), `activation_maximisation.png` and
+    `top_activating.png` (the same code units' maximising inputs beside the training images
+    that excite them most)."""
     workdir = Path(workdir)
     train, test = (data.from_config(config.data, split) for split in data.SPLITS)
     if train.labels is None:
@@ -299,5 +371,13 @@ def evaluate_run(model, params, config: ml_collections.ConfigDict, workdir: str 
         workdir / "activation_maximisation.png",
         f"inputs of norm {radius:.1f} that maximise code units 0-{len(units) - 1}, {name}",
         symmetric=False,
+    )
+    top, _ = top_activating(model, params, train_x, units)
+    unit_rows(
+        maxima,
+        np.asarray(train_x)[np.asarray(top)],
+        units,
+        workdir / "top_activating.png",
+        f"code units 0-{len(units) - 1}, {name}",
     )
     return result

@@ -1,9 +1,11 @@
 """A softmax classifier on an autoencoder's code, its loss, and stratified labelled subsets.
 
-The classifier wraps a whole autoencoder but only calls its `encode`, so its parameters are the
-encoder's (under `autoencoder`, no decoder) and a dense `head`; `train.init_from` can fill them
-from a trained autoencoder's run. Trained with every parameter it fine-tunes the encoder; with
-`opt.trainable=("head",)` the encoder is frozen and the head is a softmax probe.
+The classifier wraps a whole autoencoder. On its code (`head_input="code"`) it only calls
+`encode`, so its parameters are the encoder's (under `autoencoder`, no decoder) and a dense
+`head`; on its output (`"decoded"`, the two-pool conv tutorial's classifier) the decoder's too.
+`train.init_from` can fill them from a trained autoencoder's run. Trained with every parameter
+it fine-tunes the encoder; with `opt.trainable=("head",)` the encoder is frozen and the head
+is a softmax probe.
 """
 
 import copy
@@ -18,11 +20,16 @@ import optax
 from aejax import config as aejax_config
 
 
+HEAD_INPUTS = ("code", "decoded")  # what the softmax head reads, flattened
+
+
 class Classifier(nn.Module):
-    """logits = head(flatten(code)), the code being the autoencoder's (a VAE's posterior mean)."""
+    """logits = head(flatten(code)), the code being the autoencoder's (a VAE's posterior mean),
+    or head(flatten(sigmoid(decode(code)))): the reconstruction, with `head_input="decoded"`."""
 
     autoencoder: nn.Module
     num_classes: int  # set from the data's labels (`models.fit_to_data`)
+    head_input: str = "code"  # one of HEAD_INPUTS
 
     def setup(self):
         self.head = nn.Dense(self.num_classes)
@@ -34,7 +41,10 @@ class Classifier(nn.Module):
     def __call__(self, x: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
         del train
         code = self.encode(x)
-        return self.head(code.reshape(code.shape[0], -1)), {"code": code}
+        features = code
+        if self.head_input == "decoded":  # the seed's decoder ends in a sigmoid: its image
+            features = nn.sigmoid(self.autoencoder.decode(code))
+        return self.head(features.reshape(code.shape[0], -1)), {"code": code}
 
 
 def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict):
@@ -81,11 +91,13 @@ def classifier_config(
     trainable: tuple[str, ...] = (),
     label_fraction: float = 1.0,
     epochs: int | None = None,
+    head_input: str = "code",
 ) -> ml_collections.ConfigDict:
     """The config of a classifier on `autoencoder_config`'s model, same data, optimiser, seed.
 
     `init_from`: the autoencoder's run ("" trains from scratch); `trainable=("head",)` freezes
-    the encoder; `label_fraction` < 1 trains on a stratified subset of the labels.
+    the encoder; `label_fraction` < 1 trains on a stratified subset of the labels;
+    `head_input="decoded"` puts the head on the reconstruction instead of the code.
     """
     config = aejax_config.base()  # its own model and loss; the rest copied from the autoencoder's
     config.seed = autoencoder_config.seed
@@ -99,6 +111,7 @@ def classifier_config(
         config.train.epochs = epochs
     config.model.name = "classifier"
     config.model.num_classes = 10  # training sets it from the data's labels
+    config.model.head_input = head_input  # "code", or "decoded": the flattened reconstruction
     config.model.autoencoder = copy.deepcopy(autoencoder_config.model)
     config.loss.objective = "classification"  # softmax cross-entropy, accuracy reported
     return config

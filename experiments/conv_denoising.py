@@ -30,13 +30,14 @@ def main(argv: list[str] | None = None) -> dict:
         cfg.loss.corruption.factor = factor
         cfg.loss.corruption.at_eval = True  # scored as a denoiser: noisy in, clean target
         state, last = common.run(cfg, args.workdir / f"noise_{factor}")
+        clipped = ", clipped" if cfg.loss.corruption.clip else ""
         noisy = corruptions.build(cfg.loss.corruption)(clean, jax.random.key(cfg.seed))
         output = representation.reconstruct(
             models.build(cfg.model), state.params, noisy, cfg.loss.likelihood
         )
         plots.image_rows(
             [np.asarray(noisy), np.asarray(output), clean],
-            [f"test input + {factor} N(0, 1), clipped", "output", "clean target"],
+            [f"test input + {factor} N(0, 1){clipped}", "output", "clean target"],
             args.workdir / f"denoising_{factor}.png",
         )
         key = f"test_bce_noise_{factor}"

@@ -32,6 +32,7 @@ SCRIPTS = (
     "stacked_tied_greedy",
     "sparse_codes",
     "features",
+    "vae_posterior_scale",
 )
 
 

@@ -1,15 +1,16 @@
-"""The deep AE three ways: trained end to end, with tied weights, greedily pretrained.
+"""The deep AE four ways: end to end, with tied weights, and each greedily pretrained.
 
     python experiments/stacked_tied_greedy.py [--dataset fashion_mnist] [--epochs N | --full]
 
 784-300-150-300-784 ELU, BCE summed per image, L2 weight penalty 1e-3, batch 200: the
 `stacked` config trained N epochs end to end; the `tied` config (decoder kernels are the
-encoder's, transposed) for N epochs; and the `stacked` config greedily pretrained one pair of
-layers at a time (N/2 epochs each), then fine-tuned end to end for N epochs. N is 30, or 100
-with `--full`. Leaves `reconstructions.png` (10 test digits over each model's reconstructions),
-`test_loss.png` (test BCE per epoch of the end-to-end runs; the greedy one's fine-tuning) and
-`metrics.json`: each model's test BCE in nats per image, its loss with the L2 penalty, and its
-number of parameters.
+encoder's, transposed) for N epochs; and each of the two greedily pretrained one pair of
+layers at a time (N/2 epochs each, the L2 penalty on the phase's own kernels), then
+fine-tuned end to end for N epochs. N is 30, or 100 with `--full`. Leaves
+`reconstructions.png` (10 test digits over each model's reconstructions), `test_loss.png`
+(test BCE per epoch of the end-to-end runs; the greedy ones' fine-tuning) and `metrics.json`:
+each model's test BCE in nats per image, its loss with the L2 penalty, and its number of
+parameters.
 """
 
 import common
@@ -22,19 +23,18 @@ from aejax import checkpoint, data, losses, models, plots, pretrain
 
 def main(argv: list[str] | None = None) -> dict:
     args = common.parse_args(argv, __file__, __doc__, epochs=30, full_epochs=100)
-    greedy = common.config("stacked", args)
-    greedy.pretrain = ml_collections.ConfigDict(
-        {"layer_epochs": max(1, args.epochs // 2), "finetune": True}
-    )
-    runs = {  # name: (config, its run, the run that ends with the trained model)
-        "stacked": (common.config("stacked", args), args.workdir / "stacked"),
-        "tied": (common.config("tied", args), args.workdir / "tied"),
-        "greedy": (greedy, args.workdir / "greedy" / "finetune"),
-    }
+    runs = {}  # name: (config, the run that ends with the trained model)
+    for name in ("stacked", "tied"):
+        greedy = common.config(name, args)
+        greedy.pretrain = ml_collections.ConfigDict(
+            {"layer_epochs": max(1, args.epochs // 2), "finetune": True}
+        )
+        runs[name] = (common.config(name, args), args.workdir / name)
+        runs[f"{name}_greedy"] = (greedy, args.workdir / f"{name}_greedy" / "finetune")
     test_x = data.load(args.dataset, "test")[0][:10]
     metrics, rows, recons = {}, {}, []
     for name, (cfg, workdir) in runs.items():
-        if name == "greedy":  # its phases run in greedy/, the last being its fine-tuning
+        if "pretrain" in cfg:  # its phases run in NAME_greedy/, the last being its fine-tuning
             state, _ = pretrain.pretrain_and_finetune(cfg, workdir.parent)
         else:
             state, _ = common.run(cfg, workdir)

@@ -16,12 +16,18 @@ def conv_params(c_in: int, c_out: int) -> int:
     return 9 * c_in * c_out + c_out
 
 
-CONV_ZOO = {  # config: (code shape, parameter count)
-    "conv": ((4, 4, 8), conv_params(1, 16) + conv_params(16, 8) + 3 * conv_params(8, 8)
-             + conv_params(8, 16) + conv_params(16, 1)),  # 4,385
-    "conv_denoising": ((4, 4, 16), conv_params(1, 32) + conv_params(32, 32) + conv_params(32, 16)
-                       + conv_params(16, 16) + conv_params(16, 32) + conv_params(32, 32)
-                       + conv_params(32, 1)),  # 30,689
+CONV = (conv_params(1, 16) + conv_params(16, 8) + 3 * conv_params(8, 8) + conv_params(8, 16)
+        + conv_params(16, 1))  # 160 + 1,160 + 3 * 584 + 1,168 + 145 = 4,385
+CONV_DENOISING = (conv_params(1, 32) + conv_params(32, 32) + conv_params(32, 16)
+                  + conv_params(16, 16) + conv_params(16, 32) + conv_params(32, 32)
+                  + conv_params(32, 1))  # 320+9,248+4,624+2,320+4,640+9,248+289 = 30,689
+CONV_ZOO = {  # config: (code shape, parameter count); resizing has no parameters
+    "conv": ((4, 4, 8), CONV),
+    "conv_denoising": ((4, 4, 16), CONV_DENOISING),
+    "conv_resize": ((4, 4, 8), CONV),
+    "conv_denoising_resize": ((4, 4, 16), CONV_DENOISING),
+    "conv_twopool": ((7, 7, 8), conv_params(1, 16) + conv_params(16, 8) + conv_params(8, 8)
+                     + conv_params(8, 16) + conv_params(16, 1)),  # 160+1,160+584+1,168+145 = 3,217
 }
 
 
@@ -51,6 +57,66 @@ def test_transposed_decoder_retraces_the_encoder_sides():
     assert logits.shape == x.shape and aux["code"].shape == (3, 4, 4, 8)
     assert sum(p.size for p in jax.tree.leaves(params)) == CONV_ZOO["conv"][1]
     assert set(params["decoder"]) == {"deconv0", "deconv1", "deconv2", "logits"}
+
+
+def _conv_sides(name: str) -> dict[str, tuple[int, int]]:
+    """Each decoder convolution's input and output sides, by layer name, for config `name`."""
+    model = models.build(load_config(name).model)
+    x = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1))
+    params = model.init(jax.random.key(1), x)["params"]
+    ins, outs = {}, {}
+
+    def record(next_fun, args, kwargs, context):
+        out = next_fun(*args, **kwargs)
+        if isinstance(context.module, nn.Conv) and context.module.path[0] == "decoder":
+            ins[context.module.name], outs[context.module.name] = args[0].shape[1], out.shape[1]
+        return out
+
+    with nn.intercept_methods(record):
+        logits, _ = model.apply({"params": params}, x)
+    assert logits.shape == x.shape
+    return {name: (ins[name], outs[name]) for name in ins}
+
+
+@pytest.mark.parametrize(
+    "name, sides",
+    [  # (input side, output side) of decoder conv0, conv1, conv2 (if any), logits
+        ("conv", [(4, 4), (8, 8), (16, 14), (28, 28)]),  # conv then double, the VALID trim
+        ("conv_resize", [(7, 7), (14, 14), (28, 28), (28, 28)]),  # resize 4 -> 7 first
+        ("conv_denoising_resize", [(7, 7), (14, 14), (28, 28), (28, 28)]),
+        ("conv_twopool", [(7, 7), (14, 14), (28, 28)]),  # from 7x7, no trim
+    ],
+)
+def test_decoder_paths_visit_their_sides(name, sides):
+    assert list(_conv_sides(name).values()) == sides
+
+
+def test_resize_repeats_rows_as_tf1_nearest_neighbour_resize():
+    """4 -> 7 takes rows floor(i * 4 / 7): 0, 0, 1, 1, 2, 2, 3; a doubling repeats each row."""
+    x = jnp.arange(4.0).reshape(1, 4, 1, 1) * jnp.ones((1, 1, 4, 1))
+    np.testing.assert_array_equal(conv.resize_nearest(x, 7)[0, :, 0, 0], [0, 0, 1, 1, 2, 2, 3])
+    np.testing.assert_array_equal(conv.resize_nearest(x, 7)[0, 0, :, 0], [0] * 7)
+    y = jax.random.normal(jax.random.key(0), (2, 7, 7, 3))
+    np.testing.assert_array_equal(conv.resize_nearest(y, 14), jnp.repeat(jnp.repeat(y, 2, 1), 2, 2))
+
+
+def test_two_pool_classifier_reads_the_flattened_reconstruction():
+    """The head's kernel is [784, 10]: it sees the 28x28 output, so the decoder's parameters
+    are the classifier's and change its logits."""
+    model = models.build(load_config("conv_twopool_classifier").model)
+    x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
+    params = model.init(jax.random.key(1), x)["params"]
+    assert params["head"]["kernel"].shape == (784, 10)
+    assert set(params["autoencoder"]) == {"encoder", "decoder"}
+    head = 784 * 10 + 10
+    assert sum(p.size for p in jax.tree.leaves(params)) == CONV_ZOO["conv_twopool"][1] + head
+    logits, _ = model.apply({"params": params}, x)
+    def shift_output_bias(path, p):
+        name = jax.tree_util.keystr(path, simple=True, separator="/")
+        return p + 1.0 if name == "autoencoder/decoder/logits/bias" else p
+
+    moved = jax.tree.map_with_path(shift_output_bias, params)
+    assert not np.allclose(model.apply({"params": moved}, x)[0], logits)
 
 
 def test_unknown_upsampling_is_refused():

@@ -27,6 +27,53 @@ def test_closed_form_kl_matches_monte_carlo():
     np.testing.assert_allclose(jnp.mean(log_q - log_p), losses.gaussian_kl(mu, logvar), rtol=0.02)
 
 
+def test_sigma_kl_equals_logvar_kl_at_equal_posteriors_within_the_eps():
+    """sigma = exp(logvar / 2) is the same posterior: the same KL to float tolerance while
+    sigma^2 >> 1e-10; below that the floor log(sigma^2 + eps) lowers it by exactly
+    0.5 log(1 + eps / sigma^2) per latent."""
+    mu, logvar = 2 * jax.random.normal(jax.random.key(0), (2, 64, 8))
+    sigma = jnp.exp(0.5 * logvar)
+    np.testing.assert_allclose(
+        losses.gaussian_kl_sigma(mu, sigma), losses.gaussian_kl(mu, logvar), rtol=1e-5
+    )
+    np.testing.assert_allclose(  # the sign of sigma is the sample's, not the posterior's
+        losses.gaussian_kl_sigma(mu, -sigma), losses.gaussian_kl(mu, logvar), rtol=1e-5
+    )
+    tiny_logvar = jnp.log(jnp.array([1e-12, 1e-10, 1e-8]))  # float64 maths below, float32 KL
+    tiny_kl = losses.gaussian_kl_sigma(jnp.zeros(3)[:, None], jnp.exp(0.5 * tiny_logvar)[:, None])
+    floor = 0.5 * np.log1p(1e-10 / np.array([1e-12, 1e-10, 1e-8]))
+    true_kl = losses.gaussian_kl(jnp.zeros(3)[:, None], tiny_logvar[:, None])
+    np.testing.assert_allclose(true_kl - tiny_kl, floor, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["vae", "conv_vae"])
+def test_sigma_and_logvar_heads_give_one_loss_at_one_posterior(tiny, name):
+    """Both heads zeroed but for their biases, log-variance b and sigma exp(b / 2): the same
+    posterior, so the same sample (one noise key), reconstruction and KL."""
+    logvar_cfg = tiny(name)
+    sigma_cfg = tiny(name, model__posterior_scale="sigma")
+    x = jax.random.uniform(jax.random.key(0), (4, 28, 28, 1))
+    logvar_model, sigma_model = models.build(logvar_cfg.model), models.build(sigma_cfg.model)
+    params = logvar_model.init({"params": jax.random.key(1), "noise": jax.random.key(2)}, x)
+    params = params["params"]
+    bias = jax.random.normal(jax.random.key(3), (logvar_cfg.model.latent_dim,))
+    head = {"kernel": jnp.zeros_like(params["logvar_head"]["kernel"]), "bias": bias}
+    sigma_params = {k: v for k, v in params.items() if k != "logvar_head"}
+    sigma_params["sigma_head"] = {**head, "bias": jnp.exp(0.5 * bias)}
+    params = {**params, "logvar_head": head}
+    rng = jax.random.key(4)
+    _, by_logvar = losses.make_loss_fn(logvar_model, logvar_cfg.loss)(params, x, rng, True)
+    _, by_sigma = losses.make_loss_fn(sigma_model, sigma_cfg.loss)(sigma_params, x, rng, True)
+    chex.assert_trees_all_close(by_sigma, by_logvar, rtol=1e-5)
+    _, aux = sigma_model.apply({"params": sigma_params}, x, rngs={"noise": rng})
+    assert set(aux) == {"mu", "sigma", "logvar", "z"}
+
+
+def test_unknown_posterior_scale_is_refused(tiny):
+    with pytest.raises(ValueError, match="unknown model.posterior_scale 'std'"):
+        models.build(tiny("vae", model__posterior_scale="std").model)
+
+
 def test_bernoulli_reconstruction_is_bce_of_the_sigmoid():
     logits = jnp.array([-3.0, 0.0, 2.0])
     x = jnp.array([0.0, 0.5, 1.0])

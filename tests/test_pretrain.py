@@ -1,11 +1,13 @@
 """Greedy layer-wise pretraining: a phase trains its pair of layers and leaves the rest alone."""
 
 import jax
+import jax.numpy as jnp
+import ml_collections
 import numpy as np
 import pytest
 from conftest import initial_test_metrics, load_config
 
-from aejax import layerwise, models, plots, pretrain, train, transfer
+from aejax import checkpoint, data, layerwise, models, plots, pretrain, train, transfer
 
 
 @pytest.fixture
@@ -52,6 +54,109 @@ def test_phase_two_trains_its_pair_leaves_the_rest_bitwise_unchanged_then_all_fi
     assert np.abs(grads["encoder"]["mlp"]["dense0"]["kernel"]).max() > 0
 
 
+def _phase_loss_config(config, layer: int):
+    """The loss config of phase `layer` of `config`, greedy or not."""
+    config = ml_collections.ConfigDict(config.to_dict())
+    config.pretrain = {"layer_epochs": 1, "finetune": False}
+    return pretrain.phase_config(config, layer, "").loss
+
+
+@pytest.fixture
+def tied_greedy(tiny, monkeypatch):
+    """The seed's tied stacked AE at 784-16-8-16-784, one epoch (26 steps, one compile) a phase."""
+    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)
+    config = tiny("tied_mse_greedy", train__chunk=26, train__save_every_steps=10_000)
+    config.pretrain.layer_epochs = 1
+    return config
+
+
+def test_tied_phases_train_their_pair_and_leave_the_rest_bitwise_unchanged(tied_greedy, tmp_path):
+    pretrain.pretrain_and_finetune(tied_greedy, tmp_path)
+    phase1, phase2 = (_by_name(transfer.load_params(tmp_path / d)) for d in ("layer0", "layer1"))
+    assert not any(name.startswith("decoder/mlp") for name in phase1)  # no decoder kernel at all
+    trained = ("encoder/mlp/dense1/", "decoder/bias1")  # the inner tied kernel and its biases
+    for name in phase1:
+        if name.startswith(trained):
+            assert not np.array_equal(phase1[name], phase2[name]), name
+        else:
+            assert phase1[name].tobytes() == phase2[name].tobytes(), name
+    for layer in (0, 1):  # each phase's rows carry the L2 term, and its loss includes it
+        row = checkpoint.read_metrics(tmp_path / f"layer{layer}")[-1]
+        weight = tied_greedy.loss.regularizers.l2.weight
+        assert row["test/l2"] > 0
+        np.testing.assert_allclose(row["test/loss"], row["test/recon"] + weight * row["test/l2"])
+
+
+@pytest.mark.parametrize("layer", [0, 1])
+def test_a_tied_phase_is_the_untied_phase_with_one_kernel_used_twice(tiny, layer):
+    """The tied phase equals the untied one whose mirror kernel is W.T, and W's gradient is the
+    sum of its two uses' gradients: one parameter, shared."""
+    tied = tiny("tied_mse", model__encoder_widths=(16, 8))
+    untied = tiny("stacked_mse", model__encoder_widths=(16, 8))
+    for config in (tied, untied):
+        config.loss = _phase_loss_config(config, layer)
+        config.loss.regularizers = {}  # L2 counts a tied kernel once, an untied pair twice
+    x = jnp.asarray(data.load("mnist5k", "test")[0][:32])
+    tied_model, untied_model = models.build(tied.model), models.build(untied.model)
+    params = tied_model.init(jax.random.key(0), x)["params"]
+    mirror = f"dense{1 - layer}"
+    kernel = params["encoder"]["mlp"][f"dense{layer}"]["kernel"]
+    untied_params = untied_model.init(jax.random.key(0), x)["params"]
+    untied_params = {
+        "encoder": params["encoder"],
+        "decoder": {"mlp": {**untied_params["decoder"]["mlp"], mirror: {
+            "kernel": kernel.T, "bias": params["decoder"][f"bias{layer}"]}}},
+    }
+    tied_loss = layerwise.make_layer_loss_fn(tied_model, tied.loss)
+    untied_loss = layerwise.make_layer_loss_fn(untied_model, untied.loss)
+
+    def grads(loss_fn, p):
+        return jax.grad(lambda p: loss_fn(p, x, jax.random.key(1), True)[0])(p)
+
+    np.testing.assert_allclose(
+        tied_loss(params, x, jax.random.key(1), True)[0],
+        untied_loss(untied_params, x, jax.random.key(1), True)[0],
+        rtol=1e-6,
+    )
+    g_tied, g_untied = grads(tied_loss, params), grads(untied_loss, untied_params)
+    both_uses = (
+        g_untied["encoder"]["mlp"][f"dense{layer}"]["kernel"]
+        + g_untied["decoder"]["mlp"][mirror]["kernel"].T
+    )
+    np.testing.assert_allclose(
+        g_tied["encoder"]["mlp"][f"dense{layer}"]["kernel"], both_uses, rtol=1e-4, atol=1e-7
+    )
+
+
+@pytest.mark.parametrize("name", ["tied_mse", "stacked_mse"])
+def test_each_phase_pays_l2_on_its_own_kernels(tiny, name):
+    config = tiny(name, model__encoder_widths=(16, 8))
+    x = jnp.asarray(data.load("mnist5k", "test")[0][:8])
+    model = models.build(config.model)
+    params = model.init(jax.random.key(0), x)["params"]
+    weight = config.loss.regularizers.l2.weight
+    for layer in (0, 1):
+        loss_cfg = _phase_loss_config(config, layer)
+        loss, metrics = layerwise.make_layer_loss_fn(model, loss_cfg)(params, x, None, False)
+        kernels = [params["encoder"]["mlp"][f"dense{layer}"]["kernel"]]
+        if name == "stacked_mse":
+            kernels.append(params["decoder"]["mlp"][f"dense{1 - layer}"]["kernel"])
+        np.testing.assert_allclose(metrics["l2"], sum(jnp.sum(k**2) for k in kernels), rtol=1e-6)
+        np.testing.assert_allclose(loss, metrics["recon"] + weight * metrics["l2"], rtol=1e-6)
+
+
+def test_unclipped_gaussian_noise_may_corrupt_hidden_codes(sdae):
+    config = pretrain.phase_config(sdae, 1, "")
+    config.loss.corruption = {"name": "gaussian", "factor": 1.0, "clip": False, "at_eval": False}
+    layerwise.make_layer_loss_fn(models.build(config.model), config.loss)  # not refused
+
+
+def test_penalties_of_the_whole_code_are_refused_in_phases(tiny):
+    config = tiny("sparse")
+    with pytest.raises(ValueError, match="carries only the l2 penalty.*'kl_sparsity'"):
+        layerwise.make_layer_loss_fn(models.build(config.model), _phase_loss_config(config, 0))
+
+
 @pytest.mark.parametrize(
     "change, message",
     [
@@ -63,7 +168,7 @@ def test_phase_two_trains_its_pair_leaves_the_rest_bitwise_unchanged_then_all_fi
 def test_phases_that_cannot_work_are_refused(sdae, change, message):
     config = pretrain.phase_config(sdae, 1, "")
     if change == "corruption":
-        config.loss.corruption = {"name": "gaussian", "factor": 0.5, "at_eval": False}
+        config.loss.corruption = {"name": "gaussian", "factor": 0.5, "clip": True, "at_eval": False}
     if change == "layer":
         config.loss.layer = 4
     if change == "model":

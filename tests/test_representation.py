@@ -3,6 +3,7 @@ must be, and activation maximisation finds the known maximum of a linear unit.""
 
 import json
 
+import jax
 import jax.numpy as jnp
 import matplotlib.image
 import numpy as np
@@ -81,6 +82,38 @@ def test_activation_maximisation_reaches_a_linear_units_maximum_on_the_ball(line
     assert np.all(jnp.linalg.norm(images.reshape(2, -1), axis=1) <= radius * (1 + 1e-5))
 
 
+@pytest.mark.parametrize("layer", [None, 0, 1])
+def test_top_activating_images_excite_their_unit_more_than_any_other(tiny, mnist5k, layer):
+    """A stacked AE at init (784-16-8): the chosen images hold the unit's k largest activations
+    over the training set, highest first; a hidden layer's activations are its own ELU layer."""
+    config = tiny("stacked", model__encoder_widths=(16, 8))
+    model = models.build(config.model)
+    params = train.create_state(config, mnist5k[0]).params
+    images, units = mnist5k[0][:500], [0, 3, 5]
+    indices, values = representation.top_activating(model, params, images, units, 4, layer=layer)
+    all_NxU = np.asarray(representation.encode(model, params, images, layer=layer))[:, units]
+    assert indices.shape == values.shape == (3, 4)
+    for u in range(3):
+        np.testing.assert_array_equal(values[u], all_NxU[indices[u], u])
+        assert np.all(np.diff(values[u]) <= 0)
+        others = np.delete(all_NxU[:, u], np.asarray(indices[u]))
+        assert values[u, -1] >= others.max()
+    if layer == 0:
+        dense0 = params["encoder"]["mlp"]["dense0"]
+        expected = jax.nn.elu(images.reshape(500, -1) @ dense0["kernel"] + dense0["bias"])
+        np.testing.assert_allclose(all_NxU, expected[:, units], rtol=1e-5, atol=1e-6)
+    if layer == 1:  # the last hidden layer is the code
+        np.testing.assert_array_equal(
+            all_NxU, np.asarray(representation.encode(model, params, images))[:, units]
+        )
+
+
+def test_a_layer_that_is_not_an_mlp_hidden_layer_is_refused(linear_2d_run):
+    config, _, params = linear_2d_run
+    with pytest.raises(ValueError, match="layer=1 names no hidden layer.*widths \\(2,\\)"):
+        representation.units_fn(models.build(config.model), params, layer=1)
+
+
 def test_evaluate_run_reports_the_measures_and_leaves_figures(linear_2d_run, mnist5k):
     config, workdir, params = linear_2d_run
     result = representation.evaluate_run(models.build(config.model), params, config, workdir)
@@ -91,7 +124,8 @@ def test_evaluate_run_reports_the_measures_and_leaves_figures(linear_2d_run, mni
     np.testing.assert_allclose(
         result["reconstruction_mse"], result["pca_reconstruction_mse"], rtol=0.02
     )
-    for figure in ("code_scatter.png", "first_layer.png", "activation_maximisation.png"):
+    figures = ("code_scatter.png", "first_layer.png", "activation_maximisation.png")
+    for figure in (*figures, "top_activating.png"):
         assert (workdir / figure).stat().st_size > 1000
 
 

@@ -14,6 +14,7 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.encoder_features = (32, 32, 16)
     config.model.decoder_features = (16, 32, 32)
     config.loss.corruption.name = "gaussian"
-    config.loss.corruption.factor = 0.5  # x + 0.5 * N(0, 1), clipped to [0, 1]
+    config.loss.corruption.factor = 0.5  # x + 0.5 * N(0, 1)
+    config.loss.corruption.clip = True  # back to [0, 1]; False leaves the noisy pixels as drawn
     config.loss.corruption.at_eval = False
     return config

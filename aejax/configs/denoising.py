@@ -15,6 +15,7 @@ from aejax import configs
 def get_config() -> ml_collections.ConfigDict:
     config = configs.get("stacked")
     config.loss.corruption.name = "gaussian"  # gaussian, masking, salt_and_pepper
-    config.loss.corruption.factor = 0.5  # x + 0.5 * N(0, 1), clipped to [0, 1]
+    config.loss.corruption.factor = 0.5  # x + 0.5 * N(0, 1)
+    config.loss.corruption.clip = True  # back to [0, 1]; False leaves the noisy pixels as drawn
     config.loss.corruption.at_eval = False  # True: test metrics on corrupted inputs too
     return config

@@ -15,6 +15,9 @@ def get_config() -> ml_collections.ConfigDict:
     config.model.latent_dim = 20
     config.model.activation = "elu"
     config.model.learned_variance = False  # True: a gaussian likelihood learns its variance
+    # The posterior's second head: its log-variance, or "sigma", its standard deviation with
+    # the KL's log(sigma^2 + 1e-10) (experiments/vae_posterior_scale.py compares the two).
+    config.model.posterior_scale = "logvar"
     config.model.image_shape = (28, 28, 1)
     config.loss.likelihood = "bernoulli"  # BCE on logits
     config.loss.reduction = "sum"  # nats per image, so the loss is the negative ELBO
