@@ -34,7 +34,7 @@ def _dense(layer_params: dict, h_BxD, activation: str):
 def _phase_penalties(model, cfg: ml_collections.ConfigDict) -> dict:
     """`{"l2": (weight, term)}` if the config has an L2 penalty; other penalties are refused,
     as they are defined on the whole autoencoder's code, not on one phase's."""
-    penalties = cfg.get("regularizers", {})
+    penalties = cfg.regularizers
     others = sorted(set(penalties) - {"l2"})
     if others:
         raise ValueError(

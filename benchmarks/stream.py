@@ -23,7 +23,6 @@ import jax
 from aejax import checkpoint, parallel, stream, train
 from aejax import config as aejax_config
 
-CONFIGS = Path(__file__).resolve().parents[1] / "experiments" / "configs"
 
 
 def train_rate(config, workdir: Path) -> tuple[float, object]:
@@ -57,7 +56,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    config = aejax_config.load(CONFIGS / f"{args.config}.py")
+    config = aejax_config.load(args.config)
     config.data.name, config.train.epochs = args.dataset, args.epochs
     config.train.save_every_steps = 10**9  # one checkpoint, at the end, in both modes
     rates, states = {}, {}

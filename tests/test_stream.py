@@ -95,7 +95,7 @@ def test_pipeline_state_that_disagrees_with_the_step_is_refused(tmp_path):
 
 
 def _shipped_mlp(overrides: dict):
-    """experiments/configs/mlp.py streamed, with `overrides` ("group.field": value)."""
+    """mlp streamed, with `overrides` ("group.field": value)."""
     config = load_config("mlp")
     config.data.stream = "always"
     for key, value in overrides.items():
