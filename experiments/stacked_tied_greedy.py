@@ -23,9 +23,10 @@ from aejax import checkpoint, data, losses, models, plots, pretrain
 def main(argv: list[str] | None = None) -> dict:
     args = common.parse_args(argv, __file__, __doc__, epochs=30, full_epochs=100)
     greedy = common.config("stacked", args)
-    greedy.pretrain = ml_collections.ConfigDict(
-        {"layer_epochs": max(1, args.epochs // 2), "finetune": True}
-    )
+    with greedy.unlocked():  # the stacked config pretrained greedily: a group it lacks
+        greedy.pretrain = ml_collections.ConfigDict(
+            {"layer_epochs": max(1, args.epochs // 2), "finetune": True}
+        )
     runs = {  # name: (config, its run, the run that ends with the trained model)
         "stacked": (common.config("stacked", args), args.workdir / "stacked"),
         "tied": (common.config("tied", args), args.workdir / "tied"),
