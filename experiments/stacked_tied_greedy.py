@@ -26,9 +26,10 @@ def main(argv: list[str] | None = None) -> dict:
     runs = {}  # name: (config, the run that ends with the trained model)
     for name in ("stacked", "tied"):
         greedy = common.config(name, args)
-        greedy.pretrain = ml_collections.ConfigDict(
-            {"layer_epochs": max(1, args.epochs // 2), "finetune": True}
-        )
+        with greedy.unlocked():  # pretrained greedily: a group the config lacks
+            greedy.pretrain = ml_collections.ConfigDict(
+                {"layer_epochs": max(1, args.epochs // 2), "finetune": True}
+            )
         runs[name] = (common.config(name, args), args.workdir / name)
         runs[f"{name}_greedy"] = (greedy, args.workdir / f"{name}_greedy" / "finetune")
     test_x = data.load(args.dataset, "test")[0][:10]
