@@ -35,7 +35,8 @@ def another_value(value, kind):
     if kind is bool:
         return (not value), str(not value)
     if kind is int:
-        return value + 1, str(value + 1)
+        new = 3 if value is None else value + 1
+        return new, str(new)
     if kind is float:
         new = 0.25 if value is None else value * 2 + 0.5
         return new, repr(new)
