@@ -82,12 +82,12 @@ def test_a_deterministic_autoencoder_has_no_prior_to_sample(digits, tmp_path):
 
 def test_fit_refuses_arrays_that_are_not_images_of_the_config(digits, tmp_path):
     train, test = digits
-    with pytest.raises(ValueError, match=r"train has shape \(800, 28, 28\); expected images \[N, 28, 28, 1\]"):
+    with pytest.raises(ValueError, match=r"train: images must have rank 4, .*got shape \(800, 28, 28\)"):
         aejax.fit("mlp", train=train[0][..., 0], test=test[0], workdir=tmp_path)
-    with pytest.raises(ValueError, match=r"values in \[0, 1\]"):
+    with pytest.raises(ValueError, match=r"train: float images must lie in \[0, 1\]"):
         aejax.fit("mlp", train=train[0] * 255, test=test[0], workdir=tmp_path)
-    with pytest.raises(ValueError, match="needs test="):
-        aejax.fit("mlp", train=train[0], workdir=tmp_path)
+    with pytest.raises(ValueError, match=r"train: labels must be one per image"):
+        aejax.fit("mlp", train=(train[0], train[1][:10]), test=test[0], workdir=tmp_path)
     with pytest.raises(ValueError, match="no field opt.lrr"):
         aejax.fit("mlp", train=train[0], test=test[0], workdir=tmp_path, opt__lrr=0.1)
     assert not (tmp_path / "config.json").exists()
