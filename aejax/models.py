@@ -353,7 +353,7 @@ def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Ar
     """Parameters that start from the training data, where `cfg.output_bias` asks for it.
 
     "pixel_means" sets an MLP decoder's output bias to the logits of the training pixels' means,
-    the IWAE-paper setup of issue 4: the decoder starts near the average image, not at grey.
+    the setup of the IWAE paper (Importance Weighted Autoencoders): the decoder starts near the average image, not at grey.
     Means are clipped to [1e-3, 1 - 1e-3] so that always-black pixels get a finite bias.
     """
     how = cfg.output_bias

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> dict:
     pretrained, head_epochs = args.workdir / "autoencoder", max(1, args.epochs // 2)
     metrics = softmax_heads.pretrained_against_scratch(cfg, pretrained, args.workdir, head_epochs)
     seed = common.published(
-        "test_accuracy", 0.99, "MNIST (60,000)", None, "issue 5's seed (conv AE softmax head)"
+        "test_accuracy", 0.99, "MNIST (60,000)", None, "the conv AE tutorial's softmax head"
     )
     common.save_metrics(args, metrics, [seed])
     return metrics

@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
     plots.metric_curves(
         curves, ("test/recon", "train/recon"), args.workdir / "loss_curves.png", "BCE per pixel"
     )
-    source = "tutorials quoted in issue 8 (BCE per pixel, split not stated)"
+    source = "the Keras and TensorFlow conv AE tutorials (BCE per pixel, split not stated)"
     tutorials = [
         common.published("conv_train_bce", 0.10, "MNIST (60,000)", None, source),
         common.published(

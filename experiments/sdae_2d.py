@@ -24,7 +24,7 @@ def main(argv: list[str] | None = None) -> dict:
     pretrained = args.workdir / "autoencoder" / "finetune"  # the end-to-end denoising run
     metrics = softmax_heads.pretrained_against_scratch(cfg, pretrained, args.workdir, args.epochs)
     seed = common.published(
-        "test_accuracy", 0.95, "MNIST (60,000)", None, "issue 5's seed (2-D SDAE softmax head)"
+        "test_accuracy", 0.95, "MNIST (60,000)", None, "the stacked denoising AE tutorial's 2-D softmax head"
     )
     common.save_metrics(args, metrics, [seed])
     return metrics
