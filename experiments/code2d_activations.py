@@ -7,7 +7,7 @@
 that would leave the positive quadrant pile up on its two axes; a tanh code is bounded but
 never exactly 0. `codes_on_axes` is the fraction of test codes with a coordinate exactly 0,
 the pile-up as a number (it shrinks as training moves the codes into the quadrant). 50 epochs by
-default (under a minute for both on mnist5k); `--full` trains 200 (the issue gives no length).
+default (under a minute for both on mnist5k); `--full` trains 200 (the tutorial gives no length).
 Leaves `code_scatter.png` (the two codes side by side, coloured by label, with their test MSE)
 and `metrics.json` in the run directory.
 """

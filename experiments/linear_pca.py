@@ -9,7 +9,7 @@ angles between the two planes (0 degrees: the same plane) and both test MSEs. Th
 is PCA's coordinates only up to an affine map, so for the figure it is mapped onto PCA's axes
 by least squares (an affine fit on the training codes); `code_r2` is the share of the variance
 of PCA's test coordinates that map explains (1: the encoder is PCA's projection too). 50
-epochs by default (half a minute on mnist5k); `--full` trains 200 (the issue gives no length).
+epochs by default (half a minute on mnist5k); `--full` trains 200 (the tutorial gives no length).
 Leaves `projections.png` (PCA's plane beside the AE's aligned code) and `metrics.json`.
 """
 

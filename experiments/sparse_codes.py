@@ -6,7 +6,7 @@ The `sparse` config (784-1000-784, sigmoid code, BCE, plus 0.2 times the KL from
 mean activation of 0.1 to each unit's batch-mean activation), in `sparse/`, and the same
 model with the penalty's weight 0, in `unpenalised/`, for contrast: the penalty, not the
 model, is what pulls the mean activations to the target. 30 epochs by default (the config's;
-a couple of minutes for both on mnist5k); `--full` trains 100 (the issue gives no length).
+a couple of minutes for both on mnist5k); `--full` trains 100 (the tutorial gives no length).
 Leaves `mean_activations.png` (histograms of each unit's mean activation over the test set,
 the target marked), `reconstructions.png` (10 test digits, both models' reconstructions)
 and `metrics.json` in the run directory.
