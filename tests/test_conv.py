@@ -94,10 +94,10 @@ def test_decoder_paths_visit_their_sides(name, sides):
 def test_resize_repeats_rows_as_tf1_nearest_neighbour_resize():
     """4 -> 7 takes rows floor(i * 4 / 7): 0, 0, 1, 1, 2, 2, 3; a doubling repeats each row."""
     x = jnp.arange(4.0).reshape(1, 4, 1, 1) * jnp.ones((1, 1, 4, 1))
-    np.testing.assert_array_equal(conv.resize_nearest(x, 7)[0, :, 0, 0], [0, 0, 1, 1, 2, 2, 3])
-    np.testing.assert_array_equal(conv.resize_nearest(x, 7)[0, 0, :, 0], [0] * 7)
+    np.testing.assert_array_equal(conv.resize_nearest(x, 7, 7)[0, :, 0, 0], [0, 0, 1, 1, 2, 2, 3])
+    np.testing.assert_array_equal(conv.resize_nearest(x, 7, 7)[0, 0, :, 0], [0] * 7)
     y = jax.random.normal(jax.random.key(0), (2, 7, 7, 3))
-    np.testing.assert_array_equal(conv.resize_nearest(y, 14), jnp.repeat(jnp.repeat(y, 2, 1), 2, 2))
+    np.testing.assert_array_equal(conv.resize_nearest(y, 14, 14), jnp.repeat(jnp.repeat(y, 2, 1), 2, 2))
 
 
 def test_two_pool_classifier_reads_the_flattened_reconstruction():
