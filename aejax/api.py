@@ -80,20 +80,14 @@ class Run:
 
 
 def _check_images(x: np.ndarray, image_shape: tuple, name: str) -> np.ndarray:
-    """`x` as float32 images [N, *image_shape] in [0, 1] (uint8 is scaled), else a clear error."""
+    """`x` as float32 images [N, *image_shape] in [0, 1] (uint8 scaled as training scales it),
+    else a clear error."""
     if x.ndim != 4 or tuple(x.shape[1:]) != image_shape:
         raise ValueError(
             f"{name} has shape {x.shape}; this run's model takes images "
             f"[N, {', '.join(map(str, image_shape))}] (grey images need a channel axis: x[..., None])"
         )
-    if x.dtype == np.uint8:
-        return x.astype(np.float32) / 255
-    x = x.astype(np.float32)
-    if not (np.isfinite(x).all() and x.min() >= 0 and x.max() <= 1):
-        raise ValueError(
-            f"{name} must hold values in [0, 1] (or uint8 0..255); got [{x.min()}, {x.max()}]"
-        )
-    return x
+    return Dataset(x, name=name).float_images()
 
 
 def fit(

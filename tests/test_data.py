@@ -194,7 +194,7 @@ def test_load_from_an_idx_folder(tiny_idx_dir, tmp_path):
     for split, (images, labels) in arrays.items():
         got_images, got_labels = data.load("mnist", split, data_dir=tmp_path, idx_dir=idx_dir)
         assert got_images.dtype == np.float32 and got_labels.dtype == np.int32
-        assert np.array_equal(got_images, images[..., None] / np.float32(255))
+        assert np.array_equal(got_images, images[..., None].astype(np.float32) * np.float32(1 / 255))
         assert np.array_equal(got_labels, labels)  # source order is kept
 
 
@@ -296,4 +296,4 @@ def test_load_fashion_mnist(fashion):
         assert labels.dtype == np.int32 and np.bincount(labels).tolist() == [n // 10] * 10
         assert images.min() == 0.0 and images.max() == 1.0
     test_images = read_idx(f"{DEBIAN_FASHION}/t10k-images-idx3-ubyte.gz")
-    assert np.array_equal(fashion["test"][0], test_images[..., None] / np.float32(255))
+    assert np.array_equal(fashion["test"][0], test_images[..., None].astype(np.float32) * np.float32(1 / 255))

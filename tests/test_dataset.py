@@ -2,6 +2,7 @@
 
 import json
 
+import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -91,8 +92,9 @@ def test_uint8_images_scale_on_the_device_exactly_as_on_the_host(digits):
     np.testing.assert_array_equal(split.float_images(), data.load("mnist5k", "train")[0])
 
 
-def test_a_uint8_dataset_trains_bitwise_as_its_float32_twin(digits):
-    """Scaling inside the step changes nothing but the memory: the same parameters come out."""
+def test_a_uint8_dataset_trains_as_its_float32_twin(digits):
+    """Scaling inside the step changes nothing but the memory: the same parameters come out, to
+    float rounding (XLA may fold the 1/255 scale into the first layer's matmul)."""
     config = load_config("mlp")
     config.model.encoder_widths = (16, 4)
     loss_fn = train.make_objective(models.build(config.model), config.loss)
@@ -103,8 +105,9 @@ def test_a_uint8_dataset_trains_bitwise_as_its_float32_twin(digits):
         chunk(train.create_state(config, images), jnp.asarray(images), idx, jax.random.key(2))[0]
         for images in (split.images, split.float_images())
     ]
-    same = jax.tree.map(np.array_equal, states[0].params, states[1].params)
-    assert all(jax.tree.leaves(same))
+    chex.assert_trees_all_close(states[0].params, states[1].params, rtol=1e-4, atol=1e-6)
+    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), states[0].params, train.create_state(config, split.images).params)
+    assert max(jax.tree.leaves(moved)) > 1e-3  # four steps moved the parameters far beyond that
 
 
 def test_training_stores_uint8_images_on_the_device(tmp_path, monkeypatch, digits):
