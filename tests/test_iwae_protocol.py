@@ -50,13 +50,15 @@ def test_a_budget_stops_at_its_epoch_and_a_larger_one_continues(tmp_path):
     assert int(stages[-1][1].step) == 2 * steps_per_epoch
 
 
-def test_a_curve_point_is_scored_once_and_read_back(tmp_path, monkeypatch):
+def test_a_curve_point_is_scored_once_and_only_from_its_own_epoch(tmp_path, monkeypatch):
     config = protocol.protocol_config("iwae", "mnist5k", steps_per_epoch=1)
     config.model.encoder_widths, config.model.latent_dim = (16,), 2
-    state = train.create_state(config, data.load("mnist5k", "train")[0][:10])
-    first = protocol.curve_point(config, tmp_path, 1, state.params, samples=10, images=20)
-    assert first["images"] == 20 and first["samples"] == 10 and first["nll"] > 0
+    state = train.create_state(config, data.load("mnist5k", "train")[0][:10])  # step 0
+    assert protocol.curve_point(config, tmp_path, 1, state, 1, 10, 20) is None  # not epoch 1's
+    state = state.replace(step=state.step + 1)
+    first = protocol.curve_point(config, tmp_path, 1, state, 1, 10, 20)
+    assert (first["epoch"], first["images"], first["samples"]) == (1, 20, 10) and first["nll"] > 0
     monkeypatch.setattr(protocol.likelihood, "evaluate_test_set", None)  # a rescore would fail
-    assert protocol.curve_point(config, tmp_path, 1, state.params, 10, 20) == first
+    assert protocol.curve_point(config, tmp_path, 1, state, 1, 10, 20) == first
     protocol.plot_curve([first], protocol.REFERENCES["iwae"], tmp_path / "nll_curve.png")
     assert (tmp_path / "nll_curve.png").stat().st_size > 1000
