@@ -81,6 +81,15 @@ def test_a_manifold_needs_more_points_than_neighbours():
         fidelity.knn_radii(np.zeros((3, 2)))
 
 
+def test_features_are_the_penultimate_layer_the_softmax_head_reads(net, test_images, test_features):
+    assert test_features.shape == (1000, 4 * 4 * 64)  # the conv map, flattened
+    logits, _ = net.model.apply({"params": net.params}, test_images[:10])
+    head = net.params["head"]
+    np.testing.assert_allclose(
+        test_features[:10] @ head["kernel"] + head["bias"], logits, rtol=1e-4, atol=1e-4
+    )
+
+
 def test_fid_of_the_test_set_against_itself_is_about_zero(test_features):
     trace = np.trace(np.cov(test_features.T))
     assert abs(fidelity.fid(test_features, test_features)) < 1e-6 * trace  # round-off only
@@ -130,7 +139,7 @@ def test_the_command_line_trains_a_vae_and_prints_its_scores(net, tmp_path):
             f"--features_workdir={net.workdir}"]  # fmt: skip
     out = subprocess.run(
         [sys.executable, "-m", "aejax.main", *args], cwd=tmp_path, capture_output=True, text=True,
-        check=False, timeout=300,
+        check=False, timeout=900,  # the machine may be busy with training runs
     )  # fmt: skip
     assert out.returncode == 0, out.stderr
     printed = json.loads(out.stdout.strip().splitlines()[-1])
