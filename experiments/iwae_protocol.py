@@ -127,18 +127,23 @@ def main() -> None:
     config = protocol_config(args.config, args.dataset, steps_per_epoch)
     points = []
     for epoch, state in train_stages(config, workdir, args.epochs, steps_per_epoch):
+        if int(state.step) > epoch * steps_per_epoch and epoch == args.epochs:
+            raise SystemExit(
+                f"{workdir} has trained {int(state.step) // steps_per_epoch} epochs, past the "
+                f"budget of {args.epochs}: give --epochs of at least that, or another --workdir"
+            )
         point = curve_point(
             config, workdir, epoch, state, steps_per_epoch, args.samples, args.curve_images
         )
         points += [point] if point else []
     plot_curve(points, REFERENCES.get(args.config, []), workdir / "nll_curve.png")
-    if points[-1]["epoch"] == args.epochs and args.test_images == args.curve_images:
-        scores = {k: v for k, v in points[-1].items() if k != "epoch"}  # scored just now
+    if args.test_images == args.curve_images:  # the last point scored these images already
+        scores = {k: v for k, v in points[-1].items() if k != "epoch"}
     else:
         scores = likelihood.evaluate_test_set(
             config, state.params, samples=args.samples, images=args.test_images
         )
-    scores["epochs"] = int(state.step) // steps_per_epoch
+    scores["epochs"] = points[-1]["epoch"]
     (workdir / "generative.json").write_text(json.dumps(scores, indent=2))
     print(json.dumps(scores), flush=True)
 
