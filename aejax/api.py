@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from aejax import checkpoint, generation, losses, models, xla_flags
+from aejax import bottlenecks, checkpoint, generation, losses, models, xla_flags
 from aejax import config as aejax_config
 from aejax.dataset import Dataset
 from aejax.train import create_state, train_and_evaluate
@@ -58,13 +58,16 @@ class Run:
         return self.decode(self.encode(x))
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """`n` images decoded from draws of the prior N(0, I), seeded: a VAE's generations."""
-        if not isinstance(self.model, models.VAE):
+        """`n` images decoded from draws of the prior N(0, I), seeded: the generations of a VAE
+        (or of a WAE or adversarial AE, whose codes were matched to that prior)."""
+        if not bottlenecks.has_gaussian_prior(getattr(self.model, "bottleneck", None)):
             raise TypeError(
-                f"sample draws from a VAE's prior; this run's model {self.config.model.name!r} is "
-                "a deterministic autoencoder, which has none: decode codes of your own instead"
+                f"sample draws from a N(0, I) prior; this run's model {self.config.model.name!r} "
+                "has none (a deterministic code not matched to it): decode codes of your own instead"
             )
-        z = jax.random.normal(jax.random.key(seed), (n, self.model.latent_dim))
+        example = jnp.zeros((1, *self.config.model.image_shape))
+        code_shape = generation.code(self.model, self.params, example).shape[1:]
+        z = jax.random.normal(jax.random.key(seed), (n, *code_shape))
         return self.decode(z)
 
     def interpolate(self, x_a: Images, x_b: Images, steps: int = 8) -> np.ndarray:

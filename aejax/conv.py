@@ -157,17 +157,47 @@ class ConvTransposeDecoder(nn.Module):
         return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
 
 
+class ResNetEncoder(nn.Module):
+    """A residual block per entry of `features`, then 2x2 max pooling: relu(conv3x3(relu(
+    conv3x3(h))) + conv1x1(h)), the 1x1 convolution matching the block's width. Its maps have
+    the ConvEncoder's sides, so every conv decoder pairs with it."""
+
+    features: Sequence[int] = (16, 32, 32)
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+        h = x_BxHxWxC
+        for i, f in enumerate(self.features):
+            r = nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}a")(h))
+            r = nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}b")(r)
+            h = max_pool_2x2(nn.relu(r + nn.Conv(f, (1, 1), name=f"skip{i}")(h)))
+        return h
+
+
+# The conv decoders' ways back to the image: conv then double, trimming the overshoot (for 28:
+# 4-8-16-14-28); nearest resize to the encoder's sides then conv (4-7-14-28, the TensorFlow
+# tutorials'); stride-2 transposed convolutions (4-7-14-28).
+DECODERS = {
+    "nearest": ConvDecoder,
+    "resize": ResizeConvDecoder,
+    "transpose": ConvTransposeDecoder,
+}
+
+
 class LatentConvDecoder(nn.Module):
-    """A flat latent through a dense ReLU layer to a `code_shape` map, then a ConvDecoder: how a
-    VAE's vector latent reaches the conv decoder."""
+    """A flat latent through a dense ReLU layer to a `code_shape` map, then a conv decoder
+    (`upsampling`, one of DECODERS): how a vector code reaches the conv decoders."""
 
     features: Sequence[int] = (8, 8, 16)
     code_shape: Sequence[int] = (4, 4, 8)
     channels: int = 1
     image_hw: Sequence[int] = (28, 28)
+    upsampling: str = "nearest"
 
     @nn.compact
-    def __call__(self, z_BxK: jax.Array) -> jax.Array:
+    def __call__(self, z: jax.Array) -> jax.Array:
+        z_BxK = z.reshape(z.shape[0], -1)
         h = nn.relu(nn.Dense(math.prod(self.code_shape), name="project")(z_BxK))
-        h_BxHxWxC = h.reshape(z_BxK.shape[0], *self.code_shape)
-        return ConvDecoder(self.features, self.channels, self.image_hw, name="conv")(h_BxHxWxC)
+        h_BxHxWxC = h.reshape(z.shape[0], *self.code_shape)
+        decoder = DECODERS[self.upsampling](self.features, self.channels, self.image_hw, name="conv")
+        return decoder(h_BxHxWxC)
