@@ -143,7 +143,7 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
     samples, warmup = cfg.iwae_samples, cfg.kl_warmup_steps
     draws = {"samples": samples} if samples > 1 else {}  # the model's [S, B, ...] outputs
 
-    def weight(term, step):
+    def term_weight(term, step):
         value = cfg[TERM_WEIGHTS[term]] if term in TERM_WEIGHTS else 1.0
         if term != "kl" or step is None or warmup == 0:
             return value
@@ -173,7 +173,7 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
         loss = metrics["recon"]
         for name, value in aux["terms"].items():
             metrics[name] = value
-            loss = loss + weight(name, step) * value
+            loss = loss + term_weight(name, step) * value
         metrics.update(aux["stats"])
         if samples > 1:
             log_w_SxB = log_importance_weights(per_image(per_pixel), aux)

@@ -210,14 +210,15 @@ def structure(cfg: ml_collections.ConfigDict) -> tuple[str, str, str]:
     encoder, bottleneck, decoder = PRESETS[cfg.name]
     encoder = cfg.get("encoder") or encoder
     bottleneck = cfg.get("bottleneck") or bottleneck
+    decoder_field = "decoder" if cfg.get("decoder") or decoder else "upsampling"
     decoder = cfg.get("decoder") or decoder or cfg.get("upsampling", "nearest")
-    for kind, value, choices in (
+    for field, value, choices in (
         ("encoder", encoder, ENCODERS),
         ("bottleneck", bottleneck, BOTTLENECKS),
-        ("decoder", decoder, DECODERS),
+        (decoder_field, decoder, DECODERS if decoder_field == "decoder" else tuple(conv.DECODERS)),
     ):
         if value not in choices:
-            raise ValueError(f"unknown model.{kind} {value!r}; choose one of {choices}")
+            raise ValueError(f"unknown {field} {value!r} (model.{field}); choose one of {choices}")
     return encoder, bottleneck, decoder
 
 
