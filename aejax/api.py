@@ -62,8 +62,9 @@ class Run:
         (or of a WAE or adversarial AE, whose codes were matched to that prior)."""
         if not bottlenecks.has_gaussian_prior(getattr(self.model, "bottleneck", None)):
             raise TypeError(
-                f"sample draws from a N(0, I) prior; this run's model {self.config.model.name!r} "
-                "has none (a deterministic code not matched to it): decode codes of your own instead"
+                f"sample draws from a N(0, I) prior; this run's model {self.config.model.name!r} is "
+                "a deterministic autoencoder whose codes were not matched to one (model."
+                "prior_match): decode codes of your own instead"
             )
         example = jnp.zeros((1, *self.config.model.image_shape))
         code_shape = generation.code(self.model, self.params, example).shape[1:]

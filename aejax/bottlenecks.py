@@ -207,6 +207,10 @@ class VectorQuantizer(nn.Module):
     def setup(self):
         init = nn.initializers.variance_scaling(1.0, "fan_out", "uniform")
         self.codebook = self.param("codebook", init, (self.num_codes, self.code_dim))
+        if self.ema_decay is not None and self.is_mutable_collection(EMA_COLLECTION):
+            # Counts of 1 and sums equal to the codebook: m / N starts at the codebook.
+            self.counts = self.variable(EMA_COLLECTION, "counts", jnp.ones, (self.num_codes,))
+            self.sums = self.variable(EMA_COLLECTION, "sums", lambda: self.codebook)
 
     def _quantise(self, h: jax.Array):
         if h.shape[-1] % self.code_dim:
@@ -229,8 +233,7 @@ class VectorQuantizer(nn.Module):
 
     def _ema_target(self, vectors_NxD, onehot_NxK, update: bool) -> jax.Array:
         """m / N after this batch's update (when `update`), the counts smoothed."""
-        counts = self.variable(EMA_COLLECTION, "counts", jnp.ones, (self.num_codes,))
-        sums = self.variable(EMA_COLLECTION, "sums", lambda: self.codebook)
+        counts, sums = self.counts, self.sums
         if update:
             decay = self.ema_decay
             counts.value = decay * counts.value + (1 - decay) * jnp.sum(onehot_NxK, axis=0)
