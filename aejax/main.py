@@ -4,7 +4,9 @@
 of a file with `get_config()`.
 
 `aejax pretrain` trains the config's MLP autoencoder greedily, layer by layer, then end to end
-(`aejax.pretrain`); `aejax represent` measures a trained run's codes (`aejax.representation`).
+(`aejax.pretrain`); `aejax represent` measures a trained run's codes (`aejax.representation`);
+`aejax fidelity` scores a trained VAE's samples against the test set: FID, precision, recall
+(`aejax.fidelity`).
 
 The only place that parses flags; the library takes a ConfigDict. With no --config it trains
 the textbook VAE on the embedded mnist5k digits. It trains data-parallel on all local devices
@@ -13,13 +15,15 @@ the textbook VAE on the embedded mnist5k digits. It trains data-parallel on all 
 $JAX_NUM_PROCESSES, $JAX_PROCESS_ID).
 """
 
+import json
 from pathlib import Path
 
 from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aejax import config as aejax_config
-from aejax import configs, data, models, parallel, pretrain, representation, train, xla_flags
+from aejax import api, configs, data, fidelity, models, parallel, pretrain, representation, train
+from aejax import xla_flags
 
 DEFAULT_CONFIG = "vae"
 
@@ -76,12 +80,19 @@ _DEVICES = flags.DEFINE_integer("devices", None, "Local devices per process to s
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-process runs: HOST:PORT of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process runs: how many processes in all.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-process runs: this process's number, 0 to num_processes - 1.")
+_FEATURES_WORKDIR = flags.DEFINE_string(
+    "features_workdir", None, "aejax fidelity: the feature network's run directory, trained there "
+    "on first use (default: runs/fidelity_features/DATASET)."
+)
+_SAMPLES = flags.DEFINE_integer("samples", fidelity.SAMPLES, "aejax fidelity: generated images to score.")
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2 or argv[1] not in ("train", "pretrain", "represent"):
+    if len(argv) != 2 or argv[1] not in ("train", "pretrain", "represent", "fidelity"):
         got = " ".join(argv[1:]) or "nothing"
-        raise app.UsageError(f"expected the command 'train', 'pretrain' or 'represent', got {got}")
+        raise app.UsageError(
+            f"expected the command 'train', 'pretrain', 'represent' or 'fidelity', got {got}"
+        )
     xla_flags.set_cpu_flags()  # before the backend starts: nothing has computed yet
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; the epoch lines suffice
     parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
@@ -103,6 +114,13 @@ def main(argv: list[str]) -> None:
         fitted = models.fit_to_data(_CONFIG.value.model, test.image_shape, test.num_classes)
         model = models.build(fitted)
         print(representation.evaluate_run(model, state.params, _CONFIG.value, _WORKDIR.value))
+    if argv[1] == "fidelity" and parallel.is_main_process():
+        data_cfg = _CONFIG.value.data
+        features = _FEATURES_WORKDIR.value or Path("runs/fidelity_features") / (
+            Path(data_cfg.path).stem if data_cfg.path else data_cfg.name
+        )
+        run = api.load_run(_WORKDIR.value)
+        print(json.dumps(fidelity.evaluate_run(run, features, samples=_SAMPLES.value)), flush=True)
 
 
 def run() -> None:

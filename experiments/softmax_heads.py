@@ -16,15 +16,17 @@ RUNS = {"pretrained, fine-tuned": "finetuned", "from scratch": "scratch"}  # lab
 
 
 def pretrained_against_scratch(
-    cfg: ml_collections.ConfigDict, pretrained: Path, workdir: Path, epochs: int
+    cfg: ml_collections.ConfigDict, pretrained: Path, workdir: Path, epochs: int, **head_options
 ) -> dict:
     """Trains both classifiers on `cfg`'s encoder for `epochs`, one started from the trained
     autoencoder's run `pretrained`; writes `code_scatter.png` (the test codes after pretraining
     beside those after fine-tuning) and `accuracy.png` (test accuracy per epoch of both).
-    Returns both test accuracies and a linear probe's on the pretrained code."""
-    head = supervised.classifier_config(cfg, init_from=pretrained, epochs=epochs)
+    `head_options` go to `supervised.classifier_config` (`head_input="decoded"`). Returns both test
+    accuracies and a linear probe's on the pretrained code."""
+    head = supervised.classifier_config(cfg, init_from=pretrained, epochs=epochs, **head_options)
     finetuned, _ = common.run(head, workdir / RUNS["pretrained, fine-tuned"])
-    common.run(supervised.classifier_config(cfg, epochs=epochs), workdir / RUNS["from scratch"])
+    scratch = supervised.classifier_config(cfg, epochs=epochs, **head_options)
+    common.run(scratch, workdir / RUNS["from scratch"])
     rows = {label: checkpoint.read_metrics(workdir / run) for label, run in RUNS.items()}
 
     (train_x, train_y), (test_x, test_y) = (data.load(cfg.data.name, s) for s in ("train", "test"))

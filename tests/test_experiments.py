@@ -58,3 +58,14 @@ def test_a_non_finite_result_is_refused(tmp_path):
     assert not (tmp_path / "metrics.json").exists()
     common.save_metrics(args, {"test_bce": 0.25})
     assert json.loads((tmp_path / "metrics.json").read_text())["metrics"] == {"test_bce": 0.25}
+
+
+def test_epochs_are_given_for_all_scripts_or_one():
+    parser = argparse.ArgumentParser()
+    assert run_all.epochs_by_script(parser, ["2", "vae_samples=50"]) == {
+        "all": 2,
+        "vae_samples": 50,
+    }
+    for bad in ("vae_sample=50", "vae_samples=0", "many"):
+        with pytest.raises(SystemExit):
+            run_all.epochs_by_script(parser, [bad])

@@ -7,7 +7,7 @@ import jax.numpy as jnp
 import numpy as np
 from conftest import EXPERIMENTS
 
-from aejax import checkpoint, train
+from aejax import checkpoint, data, train
 
 _spec = importlib.util.spec_from_file_location("iwae_protocol", EXPERIMENTS / "iwae_protocol.py")
 protocol = importlib.util.module_from_spec(_spec)
@@ -42,8 +42,23 @@ def test_a_budget_stops_at_its_epoch_and_a_larger_one_continues(tmp_path):
     config = protocol.protocol_config("iwae", "mnist5k", steps_per_epoch)
     config.model.encoder_widths, config.model.latent_dim = (16,), 2
     config.train.batch_size, config.train.chunk = 400, 10
-    protocol.run(config, tmp_path, 1, steps_per_epoch)  # stage 0
-    assert [r["epoch"] for r in checkpoint.read_metrics(tmp_path)] == [1]
-    state = protocol.run(config, tmp_path, 2, steps_per_epoch)  # on into stage 1, cut at epoch 2
+    ends = [epoch for epoch, _ in protocol.train_stages(config, tmp_path, 1, steps_per_epoch)]
+    assert ends == [1] and [r["epoch"] for r in checkpoint.read_metrics(tmp_path)] == [1]
+    stages = list(protocol.train_stages(config, tmp_path, 2, steps_per_epoch))  # cut at epoch 2
+    assert [epoch for epoch, _ in stages] == [1, 2]
     assert [r["epoch"] for r in checkpoint.read_metrics(tmp_path)] == [1, 2]
-    assert int(state.step) == 2 * steps_per_epoch
+    assert int(stages[-1][1].step) == 2 * steps_per_epoch
+
+
+def test_a_curve_point_is_scored_once_and_only_from_its_own_epoch(tmp_path, monkeypatch):
+    config = protocol.protocol_config("iwae", "mnist5k", steps_per_epoch=1)
+    config.model.encoder_widths, config.model.latent_dim = (16,), 2
+    state = train.create_state(config, data.load("mnist5k", "train")[0][:10])  # step 0
+    assert protocol.curve_point(config, tmp_path, 1, state, 1, 10, 20) is None  # not epoch 1's
+    state = state.replace(step=state.step + 1)
+    first = protocol.curve_point(config, tmp_path, 1, state, 1, 10, 20)
+    assert (first["epoch"], first["images"], first["samples"]) == (1, 20, 10) and first["nll"] > 0
+    monkeypatch.setattr(protocol.likelihood, "evaluate_test_set", None)  # a rescore would fail
+    assert protocol.curve_point(config, tmp_path, 1, state, 1, 10, 20) == first
+    protocol.plot_curve([first], protocol.REFERENCES["iwae"], tmp_path / "nll_curve.png")
+    assert (tmp_path / "nll_curve.png").stat().st_size > 1000

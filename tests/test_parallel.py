@@ -1,19 +1,13 @@
 """Data parallelism: a batch split over 4 devices takes the 1-device step, runs stay reproducible,
 checkpoints move between device counts, and two processes train as one.
 
-This pytest process started JAX with one CPU device. `test_four_device_session` runs this file
-again in a subprocess whose JAX has four (XLA_FLAGS=--xla_force_host_platform_device_count=4):
+`test_four_device_session` reruns this file with JAX on four CPU devices (tests/sessions.py):
 the 4-device tests run there and are skipped here, the others the other way round.
 `python tests/test_parallel.py PORT PROCESS_ID WORKDIR OUT` is one process of the 2-process run.
 """
 
 import functools
-import os
-import re
-import socket
-import subprocess
 import sys
-from pathlib import Path
 
 import chex
 import jax
@@ -21,28 +15,15 @@ import ml_collections
 import numpy as np
 import pytest
 from conftest import assert_trained_alike, tiny_config
+from sessions import (
+    assert_four_device_session_passes,
+    four_devices,
+    one_device,
+    run_python,
+    run_two_processes,
+)
 
 from aejax import checkpoint, corruptions, data, losses, models, parallel, train
-
-ROOT = Path(__file__).resolve().parents[1]
-# Read from the flags rather than jax.device_count(), which would start JAX's backend on import,
-# before a process of the 2-process run could join it.
-FOUR_DEVICES_FLAG = "--xla_force_host_platform_device_count=4"
-FOUR_DEVICE_SESSION = FOUR_DEVICES_FLAG in os.environ.get("XLA_FLAGS", "")
-ONLY_IN_FOUR = "runs in the 4-device session that test_four_device_session starts"
-four_devices = pytest.mark.skipif(not FOUR_DEVICE_SESSION, reason=ONLY_IN_FOUR)
-one_device = pytest.mark.skipif(FOUR_DEVICE_SESSION, reason="runs in the 1-device session")
-
-
-def _env(devices: int) -> dict:
-    """This environment with JAX on `devices` CPU devices, importing this worktree's aejax."""
-    flags = f"{os.environ.get('XLA_FLAGS', '')} {FOUR_DEVICES_FLAG[:-1]}{devices}"
-    return {
-        **os.environ,
-        "XLA_FLAGS": flags.strip(),
-        "JAX_PLATFORMS": "cpu",
-        "PYTHONPATH": str(ROOT),
-    }
 
 
 def _leaves(tree) -> list[np.ndarray]:
@@ -57,23 +38,9 @@ def _one_sgd_step(name: str) -> ml_collections.ConfigDict:
     )
 
 
-def _python(*args: str, devices: int) -> subprocess.CompletedProcess:
-    """`python ARGS` run to its end in a fresh process whose JAX has `devices` CPU devices."""
-    return subprocess.run(
-        [sys.executable, *args], env=_env(devices), cwd=ROOT, capture_output=True, text=True,
-        timeout=600, check=False,
-    )  # fmt: skip
-
-
 @one_device
 def test_four_device_session(tmp_path):
-    session = _python(
-        "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"--basetemp={tmp_path}", __file__,
-        devices=4,
-    )  # fmt: skip
-    report = session.stdout[-4000:] + session.stderr[-2000:]
-    assert session.returncode == 0, report
-    assert re.search(r"\d+ passed", session.stdout) and ONLY_IN_FOUR not in session.stdout, report
+    assert_four_device_session_passes(__file__, tmp_path)
 
 
 @functools.cache
@@ -202,7 +169,7 @@ def test_more_devices_than_the_process_has_are_refused():
 @one_device
 def test_command_line_splits_over_the_devices_asked_for(tmp_path):
     mlp = "mlp"  # batch 200: it divides over 4, not over 3
-    out = _python(
+    out = run_python(
         "-m", "aejax.main", "train", f"--config={mlp}", f"--workdir={tmp_path}", "--devices=3",
         devices=4,
     )  # fmt: skip
@@ -221,26 +188,6 @@ def test_multi_process_settings_must_come_together(monkeypatch):
         ValueError, match=r"missing --coordinator_address \(or \$JAX_COORDINATOR_ADDRESS\)$"
     ):
         parallel.initialize(None, 2, None)
-
-
-def run_two_processes(script: str, tmp_path: Path) -> list[str]:
-    """`python SCRIPT PORT PROCESS_ID WORKDIR OUT` as processes 0 and 1 of one run, to their end:
-    their standard outputs. They train in `tmp_path/run` and write `tmp_path/{0,1}.npz`."""
-    with socket.socket() as s:  # a free port for the coordinator
-        s.bind(("localhost", 0))
-        port = s.getsockname()[1]
-    processes = [
-        subprocess.Popen(
-            [sys.executable, script, str(port), str(i), str(tmp_path / "run"),
-             str(tmp_path / f"{i}.npz")],
-            env=_env(2), cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-        )  # fmt: skip
-        for i in range(2)
-    ]
-    outputs = [p.communicate(timeout=300) for p in processes]
-    for p, (_, err) in zip(processes, outputs):
-        assert p.returncode == 0, err[-3000:]
-    return [out for out, _ in outputs]
 
 
 @one_device

@@ -2,8 +2,8 @@
 (after a stop or a kill) with the Grain iterator's state in the checkpoint, and each device's
 shard read from its own rows.
 
-As in test_parallel.py, `test_four_device_session` runs this file again in a subprocess whose JAX
-has four CPU devices; the 4-device tests run there.
+`test_four_device_session` reruns this file with JAX on four CPU devices (tests/sessions.py); the
+4-device tests run there.
 """
 
 import json
@@ -17,21 +17,17 @@ import jax
 import numpy as np
 import pytest
 from conftest import assert_trained_alike, load_config, tiny_config
-from test_parallel import (
-    FOUR_DEVICE_SESSION,
-    ONLY_IN_FOUR,
+from sessions import (
     ROOT,
-    _env,
-    _leaves,
-    _python,
-    _short_vae,
+    assert_four_device_session_passes,
+    device_env,
+    four_devices,
+    one_device,
     run_two_processes,
 )
+from test_parallel import _leaves, _short_vae
 
 from aejax import checkpoint, parallel, stream, train, transfer
-
-four_devices = pytest.mark.skipif(not FOUR_DEVICE_SESSION, reason=ONLY_IN_FOUR)
-one_device = pytest.mark.skipif(FOUR_DEVICE_SESSION, reason="runs in the 1-device session")
 
 
 def _config(name="mlp", stream_mode="always", **overrides):
@@ -47,13 +43,7 @@ def _pipeline_state(workdir, step, process=0, processes=1) -> dict:
 
 @one_device
 def test_four_device_session(tmp_path):
-    session = _python(
-        "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"--basetemp={tmp_path}", __file__,
-        devices=4,
-    )  # fmt: skip
-    report = session.stdout[-4000:] + session.stderr[-2000:]
-    assert session.returncode == 0, report
-    assert "passed" in session.stdout and ONLY_IN_FOUR not in session.stdout, report
+    assert_four_device_session_passes(__file__, tmp_path)
 
 
 @one_device
@@ -113,8 +103,9 @@ def test_streamed_run_killed_mid_run_resumes_exactly(tmp_path):
         f"--workdir={cut}", "--config.data.stream=always",
         *(f"--config.{k}={v}" for k, v in overrides.items()),
     ]  # fmt: skip
-    process = subprocess.Popen(command, env=_env(1), cwd=ROOT, stdout=subprocess.DEVNULL)
+    process = subprocess.Popen(command, env=device_env(1), cwd=ROOT, stdout=subprocess.DEVNULL)
     deadline = time.monotonic() + 300
+
     def latest():  # read from the folder names: a reader's manager can race the run's rotation
         folder = cut / "checkpoints"
         names = [p.name for p in folder.iterdir()] if folder.is_dir() else []
@@ -157,9 +148,7 @@ def test_each_device_holds_the_rows_of_its_own_part_of_the_batch():
     config, mesh = _config(train__batch_size=40), parallel.make_mesh(4)
     file = stream.RecordFile("mnist5k", "train")
     order = np.asarray(train.epoch_batches(jax.random.key(5), len(file), 40))
-    batches = stream.StreamedBatches(
-        config, mesh, file, lambda epoch: order, lambda x, y: x
-    )
+    batches = stream.StreamedBatches(config, mesh, file, lambda epoch: order, lambda x, y: x)
     assert batches.rows == slice(0, 40)  # one process: it reads every row of the batch
     chunk = batches.chunk(0, 0, 3)
     assert chunk.shape == (3, 40, 28, 28, 1) and len(chunk.addressable_shards) == 4
