@@ -181,6 +181,11 @@ class Gaussian(nn.Module):
             kl = gaussian_kl(mu, logvar)
         terms = {"kl": jnp.mean(kl)}
         if self.total_correlation:
+            if self.dataset_size is None:
+                raise ValueError(
+                    "the total correlation's estimator needs model.dataset_size: train through "
+                    "train.train_and_evaluate, which sets it from the data, or set it"
+                )
             z_BxK = z if samples is None else z[0]
             terms["tc"] = total_correlation(z_BxK, mu, logvar, self.dataset_size)
         return z, {"mu": mu, "logvar": logvar, "z": z, "terms": terms, "stats": {}}

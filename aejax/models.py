@@ -285,11 +285,8 @@ def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
                 f"unknown model.posterior_scale {scale!r}; choose one of "
                 f"{bottlenecks.POSTERIOR_SCALES}"
             )
-        tc = cfg.total_correlation
-        if tc and cfg.dataset_size is None:
-            raise ValueError("model.total_correlation needs model.dataset_size (set from the data)")
         latent_dim = _need(cfg, "latent_dim", "a gaussian bottleneck")
-        return bottlenecks.Gaussian(latent_dim, scale, tc, cfg.dataset_size)
+        return bottlenecks.Gaussian(latent_dim, scale, cfg.total_correlation, cfg.dataset_size)
     if kind == "vq":
         if cfg.codebook not in CODEBOOKS:
             raise ValueError(f"unknown model.codebook {cfg.codebook!r}; choose one of {CODEBOOKS}")

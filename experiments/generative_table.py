@@ -22,14 +22,17 @@ from pathlib import Path
 
 import numpy as np
 
-from aejax import api, configs, data, fidelity, likelihood, models, train
+from aejax import api, bottlenecks, configs, data, fidelity, likelihood, models, train
 from aejax import config as aejax_config
 
 
 def generative_configs() -> list[str]:
-    """The shipped configs whose model samples from a prior."""
+    """The shipped configs whose model samples from a prior and has a likelihood: a gaussian
+    posterior (a WAE's or adversarial AE's deterministic code samples too, but has no NLL)."""
     return [
-        n for n in configs.names() if isinstance(models.build(aejax_config.load(n).model), models.VAE)
+        n
+        for n in configs.names()
+        if isinstance(getattr(models.build(aejax_config.load(n).model), "bottleneck", None), bottlenecks.Gaussian)
     ]
 
 
