@@ -11,7 +11,7 @@ import numpy as np
 import optax
 import pytest
 
-from aejax import bottlenecks, checkpoint, data, losses, models, train
+from aejax import bottlenecks, checkpoint, data, losses, models, plots, train
 from aejax import config as aejax_config
 from aejax.dataset import as_float
 
@@ -284,14 +284,28 @@ def test_winner_take_all_keeps_one_winner_per_map_and_a_lifetime_fraction():
 NEW_CONFIGS = ["vqvae", "vqvae_ema", "wae_mmd", "wae_mmd_rbf", "aae", "betatcvae", "wta", "wta_fc"]
 
 
+@pytest.fixture(scope="module")
+def mnist_slice():
+    """400 real mnist5k training and 100 test images with labels: a few seconds a run."""
+    (x, y), (x_test, y_test) = (data.load("mnist5k", split) for split in data.SPLITS)
+    return (x[:400], y[:400]), (x_test[:100], y_test[:100])
+
+
 @pytest.mark.parametrize("name", NEW_CONFIGS)
-def test_every_new_config_trains_with_its_loss_falling(name, tiny, tmp_path):
-    """Two short epochs on mnist5k: the second's mean training loss is below the first's."""
-    config = tiny(name, train__batch_size=100, train__epochs=3)
-    train.train_and_evaluate(config, tmp_path)
+def test_every_new_config_trains_with_its_loss_falling(
+    name, tiny, mnist_slice, tmp_path, monkeypatch
+):
+    """Four epochs of 8 steps (batch 50) on 400 digits: the last epoch's mean training loss and
+    reconstruction term, and the test set's, are clearly below the first epoch's (by 3%:
+    a tiny WAE's nats per image fall 7% in these 32 steps)."""
+    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)  # test_train's job
+    config = tiny(name, train__batch_size=50, train__epochs=4)
+    config.train.chunk = 1 if config.model.name == "conv" else 8  # one compiled step or epoch
+    train_split, test_split = mnist_slice
+    train.train_and_evaluate(config, tmp_path, train=train_split, test=test_split)
     rows = checkpoint.read_metrics(tmp_path)
-    first, last = rows[0]["train/recon"], rows[-1]["train/recon"]
-    assert last < first, rows
-    assert rows[-1]["train/loss"] < rows[0]["train/loss"], rows
+    for key in ("train/recon", "train/loss", "test/recon", "test/loss"):
+        first, last = rows[0][key], rows[-1][key]
+        assert last < first - 0.03 * abs(first), (key, rows)
     if name.startswith("vqvae"):
         assert rows[-1]["train/perplexity"] > 1.0
