@@ -68,10 +68,13 @@ class ConvEncoder(nn.Module):
     features: Sequence[int] = (16, 8, 8)
 
     @nn.compact
-    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    def __call__(self, x_BxHxWxC: jax.Array, layers: tuple[int, int] | None = None) -> jax.Array:
+        """`layers=(first, stop)` applies only those layers (greedy pretraining, one a phase)."""
+        first, stop = layers or (0, len(self.features))
         h = x_BxHxWxC
-        for i, f in enumerate(self.features):
-            h = max_pool_2x2(nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}")(h)))
+        for i in range(first, stop):
+            conv = nn.Conv(self.features[i], (3, 3), padding="SAME", name=f"conv{i}")
+            h = max_pool_2x2(nn.relu(conv(h)))
         return h
 
 
@@ -112,16 +115,21 @@ class ResizeConvDecoder(nn.Module):
     image_hw: Sequence[int] = (28, 28)  # the output's height and width
 
     @nn.compact
-    def __call__(self, z_BxHxWxC: jax.Array) -> jax.Array:
+    def __call__(self, z_BxHxWxC: jax.Array, layers: tuple[int, int] | None = None) -> jax.Array:
+        """`layers=(first, stop)` applies only those layers, the logits only after the last
+        (greedy pretraining): layer i takes encoder layer D-1-i's output to its input."""
+        first, stop = layers or (0, len(self.features))
         heights, widths = (encoder_sides(side, len(self.features)) for side in self.image_hw)
-        if tuple(z_BxHxWxC.shape[1:3]) != (heights[-1], widths[-1]):
+        if tuple(z_BxHxWxC.shape[1:3]) != (heights[-1 - first], widths[-1 - first]):
             raise ValueError(
                 f"code sides {z_BxHxWxC.shape[1:3]} do not match the encoder's {heights, widths}"
             )
         h = z_BxHxWxC
-        for i, f in enumerate(self.features):
+        for i in range(first, stop):
             h = resize_nearest(h, heights[-2 - i], widths[-2 - i])
-            h = nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}")(h))
+            h = nn.relu(nn.Conv(self.features[i], (3, 3), padding="SAME", name=f"conv{i}")(h))
+        if stop < len(self.features):
+            return h
         return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
 
 
@@ -138,14 +146,18 @@ class ConvTransposeDecoder(nn.Module):
     image_hw: Sequence[int] = (28, 28)  # the output's height and width
 
     @nn.compact
-    def __call__(self, z_BxHxWxC: jax.Array) -> jax.Array:
+    def __call__(self, z_BxHxWxC: jax.Array, layers: tuple[int, int] | None = None) -> jax.Array:
+        """`layers=(first, stop)` applies only those layers, the logits only after the last
+        (greedy pretraining): layer i takes encoder layer D-1-i's output to its input."""
+        first, stop = layers or (0, len(self.features))
         sides = [encoder_sides(side, len(self.features)) for side in self.image_hw]
-        if tuple(z_BxHxWxC.shape[1:3]) != (sides[0][-1], sides[1][-1]):
+        if tuple(z_BxHxWxC.shape[1:3]) != (sides[0][-1 - first], sides[1][-1 - first]):
             raise ValueError(
                 f"code sides {z_BxHxWxC.shape[1:3]} do not match the encoder's {sides}"
             )
         h = z_BxHxWxC
-        for i, f in enumerate(self.features):
+        for i in range(first, stop):
+            f = self.features[i]
             padding = []
             for axis_sides in sides:
                 side_in, side_out = axis_sides[-1 - i], axis_sides[-2 - i]
@@ -154,6 +166,8 @@ class ConvTransposeDecoder(nn.Module):
                 padding.append((pad - pad // 2, pad // 2))
             h = nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding=padding, name=f"deconv{i}")(h)
             h = nn.relu(h)
+        if stop < len(self.features):
+            return h
         return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
 
 
