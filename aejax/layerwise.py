@@ -90,12 +90,15 @@ def _mlp_stack(encoder: models.MLPEncoder, decoder) -> _Stack:
 
 def _conv_stack(encoder: conv.ConvEncoder, decoder) -> _Stack:
     depth = len(encoder.features)
-    kind = next((k for k, cls in conv.DECODERS.items() if isinstance(decoder, cls)), None)
+    kind = next((k for k, cls in conv.DECODERS.items() if type(decoder) is cls), None)
     if kind not in CONV_MIRROR_LAYERS:
+        which = f"the {kind!r} decoder's maps do not (for 28: 4-8-16-14-28)" if kind else (
+            f"a {type(decoder).__name__} has no such layers"
+        )
         raise ValueError(
             f"greedy pretraining pairs each conv encoder layer with one decoder layer that "
-            f"retraces its sides; the {kind!r} decoder's maps do not (for 28: 4-8-16-14-28): "
-            f"set model.decoder to one of {sorted(CONV_MIRROR_LAYERS)}"
+            f"retraces its sides; {which}: set model.decoder to one of "
+            f"{sorted(CONV_MIRROR_LAYERS)}"
         )
     channels = [*reversed(encoder.features[:-1])]
     if tuple(decoder.features[: depth - 1]) != tuple(channels):
