@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from aejax import bottlenecks, checkpoint, generation, losses, models, xla_flags
+from aejax import bottlenecks, checkpoint, generation, losses, models, priors, xla_flags
 from aejax import config as aejax_config
 from aejax.dataset import Dataset
 from aejax.train import create_state, train_and_evaluate
@@ -59,7 +59,11 @@ class Run:
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """`n` images decoded from draws of the prior N(0, I), seeded: the generations of a VAE
-        (or of a WAE or adversarial AE, whose codes were matched to that prior)."""
+        (or of a WAE or adversarial AE, whose codes were matched to that prior); for a learned
+        prior over a VQ-VAE's codes (`vqvae_prior`), codes drawn from it, decoded."""
+        if isinstance(self.model, priors.CodePrior):
+            rng, likelihood = jax.random.key(seed), self.config.loss.likelihood
+            return priors.sample_images(self.model, self.params, rng, n, likelihood)
         if not bottlenecks.has_gaussian_prior(getattr(self.model, "bottleneck", None)):
             raise TypeError(
                 f"sample draws from a N(0, I) prior; this run's model {self.config.model.name!r} is "

@@ -232,6 +232,10 @@ class VectorQuantizer(nn.Module):
         indices_N = jnp.argmin(d2_NxK, axis=1)
         return vectors_NxD, indices_N, self.codebook[indices_N]
 
+    def vectors(self, indices: jax.Array) -> jax.Array:
+        """The codebook vectors of `indices` [..., code_dim]."""
+        return self.codebook[indices]
+
     def encode(self, h: jax.Array) -> Encoding:
         _, indices_N, quantised_NxD = self._quantise(h)
         return Encoding(code=quantised_NxD.reshape(h.shape), indices=indices_N.reshape(h.shape[0], -1))

@@ -18,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from aejax import bottlenecks, conv, supervised
+from aejax import bottlenecks, conv, priors, supervised
 from aejax.dataset import as_float
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -157,6 +157,12 @@ class Autoencoder(nn.Module):
 
     def decode(self, code: jax.Array) -> jax.Array:
         return self.decoder(code)
+
+    def decode_indices(self, indices_BxN: jax.Array, code_shape: Sequence[int]) -> jax.Array:
+        """A vector-quantised code given by its codebook indices (an image's code of
+        `code_shape`, cut into vectors), decoded: how a prior's samples become images."""
+        vectors = self.bottleneck.vectors(indices_BxN)
+        return self.decode(vectors.reshape(indices_BxN.shape[0], *code_shape))
 
     def __call__(
         self, x: jax.Array, *, train: bool = False, samples: int | None = None
@@ -331,9 +337,34 @@ def _classifier(cfg: ml_collections.ConfigDict) -> nn.Module:
     return supervised.Classifier(build(cfg.autoencoder), cfg.num_classes, cfg.head_input)
 
 
+def _code_prior(cfg: ml_collections.ConfigDict) -> nn.Module:
+    autoencoder_cfg = cfg.autoencoder.copy_and_resolve_references()
+    if autoencoder_cfg.name not in PRESETS or structure(autoencoder_cfg)[1] != "vq":
+        raise ValueError(
+            "a code prior models a VQ-VAE's codebook indices: model.autoencoder needs "
+            "bottleneck 'vq' (the shipped config vqvae_prior wraps vqvae's model)"
+        )
+    if cfg.embed_dim % cfg.num_heads:
+        raise ValueError(
+            f"model.embed_dim={cfg.embed_dim} must be a multiple of model.num_heads={cfg.num_heads}"
+        )
+    with autoencoder_cfg.unlocked():  # encoding reads the codebook alone, however it was kept
+        autoencoder_cfg.codebook = "loss"
+    autoencoder = _autoencoder(autoencoder_cfg)
+    example = jax.ShapeDtypeStruct((1, *autoencoder_cfg.image_shape), jnp.float32)
+    code = jax.eval_shape(
+        lambda x: autoencoder.init_with_output(jax.random.key(0), x, method="encode")[0].code,
+        example,
+    )
+    return priors.CodePrior(
+        autoencoder, tuple(code.shape[1:]), cfg.embed_dim, cfg.num_layers, cfg.num_heads
+    )
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     **{name: _autoencoder for name in PRESETS},
     "classifier": _classifier,  # a softmax head on the code (or output) of `model.autoencoder`
+    "code_prior": _code_prior,  # a causal transformer over the codes of `model.autoencoder`, a VQ-VAE
 }
 
 
@@ -362,8 +393,9 @@ def fit_to_data(
             cfg.image_shape = tuple(int(d) for d in image_shape)
         if dataset_size is not None and cfg.get("total_correlation"):
             cfg.dataset_size = int(dataset_size)
-        if cfg.name == "classifier":
+        if "autoencoder" in cfg:  # a classifier's or a code prior's
             cfg.autoencoder = fit_to_data(cfg.autoencoder, image_shape, None, dataset_size)
+        if cfg.name == "classifier":
             if num_classes is None:
                 raise ValueError("a classifier needs labelled data; this dataset has no labels")
             cfg.num_classes = int(num_classes)

@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 from matplotlib.figure import Figure
 
-from aejax import bottlenecks, checkpoint, corruptions, generation, losses
+from aejax import bottlenecks, checkpoint, corruptions, generation, losses, priors
 from aejax.dataset import as_float
 
 
@@ -80,8 +80,12 @@ def write_figures(
     denoising model: corrupted input, reconstruction, clean target), and for a model with a
     N(0, I) prior (`bottlenecks.has_gaussian_prior`) the
     figures of `generation` (prior samples, interpolations, a 2-D latent's maps, its scatter
-    coloured by `test_labels` when given). `test_x` may be stored uint8."""
+    coloured by `test_labels` when given); for a prior over a VQ-VAE's codes, its decoded
+    samples. `test_x` may be stored uint8."""
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
+    if isinstance(model, priors.CodePrior):  # a VQ-VAE's prior: its samples, decoded
+        priors.write_samples(workdir, model, params, rng, config.loss.likelihood)
+        return
     if not hasattr(model, "decode"):  # a classifier: nothing to reconstruct
         return
     likelihood = config.loss.likelihood

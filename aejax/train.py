@@ -34,6 +34,7 @@ from aejax import (
     models,
     parallel,
     plots,
+    priors,
     progress,
     stream,
     supervised,
@@ -90,6 +91,7 @@ OBJECTIVES = {
     "reconstruction": losses.make_loss_fn,  # the default
     "classification": supervised.make_loss_fn,  # batches are {"image", "label"}
     "layerwise": layerwise.make_layer_loss_fn,  # one phase of greedy pretraining
+    "code_prior": priors.make_loss_fn,  # a prior over a VQ-VAE's codes (model.name="code_prior")
 }
 
 

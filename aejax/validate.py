@@ -91,6 +91,9 @@ RULES = {
     "save_every_steps": _POSITIVE_INT,
     "keep_checkpoints": _POSITIVE_INT,
     "layer_epochs": _POSITIVE_INT,
+    "embed_dim": _POSITIVE_INT,
+    "num_layers": _POSITIVE_INT,
+    "num_heads": _POSITIVE_INT,
 }
 
 
@@ -109,6 +112,11 @@ def config(config: ml_collections.ConfigDict) -> None:
         rule = _rule(path)
         if rule is not None and value is not None and not rule[0](value):
             problems.append(f"{path}={value!r} must be {rule[1]}")
+    if config.get("loss", {}).get("objective") == "code_prior" and not config.train.init_from:
+        problems.append(
+            "loss.objective='code_prior' models the codes of a trained VQ-VAE: set "
+            "train.init_from to that run's workdir"
+        )
     if problems:
         raise ValueError(
             "invalid config: " + "; ".join(problems) + ". Fix these fields in the config file "
