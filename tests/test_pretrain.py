@@ -249,6 +249,14 @@ def test_conv_phases_train_their_pair_leave_the_rest_bitwise_unchanged_and_lower
         else:
             assert phase1[name].tobytes() == phase2[name].tobytes(), name
         assert not np.array_equal(phase2[name], finetuned[name]), name  # fine-tuning moves all
+    # Phase two's loss does reach the outer encoder layer: the optimiser holds it still.
+    phase2_loss = layerwise.make_layer_loss_fn(
+        models.build(conv_greedy.model), pretrain.phase_config(conv_greedy, 1, "").loss
+    )
+    grads = jax.grad(lambda p: phase2_loss(p, x[:8] / 255, jax.random.key(0), True)[0])(
+        transfer.load_params(tmp_path / "layer0")
+    )
+    assert np.abs(grads["encoder"]["conv0"]["kernel"]).max() > 0
     for run in ("layer0", "layer1", "finetune"):  # 16 steps each: pixels' BCE, maps' MSE, BCE
         rows = checkpoint.read_metrics(tmp_path / run)
         for split in ("train", "test"):
