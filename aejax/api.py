@@ -26,7 +26,7 @@ import numpy as np
 from aejax import bottlenecks, checkpoint, generation, losses, models, priors, xla_flags
 from aejax import config as aejax_config
 from aejax.dataset import Dataset
-from aejax.train import create_state, train_and_evaluate
+from aejax.train import create_state, restore_state, train_and_evaluate
 
 Images = np.ndarray | jax.Array  # [N, H, W, C], values in [0, 1]
 
@@ -150,7 +150,7 @@ def load_run(workdir: str | Path) -> Run:
     example = np.zeros((1, *config.model.image_shape), np.float32)
     state = create_state(config, example)  # the structure to restore into
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
-    restored = checkpoint.restore_latest(mngr, state)
+    restored = restore_state(mngr, state)
     mngr.close()
     if restored is None:
         raise FileNotFoundError(f"{workdir} holds no checkpoint yet: train it first")

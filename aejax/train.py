@@ -52,6 +52,22 @@ class TrainState(train_state.TrainState):
     collections: dict = struct.field(default_factory=dict)
 
 
+def restore_state(mngr, state: TrainState, extra: dict | None = None) -> TrainState | None:
+    """`checkpoint.restore_latest` into the structure of `state`. A workdir made before train
+    states carried mutable collections holds flax's TrainState: a model without collections
+    restores it as that."""
+    try:
+        return checkpoint.restore_latest(mngr, state, extra)
+    except ValueError:
+        if state.collections:
+            raise
+        fields = {k: getattr(state, k) for k in ("step", "apply_fn", "params", "tx", "opt_state")}
+        restored = checkpoint.restore_latest(mngr, train_state.TrainState(**fields), extra)
+        if restored is None:
+            return None
+        return state.replace(step=restored.step, params=restored.params, opt_state=restored.opt_state)
+
+
 def _optimizer(name: str, lr) -> optax.GradientTransformation:
     if name not in OPTIMIZERS:
         raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
@@ -349,7 +365,7 @@ def train_and_evaluate(
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints, writer=True)
     events = None
     try:  # closed whatever happens: a stopped run leaves no writer holding its files
-        restored = checkpoint.restore_latest(mngr, state, batches.checkpoint_items(restoring=True))
+        restored = restore_state(mngr, state, batches.checkpoint_items(restoring=True))
         if restored is not None:
             state = restored
             batches.check_restored(int(state.step))
