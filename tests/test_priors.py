@@ -81,6 +81,19 @@ def test_samples_are_valid_codes_decoded_into_images(vqvae_and_prior):
         assert png.size == (10 * 28, 6 * 28)
 
 
+def test_decoded_codes_of_images_are_the_vqvaes_reconstructions(vqvae_and_prior, mnist_slice):
+    """The prior's codes, looked up and reshaped to the encoder's map, decode as the VQ-VAE
+    decodes those images: the raster order of the codes is the map's."""
+    _, prior_dir, _ = vqvae_and_prior
+    run = aejax.load_run(prior_dir)
+    x = jnp.asarray(mnist_slice[1][0][:4], jnp.float32) / 255
+    codes = run.model.apply({"params": run.params}, x, method="codes")
+    decoded = run.model.apply({"params": run.params}, codes, method="decode_codes")
+    vqvae = run.model.autoencoder
+    reconstructed, _ = vqvae.apply({"params": run.params["autoencoder"]}, x)
+    np.testing.assert_allclose(decoded, reconstructed, rtol=1e-5, atol=1e-5)
+
+
 def test_a_prior_without_a_vqvae_run_is_refused(tiny):
     config = tiny("vqvae_prior", train__init_from="")
     with pytest.raises(ValueError, match="set train.init_from to that run's workdir"):
