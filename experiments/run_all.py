@@ -1,6 +1,8 @@
 """Runs every tutorial script, then builds the gallery: docs/gallery.md, its figures, its table.
 
-    python experiments/run_all.py --dataset mnist --epochs mlp_reconstruction=50 vae_samples=50
+    python experiments/run_all.py                      # defaults, mnist5k: docs/gallery.md
+    python experiments/run_all.py --dataset mnist --epochs mlp_reconstruction=50 vae_samples=50 \
+        --gallery docs/gallery_mnist
     python experiments/run_all.py --full --dataset fashion_mnist --gallery docs/gallery_fmnist
 
 Each script runs in this process with the options given, in `RUNS/SCRIPT/DATASET`; a finished

@@ -106,7 +106,11 @@ def test_a_uint8_dataset_trains_as_its_float32_twin(digits):
         for images in (split.images, split.float_images())
     ]
     chex.assert_trees_all_close(states[0].params, states[1].params, rtol=1e-4, atol=1e-6)
-    moved = jax.tree.map(lambda a, b: float(jnp.abs(a - b).max()), states[0].params, train.create_state(config, split.images).params)
+    moved = jax.tree.map(
+        lambda a, b: float(jnp.abs(a - b).max()),
+        states[0].params,
+        train.create_state(config, split.images).params,
+    )
     assert max(jax.tree.leaves(moved)) > 1e-3  # four steps moved the parameters far beyond that
 
 
