@@ -28,5 +28,5 @@ def test_the_table_scores_each_config_beside_real_images(tmp_path):
 
 def test_the_generative_configs_are_the_shipped_vaes():
     assert generative_table.generative_configs() == [
-        "conv_vae", "iwae", "iwae_k5", "iwae_k50", "vae", "vae2d"
+        "betatcvae", "conv_vae", "iwae", "iwae_k5", "iwae_k50", "vae", "vae2d"
     ]
