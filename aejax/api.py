@@ -61,15 +61,15 @@ class Run:
         """`n` images decoded from draws of the prior N(0, I), seeded: the generations of a VAE
         (or of a WAE or adversarial AE, whose codes were matched to that prior); for a learned
         prior over a VQ-VAE's codes (`vqvae_prior`), codes drawn from it, decoded."""
-        if isinstance(self.model, priors.CodePrior):
-            rng, likelihood = jax.random.key(seed), self.config.loss.likelihood
-            return priors.sample_images(self.model, self.params, rng, n, likelihood)
-        if not bottlenecks.has_gaussian_prior(getattr(self.model, "bottleneck", None)):
+        if not can_sample(self.model):
             raise TypeError(
                 f"sample draws from a N(0, I) prior; this run's model {self.config.model.name!r} is "
                 "a deterministic autoencoder whose codes were not matched to one (model."
                 "prior_match): decode codes of your own instead"
             )
+        if isinstance(self.model, priors.CodePrior):
+            rng, likelihood = jax.random.key(seed), self.config.loss.likelihood
+            return priors.sample_images(self.model, self.params, rng, n, likelihood)
         example = jnp.zeros((1, *self.config.model.image_shape))
         code_shape = generation.code(self.model, self.params, example).shape[1:]
         z = jax.random.normal(jax.random.key(seed), (n, *code_shape))
@@ -85,6 +85,14 @@ class Run:
 
     def _images(self, x: Images) -> jax.Array:
         return jnp.asarray(_check_images(np.asarray(x), tuple(self.config.model.image_shape), "x"))
+
+
+def can_sample(model: nn.Module) -> bool:
+    """Whether `Run.sample` draws from `model`: codes matched to N(0, I), or a learned prior
+    over a VQ-VAE's codes."""
+    return isinstance(model, priors.CodePrior) or bottlenecks.has_gaussian_prior(
+        getattr(model, "bottleneck", None)
+    )
 
 
 def _check_images(x: np.ndarray, image_shape: tuple, name: str) -> np.ndarray:
@@ -155,4 +163,3 @@ def load_run(workdir: str | Path) -> Run:
     if restored is None:
         raise FileNotFoundError(f"{workdir} holds no checkpoint yet: train it first")
     return Run(workdir, config, jax.device_get(restored.params), models.build(config.model))
-
