@@ -23,10 +23,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from aejax import checkpoint, generation, losses, models, xla_flags
+from aejax import bottlenecks, checkpoint, generation, losses, models, priors, xla_flags
 from aejax import config as aejax_config
 from aejax.dataset import Dataset
-from aejax.train import create_state, train_and_evaluate
+from aejax.train import create_state, restore_state, train_and_evaluate
 
 Images = np.ndarray | jax.Array  # [N, H, W, C], values in [0, 1]
 
@@ -58,13 +58,21 @@ class Run:
         return self.decode(self.encode(x))
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """`n` images decoded from draws of the prior N(0, I), seeded: a VAE's generations."""
-        if not isinstance(self.model, models.VAE):
+        """`n` images decoded from draws of the prior N(0, I), seeded: the generations of a VAE
+        (or of a WAE or adversarial AE, whose codes were matched to that prior); for a learned
+        prior over a VQ-VAE's codes (`vqvae_prior`), codes drawn from it, decoded."""
+        if not can_sample(self.model):
             raise TypeError(
-                f"sample draws from a VAE's prior; this run's model {self.config.model.name!r} is "
-                "a deterministic autoencoder, which has none: decode codes of your own instead"
+                f"sample draws from a N(0, I) prior; this run's model {self.config.model.name!r} is "
+                "a deterministic autoencoder whose codes were not matched to one (model."
+                "prior_match): decode codes of your own instead"
             )
-        z = jax.random.normal(jax.random.key(seed), (n, self.model.latent_dim))
+        if isinstance(self.model, priors.CodePrior):
+            rng, likelihood = jax.random.key(seed), self.config.loss.likelihood
+            return priors.sample_images(self.model, self.params, rng, n, likelihood)
+        example = jnp.zeros((1, *self.config.model.image_shape))
+        code_shape = generation.code(self.model, self.params, example).shape[1:]
+        z = jax.random.normal(jax.random.key(seed), (n, *code_shape))
         return self.decode(z)
 
     def interpolate(self, x_a: Images, x_b: Images, steps: int = 8) -> np.ndarray:
@@ -77,6 +85,14 @@ class Run:
 
     def _images(self, x: Images) -> jax.Array:
         return jnp.asarray(_check_images(np.asarray(x), tuple(self.config.model.image_shape), "x"))
+
+
+def can_sample(model: nn.Module) -> bool:
+    """Whether `Run.sample` draws from `model`: codes matched to N(0, I), or a learned prior
+    over a VQ-VAE's codes."""
+    return isinstance(model, priors.CodePrior) or bottlenecks.has_gaussian_prior(
+        getattr(model, "bottleneck", None)
+    )
 
 
 def _check_images(x: np.ndarray, image_shape: tuple, name: str) -> np.ndarray:
@@ -142,9 +158,8 @@ def load_run(workdir: str | Path) -> Run:
     example = np.zeros((1, *config.model.image_shape), np.float32)
     state = create_state(config, example)  # the structure to restore into
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints)
-    restored = checkpoint.restore_latest(mngr, state)
+    restored = restore_state(mngr, state)
     mngr.close()
     if restored is None:
         raise FileNotFoundError(f"{workdir} holds no checkpoint yet: train it first")
     return Run(workdir, config, jax.device_get(restored.params), models.build(config.model))
-

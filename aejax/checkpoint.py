@@ -23,6 +23,7 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
+from aejax import config as aejax_config
 from aejax import parallel
 
 CONFIG_FILE = "config.json"
@@ -68,6 +69,24 @@ def read_config(path: Path) -> dict:
     return saved
 
 
+_ABSENT = "<absent>"
+
+
+def _added_since(changes: dict) -> set[str]:
+    """The changed fields that the saved config lacks and ours holds at their default
+    (`aejax.config.base()`'s, matched by group and name, so a classifier's
+    `model.autoencoder.encoder` is `model.encoder`): fields aejax added after that run was made,
+    whose defaults keep what it did (the structure fields of models.PRESETS, bottleneck weights)."""
+    defaults = flatten(json.loads(aejax_config.base().to_json()))
+    added = set()
+    for key, (old, new) in changes.items():
+        group, *_, name = key.split(".")
+        default = defaults.get(key, defaults.get(f"{group}.{name}", _ABSENT))
+        if old == _ABSENT and default != _ABSENT and new == default:
+            added.add(key)
+    return added
+
+
 def claim_workdir(
     workdir: Path, config: ml_collections.ConfigDict, resume_changes: tuple[str, ...] = ()
 ) -> dict:
@@ -75,6 +94,7 @@ def claim_workdir(
 
     Fields named in `resume_changes` (from RESUMABLE_FIELDS) may differ: the new values are
     recorded and returned as {field: (old, new)}, for `record_changes` once the step is known.
+    A workdir made before aejax added a field resumes with that field at its default.
     """
     not_resumable = sorted(set(resume_changes) - set(RESUMABLE_FIELDS))
     if not_resumable:
@@ -89,9 +109,11 @@ def claim_workdir(
     if path.exists():
         a, b = flatten(read_config(path)), flatten(ours)
         fields = sorted(a.keys() | b.keys())
-        pairs = {k: (a.get(k, "<absent>"), b.get(k, "<absent>")) for k in fields}
+        pairs = {k: (a.get(k, _ABSENT), b.get(k, _ABSENT)) for k in fields}
         changes = {k: (old, new) for k, (old, new) in pairs.items() if old != new}
-        if not changes:
+        for key in _added_since(changes):  # recorded below, at their defaults
+            del changes[key]
+        if a == b:
             return {}
         if not set(changes) <= set(resume_changes):
             listed = ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changes.items())

@@ -40,6 +40,9 @@ def base() -> ml_collections.ConfigDict:
     config.opt.lr_boundaries = ()  # steps where lr is multiplied by lr_decay; () keeps it constant
     config.opt.lr_decay = 0.1
     config.opt.trainable = ()  # parameter path prefixes that train; () trains every parameter
+    # Optimisers of their own for top-level parameter groups, one group each, e.g.
+    # parts.discriminator = {name, lr}; every other parameter follows name and lr above.
+    config.opt.parts = ml_collections.ConfigDict()
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 200
     config.train.epochs = 20
@@ -53,6 +56,22 @@ def base() -> ml_collections.ConfigDict:
     config.model.image_shape = (28, 28, 1)
     config.model.kernel_init = "lecun_normal"  # flax's default; a name in models.INITIALIZERS
     config.model.output_bias = config_dict.placeholder(str)  # "pixel_means": the mean image
+    # The structure (models.py): unset, model.name's defaults (models.PRESETS).
+    config.model.encoder = config_dict.placeholder(str)  # mlp, conv, resnet
+    config.model.bottleneck = config_dict.placeholder(str)  # deterministic, gaussian, vq, wta
+    config.model.decoder = config_dict.placeholder(str)  # mlp, tied, nearest, resize, transpose
+    config.model.decoder_widths = config_dict.placeholder(tuple)  # mlp decoder; unset: mirror
+    config.model.prior_match = "none"  # deterministic codes to N(0, I): none, mmd, adversarial
+    config.model.mmd_kernel = "imq"  # imq, rbf
+    config.model.discriminator_widths = (64, 64)  # the adversarial AE's discriminator on codes
+    config.model.num_codes = 64  # vq: codebook entries
+    config.model.code_dim = 4  # vq: the code is cut into vectors of this size
+    config.model.codebook = "loss"  # vq: kept by its loss term ("loss") or moving averages ("ema")
+    config.model.ema_decay = 0.99  # vq with codebook "ema"
+    config.model.lifetime_rate = 0.05  # wta: the fraction of a batch each unit is active for
+    config.model.spatial_sparsity = True  # wta: one winner per feature map and image
+    config.model.total_correlation = False  # gaussian: estimate beta-TCVAE's "tc" term
+    config.model.dataset_size = config_dict.placeholder(int)  # set from the data
     config.loss = ml_collections.ConfigDict()
     config.loss.objective = "reconstruction"  # reconstruction, classification, layerwise
     config.loss.likelihood = "bernoulli"  # bernoulli (BCE on logits), gaussian (MSE or a density)
@@ -61,6 +80,11 @@ def base() -> ml_collections.ConfigDict:
     config.loss.kl_weight = 1.0  # VAEs: the KL term's weight
     config.loss.kl_warmup_steps = 0  # VAEs: the KL weight grows linearly from 0 over these steps
     config.loss.iwae_samples = 1  # VAEs: importance samples per image; 1 is the ELBO
+    # Weights of bottleneck terms (aejax/bottlenecks.py); "codebook" and "discriminator" have 1.
+    config.loss.commitment_weight = 0.25  # vq: beta of |h - sg(q)|^2
+    config.loss.mmd_weight = 10.0  # WAE-MMD: lambda
+    config.loss.adversarial_weight = 1.0  # adversarial AE: the encoder's term to fool the critic
+    config.loss.tc_weight = 0.0  # beta-TCVAE: beta - 1, added to the KL's weight on the TC
     config.loss.corruption = ml_collections.ConfigDict()
     config.loss.corruption.name = "none"  # none, gaussian, masking, salt_and_pepper (+ its setting)
     config.loss.corruption.at_eval = False  # True: test metrics on corrupted inputs too

@@ -68,10 +68,13 @@ class ConvEncoder(nn.Module):
     features: Sequence[int] = (16, 8, 8)
 
     @nn.compact
-    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    def __call__(self, x_BxHxWxC: jax.Array, layers: tuple[int, int] | None = None) -> jax.Array:
+        """`layers=(first, stop)` applies only those layers (greedy pretraining, one a phase)."""
+        first, stop = layers or (0, len(self.features))
         h = x_BxHxWxC
-        for i, f in enumerate(self.features):
-            h = max_pool_2x2(nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}")(h)))
+        for i in range(first, stop):
+            conv = nn.Conv(self.features[i], (3, 3), padding="SAME", name=f"conv{i}")
+            h = max_pool_2x2(nn.relu(conv(h)))
         return h
 
 
@@ -112,16 +115,21 @@ class ResizeConvDecoder(nn.Module):
     image_hw: Sequence[int] = (28, 28)  # the output's height and width
 
     @nn.compact
-    def __call__(self, z_BxHxWxC: jax.Array) -> jax.Array:
+    def __call__(self, z_BxHxWxC: jax.Array, layers: tuple[int, int] | None = None) -> jax.Array:
+        """`layers=(first, stop)` applies only those layers, the logits only after the last
+        (greedy pretraining): layer i takes encoder layer D-1-i's output to its input."""
+        first, stop = layers or (0, len(self.features))
         heights, widths = (encoder_sides(side, len(self.features)) for side in self.image_hw)
-        if tuple(z_BxHxWxC.shape[1:3]) != (heights[-1], widths[-1]):
+        if tuple(z_BxHxWxC.shape[1:3]) != (heights[-1 - first], widths[-1 - first]):
             raise ValueError(
                 f"code sides {z_BxHxWxC.shape[1:3]} do not match the encoder's {heights, widths}"
             )
         h = z_BxHxWxC
-        for i, f in enumerate(self.features):
+        for i in range(first, stop):
             h = resize_nearest(h, heights[-2 - i], widths[-2 - i])
-            h = nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}")(h))
+            h = nn.relu(nn.Conv(self.features[i], (3, 3), padding="SAME", name=f"conv{i}")(h))
+        if stop < len(self.features):
+            return h
         return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
 
 
@@ -138,14 +146,18 @@ class ConvTransposeDecoder(nn.Module):
     image_hw: Sequence[int] = (28, 28)  # the output's height and width
 
     @nn.compact
-    def __call__(self, z_BxHxWxC: jax.Array) -> jax.Array:
+    def __call__(self, z_BxHxWxC: jax.Array, layers: tuple[int, int] | None = None) -> jax.Array:
+        """`layers=(first, stop)` applies only those layers, the logits only after the last
+        (greedy pretraining): layer i takes encoder layer D-1-i's output to its input."""
+        first, stop = layers or (0, len(self.features))
         sides = [encoder_sides(side, len(self.features)) for side in self.image_hw]
-        if tuple(z_BxHxWxC.shape[1:3]) != (sides[0][-1], sides[1][-1]):
+        if tuple(z_BxHxWxC.shape[1:3]) != (sides[0][-1 - first], sides[1][-1 - first]):
             raise ValueError(
                 f"code sides {z_BxHxWxC.shape[1:3]} do not match the encoder's {sides}"
             )
         h = z_BxHxWxC
-        for i, f in enumerate(self.features):
+        for i in range(first, stop):
+            f = self.features[i]
             padding = []
             for axis_sides in sides:
                 side_in, side_out = axis_sides[-1 - i], axis_sides[-2 - i]
@@ -154,20 +166,52 @@ class ConvTransposeDecoder(nn.Module):
                 padding.append((pad - pad // 2, pad // 2))
             h = nn.ConvTranspose(f, (3, 3), strides=(2, 2), padding=padding, name=f"deconv{i}")(h)
             h = nn.relu(h)
+        if stop < len(self.features):
+            return h
         return nn.Conv(self.channels, (3, 3), padding="SAME", name="logits")(h)
 
 
+class ResNetEncoder(nn.Module):
+    """A residual block per entry of `features`, then 2x2 max pooling: relu(conv3x3(relu(
+    conv3x3(h))) + conv1x1(h)), the 1x1 convolution matching the block's width. Its maps have
+    the ConvEncoder's sides, so every conv decoder pairs with it."""
+
+    features: Sequence[int] = (16, 32, 32)
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+        h = x_BxHxWxC
+        for i, f in enumerate(self.features):
+            r = nn.relu(nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}a")(h))
+            r = nn.Conv(f, (3, 3), padding="SAME", name=f"conv{i}b")(r)
+            h = max_pool_2x2(nn.relu(r + nn.Conv(f, (1, 1), name=f"skip{i}")(h)))
+        return h
+
+
+# The conv decoders' ways back to the image: conv then double, trimming the overshoot (for 28:
+# 4-8-16-14-28); nearest resize to the encoder's sides then conv (4-7-14-28, the TensorFlow
+# tutorials'); stride-2 transposed convolutions (4-7-14-28).
+DECODERS = {
+    "nearest": ConvDecoder,
+    "resize": ResizeConvDecoder,
+    "transpose": ConvTransposeDecoder,
+}
+
+
 class LatentConvDecoder(nn.Module):
-    """A flat latent through a dense ReLU layer to a `code_shape` map, then a ConvDecoder: how a
-    VAE's vector latent reaches the conv decoder."""
+    """A flat latent through a dense ReLU layer to a `code_shape` map, then a conv decoder
+    (`upsampling`, one of DECODERS): how a vector code reaches the conv decoders."""
 
     features: Sequence[int] = (8, 8, 16)
     code_shape: Sequence[int] = (4, 4, 8)
     channels: int = 1
     image_hw: Sequence[int] = (28, 28)
+    upsampling: str = "nearest"
 
     @nn.compact
-    def __call__(self, z_BxK: jax.Array) -> jax.Array:
+    def __call__(self, z: jax.Array) -> jax.Array:
+        z_BxK = z.reshape(z.shape[0], -1)
         h = nn.relu(nn.Dense(math.prod(self.code_shape), name="project")(z_BxK))
-        h_BxHxWxC = h.reshape(z_BxK.shape[0], *self.code_shape)
-        return ConvDecoder(self.features, self.channels, self.image_hw, name="conv")(h_BxHxWxC)
+        h_BxHxWxC = h.reshape(z.shape[0], *self.code_shape)
+        decoder = DECODERS[self.upsampling](self.features, self.channels, self.image_hw, name="conv")
+        return decoder(h_BxHxWxC)

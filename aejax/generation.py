@@ -1,4 +1,5 @@
-"""What a VAE generates, as figures in its run directory.
+"""What a model with a N(0, I) prior (a VAE, WAE, adversarial AE) generates, as figures in its
+run directory.
 
 - `samples.png`: decoder means of z ~ N(0, I), 6 rows of 10;
 - `interpolations.png`: decoder means along the straight line between the posterior means of
@@ -29,16 +30,17 @@ def _decode(model, params, z_NxK: jax.Array, likelihood: str) -> np.ndarray:
     return np.asarray(losses.mean_image(logits, likelihood))
 
 
-def prior_samples(model, params, rng, rows: int, cols: int, latent_dim: int, likelihood: str):
-    """[rows, cols, H, W, C] decoder means of prior draws."""
-    images = _decode(model, params, jax.random.normal(rng, (rows * cols, latent_dim)), likelihood)
+def prior_samples(model, params, rng, rows: int, cols: int, code_shape, likelihood: str):
+    """[rows, cols, H, W, C] decoder means of draws from N(0, I) of `code_shape` (a latent
+    dimension, or a code's shape such as a conv WAE's map)."""
+    shape = (rows * cols, *np.atleast_1d(code_shape))
+    images = _decode(model, params, jax.random.normal(rng, shape), likelihood)
     return images.reshape(rows, cols, *images.shape[1:])
 
 
 def code(model, params, x: jax.Array) -> jax.Array:
     """The code of images `x`: an autoencoder's code, a VAE's posterior mean."""
-    out = model.apply({"params": params}, x, method="encode")
-    return out[0] if isinstance(out, tuple) else out  # a VAE's (mu, logvar)
+    return model.apply({"params": params}, x, method="encode").code
 
 
 def interpolations(model, params, x_a: jax.Array, x_b: jax.Array, steps: int, likelihood: str):
@@ -132,11 +134,13 @@ def latent_scatter(mu_Nx2: np.ndarray, labels_N: np.ndarray, path: Path) -> None
 
 
 def write_figures(workdir: Path, model, params, test_x, test_labels, likelihood: str, rng) -> None:
-    """Samples and interpolations for any VAE; the manifold and, for labelled test images, the
-    scatter for a 2-D latent. `test_x` may be stored uint8: it is scaled here."""
-    latent_dim = model.apply({"params": params}, as_float(test_x[:1]), method="encode")[0].shape[-1]
+    """Samples and interpolations for any model with a N(0, I) prior; the manifold and, for
+    labelled test images, the scatter for a 2-D code. `test_x` may be stored uint8: it is
+    scaled here."""
+    code_shape = code(model, params, as_float(test_x[:1])).shape[1:]
+    latent_dim = code_shape[0] if len(code_shape) == 1 else None
     save_grid(
-        prior_samples(model, params, rng, 6, 10, latent_dim, likelihood), workdir / "samples.png"
+        prior_samples(model, params, rng, 6, 10, code_shape, likelihood), workdir / "samples.png"
     )
     save_grid(
         interpolations(model, params, as_float(test_x[:8]), as_float(test_x[8:16]), 10, likelihood),
@@ -145,6 +149,6 @@ def write_figures(workdir: Path, model, params, test_x, test_labels, likelihood:
     if latent_dim == 2:
         save_grid(manifold(model, params, 20, likelihood), workdir / "manifold.png")
     if latent_dim == 2 and test_labels is not None:  # a run on unlabelled arrays has none
-        encode = jax.jit(lambda x: model.apply({"params": params}, as_float(x), method="encode")[0])
+        encode = jax.jit(lambda x: code(model, params, as_float(x)))
         mu = np.concatenate([encode(test_x[i : i + 1000]) for i in range(0, len(test_x), 1000)])
         latent_scatter(mu, np.asarray(test_labels), workdir / "latent_scatter.png")

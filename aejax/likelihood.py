@@ -61,7 +61,7 @@ def make_log_likelihood(model: nn.Module, loss_cfg: ml_collections.ConfigDict, c
 
 def active_units(model: nn.Module, params, images: jax.Array, batch_size: int = 1000) -> jax.Array:
     """The number of latents whose posterior mean has variance above 0.01 over `images`."""
-    encode = jax.jit(lambda x: model.apply({"params": params}, x, method="encode")[0])
+    encode = jax.jit(lambda x: model.apply({"params": params}, x, method="encode").code)
     mu_NxK = jnp.concatenate(
         [encode(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     )

@@ -3,11 +3,13 @@
 Reconstruction terms work on decoder logits: a Bernoulli likelihood reads them through a
 sigmoid (BCE, computed stably from logits), a gaussian reads them as the mean: with a variance
 (`loss.variance`, or one the model learns) it is the negative log-density in nats, without one
-the squared error (MSE, its special case up to scale and constant). A model whose intermediates
-include a posterior (`mu`, `logvar`) also pays its KL to the standard normal prior, weighted by
-`kl_weight` (beta) and optionally warmed up linearly over `kl_warmup_steps`, which makes the
-objective the negative ELBO at weight 1. With `iwae_samples` = k > 1 the objective is instead
-the negative importance-weighted bound of Burda et al. (2016) with k posterior samples.
+the squared error (MSE, its special case up to scale and constant). The model's bottleneck adds
+its own named terms (`aux["terms"]`, aejax/bottlenecks.py), each weighted by its loss field
+(TERM_WEIGHTS): a gaussian posterior's KL to the standard normal prior by `kl_weight` (beta),
+optionally warmed up linearly over `kl_warmup_steps`, which makes the objective the negative
+ELBO at weight 1; a VQ code's commitment, a WAE's MMD, an adversarial AE's terms, beta-TCVAE's
+total correlation. With `iwae_samples` = k > 1 the objective is instead the negative
+importance-weighted bound of Burda et al. (2016) with k posterior samples.
 
 The loss config may add a denoising criterion (`loss.corruption`: the model sees a corrupted
 input, the target stays clean) and penalties (`loss.regularizers`); both are optional groups.
@@ -20,7 +22,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from aejax import corruptions, models, regularizers
+from aejax import bottlenecks, corruptions, regularizers
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 REDUCTIONS = ("mean", "sum")  # over pixels: per-pixel averages, or nats per image
@@ -46,28 +48,6 @@ def reconstruction(
 def mean_image(logits: jax.Array, likelihood: str) -> jax.Array:
     """The reconstruction a person looks at: the likelihood's mean."""
     return nn.sigmoid(logits) if likelihood == "bernoulli" else logits
-
-
-def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
-    """KL(N(mu, exp(logvar)) || N(0, I)) in closed form, summed over latents: shape [B]."""
-    return 0.5 * jnp.sum(jnp.exp(logvar) + jnp.square(mu) - 1.0 - logvar, axis=-1)
-
-
-def gaussian_kl_sigma(
-    mu: jax.Array, sigma: jax.Array, eps: float = models.SIGMA_EPS
-) -> jax.Array:
-    """KL(N(mu, sigma^2) || N(0, I)) as the seed's sigma head computes it, its log floored:
-    0.5 sum(sigma^2 + mu^2 - 1 - log(sigma^2 + eps)), shape [B]. Below the true KL by at most
-    0.5 log(1 + eps / sigma^2) per latent."""
-    variance = jnp.square(sigma)
-    return 0.5 * jnp.sum(variance + jnp.square(mu) - 1.0 - jnp.log(variance + eps), axis=-1)
-
-
-def posterior_kl(aux: dict) -> jax.Array:
-    """The KL of the model's posterior, read in the form its head gives: sigma or log-variance."""
-    if "sigma" in aux:
-        return gaussian_kl_sigma(aux["mu"], aux["sigma"])
-    return gaussian_kl(aux["mu"], aux["logvar"])
 
 
 def log_importance_weights(nll_SxB: jax.Array, aux: dict) -> jax.Array:
@@ -115,6 +95,18 @@ def _check_vae_options(model: nn.Module, cfg: ml_collections.ConfigDict) -> None
     gaussian_mse = cfg.likelihood == "gaussian" and variance is None
     if samples > 1 and gaussian_mse and not getattr(model, "learned_variance", False):
         raise ValueError("the IWAE bound needs a density: set loss.variance or model.learned_variance")
+    if samples > 1 and not isinstance(getattr(model, "bottleneck", None), bottlenecks.Gaussian):
+        raise ValueError("the IWAE bound (loss.iwae_samples > 1) needs a gaussian bottleneck")
+
+
+# The loss field that weighs each bottleneck term; a term not named here has weight 1.
+TERM_WEIGHTS = {
+    "kl": "kl_weight",
+    "commitment": "commitment_weight",
+    "mmd": "mmd_weight",
+    "adversarial": "adversarial_weight",
+    "tc": "tc_weight",
+}
 
 
 # (params, batch, rng, train, step=None) -> (loss, metrics); `step` drives schedules (KL warm-up).
@@ -130,10 +122,15 @@ def rng_streams(rng: jax.Array) -> dict[str, jax.Array]:
 def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
     """Returns `loss_fn(params, x, rng, train, step=None) -> (loss, metrics)` for `model`.
 
-    `metrics` holds batch means of each term ("recon", "kl" for a VAE, one per regularizer,
-    and their weighted sum "loss"), so logging and evaluation read the same names. `train` is
-    a Python bool: the input is corrupted when it is True, or when `corruption.at_eval` is.
-    `step` (the training step) sets the KL warm-up; without it the KL has its full weight.
+    `metrics` holds batch means of each term ("recon", the bottleneck's terms such as "kl",
+    one per regularizer, and their weighted sum "loss") and the bottleneck's logged stats, so
+    logging and evaluation read the same names. `train` is a Python bool: the input is
+    corrupted when it is True, or when `corruption.at_eval` is. `step` (the training step)
+    sets the KL warm-up; without it the KL has its full weight.
+
+    A model with state besides its parameters (an EMA codebook) is called with
+    `collections=` (the train state's): the loss then returns `(loss, (metrics, collections))`,
+    the collections updated when `train`.
     """
     if cfg.likelihood not in LIKELIHOODS:
         raise ValueError(f"unknown likelihood {cfg.likelihood!r}; choose one of {LIKELIHOODS}")
@@ -146,19 +143,27 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
     samples, warmup = cfg.iwae_samples, cfg.kl_warmup_steps
     draws = {"samples": samples} if samples > 1 else {}  # the model's [S, B, ...] outputs
 
-    def kl_weight(step):
-        if step is None or warmup == 0:
-            return cfg.kl_weight
-        return cfg.kl_weight * jnp.minimum(1.0, step / warmup)
+    def term_weight(term, step):
+        value = cfg[TERM_WEIGHTS[term]] if term in TERM_WEIGHTS else 1.0
+        if term != "kl" or step is None or warmup == 0:
+            return value
+        return value * jnp.minimum(1.0, step / warmup)
 
-    def loss_fn(params, x, rng, train, step=None):
+    def loss_fn(params, x, rng, train, step=None, collections=None):
         rngs = rng_streams(rng)
         x_in = x
         if corrupt is not None and (train or corrupt_at_eval):
             x_in = corrupt(x, rngs["corruption"])
-        logits, aux = model.apply(
-            {"params": params}, x_in, train=train, rngs={"noise": rngs["noise"]}, **draws
+        mutable = list(collections) if collections and train else False
+        out = model.apply(
+            {"params": params, **(collections or {})},
+            x_in,
+            train=train,
+            rngs={"noise": rngs["noise"]},
+            mutable=mutable,
+            **draws,
         )
+        (logits, aux), updated = out if mutable else (out, collections)
         obs_logvar = observation_logvar(cfg, aux)
         per_pixel = reconstruction(logits, x, cfg.likelihood, obs_logvar)  # against the clean x
         # One reduction over batch and pixels: XLA:CPU evaluates the exp and log1p of a per-row
@@ -166,9 +171,10 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
         count = (x.shape[0] if cfg.reduction == "sum" else x.size) * samples
         metrics = {"recon": jnp.sum(per_pixel) / count}
         loss = metrics["recon"]
-        if "mu" in aux:
-            metrics["kl"] = jnp.mean(posterior_kl(aux))
-            loss = loss + kl_weight(step) * metrics["kl"]
+        for name, value in aux["terms"].items():
+            metrics[name] = value
+            loss = loss + term_weight(name, step) * value
+        metrics.update(aux["stats"])
         if samples > 1:
             log_w_SxB = log_importance_weights(per_image(per_pixel), aux)
             metrics["iwae"] = loss = -jnp.mean(iwae_bound(log_w_SxB))
@@ -176,6 +182,6 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
             metrics[name] = term(params, aux)
             loss = loss + weight * metrics[name]
         metrics["loss"] = loss
-        return loss, metrics
+        return (loss, metrics) if collections is None else (loss, (metrics, dict(updated)))
 
     return loss_fn

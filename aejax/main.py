@@ -3,8 +3,8 @@
 `--config` takes a shipped config's name (`vae`, `mlp`, ...: `aejax.configs.names()`) or the path
 of a file with `get_config()`.
 
-`aejax pretrain` trains the config's MLP autoencoder greedily, layer by layer, then end to end
-(`aejax.pretrain`); `aejax represent` measures a trained run's codes (`aejax.representation`);
+`aejax pretrain` trains the config's stacked (MLP or conv) autoencoder greedily, layer by
+layer, then end to end (`aejax.pretrain`); `aejax represent` measures a trained run's codes (`aejax.representation`);
 `aejax fidelity` scores a trained VAE's samples against the test set: FID, precision, recall
 (`aejax.fidelity`).
 

@@ -1,10 +1,13 @@
-"""Autoencoder modules: an encoder, a decoder, and the glue that makes them an AE or a VAE.
+"""Autoencoder modules: encoders, decoders, and the one structure that joins them.
 
-Every model maps images `x_BxHxWxC` in [0, 1] to decoder logits of the same shape and a dict
-of named intermediates (`code`, or `mu`, `logvar`, `z` for a VAE, and `sigma` for its sigma
-head); losses read what they need from that dict, so a new autoencoder is a new combination
-rather than a new class. `MODELS` holds the architectures by `config.model.name`; corruption
-and penalties live in the loss.
+Every model is an `Autoencoder`: an encoder (mlp, conv, resnet), a bottleneck
+(`aejax/bottlenecks.py`: deterministic, gaussian, vector-quantised, winner-take-all) and a
+decoder (the mlp mirror, tied, or a conv decoder: nearest, resize, transpose), each chosen by
+config (`model.encoder`, `model.bottleneck`, `model.decoder`; `model.name` gives their
+defaults, PRESETS). It maps images `x_BxHxWxC` in [0, 1] to decoder logits of the same shape
+and a dict of named intermediates, the bottleneck's loss terms among them; losses read what
+they need from that dict, so a new autoencoder is a new combination rather than a new class.
+Corruption and penalties live in the loss.
 """
 
 import math
@@ -15,7 +18,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from aejax import conv, supervised
+from aejax import bottlenecks, conv, priors, supervised
 from aejax.dataset import as_float
 
 ACTIVATIONS: dict[str, Callable[[jax.Array], jax.Array]] = {
@@ -91,7 +94,8 @@ class MLPEncoder(nn.Module):
 
 
 class MLPDecoder(nn.Module):
-    """Maps a code through an MLP to per-pixel logits of image shape."""
+    """Maps a code (flattened: a conv encoder's map serves too) through an MLP to per-pixel
+    logits of image shape."""
 
     widths: Sequence[int]  # hidden widths; the output layer (prod(image_shape)) is added
     image_shape: Sequence[int] = (28, 28, 1)
@@ -99,10 +103,11 @@ class MLPDecoder(nn.Module):
     kernel_init: str = "lecun_normal"
 
     @nn.compact
-    def __call__(self, z_BxK: jax.Array) -> jax.Array:
+    def __call__(self, z: jax.Array) -> jax.Array:
         widths = (*self.widths, math.prod(self.image_shape))
+        z_BxK = z.reshape(z.shape[0], -1)
         logits_BxD = MLP(widths, self.activation, "linear", self.kernel_init, name="mlp")(z_BxK)
-        return logits_BxD.reshape(z_BxK.shape[0], *self.image_shape)
+        return logits_BxD.reshape(z.shape[0], *self.image_shape)
 
 
 class TiedMLPDecoder(nn.Module):
@@ -129,88 +134,47 @@ class TiedMLPDecoder(nn.Module):
 
 
 class Autoencoder(nn.Module):
-    """A deterministic autoencoder: logits = decode(encode(x))."""
+    """logits = decode(bottleneck(encode(x))): any encoder, any bottleneck, any decoder.
 
-    encoder: nn.Module
-    decoder: nn.Module
-
-    def encode(self, x: jax.Array) -> jax.Array:
-        return self.encoder(x)
-
-    def decode(self, code: jax.Array) -> jax.Array:
-        return self.decoder(code)
-
-    def __call__(self, x: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
-        del train  # no stochastic parts; kept so every model is called the same way
-        code = self.encode(x)
-        return self.decode(code), {"code": code}
-
-
-POSTERIOR_SCALES = ("logvar", "sigma")  # what the VAE's second head outputs
-SIGMA_EPS = 1e-10  # log(sigma^2 + eps): the sigma head's floor, as the seed wrote it
-
-
-class VAE(nn.Module):
-    """A VAE with a diagonal gaussian posterior and a standard normal prior.
-
-    The encoder gives features (flattened, so a conv encoder's map serves too); two dense heads
-    give the posterior mean and, by `posterior_scale`, its log-variance (positive variance
-    without a constraint) or its standard deviation sigma itself (the seed's other variant,
-    whose KL reads log(sigma^2 + 1e-10)). At evaluation the decoder still sees a sample, so the
-    reported ELBO is an unbiased single-sample estimate. `learned_variance` adds one
-    log-variance parameter for a gaussian likelihood, reported as `obs_logvar`.
+    The bottleneck shares this module's scope (`nn.share_scope`), so its parameters sit at the
+    top of the tree beside "encoder" and "decoder" ("mu_head", "codebook", "discriminator"):
+    the tree of a VAE is the same as before bottlenecks were parts. `learned_variance` adds
+    one log-variance parameter for a gaussian likelihood, reported as `obs_logvar`.
     """
 
     encoder: nn.Module
     decoder: nn.Module
-    latent_dim: int
+    bottleneck: nn.Module
     learned_variance: bool = False
-    posterior_scale: str = "logvar"  # one of POSTERIOR_SCALES
 
     def setup(self):
-        self.mu_head = nn.Dense(self.latent_dim)
-        if self.posterior_scale == "logvar":
-            self.logvar_head = nn.Dense(self.latent_dim)
-        else:
-            self.sigma_head = nn.Dense(self.latent_dim)
+        nn.share_scope(self, self.bottleneck)
         if self.learned_variance:
             self.obs_logvar = self.param("obs_logvar", nn.initializers.zeros, ())
 
-    def _posterior(self, x: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
-        """The mean, the sample's scale and the log-variance: from a sigma head its own output
-        and log(sigma^2 + eps), from a log-variance head exp(logvar / 2) and its output."""
-        h = self.encoder(x)
-        h_BxD = h.reshape(h.shape[0], -1)
-        mu = self.mu_head(h_BxD)
-        if self.posterior_scale == "sigma":
-            sigma = self.sigma_head(h_BxD)
-            return mu, sigma, jnp.log(jnp.square(sigma) + SIGMA_EPS)
-        logvar = self.logvar_head(h_BxD)
-        return mu, jnp.exp(0.5 * logvar), logvar
+    def encode(self, x: jax.Array) -> bottlenecks.Encoding:
+        return self.bottleneck.encode(self.encoder(x))
 
-    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
-        """The posterior's mean and log-variance."""
-        mu, _, logvar = self._posterior(x)
-        return mu, logvar
+    def decode(self, code: jax.Array) -> jax.Array:
+        return self.decoder(code)
 
-    def decode(self, z_BxK: jax.Array) -> jax.Array:
-        return self.decoder(z_BxK)
+    def decode_indices(self, indices_BxN: jax.Array, code_shape: Sequence[int]) -> jax.Array:
+        """A vector-quantised code given by its codebook indices (an image's code of
+        `code_shape`, cut into vectors), decoded: how a prior's samples become images."""
+        vectors = self.bottleneck.vectors(indices_BxN)
+        return self.decode(vectors.reshape(indices_BxN.shape[0], *code_shape))
 
     def __call__(
         self, x: jax.Array, *, train: bool = False, samples: int | None = None
     ) -> tuple[jax.Array, dict]:
-        """Decodes one posterior sample per image, or `samples` of them: then `z` is
-        [samples, B, K] and the logits [samples, B, H, W, C] (importance sampling, IWAE)."""
-        del train
-        mu, std, logvar = self._posterior(x)
-        aux = {"mu": mu, "logvar": logvar}
-        if self.posterior_scale == "sigma":  # the KL reads sigma itself, as the seed's does
-            aux["sigma"] = std
-        shape = mu.shape if samples is None else (samples, *mu.shape)
-        eps = jax.random.normal(self.make_rng("noise"), shape, mu.dtype)
-        z = mu + std * eps  # reparameterisation: gradients flow to both heads
-        logits = self.decode(z.reshape(-1, self.latent_dim)).reshape(*shape[:-1], *x.shape[1:])
-        aux["z"] = z
+        """The logits and the bottleneck's `aux` (its loss terms under "terms"). With `samples`
+        (a gaussian bottleneck) the code is [samples, B, ...] and the logits
+        [samples, B, H, W, C] (importance sampling, IWAE)."""
+        z, aux = self.bottleneck(self.encoder(x), train=train, samples=samples)
+        if samples is None:
+            logits = self.decode(z)
+        else:
+            logits = self.decode(z.reshape(-1, *z.shape[2:])).reshape(samples, *x.shape)
         if self.learned_variance:
             aux["obs_logvar"] = self.obs_logvar
         return logits, aux
@@ -221,87 +185,148 @@ def _kernel_init(cfg: ml_collections.ConfigDict) -> str:
     return cfg.kernel_init
 
 
-def _mlp_encoder(cfg: ml_collections.ConfigDict) -> MLPEncoder:
-    return MLPEncoder(cfg.encoder_widths, cfg.activation, cfg.code_activation, _kernel_init(cfg))
-
-
-def _mlp_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
-    decoder_widths = tuple(reversed(cfg.encoder_widths[:-1]))
-    decoder = MLPDecoder(decoder_widths, tuple(cfg.image_shape), cfg.activation, _kernel_init(cfg))
-    return Autoencoder(_mlp_encoder(cfg), decoder)
-
-
-def _tied_mlp_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
-    encoder = _mlp_encoder(cfg)  # one instance, handed to both: that is the tie
-    return Autoencoder(encoder, TiedMLPDecoder(encoder, tuple(cfg.image_shape), cfg.activation))
-
-
-def _mlp_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
-    # The encoder's last hidden layer keeps its activation: the heads are linear on top of it.
-    init = _kernel_init(cfg)
-    encoder = MLPEncoder(cfg.encoder_widths, cfg.activation, cfg.activation, init)
-    decoder_widths = tuple(reversed(cfg.encoder_widths))
-    decoder = MLPDecoder(decoder_widths, tuple(cfg.image_shape), cfg.activation, init)
-    return _vae(cfg, encoder, decoder)
-
-
-def _vae(cfg: ml_collections.ConfigDict, encoder: nn.Module, decoder: nn.Module) -> VAE:
-    if cfg.posterior_scale not in POSTERIOR_SCALES:
+def _need(cfg: ml_collections.ConfigDict, field: str, part: str):
+    """A field a chosen part reads, or an error naming the part and a config that has it."""
+    if field not in cfg or cfg[field] is None:
         raise ValueError(
-            f"unknown model.posterior_scale {cfg.posterior_scale!r}; choose one of "
-            f"{POSTERIOR_SCALES}"
+            f"{part} needs model.{field}, which this config does not set; add it to the config "
+            "(the shipped configs mlp, vae and conv set the fields of each part)"
         )
-    return VAE(encoder, decoder, cfg.latent_dim, cfg.learned_variance, cfg.posterior_scale)
+    return cfg[field]
 
 
-# The conv decoder's ways back to the image: conv then double, trimming the overshoot (for 28:
-# 4-8-16-14-28); nearest resize to the encoder's sides then conv (4-7-14-28, the TensorFlow
-# tutorials'); stride-2 transposed convolutions (4-7-14-28).
-CONV_DECODERS = {
-    "nearest": conv.ConvDecoder,
-    "resize": conv.ResizeConvDecoder,
-    "transpose": conv.ConvTransposeDecoder,
+# Defaults of (encoder, bottleneck, decoder) by model.name; model.encoder, .bottleneck and
+# .decoder override them. None as decoder: the conv config's `upsampling`.
+PRESETS = {
+    "autoencoder": ("mlp", "deterministic", "mlp"),
+    "mlp": ("mlp", "deterministic", "mlp"),  # any depth and activations: linear, stacked, sparse
+    "tied": ("mlp", "deterministic", "tied"),  # decoder kernels tied to the encoder's
+    "vae": ("mlp", "gaussian", "mlp"),
+    "conv": ("conv", "deterministic", None),  # nearest, resize or transposed-conv decoder
+    "conv_vae": ("conv", "gaussian", "nearest"),
 }
+ENCODERS = ("mlp", "conv", "resnet")
+BOTTLENECKS = ("deterministic", "gaussian", "vq", "wta")  # aejax/bottlenecks.py
+CODEBOOKS = ("loss", "ema")  # how a vector-quantised bottleneck keeps its codebook
+DECODERS = ("mlp", "tied", *conv.DECODERS)  # the conv ones: "nearest", "resize", "transpose"
 
 
-def _conv_code_shape(cfg: ml_collections.ConfigDict) -> tuple[int, int, int]:
-    """The encoder's output map (height, width, features): each layer halves the image's sides.
+def structure(cfg: ml_collections.ConfigDict) -> tuple[str, str, str]:
+    """The (encoder, bottleneck, decoder) that model config `cfg` asks for, checked."""
+    encoder, bottleneck, decoder = PRESETS[cfg.name]
+    encoder = cfg.get("encoder") or encoder
+    bottleneck = cfg.get("bottleneck") or bottleneck
+    decoder_field = "decoder" if cfg.get("decoder") or decoder else "upsampling"
+    decoder = cfg.get("decoder") or decoder or cfg.get("upsampling", "nearest")
+    for field, value, choices in (
+        ("encoder", encoder, ENCODERS),
+        ("bottleneck", bottleneck, BOTTLENECKS),
+        (decoder_field, decoder, DECODERS if decoder_field == "decoder" else tuple(conv.DECODERS)),
+    ):
+        if value not in choices:
+            raise ValueError(f"unknown {field} {value!r} (model.{field}); choose one of {choices}")
+    return encoder, bottleneck, decoder
 
-    Each decoder layer doubles a side back, so the two have as many layers.
-    """
+
+def _conv_code_shape(cfg: ml_collections.ConfigDict, layers: int, channels: int) -> tuple:
+    """The map a conv decoder starts from: each of its `layers` doubles the image's sides
+    halved (rounding up) as often."""
     if len(cfg.image_shape) != 3:
         raise ValueError(
             f"conv models need image_shape (height, width, channels), got {cfg.image_shape}"
         )
-    layers = len(cfg.encoder_features)
-    if layers < 1 or len(cfg.decoder_features) != layers:
+    height, width, _ = cfg.image_shape
+    return (*[conv.encoder_sides(side, layers)[-1] for side in (height, width)], channels)
+
+
+def _encoder(cfg: ml_collections.ConfigDict, kind: str, bottleneck: str) -> nn.Module:
+    if kind == "mlp":
+        widths = _need(cfg, "encoder_widths", "an mlp encoder")
+        # Under a gaussian the last layer is hidden: the heads are linear on top of it.
+        last = cfg.activation if bottleneck == "gaussian" else _need(cfg, "code_activation", "an mlp code")
+        return MLPEncoder(widths, cfg.activation, last, _kernel_init(cfg))
+    features = tuple(_need(cfg, "encoder_features", f"a {kind} encoder"))
+    return conv.ResNetEncoder(features) if kind == "resnet" else conv.ConvEncoder(features)
+
+
+def _decoder(cfg, kind: str, encoder: nn.Module, encoder_kind: str, bottleneck: str):
+    image_shape = tuple(cfg.image_shape)
+    vector_code = encoder_kind == "mlp" or bottleneck == "gaussian"
+    if kind == "tied":
+        if encoder_kind != "mlp" or bottleneck == "gaussian":
+            raise ValueError(
+                "a tied decoder mirrors an mlp encoder's kernels, so it needs model.encoder="
+                f"'mlp' and a bottleneck that keeps the code's shape (not {bottleneck!r})"
+            )
+        return TiedMLPDecoder(encoder, image_shape, cfg.activation)
+    if kind == "mlp":
+        widths = cfg.get("decoder_widths")
+        if widths is None:  # the mirror of an mlp encoder; a conv encoder's: one dense layer
+            widths = cfg.encoder_widths if encoder_kind == "mlp" else ()
+            widths = tuple(reversed(widths if bottleneck == "gaussian" else widths[:-1]))
+        return MLPDecoder(tuple(widths), image_shape, cfg.get("activation", "relu"), _kernel_init(cfg))
+    features = tuple(_need(cfg, "decoder_features", f"a {kind} decoder"))
+    if not vector_code and len(cfg.encoder_features) != len(features):
         raise ValueError(
             "a conv autoencoder's decoder doubles each side as often as its encoder halves it: "
             f"give as many decoder as encoder layers (at least one); got encoder_features="
-            f"{tuple(cfg.encoder_features)}, decoder_features={tuple(cfg.decoder_features)}"
+            f"{tuple(cfg.encoder_features)}, decoder_features={features}"
         )
-    height, width, _ = cfg.image_shape
-    sides = [conv.encoder_sides(side, layers)[-1] for side in (height, width)]
-    return (*sides, cfg.encoder_features[-1])
+    hw, channels = image_shape[:2], image_shape[-1]
+    if not vector_code:  # the encoder's map itself
+        _conv_code_shape(cfg, len(features), 0)
+        return conv.DECODERS[kind](features, channels, hw)
+    # A vector reaches the map through a dense layer: to a conv encoder's map shape, else to
+    # the decoder's first features at the sides its layers double from.
+    map_channels = features[0] if encoder_kind == "mlp" else cfg.encoder_features[-1]
+    code_shape = _conv_code_shape(cfg, len(features), map_channels)
+    return conv.LatentConvDecoder(features, code_shape, channels, hw, kind)
 
 
-def _conv_ae(cfg: ml_collections.ConfigDict) -> nn.Module:
-    _conv_code_shape(cfg)
-    if cfg.upsampling not in CONV_DECODERS:
-        choices = tuple(CONV_DECODERS)
-        raise ValueError(f"unknown upsampling {cfg.upsampling!r}; choose one of {choices}")
-    encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
-    hw, channels = tuple(cfg.image_shape[:2]), cfg.image_shape[-1]
-    decoder = CONV_DECODERS[cfg.upsampling](tuple(cfg.decoder_features), channels, hw)
-    return Autoencoder(encoder, decoder)
+def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
+    if kind == "gaussian":
+        scale = cfg.get("posterior_scale", "logvar")
+        if scale not in bottlenecks.POSTERIOR_SCALES:
+            raise ValueError(
+                f"unknown model.posterior_scale {scale!r}; choose one of "
+                f"{bottlenecks.POSTERIOR_SCALES}"
+            )
+        latent_dim = _need(cfg, "latent_dim", "a gaussian bottleneck")
+        return bottlenecks.Gaussian(latent_dim, scale, cfg.total_correlation, cfg.dataset_size)
+    if kind == "vq":
+        if cfg.codebook not in CODEBOOKS:
+            raise ValueError(f"unknown model.codebook {cfg.codebook!r}; choose one of {CODEBOOKS}")
+        decay = cfg.ema_decay if cfg.codebook == "ema" else None
+        return bottlenecks.VectorQuantizer(cfg.num_codes, cfg.code_dim, decay)
+    if kind == "wta":
+        return bottlenecks.WinnerTakeAll(cfg.lifetime_rate, cfg.spatial_sparsity)
+    for field, value, choices in (
+        ("prior_match", cfg.prior_match, bottlenecks.PRIOR_MATCHES),
+        ("mmd_kernel", cfg.mmd_kernel, bottlenecks.MMD_KERNELS),
+    ):
+        if value not in choices:
+            raise ValueError(f"unknown model.{field} {value!r}; choose one of {choices}")
+    return bottlenecks.Deterministic(cfg.prior_match, cfg.mmd_kernel, tuple(cfg.discriminator_widths))
 
 
-def _conv_vae(cfg: ml_collections.ConfigDict) -> nn.Module:
-    code_shape = _conv_code_shape(cfg)  # the decoder starts from the encoder's map shape
-    encoder = conv.ConvEncoder(tuple(cfg.encoder_features))
-    hw, channels = tuple(cfg.image_shape[:2]), cfg.image_shape[-1]
-    decoder = conv.LatentConvDecoder(tuple(cfg.decoder_features), code_shape, channels, hw)
-    return _vae(cfg, encoder, decoder)
+def _autoencoder(cfg: ml_collections.ConfigDict) -> Autoencoder:
+    encoder_kind, bottleneck_kind, decoder_kind = structure(cfg)
+    encoder = _encoder(cfg, encoder_kind, bottleneck_kind)  # one instance: a tied decoder shares it
+    decoder = _decoder(cfg, decoder_kind, encoder, encoder_kind, bottleneck_kind)
+    return Autoencoder(
+        encoder=encoder,
+        decoder=decoder,
+        bottleneck=_bottleneck(cfg, bottleneck_kind),
+        learned_variance=cfg.get("learned_variance", False),
+    )
+
+
+def assigned_groups(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """Parameter groups set by assignment rather than descent: an EMA codebook, which the
+    optimiser moves by its whole gradient (SGD at rate 1) onto its running mean."""
+    if cfg.name in PRESETS and structure(cfg)[1] == "vq" and cfg.codebook == "ema":
+        return ("codebook",)
+    return ()
 
 
 def _classifier(cfg: ml_collections.ConfigDict) -> nn.Module:
@@ -312,13 +337,34 @@ def _classifier(cfg: ml_collections.ConfigDict) -> nn.Module:
     return supervised.Classifier(build(cfg.autoencoder), cfg.num_classes, cfg.head_input)
 
 
+def _code_prior(cfg: ml_collections.ConfigDict) -> nn.Module:
+    autoencoder_cfg = cfg.autoencoder.copy_and_resolve_references()
+    if autoencoder_cfg.name not in PRESETS or structure(autoencoder_cfg)[1] != "vq":
+        raise ValueError(
+            "a code prior models a VQ-VAE's codebook indices: model.autoencoder needs "
+            "bottleneck 'vq' (the shipped config vqvae_prior wraps vqvae's model)"
+        )
+    if cfg.embed_dim % cfg.num_heads:
+        raise ValueError(
+            f"model.embed_dim={cfg.embed_dim} must be a multiple of model.num_heads={cfg.num_heads}"
+        )
+    with autoencoder_cfg.unlocked():  # encoding reads the codebook alone, however it was kept
+        autoencoder_cfg.codebook = "loss"
+    autoencoder = _autoencoder(autoencoder_cfg)
+    example = jax.ShapeDtypeStruct((1, *autoencoder_cfg.image_shape), jnp.float32)
+    code = jax.eval_shape(
+        lambda x: autoencoder.init_with_output(jax.random.key(0), x, method="encode")[0].code,
+        example,
+    )
+    return priors.CodePrior(
+        autoencoder, tuple(code.shape[1:]), cfg.embed_dim, cfg.num_layers, cfg.num_heads
+    )
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
-    "mlp": _mlp_ae,  # any depth and activations: linear, 2-D code, stacked, sparse, ...
-    "tied": _tied_mlp_ae,  # the same with the decoder's kernels tied to the encoder's
-    "vae": _mlp_vae,
-    "conv": _conv_ae,  # conv encoder, nearest-upsampling or transposed-conv decoder
-    "conv_vae": _conv_vae,  # the conv encoder and nearest-upsampling decoder around gaussian heads
+    **{name: _autoencoder for name in PRESETS},
     "classifier": _classifier,  # a softmax head on the code (or output) of `model.autoencoder`
+    "code_prior": _code_prior,  # a causal transformer over the codes of `model.autoencoder`, a VQ-VAE
 }
 
 
@@ -330,9 +376,13 @@ def build(cfg: ml_collections.ConfigDict) -> nn.Module:
 
 
 def fit_to_data(
-    cfg: ml_collections.ConfigDict, image_shape: Sequence[int], num_classes: int | None
+    cfg: ml_collections.ConfigDict,
+    image_shape: Sequence[int],
+    num_classes: int | None,
+    dataset_size: int | None = None,
 ) -> ml_collections.ConfigDict:
-    """A copy of model config `cfg` with the data's image shape, and a classifier's classes.
+    """A copy of model config `cfg` with the data's image shape, a classifier's classes, and
+    the training set's size (which beta-TCVAE's estimator reads).
 
     Every model takes its shape from the data it trains on, so one config serves 28x28 grey
     digits and 64x64 colour faces alike.
@@ -341,8 +391,11 @@ def fit_to_data(
     with cfg.unlocked():
         if "image_shape" in cfg:
             cfg.image_shape = tuple(int(d) for d in image_shape)
+        if dataset_size is not None and cfg.get("total_correlation"):
+            cfg.dataset_size = int(dataset_size)
+        if "autoencoder" in cfg:  # a classifier's or a code prior's
+            cfg.autoencoder = fit_to_data(cfg.autoencoder, image_shape, None, dataset_size)
         if cfg.name == "classifier":
-            cfg.autoencoder = fit_to_data(cfg.autoencoder, image_shape, None)
             if num_classes is None:
                 raise ValueError("a classifier needs labelled data; this dataset has no labels")
             cfg.num_classes = int(num_classes)

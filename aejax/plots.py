@@ -11,7 +11,7 @@ import ml_collections
 import numpy as np
 from matplotlib.figure import Figure
 
-from aejax import checkpoint, corruptions, generation, losses
+from aejax import bottlenecks, checkpoint, corruptions, generation, losses, priors
 from aejax.dataset import as_float
 
 
@@ -77,17 +77,22 @@ def write_figures(
     test_labels: np.ndarray | None = None,
 ) -> None:
     """The end-of-run figures: loss curves, 10 test images over their reconstructions (for a
-    denoising model: corrupted input, reconstruction, clean target), and for a VAE the
+    denoising model: corrupted input, reconstruction, clean target), and for a model with a
+    N(0, I) prior (`bottlenecks.has_gaussian_prior`) the
     figures of `generation` (prior samples, interpolations, a 2-D latent's maps, its scatter
-    coloured by `test_labels` when given). `test_x` may be stored uint8."""
+    coloured by `test_labels` when given); for a prior over a VQ-VAE's codes, its decoded
+    samples. `test_x` may be stored uint8."""
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
+    if isinstance(model, priors.CodePrior):  # a VQ-VAE's prior: its samples, decoded
+        priors.write_samples(workdir, model, params, rng, config.loss.likelihood)
+        return
     if not hasattr(model, "decode"):  # a classifier: nothing to reconstruct
         return
     likelihood = config.loss.likelihood
     x = as_float(test_x[:10])
     corrupt = corruptions.build(config.loss.corruption)
     x_in = x if corrupt is None else corrupt(x, rng)
-    logits, aux = model.apply({"params": params}, x_in, rngs={"noise": rng})
+    logits, _ = model.apply({"params": params}, x_in, rngs={"noise": rng})
     recon = np.asarray(losses.mean_image(logits, likelihood))
     if corrupt is None:
         rows, titles = [np.asarray(x), recon], ["test images", "reconstructions"]
@@ -95,5 +100,5 @@ def write_figures(
         rows = [np.asarray(x_in), recon, np.asarray(x)]
         titles = [f"{config.loss.corruption.name} corrupted input", "reconstructions", "clean targets"]
     image_rows(rows, titles, workdir / "reconstructions.png")
-    if "mu" in aux:
+    if bottlenecks.has_gaussian_prior(getattr(model, "bottleneck", None)):
         generation.write_figures(workdir, model, params, test_x, test_labels, likelihood, rng)

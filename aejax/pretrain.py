@@ -1,4 +1,5 @@
-"""Greedy layer-wise pretraining of an MLP autoencoder, then end-to-end fine-tuning.
+"""Greedy layer-wise pretraining of a stacked (MLP or conv) autoencoder, then end-to-end
+fine-tuning.
 
 Each phase is an ordinary run of `train.train_and_evaluate` in its own workdir
 (`WORKDIR/layer0`, `layer1`, ..., then `WORKDIR/finetune`), started from the previous phase's
@@ -32,26 +33,36 @@ def finetune_config(config: ml_collections.ConfigDict, init_from: str):
     return finetune
 
 
-def pretrain_and_finetune(config: ml_collections.ConfigDict, workdir: str | Path, mesh=None):
+def pretrain_and_finetune(
+    config: ml_collections.ConfigDict,
+    workdir: str | Path,
+    mesh=None,
+    *,
+    train_split=None,
+    test_split=None,
+):
     """Runs every phase in `workdir`; returns the last run's state and last epoch's metrics.
 
-    Without `pretrain.finetune` the last run is the innermost phase. `mesh` as in
+    Without `pretrain.finetune` the last run is the innermost phase. `mesh`, and the data
+    `train_split` and `test_split` (default: `config.data`'s), as `train` and `test` of
     `train.train_and_evaluate`.
     """
     if "pretrain" not in config:
         raise ValueError(
             "greedy pretraining needs a `pretrain` config group (layer_epochs, finetune); see "
-            "the shipped config sdae (aejax/configs/sdae.py)"
+            "the shipped configs sdae and conv_greedy (aejax/configs/)"
         )
     workdir = Path(workdir).absolute()
-    depth, previous = len(config.model.encoder_widths), ""
+    data = {"train": train_split, "test": test_split}
+    depth, previous = layerwise.depth(config.model), ""
     for layer in range(depth):
         print(f"greedy pretraining, phase {layer + 1} of {depth}", flush=True)
         result = train.train_and_evaluate(
-            phase_config(config, layer, previous), workdir / f"layer{layer}", mesh=mesh
+            phase_config(config, layer, previous), workdir / f"layer{layer}", mesh=mesh, **data
         )
         previous = str(workdir / f"layer{layer}")
     if not config.pretrain.finetune:
         return result
     print("end-to-end fine-tuning", flush=True)
-    return train.train_and_evaluate(finetune_config(config, previous), workdir / "finetune", mesh=mesh)
+    finetune = finetune_config(config, previous)
+    return train.train_and_evaluate(finetune, workdir / "finetune", mesh=mesh, **data)

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from aejax import models
+from aejax import bottlenecks
 
 Term = Callable[[dict, dict], jax.Array]
 # Activations whose range lies inside (0, 1): the only codes that are Bernoulli means.
@@ -41,9 +41,11 @@ def sigmoid_layer_jacobian_sq_norm(h_BxK: jax.Array, kernel_DxK: jax.Array) -> j
 
 
 def _code_activation(model: nn.Module, name: str) -> str:
-    if not isinstance(model, models.Autoencoder) or not hasattr(model.encoder, "code_activation"):
+    deterministic = isinstance(getattr(model, "bottleneck", None), bottlenecks.Deterministic)
+    if not deterministic or not hasattr(model.encoder, "code_activation"):
         raise ValueError(
-            f"regularizer {name!r} needs an Autoencoder whose encoder has a code_activation"
+            f"regularizer {name!r} needs an Autoencoder with a deterministic bottleneck whose "
+            "encoder has a code_activation"
         )
     return model.encoder.code_activation
 

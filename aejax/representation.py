@@ -24,8 +24,7 @@ from aejax import data, generation, losses, models
 
 
 def _code(model, params, x: jax.Array) -> jax.Array:
-    code = model.apply({"params": params}, x, method="encode")
-    return code[0] if isinstance(code, tuple) else code  # (mu, logvar) of a VAE: its mean
+    return model.apply({"params": params}, x, method="encode").code  # a VAE's: its mean
 
 
 def code_fn(model, params):

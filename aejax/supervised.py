@@ -34,13 +34,12 @@ class Classifier(nn.Module):
     def setup(self):
         self.head = nn.Dense(self.num_classes)
 
-    def encode(self, x: jax.Array) -> jax.Array:
-        code = self.autoencoder.encode(x)
-        return code[0] if isinstance(code, tuple) else code  # (mu, logvar) of a VAE: its mean
+    def encode(self, x: jax.Array):
+        return self.autoencoder.encode(x)  # an Encoding: a VAE's code is its posterior mean
 
     def __call__(self, x: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
         del train
-        code = self.encode(x)
+        code = self.encode(x).code
         features = code
         if self.head_input == "decoded":  # the seed's decoder ends in a sigmoid: its image
             features = nn.sigmoid(self.autoencoder.decode(code))

@@ -21,6 +21,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 import optax
+from flax import struct
 from flax.training import train_state
 
 from aejax import (
@@ -33,6 +34,7 @@ from aejax import (
     models,
     parallel,
     plots,
+    priors,
     progress,
     stream,
     supervised,
@@ -44,14 +46,60 @@ from aejax.dataset import Dataset, as_float, coerce, hold_out
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw}
 
 
-def make_optimizer(cfg: ml_collections.ConfigDict) -> optax.GradientTransformation:
-    if cfg.name not in OPTIMIZERS:
-        raise ValueError(f"unknown optimizer {cfg.name!r}; choose one of {sorted(OPTIMIZERS)}")
+class TrainState(train_state.TrainState):
+    """flax's TrainState and the model's mutable collections (an EMA codebook's counts)."""
+
+    collections: dict = struct.field(default_factory=dict)
+
+
+def restore_state(mngr, state: TrainState, extra: dict | None = None) -> TrainState | None:
+    """`checkpoint.restore_latest` into the structure of `state`. A workdir made before train
+    states carried mutable collections holds flax's TrainState: a model without collections
+    restores it as that."""
+    try:
+        return checkpoint.restore_latest(mngr, state, extra)
+    except ValueError:
+        if state.collections:
+            raise
+        fields = {k: getattr(state, k) for k in ("step", "apply_fn", "params", "tx", "opt_state")}
+        restored = checkpoint.restore_latest(mngr, train_state.TrainState(**fields), extra)
+        if restored is None:
+            return None
+        return state.replace(step=restored.step, params=restored.params, opt_state=restored.opt_state)
+
+
+def _optimizer(name: str, lr) -> optax.GradientTransformation:
+    if name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}")
+    return OPTIMIZERS[name](lr)
+
+
+def make_optimizer(
+    cfg: ml_collections.ConfigDict, assigned: tuple[str, ...] = ()
+) -> optax.GradientTransformation:
+    """The optimiser `cfg` (the `opt` group) describes. Top-level parameter groups named in
+    `cfg.parts` get optimisers of their own, and `assigned` groups (`models.assigned_groups`)
+    plain SGD at rate 1; one update applies them all (`optax.partition`)."""
     lr = cfg.lr
     if cfg.lr_boundaries:  # piecewise constant: multiplied by lr_decay at each boundary step
         lr = optax.piecewise_constant_schedule(cfg.lr, {int(b): cfg.lr_decay for b in cfg.lr_boundaries})
-    tx = OPTIMIZERS[cfg.name](lr)
+    tx = _optimizer(cfg.name, lr)
+    parts = {group: _optimizer(part.name, part.lr) for group, part in cfg.parts.items()}
+    parts.update({group: optax.sgd(1.0) for group in assigned})
+    if parts:
+        tx = optax.partition({"main": tx, **parts}, functools.partial(_part_labels, tuple(parts)))
     return transfer.freeze_all_but(tx, cfg.trainable) if cfg.trainable else tx
+
+
+def _part_labels(parts: tuple[str, ...], params: dict) -> dict:
+    """Each parameter's optimiser: its top-level group's part, or "main"."""
+    unknown = sorted(set(parts) - set(params))
+    if unknown:
+        raise ValueError(
+            f"opt.parts names {unknown}, which are no top-level parameter groups of this model; "
+            f"its groups are {sorted(params)}"
+        )
+    return {group: jax.tree.map(lambda _, g=group: g if g in parts else "main", tree) for group, tree in params.items()}
 
 
 # What a run optimises, by `loss.objective`; each factory maps (model, loss config) to a LossFn.
@@ -59,6 +107,7 @@ OBJECTIVES = {
     "reconstruction": losses.make_loss_fn,  # the default
     "classification": supervised.make_loss_fn,  # batches are {"image", "label"}
     "layerwise": layerwise.make_layer_loss_fn,  # one phase of greedy pretraining
+    "code_prior": priors.make_loss_fn,  # a prior over a VQ-VAE's codes (model.name="code_prior")
 }
 
 
@@ -69,24 +118,29 @@ def make_objective(model, cfg: ml_collections.ConfigDict) -> losses.LossFn:
     return OBJECTIVES[cfg.objective](model, cfg)
 
 
-def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> train_state.TrainState:
-    """Initial parameters from `fold_in(seed, "init")`, and the optimiser around them."""
+def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> TrainState:
+    """Initial parameters (and mutable collections) from `fold_in(seed, "init")`, and the
+    optimiser around them."""
     model = models.build(config.model)
     init_rng, noise_rng = jax.random.split(jax.random.fold_in(jax.random.key(config.seed), 0))
     example = as_float(example_x[:1])  # stored uint8 images: scaled as the step scales them
-    params = model.init({"params": init_rng, "noise": noise_rng}, example)["params"]
-    params = models.init_from_data(config.model, params, example_x)
-    return train_state.TrainState.create(
-        apply_fn=model.apply, params=params, tx=make_optimizer(config.opt)
-    )
+    variables = dict(model.init({"params": init_rng, "noise": noise_rng}, example))
+    params = models.init_from_data(config.model, variables.pop("params"), example_x)
+    tx = make_optimizer(config.opt, models.assigned_groups(config.model))
+    return TrainState.create(apply_fn=model.apply, params=params, tx=tx, collections=variables)
 
 
 def make_train_step(loss_fn: losses.LossFn):
-    """The pure step `(state, x, rng) -> (state, metrics)`: one gradient update on batch `x`."""
+    """The pure step `(state, x, rng) -> (state, metrics)`: one gradient update on batch `x`.
+
+    A state with mutable collections hands them to the loss and keeps what it returns; the one
+    update applies every optimiser of `make_optimizer`'s partition."""
 
     def train_step(state, x, rng):
-        grads, metrics = jax.grad(loss_fn, has_aux=True)(state.params, x, rng, True, step=state.step)
-        return state.apply_gradients(grads=grads), metrics
+        state_kw = {"collections": state.collections} if state.collections else {}
+        grads, aux = jax.grad(loss_fn, has_aux=True)(state.params, x, rng, True, step=state.step, **state_kw)
+        metrics, collections = aux if state_kw else (aux, state.collections)
+        return state.apply_gradients(grads=grads, collections=collections), metrics
 
     return train_step
 
@@ -241,7 +295,7 @@ def train_and_evaluate(
     train: Dataset | np.ndarray | tuple | None = None,
     test: Dataset | np.ndarray | tuple | None = None,
     resume_changes: tuple[str, ...] = (),
-) -> tuple[train_state.TrainState, dict]:
+) -> tuple[TrainState, dict]:
     """Trains `config` in `workdir`, resuming it if it has a checkpoint.
 
     The data are `train` and `test` when given (see `load_splits`), else `config.data`'s. The
@@ -283,7 +337,7 @@ def train_and_evaluate(
         example, n, num_classes = train, len(train), train.num_classes
     _check(config, n, example.name)
     config = config.copy_and_resolve_references()
-    config.model = models.fit_to_data(config.model, example.image_shape, num_classes)
+    config.model = models.fit_to_data(config.model, example.image_shape, num_classes, n)
     parallel.check_batch_size(config.train.batch_size, mesh)
     model = models.build(config.model)
     loss_fn = make_objective(model, config.loss)
@@ -311,7 +365,7 @@ def train_and_evaluate(
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints, writer=True)
     events = None
     try:  # closed whatever happens: a stopped run leaves no writer holding its files
-        restored = checkpoint.restore_latest(mngr, state, batches.checkpoint_items(restoring=True))
+        restored = restore_state(mngr, state, batches.checkpoint_items(restoring=True))
         if restored is not None:
             state = restored
             batches.check_restored(int(state.step))

@@ -59,6 +59,17 @@ RULES = {
     "encoder_features": _POSITIVE_INTS,
     "decoder_features": _POSITIVE_INTS,
     "latent_dim": _POSITIVE_INT,
+    "decoder_widths": (lambda v: all(_positive_int(w) for w in v), "a tuple of positive integers"),
+    "discriminator_widths": _POSITIVE_INTS,
+    "num_codes": _POSITIVE_INT,
+    "code_dim": _POSITIVE_INT,
+    "ema_decay": (_open_unit, "a decay strictly between 0 and 1"),
+    "lifetime_rate": (_fraction, "a fraction in (0, 1]"),
+    "dataset_size": _POSITIVE_INT,
+    "commitment_weight": _NON_NEGATIVE,
+    "mmd_weight": _NON_NEGATIVE,
+    "adversarial_weight": _NON_NEGATIVE,
+    "tc_weight": _NON_NEGATIVE,
     "num_classes": _POSITIVE_INT,
     "image_shape": (lambda v: _positive_ints(v) and len(v) == 3, "three positive integers H, W, C"),
     "kl_weight": _NON_NEGATIVE,
@@ -80,6 +91,9 @@ RULES = {
     "save_every_steps": _POSITIVE_INT,
     "keep_checkpoints": _POSITIVE_INT,
     "layer_epochs": _POSITIVE_INT,
+    "embed_dim": _POSITIVE_INT,
+    "num_layers": _POSITIVE_INT,
+    "num_heads": _POSITIVE_INT,
 }
 
 
@@ -98,6 +112,11 @@ def config(config: ml_collections.ConfigDict) -> None:
         rule = _rule(path)
         if rule is not None and value is not None and not rule[0](value):
             problems.append(f"{path}={value!r} must be {rule[1]}")
+    if config.get("loss", {}).get("objective") == "code_prior" and not config.train.init_from:
+        problems.append(
+            "loss.objective='code_prior' models the codes of a trained VQ-VAE: set "
+            "train.init_from to that run's workdir"
+        )
     if problems:
         raise ValueError(
             "invalid config: " + "; ".join(problems) + ". Fix these fields in the config file "

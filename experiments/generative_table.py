@@ -5,13 +5,14 @@ precision, recall, and NLL where it is a likelihood.
         --datasets mnist fashion_mnist
 
 Per dataset, in `--workdir/DATASET/`: the feature network (`fidelity_features`, trained once,
-reused after), then every shipped config whose model draws from a prior (a VAE), trained for
-its own epochs (or `--epochs`), each an ordinary aejax run resumed if present. Each is scored
-by `fidelity.evaluate_run` (`--samples` prior samples, seed 0, against the whole test set)
-and, on binarised data, by `likelihood.evaluate_test_set` (k = `--nll_samples` on the first
-`--nll_images` test images); `fidelity.json` goes in its run directory. A first row scores the
-first `--samples` training images as if they were samples: what a generator that reproduced
-the data would reach with as many images.
+reused after), then every shipped config whose runs sample (a VAE, a WAE or adversarial AE,
+a learned prior over a VQ-VAE's codes), trained for its own epochs (or `--epochs`), each an
+ordinary aejax run resumed if present; a prior's autoencoder run is trained first, beside it.
+Each is scored by `fidelity.evaluate_run` (`--samples` samples, seed 0, against the whole test
+set) and, for a gaussian posterior on binarised data, by `likelihood.evaluate_test_set`
+(k = `--nll_samples` on the first `--nll_images` test images); `fidelity.json` goes in its run
+directory. A first row scores the first `--samples` training images as if they were samples:
+what a generator that reproduced the data would reach with as many images.
 """
 
 import argparse
@@ -20,17 +21,13 @@ import sys
 import time
 from pathlib import Path
 
-import numpy as np
-
-from aejax import api, configs, data, fidelity, likelihood, models, train
+from aejax import api, bottlenecks, configs, data, fidelity, likelihood, models, train
 from aejax import config as aejax_config
 
 
 def generative_configs() -> list[str]:
-    """The shipped configs whose model samples from a prior."""
-    return [
-        n for n in configs.names() if isinstance(models.build(aejax_config.load(n).model), models.VAE)
-    ]
+    """The shipped configs whose runs sample."""
+    return [n for n in configs.names() if api.can_sample(models.build(aejax_config.load(n).model))]
 
 
 def real_row(net: api.Run, data_cfg, samples: int) -> dict:
@@ -40,24 +37,35 @@ def real_row(net: api.Run, data_cfg, samples: int) -> dict:
     return fidelity.scores(fidelity.features(net, test), fidelity.features(net, train_images))
 
 
-def score_config(name: str, dataset: str, args: argparse.Namespace, features: Path) -> dict:
-    start = time.perf_counter()
+def train_config(name: str, dataset: str, args: argparse.Namespace) -> Path:
+    """Trains (or resumes) the shipped config `name` on `dataset`, for `--epochs` if given; a
+    prior over another run's codes first trains the shipped config its `init_from` names."""
     config = aejax_config.load(name)
     config.data.name = dataset
     if args.epochs is not None:
         config.train.epochs = args.epochs
+    if config.train.init_from:
+        base = train_config(Path(config.train.init_from).name, dataset, args)
+        config.train.init_from = str(base)
     workdir = args.workdir / dataset / name
     train.train_and_evaluate(config, workdir)
+    return workdir
+
+
+def score_config(name: str, dataset: str, args: argparse.Namespace, features: Path) -> dict:
+    start = time.perf_counter()
+    workdir = train_config(name, dataset, args)
     run = api.load_run(workdir)
     result = fidelity.evaluate_run(
         run, features, samples=args.samples, feature_epochs=args.feature_epochs
     )
-    if config.data.binarize != "none":  # a Bernoulli on grey pixels is a loss, not a density
+    gaussian = isinstance(getattr(run.model, "bottleneck", None), bottlenecks.Gaussian)
+    if gaussian and run.config.data.binarize != "none":  # on grey pixels a loss, not a density
         nll = likelihood.evaluate_test_set(
             run.config, run.params, samples=args.nll_samples, images=args.nll_images
         )
         result.update(nll=nll["nll"], nll_samples=nll["samples"], nll_images=nll["images"])
-    result.update(epochs=config.train.epochs, wall_seconds=time.perf_counter() - start)
+    result.update(epochs=run.config.train.epochs, wall_seconds=time.perf_counter() - start)
     (workdir / "fidelity.json").write_text(json.dumps(result, indent=2))
     print(name, dataset, json.dumps(result), flush=True)
     return result
@@ -69,16 +77,24 @@ def table(dataset: str, net: api.Run, real: dict, rows: dict, args) -> list[str]
     lines = [
         f"## {dataset}",
         "",
-        f"Feature network: `fidelity_features`, {net.config.train.epochs} epochs, test accuracy "
-        f"{accuracy:.4f}. {args.samples} samples (seed 0) against {tested} test images.",
+        (
+            f"Feature network: `fidelity_features`, {net.config.train.epochs} epochs, test accuracy "
+            f"{accuracy:.4f}. {args.samples} samples (seed 0) against {tested} test images."
+        ),
         "",
         "| model | epochs | FID ↓ | precision ↑ | recall ↑ | NLL (nats) ↓ | wall |",
         "|---|---|---|---|---|---|---|",
-        f"| training images (real) | | {real['fid']:.2f} | {real['precision']:.3f} | "
-        f"{real['recall']:.3f} | | |",
+        (
+            f"| training images (real) | | {real['fid']:.2f} | {real['precision']:.3f} | "
+            f"{real['recall']:.3f} | | |"
+        ),
     ]
     for name, r in rows.items():
-        nll = f"{r['nll']:.2f} (k={r['nll_samples']}, {r['nll_images']} images)" if "nll" in r else "—"
+        nll = (
+            f"{r['nll']:.2f} (k={r['nll_samples']}, {r['nll_images']} images)"
+            if "nll" in r
+            else "—"
+        )
         lines.append(
             f"| {name} | {r['epochs']} | {r['fid']:.2f} | {r['precision']:.3f} | "
             f"{r['recall']:.3f} | {nll} | {r['wall_seconds']:.0f} s |"
@@ -89,7 +105,9 @@ def table(dataset: str, net: api.Run, real: dict, rows: dict, args) -> list[str]
 def main(argv: list[str] | None = None) -> list[str]:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--datasets", nargs="+", default=["mnist", "fashion_mnist"])
-    parser.add_argument("--only", nargs="*", default=None, help="configs (default: all VAEs)")
+    parser.add_argument(
+        "--only", nargs="*", default=None, help="configs (default: all that sample)"
+    )
     parser.add_argument("--epochs", type=int, help="for every config (default: each its own)")
     parser.add_argument("--feature_epochs", type=int, help="smoke runs only: not the protocol's")
     parser.add_argument("--samples", type=int, default=fidelity.SAMPLES)
@@ -101,9 +119,9 @@ def main(argv: list[str] | None = None) -> list[str]:
     args = parser.parse_args(argv)
     names = args.only or generative_configs()
     command = " ".join(["python experiments/generative_table.py", *argv])
-    lines = ["# Generative evaluation of the shipped VAEs", "",
-             f"Written by `{command}`; protocol in [generative_evaluation.md]"
-             "(generative_evaluation.md).", ""]  # fmt: skip
+    lines = ["# Generative evaluation of the shipped generative models", "",
+             (f"Written by `{command}`; protocol in [generative_evaluation.md]"
+             "(generative_evaluation.md)."), ""]  # fmt: skip
     for dataset in args.datasets:
         features = args.workdir / dataset / "fidelity_features"
         data_cfg = aejax_config.load(names[0]).data

@@ -44,7 +44,7 @@ def another_value(value, kind):
         new = "pixel_means" if value is None else f"{value}_x"
         return new, new
     if kind is tuple:
-        new = (*value[:-1], value[-1] + 1) if value and isinstance(value[-1], int) else (*value, 3)
+        new = (*value[:-1], value[-1] + 1) if value and isinstance(value[-1], int) else (*(value or ()), 3)
         return new, repr(new)
     return "x", "x"  # an untyped None: the command line cannot override it, so this fails there
 

@@ -30,7 +30,7 @@ def test_grids_have_the_expected_shapes_and_contents():
     assert path.shape == (2, 7, 28, 28, 1)
     np.testing.assert_array_equal(path[:, 0], x[:2])  # the encoded images at either end
     np.testing.assert_array_equal(path[:, -1], x[2:4])
-    mu_a = model.apply({"params": params}, x[:2], method="encode")[0]
+    mu_a = model.apply({"params": params}, x[:2], method="encode").code
     first = jax.nn.sigmoid(model.apply({"params": params}, mu_a, method="decode"))
     np.testing.assert_allclose(path[:, 1], first, rtol=1e-5)  # the path starts at mu(a)
     grid = generation.manifold(model, params, 5, "bernoulli")

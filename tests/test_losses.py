@@ -6,16 +6,15 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 import pytest
-from flax.training import train_state
 
-from aejax import losses, models, train
+from aejax import bottlenecks, losses, models, train
 
 
 def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
     zeros = jnp.zeros((3, 5))
-    np.testing.assert_allclose(losses.gaussian_kl(zeros, zeros), 0.0, atol=1e-7)
+    np.testing.assert_allclose(bottlenecks.gaussian_kl(zeros, zeros), 0.0, atol=1e-7)
     mu, logvar = jax.random.normal(jax.random.key(0), (2, 3, 5))
-    assert np.all(losses.gaussian_kl(mu, logvar) > 0)
+    assert np.all(bottlenecks.gaussian_kl(mu, logvar) > 0)
 
 
 def test_closed_form_kl_matches_monte_carlo():
@@ -24,7 +23,7 @@ def test_closed_form_kl_matches_monte_carlo():
     z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(k3, (200_000, 4))
     log_q = jax.scipy.stats.norm.logpdf(z, mu, jnp.exp(0.5 * logvar)).sum(-1)
     log_p = jax.scipy.stats.norm.logpdf(z).sum(-1)
-    np.testing.assert_allclose(jnp.mean(log_q - log_p), losses.gaussian_kl(mu, logvar), rtol=0.02)
+    np.testing.assert_allclose(jnp.mean(log_q - log_p), bottlenecks.gaussian_kl(mu, logvar), rtol=0.02)
 
 
 def test_sigma_kl_equals_logvar_kl_at_equal_posteriors_within_the_eps():
@@ -34,15 +33,15 @@ def test_sigma_kl_equals_logvar_kl_at_equal_posteriors_within_the_eps():
     mu, logvar = 2 * jax.random.normal(jax.random.key(0), (2, 64, 8))
     sigma = jnp.exp(0.5 * logvar)
     np.testing.assert_allclose(
-        losses.gaussian_kl_sigma(mu, sigma), losses.gaussian_kl(mu, logvar), rtol=1e-5
+        bottlenecks.gaussian_kl_sigma(mu, sigma), bottlenecks.gaussian_kl(mu, logvar), rtol=1e-5
     )
     np.testing.assert_allclose(  # the sign of sigma is the sample's, not the posterior's
-        losses.gaussian_kl_sigma(mu, -sigma), losses.gaussian_kl(mu, logvar), rtol=1e-5
+        bottlenecks.gaussian_kl_sigma(mu, -sigma), bottlenecks.gaussian_kl(mu, logvar), rtol=1e-5
     )
     tiny_logvar = jnp.log(jnp.array([1e-12, 1e-10, 1e-8]))  # float64 maths below, float32 KL
-    tiny_kl = losses.gaussian_kl_sigma(jnp.zeros(3)[:, None], jnp.exp(0.5 * tiny_logvar)[:, None])
+    tiny_kl = bottlenecks.gaussian_kl_sigma(jnp.zeros(3)[:, None], jnp.exp(0.5 * tiny_logvar)[:, None])
     floor = 0.5 * np.log1p(1e-10 / np.array([1e-12, 1e-10, 1e-8]))
-    true_kl = losses.gaussian_kl(jnp.zeros(3)[:, None], tiny_logvar[:, None])
+    true_kl = bottlenecks.gaussian_kl(jnp.zeros(3)[:, None], tiny_logvar[:, None])
     np.testing.assert_allclose(true_kl - tiny_kl, floor, rtol=1e-3, atol=1e-5)
 
 
@@ -66,7 +65,7 @@ def test_sigma_and_logvar_heads_give_one_loss_at_one_posterior(tiny, name):
     _, by_sigma = losses.make_loss_fn(sigma_model, sigma_cfg.loss)(sigma_params, x, rng, True)
     chex.assert_trees_all_close(by_sigma, by_logvar, rtol=1e-5)
     _, aux = sigma_model.apply({"params": sigma_params}, x, rngs={"noise": rng})
-    assert set(aux) == {"mu", "sigma", "logvar", "z"}
+    assert set(aux) == {"mu", "logvar", "z", "terms", "stats"}  # the KL read sigma: "terms"
 
 
 def test_unknown_posterior_scale_is_refused(tiny):
@@ -184,7 +183,7 @@ def test_the_train_step_hands_its_step_to_the_loss():
     def loss_fn(params, x, rng, train, step=None):  # gradient: the step the loss was given
         return step * params["w"], {}
 
-    state = train_state.TrainState.create(apply_fn=None, params={"w": jnp.zeros(())}, tx=optax.sgd(1.0))
+    state = train.TrainState.create(apply_fn=None, params={"w": jnp.zeros(())}, tx=optax.sgd(1.0))
     state = state.replace(step=7)
     state, _ = train.make_train_step(loss_fn)(state, None, None)
     assert state.params["w"] == -7.0

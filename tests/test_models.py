@@ -39,7 +39,8 @@ def test_textbook_vae_shapes_and_parameter_count():
 
 def test_encode_and_decode_work_on_their_own():
     model, params, x = _init(load_config("vae"))
-    mu, logvar = model.apply({"params": params}, x, method="encode")
+    encoding = model.apply({"params": params}, x, method="encode")
+    mu, logvar = encoding.code, encoding.logvar
     images = model.apply({"params": params}, mu, method="decode")
     assert mu.shape == logvar.shape == (3, 20) and images.shape == x.shape
 

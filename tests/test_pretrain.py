@@ -162,7 +162,9 @@ def test_penalties_of_the_whole_code_are_refused_in_phases(tiny):
     [
         ("corruption", "assumes inputs in \\[0, 1\\].*'masking'"),
         ("layer", "loss.layer=4: the encoder has layers 0 to 3"),
-        ("model", "needs an MLP autoencoder"),
+        ("model", "needs an MLP autoencoder .* or a conv one"),
+        ("nearest", "the 'nearest' decoder's maps do not .* set model.decoder"),
+        ("channels", "decoder_features must start with the encoder's channels reversed, \\[32, 1"),
     ],
 )
 def test_phases_that_cannot_work_are_refused(sdae, change, message):
@@ -172,7 +174,13 @@ def test_phases_that_cannot_work_are_refused(sdae, change, message):
     if change == "layer":
         config.loss.layer = 4
     if change == "model":
-        config.model = load_config("conv").model
+        config.model = load_config("vae").model
+    if change == "nearest":
+        config.model = load_config("conv_greedy").model
+        config.model.decoder = "nearest"
+    if change == "channels":
+        config.model = load_config("conv_greedy").model
+        config.model.decoder_features = (16, 32, 16)
     with pytest.raises(ValueError, match=message):
         layerwise.make_layer_loss_fn(models.build(config.model), config.loss)
 
@@ -189,3 +197,68 @@ def test_init_from_a_run_of_another_architecture_is_refused(sdae, tmp_path):
     narrow.model.encoder_widths = (8, 8, 8, 2)
     with pytest.raises(ValueError, match="group 'decoder' of the run .* has shapes"):
         train.train_and_evaluate(narrow, tmp_path / "narrow")
+
+
+@pytest.fixture
+def conv_greedy(tiny, monkeypatch):
+    """The greedy conv AE at conv16-pool-conv8-pool (7x7x8) and back, one epoch a phase."""
+    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)
+    config = tiny("conv_greedy", model__encoder_features=(16, 8), model__decoder_features=(16, 16))
+    config.pretrain.layer_epochs = 2
+    config.train.epochs, config.train.batch_size, config.train.chunk = 2, 50, 1
+    return config
+
+
+def test_conv_phases_follow_the_encoders_maps_and_compose_to_the_whole_model(tiny):
+    """Phase k's encoder layer maps the previous layer's output (28 -> 14 -> 7 -> 4 sides) and
+    its mirror gives back a map of that input's shape; chained, the phases' layers are the
+    model's own: encode then decode through them is the autoencoder's output, bitwise."""
+    config = tiny("conv_greedy")  # encoder 16-16-8, decoder 16-16-16
+    model = models.build(config.model)
+    x = jnp.asarray(data.load("mnist5k", "test")[0][:4], jnp.float32) / 255
+    params = model.init(jax.random.key(0), x)["params"]
+    stack = layerwise._stack(model)
+    maps = [x]
+    for layer in range(stack.depth):
+        maps.append(stack.encode(params, layer, maps[-1]))
+        back = stack.mirror(params, layer, maps[-1])
+        assert back.shape == maps[-2].shape, layer  # the mirror gives back its input's shape
+    assert [m.shape[1:] for m in maps] == [(28, 28, 1), (14, 14, 16), (7, 7, 16), (4, 4, 8)]
+    code = model.apply({"params": params}, x, method="encode").code
+    np.testing.assert_array_equal(maps[-1], code)
+    h = maps[-1]
+    for layer in reversed(range(stack.depth)):
+        h = stack.mirror(params, layer, h)
+    np.testing.assert_array_equal(h, model.apply({"params": params}, x)[0])
+
+
+def test_conv_phases_train_their_pair_leave_the_rest_bitwise_unchanged_and_lower_the_loss(
+    conv_greedy, tmp_path
+):
+    (x, y), (x_test, y_test) = (data.load("mnist5k", split) for split in data.SPLITS)
+    splits = {"train_split": (x[:400], y[:400]), "test_split": (x_test[:100], y_test[:100])}
+    pretrain.pretrain_and_finetune(conv_greedy, tmp_path, **splits)
+    phase1, phase2, finetuned = (
+        _by_name(transfer.load_params(tmp_path / d)) for d in ("layer0", "layer1", "finetune")
+    )
+    assert set(phase1) == set(phase2) == set(finetuned)
+    trained = ("encoder/conv1/", "decoder/deconv0/")  # phase two's inner pair; the rest frozen
+    for name in phase1:
+        if name.startswith(trained):
+            assert not np.array_equal(phase1[name], phase2[name]), name
+        else:
+            assert phase1[name].tobytes() == phase2[name].tobytes(), name
+        assert not np.array_equal(phase2[name], finetuned[name]), name  # fine-tuning moves all
+    # Phase two's loss does reach the outer encoder layer: the optimiser holds it still.
+    phase2_loss = layerwise.make_layer_loss_fn(
+        models.build(conv_greedy.model), pretrain.phase_config(conv_greedy, 1, "").loss
+    )
+    grads = jax.grad(lambda p: phase2_loss(p, x[:8] / 255, jax.random.key(0), True)[0])(
+        transfer.load_params(tmp_path / "layer0")
+    )
+    assert np.abs(grads["encoder"]["conv0"]["kernel"]).max() > 0
+    for run in ("layer0", "layer1", "finetune"):  # 16 steps each: pixels' BCE, maps' MSE, BCE
+        rows = checkpoint.read_metrics(tmp_path / run)
+        for split in ("train", "test"):
+            first, last = rows[0][f"{split}/loss"], rows[-1][f"{split}/loss"]
+            assert last < 0.98 * first, (run, split, rows)

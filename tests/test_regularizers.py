@@ -26,11 +26,11 @@ def test_contractive_closed_form_equals_the_jacfwd_jacobian(tiny):
     params = jax.tree.map(lambda p: 3 * p, params)  # spread the code over (0, 1), off 0.5
 
     def encode_one(x_HxWxC):
-        return model.apply({"params": params}, x_HxWxC[None], method="encode")[0]
+        return model.apply({"params": params}, x_HxWxC[None], method="encode").code[0]
 
     jacobians_BxKxHxWxC = jax.vmap(jax.jacfwd(encode_one))(x)
     expected_B = jnp.sum(jnp.square(jacobians_BxKxHxWxC), axis=(1, 2, 3, 4))
-    code_BxK = model.apply({"params": params}, x, method="encode")
+    code_BxK = model.apply({"params": params}, x, method="encode").code
     kernel_DxK = params["encoder"]["mlp"]["dense0"]["kernel"]
     np.testing.assert_allclose(
         regularizers.sigmoid_layer_jacobian_sq_norm(code_BxK, kernel_DxK), expected_B, rtol=1e-5

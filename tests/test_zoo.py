@@ -260,7 +260,7 @@ def test_sparse_code_rate_moves_to_its_target(tiny, tmp_path, no_figures):
     test_x = jnp.asarray(data.load("mnist5k", "test")[0])
 
     def mean_rate(params):
-        return float(jnp.mean(model.apply({"params": params}, test_x, method="encode")))
+        return float(jnp.mean(model.apply({"params": params}, test_x, method="encode").code))
 
     before = mean_rate(train.create_state(config, test_x).params)
     state, _ = train.train_and_evaluate(config, tmp_path)

@@ -1,0 +1,78 @@
+"""A workdir written before the composable structure (issue 17) resumes: its config.json lacks
+the fields added since and its checkpoints hold flax's TrainState, without `collections`."""
+
+import json
+import shutil
+
+import jax
+import numpy as np
+import pytest
+from flax.training import train_state
+
+from aejax import checkpoint, data, parallel, plots, train
+
+# The fields the composable structure added to every config (aejax/config.py, `base`).
+ADDED = {
+    "model": [
+        "encoder", "bottleneck", "decoder", "decoder_widths", "prior_match", "mmd_kernel",
+        "discriminator_widths", "num_codes", "code_dim", "codebook", "ema_decay",
+        "lifetime_rate", "spatial_sparsity", "total_correlation", "dataset_size",
+    ],
+    "loss": ["commitment_weight", "mmd_weight", "adversarial_weight", "tc_weight"],
+    "opt": ["parts"],
+}  # fmt: skip
+
+
+def _as_written_before(workdir, config, images):
+    """Rewrites the run in `workdir` as aejax wrote it before: config.json without the added
+    fields, its checkpoint a flax TrainState (no `collections`)."""
+    path = workdir / checkpoint.CONFIG_FILE
+    saved = json.loads(path.read_text())
+    for group, names in ADDED.items():
+        for name in names:
+            del saved[group][name]
+    path.write_text(json.dumps(saved))
+    state = parallel.replicate(train.create_state(config, images), parallel.make_mesh())  # as run
+    with checkpoint.manager(workdir, keep=3, writer=True) as mngr:
+        step = mngr.latest_step()
+        new = checkpoint.restore_latest(mngr, state)
+        shutil.rmtree(workdir / "checkpoints" / str(step))
+        mngr.reload()
+        old = train_state.TrainState(
+            step=new.step, apply_fn=new.apply_fn, params=new.params, tx=new.tx, opt_state=new.opt_state
+        )
+        checkpoint.save(mngr, step, old)
+        assert set(checkpoint.restore_plain(mngr, step)) == {"step", "params", "opt_state"}
+
+
+def test_a_workdir_written_before_the_composable_structure_resumes_exactly(
+    tiny, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)
+    (x, y), (x_test, y_test) = (data.load("mnist5k", split) for split in data.SPLITS)
+    splits = {"train": (x[:400], y[:400]), "test": (x_test[:100], y_test[:100])}
+    config = tiny("mlp", train__batch_size=50, train__chunk=8, train__save_every_steps=1000)
+    whole, _ = train.train_and_evaluate(config, tmp_path / "whole", **splits)
+    train.train_and_evaluate(config, tmp_path / "old", max_steps=8, **splits)
+    _as_written_before(tmp_path / "old", config, x[:1])
+    resumed, _ = train.train_and_evaluate(config, tmp_path / "old", **splits)
+    assert int(resumed.step) == 16
+    for got, want in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(whole.params), strict=True):
+        assert np.asarray(got).tobytes() == np.asarray(want).tobytes()
+    recorded = json.loads((tmp_path / "old" / checkpoint.CONFIG_FILE).read_text())
+    assert recorded["model"]["prior_match"] == "none"  # now recorded, at its default
+
+
+def test_a_field_the_old_workdir_lacks_set_off_its_default_is_still_refused(tiny, tmp_path):
+    config = tiny("mlp")
+    checkpoint.claim_workdir(tmp_path, config)
+    path = tmp_path / checkpoint.CONFIG_FILE
+    saved = json.loads(path.read_text())
+    del saved["model"]["prior_match"], saved["model"]["encoder"]
+    path.write_text(json.dumps(saved))
+    checkpoint.claim_workdir(tmp_path, config)  # both at their defaults: accepted, recorded
+    assert "prior_match" in json.loads(path.read_text())["model"]
+    path.write_text(json.dumps(saved))  # as made before, again
+    config.model.prior_match = "mmd"
+    with pytest.raises(ValueError, match=r"different config \(model.prior_match: <absent> -> mmd\)"):
+        checkpoint.claim_workdir(tmp_path, config)
