@@ -31,27 +31,37 @@ def test_phase_two_trains_its_pair_leaves_the_rest_bitwise_unchanged_then_all_fi
 ):
     sdae.model.encoder_widths = (16, 2)  # 784-16-2-16-784: two phases, then fine-tuning
     _, row = pretrain.pretrain_and_finetune(sdae, tmp_path)
+    # encoder layer 1 and its mirror; phase two's loss reaches the outer layer all the same
+    _assert_phase_two_moves_only(tmp_path, ("encoder/mlp/dense1/", "decoder/mlp/dense0/"))
+    assert row["test/loss"] < initial_test_metrics(sdae)["loss"]
+    x = np.full((8, 28, 28, 1), 0.5, np.float32)
+    grads = _phase_two_gradient(sdae, tmp_path, x)
+    assert np.abs(grads["encoder"]["mlp"]["dense0"]["kernel"]).max() > 0
+
+
+def _assert_phase_two_moves_only(workdir, trained: tuple[str, ...]):
+    """Phase two (`layer1`) changes the parameters named `trained` and leaves every other one
+    bitwise as phase one left it; fine-tuning then moves all of them."""
     phase1, phase2, finetuned = (
-        _by_name(transfer.load_params(tmp_path / d)) for d in ("layer0", "layer1", "finetune")
+        _by_name(transfer.load_params(workdir / d)) for d in ("layer0", "layer1", "finetune")
     )
-    trained = ("encoder/mlp/dense1/", "decoder/mlp/dense0/")  # encoder layer 1 and its mirror
+    assert set(phase1) == set(phase2) == set(finetuned)
     for name in phase1:
         if name.startswith(trained):
             assert not np.array_equal(phase1[name], phase2[name]), name
         else:
             assert phase1[name].tobytes() == phase2[name].tobytes(), name
-        assert not np.array_equal(phase2[name], finetuned[name]), name  # fine-tuning moves all
-    assert row["test/loss"] < initial_test_metrics(sdae)["loss"]
+        assert not np.array_equal(phase2[name], finetuned[name]), name
 
-    # Phase two's loss does reach the outer pair's input layer: the optimiser holds it still.
-    phase2_loss = layerwise.make_layer_loss_fn(
-        models.build(sdae.model), pretrain.phase_config(sdae, 1, "").loss
+
+def _phase_two_gradient(config, workdir, x):
+    """The gradient of phase two's loss at phase one's parameters: nonzero on a frozen layer
+    shows that the optimiser, not the loss, holds that layer still."""
+    loss = layerwise.make_layer_loss_fn(
+        models.build(config.model), pretrain.phase_config(config, 1, "").loss
     )
-    x = np.full((8, 28, 28, 1), 0.5, np.float32)
-    grads = jax.grad(lambda p: phase2_loss(p, x, jax.random.key(0), True)[0])(
-        transfer.load_params(tmp_path / "layer0")
-    )
-    assert np.abs(grads["encoder"]["mlp"]["dense0"]["kernel"]).max() > 0
+    params = transfer.load_params(workdir / "layer0")
+    return jax.grad(lambda p: loss(p, x, jax.random.key(0), True)[0])(params)
 
 
 def _phase_loss_config(config, layer: int):
@@ -104,8 +114,12 @@ def test_a_tied_phase_is_the_untied_phase_with_one_kernel_used_twice(tiny, layer
     untied_params = untied_model.init(jax.random.key(0), x)["params"]
     untied_params = {
         "encoder": params["encoder"],
-        "decoder": {"mlp": {**untied_params["decoder"]["mlp"], mirror: {
-            "kernel": kernel.T, "bias": params["decoder"][f"bias{layer}"]}}},
+        "decoder": {
+            "mlp": {
+                **untied_params["decoder"]["mlp"],
+                mirror: {"kernel": kernel.T, "bias": params["decoder"][f"bias{layer}"]},
+            }
+        },
     }
     tied_loss = layerwise.make_layer_loss_fn(tied_model, tied.loss)
     untied_loss = layerwise.make_layer_loss_fn(untied_model, untied.loss)
@@ -238,24 +252,8 @@ def test_conv_phases_train_their_pair_leave_the_rest_bitwise_unchanged_and_lower
     (x, y), (x_test, y_test) = (data.load("mnist5k", split) for split in data.SPLITS)
     splits = {"train_split": (x[:400], y[:400]), "test_split": (x_test[:100], y_test[:100])}
     pretrain.pretrain_and_finetune(conv_greedy, tmp_path, **splits)
-    phase1, phase2, finetuned = (
-        _by_name(transfer.load_params(tmp_path / d)) for d in ("layer0", "layer1", "finetune")
-    )
-    assert set(phase1) == set(phase2) == set(finetuned)
-    trained = ("encoder/conv1/", "decoder/deconv0/")  # phase two's inner pair; the rest frozen
-    for name in phase1:
-        if name.startswith(trained):
-            assert not np.array_equal(phase1[name], phase2[name]), name
-        else:
-            assert phase1[name].tobytes() == phase2[name].tobytes(), name
-        assert not np.array_equal(phase2[name], finetuned[name]), name  # fine-tuning moves all
-    # Phase two's loss does reach the outer encoder layer: the optimiser holds it still.
-    phase2_loss = layerwise.make_layer_loss_fn(
-        models.build(conv_greedy.model), pretrain.phase_config(conv_greedy, 1, "").loss
-    )
-    grads = jax.grad(lambda p: phase2_loss(p, x[:8] / 255, jax.random.key(0), True)[0])(
-        transfer.load_params(tmp_path / "layer0")
-    )
+    _assert_phase_two_moves_only(tmp_path, ("encoder/conv1/", "decoder/deconv0/"))
+    grads = _phase_two_gradient(conv_greedy, tmp_path, x[:8] / 255)
     assert np.abs(grads["encoder"]["conv0"]["kernel"]).max() > 0
     for run in ("layer0", "layer1", "finetune"):  # 16 steps each: pixels' BCE, maps' MSE, BCE
         rows = checkpoint.read_metrics(tmp_path / run)
