@@ -130,7 +130,9 @@ class Deterministic(nn.Module):
                 real = self.discriminator(prior_BxK, frozen=False)
                 fake = self.discriminator(jax.lax.stop_gradient(code_BxK), frozen=False)
                 terms["discriminator"] = jnp.mean(nn.softplus(-real) + nn.softplus(fake))
-                terms["adversarial"] = jnp.mean(nn.softplus(-self.discriminator(code_BxK, frozen=True)))
+                terms["adversarial"] = jnp.mean(
+                    nn.softplus(-self.discriminator(code_BxK, frozen=True))
+                )
         return h, {"code": h, "terms": terms, "stats": {}}
 
 
@@ -195,10 +197,11 @@ class VectorQuantizer(nn.Module):
     """The code cut into vectors of `code_dim` along its last axis, each replaced by its nearest
     codebook vector; gradients pass straight through to the encoder (z = h + sg(q - h)).
 
-    Terms: "commitment" |h - sg(q)|^2 (weighted by loss.commitment_weight) and "codebook". The
-    codebook is the parameter `codebook` [num_codes, code_dim]. Kept by loss ("loss"), the
-    term is |sg(h) - q|^2; kept by EMA (`ema_decay` set), running counts N_k and sums m_k of
-    the vectors assigned to each entry live in the "vq_ema" collection, and the term is
+    Terms, per image (summed over its vectors): "commitment" |h - sg(q)|^2 (weighted by
+    loss.commitment_weight) and "codebook". The codebook is the parameter `codebook`
+    [num_codes, code_dim]. Kept by loss ("loss"), the term is |sg(h) - q|^2; kept by EMA
+    (`ema_decay` set), running counts N_k and sums m_k of the vectors assigned to each entry
+    live in the "vq_ema" collection, and the term is
     0.5 sum_k |e_k - sg(m_k / N_k)|^2, whose gradient e - m / N the optimiser applies with
     plain SGD at rate 1 (`models.assigned_groups`): the codebook becomes m / N each step.
     The codebook's perplexity (exp of its entries' entropy in the batch) is logged.
@@ -238,7 +241,9 @@ class VectorQuantizer(nn.Module):
 
     def encode(self, h: jax.Array) -> Encoding:
         _, indices_N, quantised_NxD = self._quantise(h)
-        return Encoding(code=quantised_NxD.reshape(h.shape), indices=indices_N.reshape(h.shape[0], -1))
+        return Encoding(
+            code=quantised_NxD.reshape(h.shape), indices=indices_N.reshape(h.shape[0], -1)
+        )
 
     def _ema_target(self, vectors_NxD, onehot_NxK, update: bool) -> jax.Array:
         """m / N after this batch's update (when `update`), the counts smoothed."""
@@ -255,10 +260,11 @@ class VectorQuantizer(nn.Module):
         _no_samples(samples)
         vectors_NxD, indices_N, quantised_NxD = self._quantise(h)
         sg = jax.lax.stop_gradient
-        terms = {"commitment": jnp.mean(jnp.sum(jnp.square(vectors_NxD - sg(quantised_NxD)), -1))}
+        images = h.shape[0]  # per image, summed over its vectors, as the KL of a gaussian is
+        terms = {"commitment": jnp.sum(jnp.square(vectors_NxD - sg(quantised_NxD))) / images}
         onehot_NxK = jax.nn.one_hot(indices_N, self.num_codes, dtype=h.dtype)
         if self.ema_decay is None:
-            terms["codebook"] = jnp.mean(jnp.sum(jnp.square(sg(vectors_NxD) - quantised_NxD), -1))
+            terms["codebook"] = jnp.sum(jnp.square(sg(vectors_NxD) - quantised_NxD)) / images
         elif self.is_mutable_collection(EMA_COLLECTION):  # training, or init
             update = train and not self.is_initializing()
             target_KxD = sg(self._ema_target(sg(vectors_NxD), onehot_NxK, update))

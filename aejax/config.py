@@ -46,7 +46,9 @@ def base() -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 200
     config.train.epochs = 20
-    config.train.chunk = 400  # steps per compiled lax.scan call (capped at an epoch); 1 dispatches single steps
+    config.train.chunk = (
+        400  # steps per compiled lax.scan call (capped at an epoch); 1 dispatches single steps
+    )
     config.train.eval_batch_size = 1000
     config.train.save_every_steps = 1000
     config.train.keep_checkpoints = 3
@@ -55,6 +57,9 @@ def base() -> ml_collections.ConfigDict:
     config.model.name = ""  # set by the model's config: a name in aejax.models.MODELS
     config.model.image_shape = (28, 28, 1)
     config.model.kernel_init = "lecun_normal"  # flax's default; a name in models.INITIALIZERS
+    # A deterministic code's activation: an mlp encoder's last layer, a conv encoder's last
+    # layer ("linear" lets a VQ code take any sign); a gaussian's heads are linear.
+    config.model.code_activation = "relu"
     config.model.output_bias = config_dict.placeholder(str)  # "pixel_means": the mean image
     # The structure (models.py): unset, model.name's defaults (models.PRESETS).
     config.model.encoder = config_dict.placeholder(str)  # mlp, conv, resnet

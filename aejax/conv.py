@@ -14,7 +14,7 @@ faster alone but whole training steps slower (`benchmarks/conv_layers.py`, docs/
 """
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
 import flax.linen as nn
 import jax
@@ -63,9 +63,12 @@ def _trim_padding(side_in: int, side_out: int) -> tuple[int, int]:
 
 
 class ConvEncoder(nn.Module):
-    """conv3x3-relu-pool per entry of `features`: (16, 8, 8) gives a 4x4x8 code for 28x28."""
+    """conv3x3-relu-pool per entry of `features`: (16, 8, 8) gives a 4x4x8 code for 28x28.
+    The last layer's activation is `last_activation`: the identity lets a VQ code take any
+    sign, as the VQ-VAE's linear pre-quantisation layer does."""
 
     features: Sequence[int] = (16, 8, 8)
+    last_activation: Callable[[jax.Array], jax.Array] = nn.relu
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array, layers: tuple[int, int] | None = None) -> jax.Array:
@@ -74,7 +77,8 @@ class ConvEncoder(nn.Module):
         h = x_BxHxWxC
         for i in range(first, stop):
             conv = nn.Conv(self.features[i], (3, 3), padding="SAME", name=f"conv{i}")
-            h = max_pool_2x2(nn.relu(conv(h)))
+            act = self.last_activation if i == len(self.features) - 1 else nn.relu
+            h = max_pool_2x2(act(conv(h)))
         return h
 
 
@@ -213,5 +217,7 @@ class LatentConvDecoder(nn.Module):
         z_BxK = z.reshape(z.shape[0], -1)
         h = nn.relu(nn.Dense(math.prod(self.code_shape), name="project")(z_BxK))
         h_BxHxWxC = h.reshape(z.shape[0], *self.code_shape)
-        decoder = DECODERS[self.upsampling](self.features, self.channels, self.image_hw, name="conv")
+        decoder = DECODERS[self.upsampling](
+            self.features, self.channels, self.image_hw, name="conv"
+        )
         return decoder(h_BxHxWxC)

@@ -243,10 +243,12 @@ def _encoder(cfg: ml_collections.ConfigDict, kind: str, bottleneck: str) -> nn.M
     if kind == "mlp":
         widths = _need(cfg, "encoder_widths", "an mlp encoder")
         # Under a gaussian the last layer is hidden: the heads are linear on top of it.
-        last = cfg.activation if bottleneck == "gaussian" else _need(cfg, "code_activation", "an mlp code")
+        last = cfg.activation if bottleneck == "gaussian" else cfg.code_activation
         return MLPEncoder(widths, cfg.activation, last, _kernel_init(cfg))
     features = tuple(_need(cfg, "encoder_features", f"a {kind} encoder"))
-    return conv.ResNetEncoder(features) if kind == "resnet" else conv.ConvEncoder(features)
+    if kind == "resnet":
+        return conv.ResNetEncoder(features)
+    return conv.ConvEncoder(features, activation(cfg.code_activation))
 
 
 def _decoder(cfg, kind: str, encoder: nn.Module, encoder_kind: str, bottleneck: str):
@@ -264,7 +266,9 @@ def _decoder(cfg, kind: str, encoder: nn.Module, encoder_kind: str, bottleneck: 
         if widths is None:  # the mirror of an mlp encoder; a conv encoder's: one dense layer
             widths = cfg.encoder_widths if encoder_kind == "mlp" else ()
             widths = tuple(reversed(widths if bottleneck == "gaussian" else widths[:-1]))
-        return MLPDecoder(tuple(widths), image_shape, cfg.get("activation", "relu"), _kernel_init(cfg))
+        return MLPDecoder(
+            tuple(widths), image_shape, cfg.get("activation", "relu"), _kernel_init(cfg)
+        )
     features = tuple(_need(cfg, "decoder_features", f"a {kind} decoder"))
     if not vector_code and len(cfg.encoder_features) != len(features):
         raise ValueError(
@@ -306,7 +310,9 @@ def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
     ):
         if value not in choices:
             raise ValueError(f"unknown model.{field} {value!r}; choose one of {choices}")
-    return bottlenecks.Deterministic(cfg.prior_match, cfg.mmd_kernel, tuple(cfg.discriminator_widths))
+    return bottlenecks.Deterministic(
+        cfg.prior_match, cfg.mmd_kernel, tuple(cfg.discriminator_widths)
+    )
 
 
 def _autoencoder(cfg: ml_collections.ConfigDict) -> Autoencoder:
@@ -415,7 +421,9 @@ def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Ar
     if how != "pixel_means":
         raise ValueError(f"unknown model.output_bias {how!r}; the one choice is 'pixel_means'")
     if "mlp" not in params.get("decoder", {}):
-        raise ValueError(f"model.output_bias='pixel_means' needs an MLP decoder; {cfg.name!r} has none")
+        raise ValueError(
+            f"model.output_bias='pixel_means' needs an MLP decoder; {cfg.name!r} has none"
+        )
     layers = params["decoder"]["mlp"]
     last = f"dense{len(layers) - 1}"
     means_D = jnp.clip(jnp.mean(as_float(train_x), axis=0).reshape(-1), 1e-3, 1 - 1e-3)

@@ -125,7 +125,8 @@ def test_vq_commitment_and_codebook_terms_and_where_their_gradients_go():
     vq, variables, h = _vq()
     codebook = np.asarray(variables["params"]["codebook"])
     vectors = np.asarray(h).reshape(-1, 3)
-    distance = np.mean(np.sum((vectors - codebook[_nearest(vectors, codebook)]) ** 2, -1))
+    # per image: summed over its 4 vectors, averaged over the 4 images of h
+    distance = np.sum((vectors - codebook[_nearest(vectors, codebook)]) ** 2) / h.shape[0]
     _, aux = vq.apply(variables, h)
     np.testing.assert_allclose(aux["terms"]["commitment"], distance, rtol=1e-5)
     np.testing.assert_allclose(aux["terms"]["codebook"], distance, rtol=1e-5)
@@ -155,7 +156,9 @@ def test_ema_codebook_update_follows_the_moving_averages():
     target = sums / ((counts + eps) / (n + 5 * eps) * n)[:, None]
 
     def loss(params, collections):
-        (_, aux), updated = vq.apply({"params": params, **collections}, h, train=True, mutable=["vq_ema"])
+        (_, aux), updated = vq.apply(
+            {"params": params, **collections}, h, train=True, mutable=["vq_ema"]
+        )
         return sum(aux["terms"].values()), updated
 
     params = variables["params"]
@@ -266,7 +269,8 @@ def test_total_correlation_estimate():
     logvar = jnp.full((64, 2), -3.0)
     noise = 0.2 * jax.random.normal(jax.random.key(1), (64, 2))
     tc_diagonal, tc_grid = (
-        bottlenecks.total_correlation(m + noise, m, logvar, dataset_size=64) for m in (diagonal, grid)
+        bottlenecks.total_correlation(m + noise, m, logvar, dataset_size=64)
+        for m in (diagonal, grid)
     )
     assert tc_diagonal > tc_grid + 1.0
 

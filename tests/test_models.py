@@ -53,6 +53,20 @@ def test_reparameterised_sample_has_the_posterior_moments():
     np.testing.assert_allclose(aux["z"].var(0), np.exp(aux["logvar"][0]), rtol=0.05)
 
 
+def test_a_conv_code_takes_the_configs_code_activation():
+    """ReLU by default; a linear last layer (vqvae's) gives codes of both signs, the same
+    parameters otherwise."""
+    config = load_config("conv")
+    model, params, x = _init(config)
+    relu_code = model.apply({"params": params}, x, method="encode").code
+    config.model.code_activation = "linear"
+    linear = models.build(config.model)
+    linear_code = linear.apply({"params": params}, x, method="encode").code
+    assert np.all(relu_code >= 0) and np.any(linear_code < 0)
+    np.testing.assert_array_equal(relu_code[linear_code > 0], linear_code[linear_code > 0])
+    assert load_config("vqvae").model.code_activation == "linear"
+
+
 def test_unknown_model_and_activation_are_refused():
     config = load_config("mlp")
     config.model.name = "transformer"
