@@ -5,13 +5,14 @@ without one."""
 import json
 import sys
 
+import pytest
 from conftest import EXPERIMENTS
 
 sys.path.insert(0, str(EXPERIMENTS))
 import generative_table
 
 
-def test_the_table_scores_each_config_beside_real_images(tmp_path):
+def test_the_table_scores_each_config_beside_real_images(tmp_path, monkeypatch):
     out = tmp_path / "table.md"
     args = ["--datasets", "mnist5k", "--only", "iwae", "--epochs", "1", "--feature_epochs", "1",
             "--samples", "300", "--nll_samples", "10", "--nll_images", "50",
@@ -24,7 +25,18 @@ def test_the_table_scores_each_config_beside_real_images(tmp_path):
     row = next(line for line in lines if line.startswith("| iwae |"))
     assert row.startswith(f"| iwae | 1 | {scored['fid']:.2f} | {scored['precision']:.3f} | ")
     assert f"{scored['nll']:.2f} (k=10, 50 images)" in row
-    assert float(real.split("|")[3]) < scored["fid"]  # real images are closer than 1 epoch's samples
+    assert (
+        float(real.split("|")[3]) < scored["fid"]
+    )  # real images are closer than 1 epoch's samples
+
+    # A rerun by the same protocol reads the scores back; another sample count scores again.
+    def score_again(*args, **kwargs):
+        raise AssertionError("scored again")
+
+    monkeypatch.setattr(generative_table.fidelity, "evaluate_run", score_again)
+    assert generative_table.main(args) == lines
+    with pytest.raises(AssertionError, match="scored again"):
+        generative_table.main([*args[:-4], "--samples", "200", *args[-4:]])
 
 
 def test_a_prior_over_codes_trains_its_autoencoder_first_and_only_vaes_get_an_nll(tmp_path):
