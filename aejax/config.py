@@ -46,9 +46,8 @@ def base() -> ml_collections.ConfigDict:
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 200
     config.train.epochs = 20
-    config.train.chunk = (
-        400  # steps per compiled lax.scan call (capped at an epoch); 1 dispatches single steps
-    )
+    # Steps per compiled lax.scan call (capped at an epoch); 1 dispatches single steps.
+    config.train.chunk = 400
     config.train.eval_batch_size = 1000
     config.train.save_every_steps = 1000
     config.train.keep_checkpoints = 3
