@@ -24,7 +24,11 @@ _GZIP_MAGIC = b"\x1f\x8b"
 
 def read_idx(path: str | os.PathLike) -> np.ndarray:
     """Returns the array stored in the IDX file at `path`, gzipped or raw, in native byte order."""
-    raw = _read_bytes(path)
+    return parse_idx(read_bytes(path), path)
+
+
+def parse_idx(raw: bytes, path: str | os.PathLike) -> np.ndarray:
+    """Returns the array held by `raw`, the uncompressed bytes of the IDX file at `path`."""
     if len(raw) < 4:
         raise ValueError(f"{path}: truncated IDX file, {len(raw)} bytes is shorter than the header")
     zeros, code, ndim = raw[:2], raw[2], raw[3]
@@ -52,8 +56,9 @@ def read_idx(path: str | os.PathLike) -> np.ndarray:
     return data.astype(dtype.newbyteorder("="))
 
 
-def _read_bytes(path: str | os.PathLike) -> bytes:
-    """Returns the file's bytes, decompressed when it starts with the gzip magic number."""
+def read_bytes(path: str | os.PathLike) -> bytes:
+    """Returns the file's bytes, decompressed when it starts with the gzip magic number: the same
+    content whether a file is stored raw or gzipped, and however it was compressed."""
     with open(path, "rb") as f:
         raw = f.read()
     if not raw.startswith(_GZIP_MAGIC):
