@@ -1,6 +1,8 @@
 """Tests of aejax.data and aejax.datasets: the real data where this machine has it, else skips."""
 
 import gzip
+import hashlib
+import json
 import os
 import socket
 import subprocess
@@ -14,10 +16,12 @@ import tensorflow_datasets as tfds
 
 from aejax import data
 from aejax.datasets import AejaxFashionMnist, AejaxMnist, read_idx
-from aejax.datasets.builders import IDX_FILES
+from aejax.datasets.builders import IDX_FILES, IDX_NAMES
+from aejax.datasets.idx import read_bytes
 
 DEBIAN_FASHION = "/usr/share/datasets/fashion-mnist"
 NO_DEBIAN_FASHION = "needs Debian's Fashion-MNIST: sudo apt-get install dataset-fashion-mnist"
+REAL_MNIST = os.environ.get("AEJAX_IDX_DIR")  # read before `no_aejax_env` hides it
 
 
 @pytest.fixture(autouse=True)
@@ -37,13 +41,15 @@ def offline(monkeypatch):
     monkeypatch.setattr(socket, "create_connection", refuse)
 
 
-def write_idx(path, array: np.ndarray):
-    """Writes `array` as an IDX file, gzipped when `path` ends in .gz."""
+def write_idx(path, array: np.ndarray) -> str:
+    """Writes `array` as an IDX file, gzipped when `path` ends in .gz; returns the MD5 of its
+    uncompressed bytes."""
     code = {np.uint8: 0x08, np.int32: 0x0C}[array.dtype.type]
     header = bytes([0, 0, code, array.ndim]) + np.asarray(array.shape, ">u4").tobytes()
     payload = header + array.astype(array.dtype.newbyteorder(">")).tobytes()
     with open(path, "wb") as f:
         f.write(gzip.compress(payload) if str(path).endswith(".gz") else payload)
+    return hashlib.md5(payload).hexdigest()
 
 
 def hashes(images) -> set[bytes]:
@@ -175,17 +181,19 @@ def test_read_idx_rejects_trailing_bytes_and_a_broken_gzip(tmp_path):
 
 
 @pytest.fixture
-def tiny_idx_dir(tmp_path):
-    """A folder of small synthetic IDX files, some gzipped, standing in for MNIST's four."""
+def tiny_idx_dir(tmp_path, monkeypatch):
+    """A folder of small synthetic IDX files, some gzipped, standing in for MNIST's four, whose
+    digests MNIST's builder is given in place of the real files'."""
     rng = np.random.default_rng(0)
-    arrays = {}
+    arrays, md5 = {}, {}
     (tmp_path / "idx").mkdir()
     for (split, (images_name, labels_name)), n in zip(IDX_FILES.items(), [30, 12]):
         images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
         labels = rng.integers(0, 10, n).astype(np.uint8)
-        write_idx(tmp_path / "idx" / f"{images_name}.gz", images)
-        write_idx(tmp_path / "idx" / labels_name, labels)
+        md5[images_name] = write_idx(tmp_path / "idx" / f"{images_name}.gz", images)
+        md5[labels_name] = write_idx(tmp_path / "idx" / labels_name, labels)
         arrays[split] = images, labels
+    monkeypatch.setattr(AejaxMnist, "MD5", md5)
     return tmp_path / "idx", arrays
 
 
@@ -196,6 +204,66 @@ def test_load_from_an_idx_folder(tiny_idx_dir, tmp_path):
         assert got_images.dtype == np.float32 and got_labels.dtype == np.int32
         assert np.array_equal(got_images, images[..., None].astype(np.float32) * np.float32(1 / 255))
         assert np.array_equal(got_labels, labels)  # source order is kept
+
+
+def test_prepared_data_records_the_digests_of_its_sources(tiny_idx_dir, tmp_path):
+    idx_dir, _ = tiny_idx_dir
+    data.load("mnist", "test", data_dir=tmp_path, idx_dir=idx_dir)
+    [saved] = tmp_path.glob("aejax_mnist/*/metadata.json")
+    assert json.loads(saved.read_text()) == {"source_md5": AejaxMnist.MD5}
+    builder = data.prepared("mnist", data_dir=tmp_path, idx_dir=tmp_path / "gone")  # read back
+    assert builder.info.metadata["source_md5"] == AejaxMnist.MD5
+
+
+def flip_one_byte(path, offset: int):
+    """Changes the byte at `offset` of the raw IDX file at `path`, keeping its size."""
+    raw = bytearray(path.read_bytes())
+    raw[offset] ^= 1
+    path.write_bytes(bytes(raw))
+
+
+def test_a_tampered_idx_file_is_refused_naming_both_digests(tiny_idx_dir, tmp_path):
+    idx_dir, _ = tiny_idx_dir
+    labels = idx_dir / "t10k-labels-idx1-ubyte"
+    flip_one_byte(labels, 8)  # the first label, still a digit: the file parses as before
+    with pytest.raises(ValueError) as err:
+        data.load("mnist", "train", data_dir=tmp_path, idx_dir=idx_dir)
+    found = hashlib.md5(labels.read_bytes()).hexdigest()
+    assert str(err.value) == (
+        f"{labels} is not aejax_mnist's t10k-labels-idx1-ubyte: the MD5 of its uncompressed bytes "
+        f"is {found}, the published one is {AejaxMnist.MD5['t10k-labels-idx1-ubyte']}. The file "
+        f"is damaged or is another file: replace it with an intact copy ({AejaxMnist.HOW_TO_GET})."
+    )
+    assert not list(tmp_path.rglob("dataset_info.json"))  # nothing was prepared
+
+
+def test_a_tampered_copy_of_debian_fashion_mnist_is_refused(tmp_path):
+    if not os.path.isdir(DEBIAN_FASHION):
+        pytest.skip(NO_DEBIAN_FASHION)
+    copy = tmp_path / "idx"
+    copy.mkdir()
+    for name in IDX_NAMES:
+        (copy / f"{name}.gz").symlink_to(f"{DEBIAN_FASHION}/{name}.gz")
+    (copy / "train-labels-idx1-ubyte.gz").unlink()  # replaced by a raw copy, one label changed
+    labels = copy / "train-labels-idx1-ubyte"
+    labels.write_bytes(read_bytes(f"{DEBIAN_FASHION}/train-labels-idx1-ubyte.gz"))
+    flip_one_byte(labels, 8)
+    refusal = "train-labels-idx1-ubyte: the MD5 .* is [0-9a-f]{32}, the published one is 9018921c"
+    with pytest.raises(ValueError, match=refusal):
+        data.load("fashion_mnist", "test", data_dir=tmp_path, idx_dir=copy)
+
+
+def test_the_digests_are_those_of_the_real_files():
+    folders = {AejaxFashionMnist: DEBIAN_FASHION, AejaxMnist: REAL_MNIST}
+    checked = 0
+    for builder, folder in folders.items():
+        if folder and all(os.path.isfile(f"{folder}/{name}.gz") for name in IDX_NAMES):
+            for name in IDX_NAMES:
+                raw = read_bytes(f"{folder}/{name}.gz")
+                assert hashlib.md5(raw).hexdigest() == builder.MD5[name], (folder, name)
+            checked += 1
+    if not checked:
+        pytest.skip(f"{NO_DEBIAN_FASHION}; or set AEJAX_IDX_DIR to MNIST's four .gz files")
 
 
 def test_idx_dir_argument_wins_over_the_environment(tiny_idx_dir, tmp_path, monkeypatch):

@@ -5,6 +5,7 @@ files are array_record, the format `builder.as_data_source` reads by random acce
 carry an `aejax_` prefix so they never clash with TFDS's own `mnist` and `fashion_mnist`.
 """
 
+import hashlib
 import importlib.resources
 import os
 import socket
@@ -16,7 +17,7 @@ import tensorflow_datasets as tfds
 from etils import epath
 from tensorflow_datasets.proto import tf_example_pb2
 
-from aejax.datasets.idx import read_idx
+from aejax.datasets.idx import parse_idx, read_bytes
 
 SPLITS = ("train", "test")
 # The four standard IDX files of MNIST and Fashion-MNIST: split -> (images, labels).
@@ -55,6 +56,7 @@ class _Builder(tfds.core.GeneratorBasedBuilder, skip_registration=True):
             supervised_keys=("image", "label"),
             # Records stay in the order given, so row i of a split is row i of its source.
             disable_shuffling=True,
+            metadata=tfds.core.MetadataDict(),  # saved as metadata.json beside the records
         )
 
     def _generate_examples(self, images_Nx28x28x1, labels_N):
@@ -111,10 +113,20 @@ class _IdxBuilder(_Builder, skip_registration=True):
     """A dataset distributed as the four standard IDX files.
 
     The files come from `idx_dir` when given (and only from there), else from `DEFAULT_IDX_DIR`
-    when it holds them, else from `URL` through the TFDS download manager.
+    when it holds them, else from `URL` through the TFDS download manager. Each is checked
+    against the digest of the original before anything is prepared: a damaged or substituted
+    file of the right size passes every check of its format. The prepared dataset records the
+    digests in its metadata.json (`info.metadata["source_md5"]`); loading it hashes nothing.
     """
 
+    VERSION = tfds.core.Version("1.1.0")
+    RELEASE_NOTES: ClassVar[dict[str, str]] = {
+        "1.1.0": "Source files verified against their published MD5s, recorded in metadata.json.",
+    }
     URL: ClassVar[str]
+    # IDX file name -> MD5 of its uncompressed bytes: a gzip file's own digest changes when it
+    # is compressed again, as copies often are; its content's does not.
+    MD5: ClassVar[dict[str, str]]
     DEFAULT_IDX_DIR: ClassVar[str | None] = None
     HOW_TO_GET: ClassVar[str]
 
@@ -127,9 +139,26 @@ class _IdxBuilder(_Builder, skip_registration=True):
         paths, missing = _idx_paths(folder) if folder else ({}, IDX_NAMES)
         if missing and self._idx_dir:  # a folder given explicitly is the only source
             raise self._unavailable(f"{self._idx_dir} lacks {', '.join(missing)}")
+        fix = f"replace it with an intact copy ({self.HOW_TO_GET})"
         if missing:
             paths = self._download(dl_manager)
-        return {split: self._generate_examples(*_read_pair(*paths[split])) for split in SPLITS}
+            fix = "delete it, and it is downloaded again on the next load"
+        arrays = {name: self._verified(name, path, fix) for name, path in paths.items()}
+        self.info.metadata["source_md5"] = {name: self.MD5[name] for name in IDX_NAMES}
+        return {split: self._generate_examples(*_pair(paths, arrays, split)) for split in SPLITS}
+
+    def _verified(self, name: str, path, fix: str) -> np.ndarray:
+        """The array of IDX file `path`, refused unless its content has `name`'s digest."""
+        raw = read_bytes(path)
+        array = parse_idx(raw, path)  # a truncated file is named as truncated
+        found = hashlib.md5(raw).hexdigest()
+        if found != self.MD5[name]:
+            raise ValueError(
+                f"{path} is not {self.name}'s {name}: the MD5 of its uncompressed bytes is "
+                f"{found}, the published one is {self.MD5[name]}. The file is damaged or is "
+                f"another file: {fix}."
+            )
+        return array
 
     def _download(self, dl_manager) -> dict:
         url = urllib.parse.urlsplit(self.URL)
@@ -140,7 +169,7 @@ class _IdxBuilder(_Builder, skip_registration=True):
             files = dl_manager.download({name: f"{self.URL}{name}.gz" for name in IDX_NAMES})
         except Exception as err:  # any failure (offline, HTTP, checksum) has the same remedy
             raise self._unavailable(f"downloading from {self.URL} failed ({err})") from err
-        return {split: tuple(files[name] for name in IDX_FILES[split]) for split in SPLITS}
+        return files
 
     def _unavailable(self, reason: str) -> DatasetUnavailableError:
         return DatasetUnavailableError(
@@ -152,25 +181,23 @@ class _IdxBuilder(_Builder, skip_registration=True):
 
 
 def _idx_paths(folder: str | os.PathLike) -> tuple[dict, list[str]]:
-    """Returns split -> (images, labels) paths in `folder`, raw or gzipped, and the names absent."""
-    paths, missing = {}, []
-    for split, pair in IDX_FILES.items():
-        paths[split] = tuple(_first_file(folder, name, f"{name}.gz") for name in pair)
-        missing += [name for name, path in zip(pair, paths[split]) if path is None]
-    return paths, missing
+    """Returns name -> path of the IDX files in `folder`, raw or gzipped, and the names absent."""
+    found = {name: _first_file(folder, name, f"{name}.gz") for name in IDX_NAMES}
+    return {n: p for n, p in found.items() if p}, [n for n, p in found.items() if not p]
 
 
 def _first_file(folder, *names) -> str | None:
     return next((p for n in names if os.path.isfile(p := os.path.join(folder, n))), None)
 
 
-def _read_pair(images_path, labels_path):
-    """Returns images (N, 28, 28, 1) and labels (N,) of one split, checked to belong together."""
-    images, labels = read_idx(images_path), read_idx(labels_path)
+def _pair(paths: dict, arrays: dict, split: str):
+    """Returns images (N, 28, 28, 1) and labels (N,) of `split`, checked to belong together."""
+    images_name, labels_name = IDX_FILES[split]
+    images, labels = arrays[images_name], arrays[labels_name]
     if images.shape[1:] != (28, 28) or labels.shape != images.shape[:1]:
         raise ValueError(
-            f"{images_path} and {labels_path} hold shapes {images.shape} and {labels.shape}; "
-            "expected (N, 28, 28) images and (N,) labels"
+            f"{paths[images_name]} and {paths[labels_name]} hold shapes {images.shape} and "
+            f"{labels.shape}; expected (N, 28, 28) images and (N,) labels"
         )
     return images[..., None], labels.astype(np.int64)
 
@@ -180,6 +207,14 @@ class AejaxMnist(_IdxBuilder):
 
     name = "aejax_mnist"
     URL = "https://storage.googleapis.com/cvdf-datasets/mnist/"  # the mirror TFDS itself uses
+    # The uncompressed files of "The MNIST database of handwritten digits" (LeCun, Cortes and
+    # Burges): the digests MNIST loaders commonly check.
+    MD5: ClassVar[dict[str, str]] = {
+        "train-images-idx3-ubyte": "6bbc9ace898e44ae57da46a324031adb",
+        "train-labels-idx1-ubyte": "a25bea736e30d166cdddb491f175f624",
+        "t10k-images-idx3-ubyte": "2646ac647ad5339dbf082846283269ea",
+        "t10k-labels-idx1-ubyte": "27ae3e4e09519cfbb04c329615203637",
+    }
     HOW_TO_GET = f"download the four .gz files from {URL} on a machine with internet"
 
 
@@ -188,5 +223,13 @@ class AejaxFashionMnist(_IdxBuilder):
 
     name = "aejax_fashion_mnist"
     URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    # The README publishes MD5s of its .gz files; Debian's copies are shorter by exactly the file
+    # name their gzip headers leave out, so these are of the uncompressed bytes, from Debian's.
+    MD5: ClassVar[dict[str, str]] = {
+        "train-images-idx3-ubyte": "f4a8712d7a061bf5bd6d2ca38dc4d50a",
+        "train-labels-idx1-ubyte": "9018921c3c673c538a1fc5bad174d6f9",
+        "t10k-images-idx3-ubyte": "8181f5470baa50b63fa0f6fddb340f0a",
+        "t10k-labels-idx1-ubyte": "15d484375f8d13e6eb1aabb0c3f46965",
+    }
     DEFAULT_IDX_DIR = "/usr/share/datasets/fashion-mnist"  # Debian's dataset-fashion-mnist
     HOW_TO_GET = "install Debian's package: sudo apt-get install dataset-fashion-mnist"
