@@ -304,9 +304,13 @@ def test_offline_download_fails_with_instructions(tmp_path, monkeypatch):
         data.load("fashion_mnist", "test", data_dir=tmp_path)
     assert time.monotonic() - start < 10
     message = str(err.value)
-    assert "downloading from http://fashion-mnist.s3-website" in message
+    assert "downloading from https://raw.githubusercontent.com/zalandoresearch/" in message
     assert "network disabled in tests" in message  # the cause is kept
     assert "sudo apt-get install dataset-fashion-mnist" in message
+
+
+def test_downloads_use_https():
+    assert AejaxMnist.URL.startswith("https://") and AejaxFashionMnist.URL.startswith("https://")
 
 
 def test_unknown_name_or_split():

@@ -222,7 +222,10 @@ class AejaxFashionMnist(_IdxBuilder):
     """Zalando's Fashion-MNIST clothing images, 60,000 train and 10,000 test."""
 
     name = "aejax_fashion_mnist"
-    URL = "http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/"
+    # The dataset's GitHub repository, a source the Fashion-MNIST README ("Get the Data") names,
+    # because it serves https: the S3 website endpoint of the README's download links serves
+    # only http (Amazon S3 User Guide, "Website endpoints").
+    URL = "https://raw.githubusercontent.com/zalandoresearch/fashion-mnist/master/data/fashion/"
     # The README publishes MD5s of its .gz files; Debian's copies are shorter by exactly the file
     # name their gzip headers leave out, so these are of the uncompressed bytes, from Debian's.
     MD5: ClassVar[dict[str, str]] = {
