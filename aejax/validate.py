@@ -84,6 +84,7 @@ RULES = {
     "lr": _POSITIVE,
     "lr_decay": _POSITIVE,
     "label_fraction": (_fraction, "a fraction in (0, 1]"),
+    "max_pixels": _POSITIVE_INT,
     "batch_size": _POSITIVE_INT,
     "epochs": _POSITIVE_INT,
     "chunk": _POSITIVE_INT,

@@ -1,6 +1,9 @@
 """The Dataset abstraction: checks, uint8 storage scaled in the step, providers, any image shape."""
 
 import json
+import struct
+import warnings
+import zlib
 
 import chex
 import jax
@@ -273,6 +276,57 @@ def test_flat_folder_of_colour_images_of_mixed_sizes(tmp_path, digits):
         data.dataset("", "train", path=tmp_path)
     split = data.dataset("", "train", path=tmp_path, image_size=16, test_fraction=0.25)
     assert split.images.shape == (15, 16, 16, 3) and split.labels is None
+
+
+def write_png_bomb(path, side: int):
+    """A black 1-bit PNG of side x side pixels: a few kilobytes, side**2 bytes once decoded."""
+    deflate = zlib.compressobj(9)
+    row = bytes(1 + (side + 7) // 8)  # each row: its filter byte, then 8 pixels a byte
+    idat = b"".join(deflate.compress(row) for _ in range(side)) + deflate.flush()
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        crc = zlib.crc32(kind + body)
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", crc)
+
+    header = struct.pack(">IIBBBBB", side, side, 1, 0, 0, 0, 0)  # 1-bit grey, no interlace
+    png = chunk(b"IHDR", header) + chunk(b"IDAT", idat) + chunk(b"IEND", b"")
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + png)
+
+
+def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path, digits):
+    write_pngs(tmp_path, digits[0][:3])
+    bomb = tmp_path / "bomb.png"
+    write_png_bomb(bomb, 9000)  # 81 million pixels, under Pillow's own bounds
+    assert bomb.stat().st_size < 100_000
+    with warnings.catch_warnings(), PIL.Image.open(bomb) as image:
+        warnings.simplefilter("error")  # Pillow would decode it without a word
+        assert image.size == (9000, 9000)
+    refusal = (
+        r"bomb.png is 9000x9000, 81,000,000 pixels, more than data.max_pixels=64,000,000; .*"
+        r"Remove or replace the file, or set data.skip_bad_images=True"
+    )
+    with pytest.raises(ValueError, match=refusal):
+        data.dataset("", "train", path=tmp_path)
+    with pytest.raises(ValueError, match=r"0000.png is 28x28, 784 pixels, more than .*=783"):
+        data.dataset("", "train", path=tmp_path, max_pixels=783)
+
+
+def test_bad_image_files_are_named_or_left_out_and_counted(tmp_path, digits):
+    images, labels = digits[0][:6], np.array([0, 0, 0, 1, 1, 1])
+    write_pngs(tmp_path / "train", images, labels)  # class_0/0000.png ... class_1/0005.png
+    write_pngs(tmp_path / "test", images[:2], labels[:2])
+    (tmp_path / "train" / "class_0" / "0001a.png").write_text("not an image")
+    write_png_bomb(tmp_path / "train" / "class_1" / "0003a.png", 20_000)  # Pillow refuses it too
+    with pytest.raises(ValueError, match=r"0001a.png is not a readable image \(cannot identify"):
+        data.dataset("", "train", path=tmp_path)
+    with pytest.warns(UserWarning, match=r"left out 2 of 8 image files, .*0001a.png first"):
+        split = data.dataset("", "train", path=tmp_path, skip_bad_images=True)
+    np.testing.assert_array_equal(split.images, images)
+    np.testing.assert_array_equal(split.labels, labels)  # each file keeps its own label
+    (tmp_path / "icons").mkdir()  # a .png holding an icon: ICO is not a decoder aejax uses
+    PIL.Image.fromarray(images[0, ..., 0]).save(tmp_path / "icons" / "0.png", format="ICO")
+    with pytest.raises(ValueError, match="all 1 image files were left out"):
+        data.dataset("", "train", path=tmp_path / "icons", skip_bad_images=True, test_fraction=0.5)
 
 
 def test_hold_out_needs_room_for_both_splits(digits):

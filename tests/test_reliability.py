@@ -186,6 +186,7 @@ def test_every_shipped_config_is_valid():
         ({"opt__lr": float("nan")}, r"opt.lr=nan must be a positive finite number"),
         ({"train__epochs": 0}, r"train.epochs=0 must be a positive integer"),
         ({"loss__kl_weight": -1.0}, r"loss.kl_weight=-1.0 must be a finite number >= 0"),
+        ({"data__max_pixels": 0}, r"data.max_pixels=0 must be a positive integer"),
     ],
 )
 def test_bad_values_are_named_before_any_work(tmp_path, overrides, message):
