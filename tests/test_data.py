@@ -231,7 +231,7 @@ def test_a_tampered_idx_file_is_refused_naming_both_digests(tiny_idx_dir, tmp_pa
     found = hashlib.md5(labels.read_bytes()).hexdigest()
     assert str(err.value) == (
         f"{labels} is not aejax_mnist's t10k-labels-idx1-ubyte: the MD5 of its uncompressed bytes "
-        f"is {found}, the published one is {AejaxMnist.MD5['t10k-labels-idx1-ubyte']}. The file "
+        f"is {found}, the original's is {AejaxMnist.MD5['t10k-labels-idx1-ubyte']}. The file "
         f"is damaged or is another file: replace it with an intact copy ({AejaxMnist.HOW_TO_GET})."
     )
     assert not list(tmp_path.rglob("dataset_info.json"))  # nothing was prepared
@@ -248,7 +248,7 @@ def test_a_tampered_copy_of_debian_fashion_mnist_is_refused(tmp_path):
     labels = copy / "train-labels-idx1-ubyte"
     labels.write_bytes(read_bytes(f"{DEBIAN_FASHION}/train-labels-idx1-ubyte.gz"))
     flip_one_byte(labels, 8)
-    refusal = "train-labels-idx1-ubyte: the MD5 .* is [0-9a-f]{32}, the published one is 9018921c"
+    refusal = "train-labels-idx1-ubyte: the MD5 .* is [0-9a-f]{32}, the original's is 9018921c"
     with pytest.raises(ValueError, match=refusal):
         data.load("fashion_mnist", "test", data_dir=tmp_path, idx_dir=copy)
 

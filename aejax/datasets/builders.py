@@ -121,7 +121,7 @@ class _IdxBuilder(_Builder, skip_registration=True):
 
     VERSION = tfds.core.Version("1.1.0")
     RELEASE_NOTES: ClassVar[dict[str, str]] = {
-        "1.1.0": "Source files verified against their published MD5s, recorded in metadata.json.",
+        "1.1.0": "Sources checked against the MD5s of the originals, recorded in metadata.json.",
     }
     URL: ClassVar[str]
     # IDX file name -> MD5 of its uncompressed bytes: a gzip file's own digest changes when it
@@ -155,7 +155,7 @@ class _IdxBuilder(_Builder, skip_registration=True):
         if found != self.MD5[name]:
             raise ValueError(
                 f"{path} is not {self.name}'s {name}: the MD5 of its uncompressed bytes is "
-                f"{found}, the published one is {self.MD5[name]}. The file is damaged or is "
+                f"{found}, the original's is {self.MD5[name]}. The file is damaged or is "
                 f"another file: {fix}."
             )
         return array
