@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from aejax import bottlenecks, checkpoint, generation, losses, models, priors, xla_flags
+from aejax import bottlenecks, checkpoint, generation, losses, models, priors
 from aejax import config as aejax_config
 from aejax.dataset import Dataset
 from aejax.train import create_state, restore_state, train_and_evaluate
@@ -123,11 +123,7 @@ def fit(
     `overrides` set config fields, a double underscore between levels, since a keyword cannot
     hold a dot: `opt__lr=3e-4` is `--config.opt.lr=3e-4`; `**{"opt__lr": 3e-4}` passes them from
     a dict. An undeclared field is an error.
-
-    Sets aejax's XLA:CPU flag first (`aejax.xla_flags`): it takes effect if this process has
-    not computed with JAX yet.
     """
-    xla_flags.set_cpu_flags()
     if not isinstance(config, ml_collections.ConfigDict):
         config = aejax_config.load(config)
     config = aejax_config.override(config, **overrides)

@@ -10,12 +10,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from aejax import compiled
+
 
 class TrainingDiverged(FloatingPointError):
     """Raised, before anything non-finite is saved, when a loss or a parameter is NaN or inf."""
 
 
-@jax.jit
+@compiled.jit
 def all_finite(tree) -> jax.Array:
     """True when every floating-point number in `tree` is finite."""
     leaves = [x for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]

@@ -22,7 +22,7 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from aejax import api, data, generation, train
+from aejax import api, compiled, data, generation, train
 from aejax import config as aejax_config
 from aejax.dataset import as_float
 
@@ -59,7 +59,7 @@ def feature_run(
 
 def features(net: api.Run, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """[N, D] float64 penultimate-layer features of images [N, H, W, C] (uint8 or [0, 1])."""
-    embed = jax.jit(
+    embed = compiled.jit(
         lambda params, x: generation.code(net.model, params, as_float(x)).reshape(len(x), -1)
     )
     return np.concatenate(

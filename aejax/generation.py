@@ -21,7 +21,7 @@ import PIL.Image
 from matplotlib.figure import Figure
 from jax.scipy.special import ndtri
 
-from aejax import losses
+from aejax import compiled, losses
 from aejax.dataset import as_float
 
 
@@ -149,6 +149,6 @@ def write_figures(workdir: Path, model, params, test_x, test_labels, likelihood:
     if latent_dim == 2:
         save_grid(manifold(model, params, 20, likelihood), workdir / "manifold.png")
     if latent_dim == 2 and test_labels is not None:  # a run on unlabelled arrays has none
-        encode = jax.jit(lambda x: code(model, params, as_float(x)))
+        encode = compiled.jit(lambda x: code(model, params, as_float(x)))
         mu = np.concatenate([encode(test_x[i : i + 1000]) for i in range(0, len(test_x), 1000)])
         latent_scatter(mu, np.asarray(test_labels), workdir / "latent_scatter.png")

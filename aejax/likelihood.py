@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from aejax import binarize, data, losses, models
+from aejax import binarize, compiled, data, losses, models
 from aejax.dataset import as_float
 
 ACTIVE_THRESHOLD = 0.01
@@ -43,7 +43,7 @@ def make_log_likelihood(model: nn.Module, loss_cfg: ml_collections.ConfigDict, c
         )
         return losses.log_importance_weights(nll_SxB, aux)
 
-    @functools.partial(jax.jit, static_argnums=3)
+    @compiled.jit(static_argnums=3)
     def log_likelihood(params, x, rng, samples):
         if samples % chunk:
             raise ValueError(f"samples={samples} must be a multiple of the chunk {chunk}")
@@ -61,7 +61,7 @@ def make_log_likelihood(model: nn.Module, loss_cfg: ml_collections.ConfigDict, c
 
 def active_units(model: nn.Module, params, images: jax.Array, batch_size: int = 1000) -> jax.Array:
     """The number of latents whose posterior mean has variance above 0.01 over `images`."""
-    encode = jax.jit(lambda x: model.apply({"params": params}, x, method="encode").code)
+    encode = compiled.jit(lambda x: model.apply({"params": params}, x, method="encode").code)
     mu_NxK = jnp.concatenate(
         [encode(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     )

@@ -23,7 +23,6 @@ from ml_collections import config_flags
 
 from aejax import config as aejax_config
 from aejax import api, configs, data, fidelity, models, parallel, pretrain, representation, train
-from aejax import xla_flags
 
 DEFAULT_CONFIG = "vae"
 
@@ -93,7 +92,6 @@ def main(argv: list[str]) -> None:
         raise app.UsageError(
             f"expected the command 'train', 'pretrain', 'represent' or 'fidelity', got {got}"
         )
-    xla_flags.set_cpu_flags()  # before the backend starts: nothing has computed yet
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; the epoch lines suffice
     parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     mesh = parallel.make_mesh(_DEVICES.value)

@@ -22,6 +22,8 @@ import orbax.checkpoint as ocp
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
+from aejax import compiled
+
 AXIS = "data"
 # The environment variables that stand in for the multi-process flags.
 ENV = {
@@ -93,7 +95,7 @@ def replicate(tree, mesh: Mesh):
     A compiled identity rather than `device_put`: it accepts random keys, and on several
     processes each passes its own identical host value without an equality check.
     """
-    return jax.jit(lambda t: t, out_shardings=replicated(mesh))(tree)
+    return compiled.jit(lambda t: t, out_shardings=replicated(mesh))(tree)
 
 
 def shard_batch(x: jax.Array, mesh: Mesh, batch_axis: int = 0) -> jax.Array:

@@ -21,7 +21,7 @@ import ml_collections
 import numpy as np
 import optax
 
-from aejax import generation, losses
+from aejax import compiled, generation, losses
 
 
 class CausalTransformer(nn.Module):
@@ -128,7 +128,7 @@ def sample_codes(model: CodePrior, params, rng: jax.Array, n: int) -> jax.Array:
         return codes_BxN.at[:, i].set(code_B.astype(codes_BxN.dtype))
 
     start = jnp.zeros((n, model.length), jnp.int32)
-    return jax.jit(lambda: jax.lax.fori_loop(0, model.length, draw, start))()
+    return compiled.jit(lambda: jax.lax.fori_loop(0, model.length, draw, start))()
 
 
 def sample_images(model: CodePrior, params, rng: jax.Array, n: int, likelihood: str) -> np.ndarray:

@@ -20,7 +20,7 @@ import numpy as np
 import optax
 from matplotlib.figure import Figure
 
-from aejax import data, generation, losses, models
+from aejax import compiled, data, generation, losses, models
 
 
 def _code(model, params, x: jax.Array) -> jax.Array:
@@ -56,7 +56,7 @@ def encode(
     model, params, images: jax.Array, batch_size: int = 1000, layer: int | None = None
 ) -> jax.Array:
     """Codes `[N, K]` of `images` (or a hidden layer's activations, `units_fn`), batch by batch."""
-    codes_of = jax.jit(units_fn(model, params, layer))
+    codes_of = compiled.jit(units_fn(model, params, layer))
     return jnp.concatenate(
         [codes_of(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
     )
@@ -76,7 +76,7 @@ def num_classes(*labels) -> int:
     return max(int(np.max(np.asarray(y))) for y in labels) + 1
 
 
-@functools.partial(jax.jit, static_argnames=("steps", "classes"))
+@compiled.jit(static_argnames=("steps", "classes"))
 def _fit_logistic(codes_NxK, labels_N, *, steps: int, lr: float, l2: float, classes: int):
     params = {"w": jnp.zeros((codes_NxK.shape[1], classes)), "b": jnp.zeros(classes)}
     tx = optax.adam(lr)
@@ -113,7 +113,7 @@ def linear_probe(
     return float(jnp.mean(predictions == jnp.asarray(test_labels)))
 
 
-@functools.partial(jax.jit, static_argnames=("k", "classes"))
+@compiled.jit(static_argnames=("k", "classes"))
 def _knn_predict(train_NxK, train_labels_N, test_BxK, *, k: int, classes: int):
     sq_dist_BxN = (
         jnp.sum(test_BxK**2, 1)[:, None]
@@ -187,7 +187,7 @@ def reconstruct(model, params, x: jax.Array, likelihood: str) -> jax.Array:
 def reconstruction_mse(model, params, images, likelihood: str, batch_size: int = 1000) -> float:
     """Test MSE per pixel between images and the decoded mean of their codes (no sampling)."""
 
-    @jax.jit
+    @compiled.jit
     def squared_error(x):
         return jnp.sum(jnp.square(reconstruct(model, params, x, likelihood) - x))
 
@@ -234,7 +234,7 @@ def activation_maximisation(
         return x * jnp.minimum(1.0, radius / norms(x)), values  # back onto the ball
 
     start = 0.01 * jax.random.normal(jax.random.key(seed), (units.size, *image_shape))
-    x, history = jax.jit(lambda x: jax.lax.scan(step, x, length=steps))(start)
+    x, history = compiled.jit(lambda x: jax.lax.scan(step, x, length=steps))(start)
     return x, jnp.concatenate([history, activations(x)[None]])
 
 

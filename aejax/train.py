@@ -27,6 +27,7 @@ from flax.training import train_state
 from aejax import (
     binarize,
     checkpoint,
+    compiled,
     data,
     divergence,
     layerwise,
@@ -166,7 +167,7 @@ def make_train_chunk(train_step, out_sharding: jax.sharding.Sharding | None = No
         batch = as_float(take(dataset, inputs))  # uint8 images scaled to [0, 1] here
         return train_step(state, batch, jax.random.fold_in(rng, state.step))
 
-    @functools.partial(jax.jit, donate_argnums=0, out_shardings=out_sharding)
+    @compiled.jit(donate_argnums=0, out_shardings=out_sharding)
     def train_chunk(state, dataset, inputs_C, rng):
         if jax.tree.leaves(inputs_C)[0].shape[0] == 1:
             state, metrics = body(state, dataset, jax.tree.map(lambda a: a[0], inputs_C), rng)
@@ -181,7 +182,7 @@ def make_evaluate(loss_fn: losses.LossFn, batch_size: int, mesh: jax.sharding.Me
 
     On a mesh, each batch that divides over its devices is split over them.
     """
-    eval_batch = jax.jit(lambda params, x, rng: loss_fn(params, as_float(x), rng, False)[1])
+    eval_batch = compiled.jit(lambda params, x, rng: loss_fn(params, as_float(x), rng, False)[1])
 
     def evaluate(params, dataset, rng):
         n = jax.tree.leaves(dataset)[0].shape[0]
@@ -200,7 +201,7 @@ def make_evaluate(loss_fn: losses.LossFn, batch_size: int, mesh: jax.sharding.Me
     return evaluate
 
 
-@functools.partial(jax.jit, static_argnums=(1, 2))
+@compiled.jit(static_argnums=(1, 2))
 def epoch_batches(rng: jax.Array, n: int, batch_size: int) -> jax.Array:
     """The epoch's shuffled indices as [steps, batch]; the incomplete last batch is dropped."""
     steps = n // batch_size

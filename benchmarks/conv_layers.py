@@ -19,7 +19,6 @@ import functools
 import jax
 import jax.numpy as jnp
 
-from aejax import xla_flags
 from benchmarks import matmul_bound
 
 BATCH = 200
@@ -102,7 +101,6 @@ def time_layer(fn, x, kernel, padding, input_grad: bool) -> list[float]:
 
 
 def main() -> None:
-    xla_flags.set_cpu_flags()  # before the backend starts: aejax's runs have it
     print("| config | layer | form | forward ms | kernel grad ms | input grad ms | GFLOP/s |")
     print("|---|---|---|---|---|---|---|")
     for name, layers in LAYERS:

@@ -14,7 +14,8 @@ import time
 import jax
 import jax.numpy as jnp
 
-from aejax import xla_flags
+from aejax import compiled
+
 
 # (config, batch, dense layer shapes (in, out)) as built by aejax.models for the shipped configs.
 STEPS = [
@@ -25,7 +26,7 @@ STEPS = [
 
 def best_seconds(fn, *args, runs: int = 5, calls: int = 100) -> float:
     """Seconds per call of `fn(*args)`, jitted: the best of `runs`, which other load inflates least."""
-    fn = jax.jit(fn)
+    fn = compiled.jit(fn)
     jax.block_until_ready(fn(*args))
     best = float("inf")
     for _ in range(runs):
@@ -69,7 +70,6 @@ def matmul_gflops(n: int = 2048) -> float:
 
 
 def main() -> None:
-    xla_flags.set_cpu_flags()  # before the backend starts: aejax's runs have it
     print(
         "| config | batch | matmul seconds per step | GFLOP/s of those matmuls | samples/s bound |"
     )

@@ -29,7 +29,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from aejax import binarize, checkpoint, configs, data, models, parallel, train, xla_flags
+from aejax import binarize, checkpoint, compiled, configs, data, models, parallel, train
 from aejax import config as aejax_config
 
 
@@ -243,7 +243,7 @@ def measure(
     # FLOP of one step on one device (shapes only, no sharding); it is the naive loop's step.
     shapes = jax.tree.map(lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype), state)
     first_batch = jax.tree.map(lambda a: a[:batch_size], host_set)
-    naive_step = jax.jit(train_step, donate_argnums=0).lower(shapes, first_batch, rng)
+    naive_step = compiled.jit(train_step, donate_argnums=0).lower(shapes, first_batch, rng)
     naive_step = naive_step.compile()
     row["flop_per_sample"] = naive_step.cost_analysis()["flops"] / batch_size
 
@@ -286,7 +286,6 @@ def parse_override(text: str) -> tuple[str, object]:
 
 
 def main(argv: list[str] | None = None) -> None:
-    xla_flags.set_cpu_flags()  # before the backend starts, as `aejax train` does
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("model", choices=model_names())
     parser.add_argument("--dataset", default="fashion_mnist", help="overrides the config's data")

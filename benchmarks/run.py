@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aejax import data, xla_flags
+from aejax import data
 from benchmarks import matmul_bound, measure, report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -233,7 +233,6 @@ def parse_args(argv):
 
 def main(argv: list[str] | None = None) -> None:
     argv = sys.argv[1:] if argv is None else argv
-    xla_flags.set_cpu_flags()  # before the backend starts, and inherited by every measured child
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     command = shlex.join(["python", "-m", "benchmarks.run", *argv])

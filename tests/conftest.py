@@ -10,9 +10,7 @@ import numpy as np
 import pytest
 
 from aejax import config as aejax_config
-from aejax import data, losses, models, train, xla_flags
-
-xla_flags.set_cpu_flags()  # the tests run as `aejax train` does; no test has computed yet
+from aejax import data, losses, models, train
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 

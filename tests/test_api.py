@@ -11,7 +11,7 @@ import pytest
 from conftest import tiny_config
 
 import aejax
-from aejax import data, xla_flags
+from aejax import data
 
 
 @pytest.fixture(scope="module")
@@ -91,13 +91,6 @@ def test_fit_refuses_arrays_that_are_not_images_of_the_config(digits, tmp_path):
     with pytest.raises(ValueError, match="no field opt.lrr"):
         aejax.fit("mlp", train=train[0], test=test[0], workdir=tmp_path, opt__lrr=0.1)
     assert not (tmp_path / "config.json").exists()
-
-
-def test_fit_sets_the_xla_flag_where_the_run_starts(digits, tmp_path, monkeypatch):
-    monkeypatch.delenv("XLA_FLAGS", raising=False)
-    train, test = digits
-    aejax.fit("mlp", train=train[0][:200], test=test[0], workdir=tmp_path, train__epochs=1)
-    assert os.environ["XLA_FLAGS"] == xla_flags.CPU_FLAG
 
 
 def test_importing_aejax_changes_nothing_in_the_process():

@@ -1,0 +1,39 @@
+"""`jit`: `jax.jit` with the XLA:CPU setting aejax's functions run fast with, per compilation.
+
+XLA:CPU hands reduction and elementwise fusions to YNNPACK by default. In an autoencoder's step
+that costs more than it saves: the loss's sum takes the BCE's exp and log1p into a YNNPACK
+fusion, a broadcast constant is materialised for it each step, and the MLP AE's step ran 3 to
+4x slower, the VAE's 1.3x (docs/benchmarks.md). aejax keeps YNNPACK for single dots and
+convolutions, where it helps, and turns the other two fusion types off.
+
+The setting is a compiler option of each compilation, not `XLA_FLAGS`, which XLA reads once
+when the backend starts: so every function aejax compiles gets it whatever started the process
+(`aejax train`, `aejax.fit`, `train_and_evaluate` from a script, a notebook that computed with
+JAX first, the tests), and nothing else in the process changes. The option compiles the same
+program as `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=-reduce,-eltwise` would (tested).
+A user who sets that option in `XLA_FLAGS` keeps their own setting. It is a field of XLA's
+DebugOptions that only XLA:CPU reads.
+"""
+
+import functools
+import os
+
+import jax
+
+OPTION = "xla_cpu_experimental_ynn_fusion_type"
+# The fusion types left to YNNPACK, as the repeated enum's names, comma-separated.
+YNN_FUSION_TYPES = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"
+
+
+def compiler_options() -> dict[str, str] | None:
+    """aejax's option, unless the user's `XLA_FLAGS` sets it."""
+    if OPTION in os.environ.get("XLA_FLAGS", ""):
+        return None
+    return {OPTION: YNN_FUSION_TYPES}
+
+
+def jit(fun=None, **kwargs):
+    """`jax.jit(fun, **kwargs)` with `compiler_options()`; usable as `@jit` or `@jit(...)`."""
+    if fun is None:
+        return functools.partial(jit, **kwargs)
+    return jax.jit(fun, compiler_options=compiler_options(), **kwargs)
