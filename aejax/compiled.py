@@ -33,7 +33,10 @@ def compiler_options() -> dict[str, str] | None:
 
 
 def jit(fun=None, **kwargs):
-    """`jax.jit(fun, **kwargs)` with `compiler_options()`; usable as `@jit` or `@jit(...)`."""
+    """`jax.jit(fun, **kwargs)` with `compiler_options()`; usable as `@jit` or `@jit(...)`.
+
+    For functions called from the host: JAX refuses compiler options on a jit nested in
+    another, so code meant to run inside a compiled function stays unjitted."""
     if fun is None:
         return functools.partial(jit, **kwargs)
     return jax.jit(fun, compiler_options=compiler_options(), **kwargs)

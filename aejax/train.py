@@ -177,6 +177,32 @@ def make_train_chunk(train_step, out_sharding: jax.sharding.Sharding | None = No
     return train_chunk
 
 
+class CompileClock:
+    """Compiles jitted functions ahead of their first call and sums the seconds spent tracing
+    and compiling in `seconds`, so that an epoch's speed counts training alone."""
+
+    def __init__(self):
+        self.seconds = 0.0
+
+    def compile(self, jitted, *args):
+        start = time.perf_counter()
+        executable = jitted.lower(*args).compile()
+        self.seconds += time.perf_counter() - start
+        return executable
+
+    def per_chunk_length(self, train_chunk):
+        """`train_chunk` compiled once for each chunk length it is called with."""
+        executables = {}
+
+        def call(state, dataset, inputs_C, rng):
+            length = jax.tree.leaves(inputs_C)[0].shape[0]
+            if length not in executables:
+                executables[length] = self.compile(train_chunk, state, dataset, inputs_C, rng)
+            return executables[length](state, dataset, inputs_C, rng)
+
+        return call
+
+
 def make_evaluate(loss_fn: losses.LossFn, batch_size: int, mesh: jax.sharding.Mesh | None = None):
     """`evaluate(params, dataset, rng) -> metrics`: dataset means, one host read for all batches.
 
@@ -201,7 +227,6 @@ def make_evaluate(loss_fn: losses.LossFn, batch_size: int, mesh: jax.sharding.Me
     return evaluate
 
 
-@compiled.jit(static_argnums=(1, 2))
 def epoch_batches(rng: jax.Array, n: int, batch_size: int) -> jax.Array:
     """The epoch's shuffled indices as [steps, batch]; the incomplete last batch is dropped."""
     steps = n // batch_size
@@ -279,11 +304,12 @@ def _check(config: ml_collections.ConfigDict, n: int, name: str) -> None:
 
 
 def epoch_line(row: dict, epochs: int) -> str:
-    """One progress line: losses, then speed."""
+    """One progress line: losses, then speed, and compilation apart when the epoch compiled."""
     losses_text = "  ".join(f"{k} {v:.4f}" for k, v in row.items() if "/" in k)
+    compiling = f" + {row['compile_seconds']:.2f}s compiling" if row["compile_seconds"] else ""
     return (
         f"epoch {row['epoch']}/{epochs}  {losses_text}  "
-        f"{row['samples_per_s']:,.0f} samples/s  {row['epoch_seconds']:.2f}s"
+        f"{row['samples_per_s']:,.0f} samples/s  {row['epoch_seconds']:.2f}s{compiling}"
     )
 
 
@@ -351,15 +377,17 @@ def train_and_evaluate(
     figure_x = binarize.test_images(config.data, test.images)  # process 0 draws the figures alone
     batch_size, chunk = config.train.batch_size, config.train.chunk
 
-    def epoch_order(epoch):
-        return epoch_batches(jax.random.fold_in(shuffle_rng, epoch), n, batch_size)
+    clock = CompileClock()
+    epoch_order = clock.compile(  # epoch -> its batches of row indices, [steps, batch]
+        compiled.jit(lambda epoch: epoch_batches(jax.random.fold_in(shuffle_rng, epoch), n, batch_size)), 0
+    )
 
     if streamed:
         structure = functools.partial(as_dataset, config)
         batches = stream.StreamedBatches(config, mesh, train_file, epoch_order, structure)
     else:
         batches = DeviceBatches(as_dataset(config, train.images, train.labels), mesh, epoch_order)
-    train_chunk = make_train_chunk(train_step, parallel.replicated(mesh), batches.take)
+    train_chunk = clock.per_chunk_length(make_train_chunk(train_step, parallel.replicated(mesh), batches.take))
     test_set = parallel.replicate(as_dataset(config, figure_x, test.labels), mesh)
     changes = checkpoint.claim_workdir(workdir, config, resume_changes)  # config proved buildable
 
@@ -391,12 +419,12 @@ def train_and_evaluate(
         steps_per_epoch = n // batch_size
         total_steps = config.train.epochs * steps_per_epoch
         stop_at = total_steps if max_steps is None else min(max_steps, total_steps)
-        row = {}
+        row, reported = {}, 0.0  # compile seconds already in a row: the setup's go in the first
         if step >= total_steps:
             log(f"{workdir} is complete ({step} steps); rewriting its figures")
         while step < stop_at:
             epoch, offset = divmod(step, steps_per_epoch)
-            start_time, chunk_metrics = time.perf_counter(), []
+            start_time, clock_at_start, chunk_metrics = time.perf_counter(), clock.seconds, []
             bar = progress.epoch_bar(epoch, config.train.epochs, steps_per_epoch, offset)
             # Chunks start at multiples of `chunk` within the epoch, whether or not the run resumed.
             for begin in range(offset, steps_per_epoch, chunk):
@@ -414,7 +442,8 @@ def train_and_evaluate(
                     break
             train_metrics = jax.device_get(chunk_metrics)
             bar.close()
-            seconds = time.perf_counter() - start_time
+            seconds = time.perf_counter() - start_time - (clock.seconds - clock_at_start)
+            compile_seconds, reported = clock.seconds - reported, clock.seconds
             if step % steps_per_epoch:  # stopped inside an epoch: no epoch line to write
                 break
             check_finite()
@@ -426,7 +455,8 @@ def train_and_evaluate(
                 "step": step,
                 **{f"train/{k}": v for k, v in train_means.items()},
                 **{f"test/{k}": v for k, v in test_means.items()},
-                "epoch_seconds": seconds,
+                "epoch_seconds": seconds,  # training alone: compiling is apart
+                "compile_seconds": compile_seconds,
                 "samples_per_s": samples / seconds,
             }
             checkpoint.append_metrics(workdir, row)
