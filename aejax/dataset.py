@@ -13,6 +13,7 @@ import jax.numpy as jnp
 import numpy as np
 
 PIXEL_MAX = 255  # the value of a white uint8 pixel
+CHANNELS = (1, 3, 4)  # grey, RGB, RGBA: an image's last axis; on its second, it is channels-first
 # uint8 grey levels become floats in [0, 1] as `x * (1 / 255)` in float32, on the host and in the
 # step alike (XLA compiles `x / 255` into that product). A lookup table of exact quotients cost
 # the mlp step a quarter of its speed. Inside a step XLA may fold the scale into the first matmul,
@@ -118,6 +119,11 @@ def _checked_images(images, name: str) -> np.ndarray:
         )
     if 0 in images.shape:
         raise ValueError(f"{name}: images of shape {images.shape} hold no pixels")
+    if images.shape[1] in CHANNELS and images.shape[3] not in CHANNELS:
+        raise ValueError(
+            f"{name}: images of shape {images.shape} look channels-first (N, C, H, W); aejax "
+            "takes (N, height, width, channels): pass x.transpose(0, 2, 3, 1)"
+        )
     if images.dtype == np.uint8:
         return images
     if np.issubdtype(images.dtype, np.integer):

@@ -1,8 +1,10 @@
-"""Faults around a run: divergence, damaged run files, a full disk, bad settings.
+"""Faults around a run: divergence, damaged run files, a full disk, bad settings, bad inputs.
 
 Each test injects the fault into a real run on mnist5k (a learning rate that jumps at a chosen
 step, files overwritten or cut short, a disk filled up) and checks the run names it and, where
-it can, recovers to the same parameters as a run that never met it.
+it can, recovers to the same parameters as a run that never met it. A bad input (data of the
+wrong layout, a workdir reused with other data) is one clear message that leaves the workdir as
+it was.
 """
 
 import errno
@@ -21,7 +23,8 @@ import pytest
 from conftest import load_config, tiny_config
 from etils import epath
 
-from aejax import checkpoint, configs, divergence, train, validate
+import aejax
+from aejax import checkpoint, configs, data, divergence, train, validate
 
 
 def _config(**overrides):
@@ -228,3 +231,17 @@ def test_workdir_naming_a_file_is_refused(tmp_path):
     for workdir in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "run"):
         with pytest.raises(ValueError, match=r"notes.txt is a file, not a directory"):
             train.train_and_evaluate(_config(), workdir)
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """400 training and 100 test images of mnist5k, with labels."""
+    (x, y), (x_test, y_test) = (data.load("mnist5k", split) for split in data.SPLITS)
+    return (x[:400], y[:400]), (x_test[:100], y_test[:100])
+
+
+def test_channels_first_images_are_refused_naming_the_transpose(digits, tmp_path):
+    (x, _), _ = digits
+    with pytest.raises(ValueError, match=r"\(400, 1, 28, 28\) look channels-first .*transpose\(0, 2, 3, 1\)"):
+        aejax.fit("mlp", train=x.transpose(0, 3, 1, 2), workdir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
