@@ -112,6 +112,7 @@ def fit(
     train: Images | tuple[Images, np.ndarray] | Dataset | None = None,
     test: Images | tuple[Images, np.ndarray] | Dataset | None = None,
     workdir: str | Path | None = None,
+    resume_changes: tuple[str, ...] = (),
     **overrides: Any,
 ) -> Run:
     """Trains `config` (a shipped config's name, a config file or a ConfigDict); returns the run.
@@ -122,7 +123,9 @@ def fit(
     from the data. `workdir`: where the run lives (default: a new temporary folder).
     `overrides` set config fields, a double underscore between levels, since a keyword cannot
     hold a dot: `opt__lr=3e-4` is `--config.opt.lr=3e-4`; `**{"opt__lr": 3e-4}` passes them from
-    a dict. An undeclared field is an error.
+    a dict. An undeclared field is an error. `resume_changes` names what a resumed run may
+    change (`aejax train --resume_changes`): `("train.epochs",)` continues a finished run for
+    more epochs, `("data",)` continues it on other data.
 
     Sets aejax's XLA:CPU flag first (`aejax.xla_flags`): it takes effect if this process has
     not computed with JAX yet.
@@ -134,7 +137,7 @@ def fit(
     if train is not None:
         config.data.name = "arrays"  # recorded in config.json: the data came from the caller
     workdir = Path(tempfile.mkdtemp(prefix="aejax-run-") if workdir is None else workdir)
-    train_and_evaluate(config, workdir, train=train, test=test)
+    train_and_evaluate(config, workdir, train=train, test=test, resume_changes=tuple(resume_changes))
     return load_run(workdir)  # the config as trained: its image shape is the data's
 
 

@@ -204,6 +204,7 @@ PRESETS = {
     "vae": ("mlp", "gaussian", "mlp"),
     "conv": ("conv", "deterministic", None),  # nearest, resize or transposed-conv decoder
     "conv_vae": ("conv", "gaussian", "nearest"),
+    "vqvae": ("conv", "vq", None),
 }
 ENCODERS = ("mlp", "conv", "resnet")
 BOTTLENECKS = ("deterministic", "gaussian", "vq", "wta")  # aejax/bottlenecks.py

@@ -22,6 +22,7 @@ import orbax.checkpoint as ocp
 import pytest
 from conftest import load_config, tiny_config
 from etils import epath
+from test_data import IDX_FILES, write_idx
 
 import aejax
 from aejax import checkpoint, configs, data, divergence, train, validate
@@ -245,3 +246,54 @@ def test_channels_first_images_are_refused_naming_the_transpose(digits, tmp_path
     with pytest.raises(ValueError, match=r"\(400, 1, 28, 28\) look channels-first .*transpose\(0, 2, 3, 1\)"):
         aejax.fit("mlp", train=x.transpose(0, 3, 1, 2), workdir=tmp_path / "run")
     assert not (tmp_path / "run").exists()
+
+
+def _snapshot(workdir) -> dict:
+    """Every file under `workdir` and its bytes: what a refused resume must leave as it was."""
+    return {p.relative_to(workdir): p.read_bytes() for p in sorted(workdir.rglob("*")) if p.is_file()}
+
+
+def test_a_completed_workdir_reused_with_other_data_is_refused_and_left_as_it_was(digits, tmp_path):
+    (x, y), (x_test, _) = digits
+    workdir = tmp_path / "run"
+    run = aejax.fit("mlp", train=(x, y), test=x_test, workdir=workdir, train__epochs=1,
+                    train__batch_size=100, model__encoder_widths=(8,))  # fmt: skip
+    recorded = json.loads((workdir / checkpoint.DATA_FILE).read_text())
+    assert recorded["train"]["shape"] == [400, 28, 28, 1] and recorded["train"]["labels"]
+    assert recorded["test"]["dtype"] == "float32" and not recorded["test"]["labels"]
+    before = _snapshot(workdir)
+    other = (x[::-1], y[::-1])  # the same images in another order: other content, same shape
+    refused = r"trained on other data \(train: 400x28x28x1 float32 with labels, sha256 .*-> .*new --workdir.*--resume_changes=data \(in Python: resume_changes=\('data',\)\)"
+    with pytest.raises(ValueError, match=refused):
+        aejax.fit("mlp", train=other, test=x_test, workdir=workdir, train__epochs=1,
+                  train__batch_size=100, model__encoder_widths=(8,))  # fmt: skip
+    assert _snapshot(workdir) == before
+    more = aejax.fit("mlp", train=other, test=x_test, workdir=workdir, train__epochs=2,
+                     train__batch_size=100, model__encoder_widths=(8,),
+                     resume_changes=("data", "train.epochs"))  # fmt: skip
+    assert [r["epoch"] for r in more.metrics()] == [1, 2]
+    assert not np.array_equal(jax.tree.leaves(more.params)[0], jax.tree.leaves(run.params)[0])
+    [logged] = [json.loads(line) for line in (workdir / checkpoint.CHANGES_FILE).read_text().splitlines()]
+    assert logged["step"] == 4 and set(logged["changes"]) == {"data", "train.epochs"}
+
+
+def test_an_interrupted_streamed_run_resumed_with_other_data_is_refused(tmp_path, monkeypatch):
+    """`mnist` streamed from files prepared from one folder of IDX files, resumed where the
+    prepared files came from other ones (another $AEJAX_DATA_DIR)."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        rng = np.random.default_rng(len(name) + ord(name))
+        for (images_name, labels_name), n in zip(IDX_FILES.values(), [40, 20]):
+            write_idx(tmp_path / name / images_name, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+            write_idx(tmp_path / name / labels_name, rng.integers(0, 10, n).astype(np.uint8))
+    config = tiny_config("mlp", data__name="mnist", data__stream="always", train__batch_size=10)
+    workdir = tmp_path / "run"
+    for name in ("a", "b"):
+        monkeypatch.setenv("AEJAX_IDX_DIR", str(tmp_path / name))
+        monkeypatch.setenv("AEJAX_DATA_DIR", str(tmp_path / name / "prepared"))
+        if name == "a":
+            train.train_and_evaluate(config, workdir, max_steps=2)
+            before = _snapshot(workdir)
+    with pytest.raises(ValueError, match=r"trained on other data \(test: .* -> .*; train: 40x28x28x1 uint8"):
+        train.train_and_evaluate(config, workdir)
+    assert _snapshot(workdir) == before
