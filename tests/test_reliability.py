@@ -19,6 +19,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+import PIL.Image
 import pytest
 from conftest import load_config, tiny_config
 from etils import epath
@@ -297,3 +298,86 @@ def test_an_interrupted_streamed_run_resumed_with_other_data_is_refused(tmp_path
     with pytest.raises(ValueError, match=r"trained on other data \(test: .* -> .*; train: 40x28x28x1 uint8"):
         train.train_and_evaluate(config, workdir)
     assert _snapshot(workdir) == before
+
+
+def test_a_misspelt_fit_keyword_is_one_short_message_with_the_nearest_field(digits, tmp_path):
+    with pytest.raises(ValueError) as error:
+        aejax.fit("mlp", train=digits[0], workdir=tmp_path / "run", opt__lrr=0.1)
+    assert str(error.value) == (
+        "the config has no field opt.lrr (opt__lrr); did you mean opt.lr? `aejax show CONFIG` "
+        "lists a config's fields"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_part_swapped_in_needs_its_fields_and_any_config_can_set_them():
+    config = load_config("vae")
+    config.model.encoder = "resnet"
+    with pytest.raises(ValueError, match=r"a resnet encoder needs model.encoder_features, which this config leaves unset: set it, e.g. --config.model.encoder_features='\(16,32\)'"):
+        validate.config(config) or train.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
+    config.model.encoder_features = (4, 8)
+    state = train.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
+    assert "encoder" in state.params and "mu_head" in state.params
+
+
+def test_unknown_dataset_names_and_paths_are_one_short_message(tmp_path):
+    with pytest.raises(ValueError, match=r"^Unknown dataset 'mnits': .*did you mean 'mnist'") as error:
+        data.load("mnits", "train")
+    assert len(str(error.value)) < 300 and error.value.__cause__ is None
+    with pytest.raises(FileNotFoundError, match=r"^data.path mine.npz does not exist"):
+        data.load("mine.npz", "train")
+    np.savez(tmp_path / "mine.npz", x_train=np.zeros((20, 4, 4, 1), np.uint8))
+    images, labels = data.load(str(tmp_path / "mine.npz"), "train")  # a file given as the name
+    assert images.shape == (18, 4, 4, 1) and labels is None
+
+
+def test_a_tfds_dataset_that_is_not_prepared_names_how_to_prepare_it():
+    with pytest.raises(RuntimeError, match=r"^TFDS dataset 'cifar10' \(train\) is not prepared as array_record in .*`tfds build cifar10 --file_format=array_record"):
+        data.load("cifar10", "train")
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda p: None, FileNotFoundError, r"data.path .*missing does not exist; give an .npz file or a folder"),
+        (lambda p: np.savez(p.with_suffix(".npz"), images=np.zeros((9, 4, 4, 1))), ValueError,
+         r"missing.npz holds \['images'\]; expected 'x_train' \(images N x H x W x C\)"),
+    ],
+)  # fmt: skip
+def test_a_missing_data_path_and_an_npz_with_the_wrong_keys_are_named(make, error, message, tmp_path):
+    path = tmp_path / "missing"
+    make(path)
+    if path.with_suffix(".npz").exists():
+        path = path.with_suffix(".npz")
+    with pytest.raises(error, match=message):
+        aejax.fit("mlp", workdir=tmp_path / "run", data__path=str(path))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_corrupt_image_in_a_folder_is_named(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        PIL.Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    (folder / "3.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"3.png is not an image Pillow can read \(UnidentifiedImageError\); replace it"):
+        aejax.fit("mlp", workdir=tmp_path / "run", data__path=str(folder))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_refuses_codes_of_the_wrong_size_and_prints_as_one_line(digits, tmp_path):
+    (x, _), (x_test, _) = digits
+    run = aejax.fit("mlp", train=x[:200], workdir=tmp_path, train__epochs=1, train__batch_size=90,
+                    model__encoder_widths=(8,))  # fmt: skip
+    with pytest.raises(ValueError, match=r"z has shape \(2, 5\); this run's decoder takes codes \[N, 8\], as run.encode gives them"):
+        run.decode(np.zeros((2, 5)))
+    assert run.decode(run.encode(x_test[:2])).shape == (2, 28, 28, 1)
+    text = repr(run)
+    assert text == f"Run({str(tmp_path)!r}: mlp on arrays, {784 * 8 + 8 + 8 * 784 + 784:,} parameters, 1 epochs)"
+
+
+def test_sampling_a_vqvae_points_to_its_prior(tiny, digits, tmp_path):
+    (x, _), _ = digits
+    run = aejax.fit(tiny("vqvae", train__chunk=1), train=x[:100], workdir=tmp_path, train__epochs=1, train__batch_size=50)
+    with pytest.raises(TypeError, match=r"VQ-VAE's codes have no N\(0, I\) prior.*aejax.fit\('vqvae_prior', train__init_from="):
+        run.sample(4)

@@ -25,7 +25,7 @@ IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".we
 
 def has_split(path: str | os.PathLike, split: str) -> bool:
     """Whether the file or folder at `path` holds `split` itself (else it is held out)."""
-    path = Path(path)
+    path = _existing(path)
     if path.is_dir():
         return (path / split).is_dir()
     with np.load(path) as arrays:
@@ -36,9 +36,7 @@ def load_path(
     path: str | os.PathLike, split: str | None, image_size: int | None = None
 ) -> Dataset:
     """The `split` of the .npz file or image folder at `path`; `None`: a folder's every image."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data.path {path} does not exist; give an .npz file or a folder")
+    path = _existing(path)
     if path.is_dir():
         return _load_folder(path, split, image_size)
     if path.suffix != ".npz":
@@ -46,6 +44,13 @@ def load_path(
     if image_size:
         raise ValueError(f"data.image_size resizes image files only; resize the arrays of {path}")
     return _load_npz(path, split or "train")
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data.path {path} does not exist; give an .npz file or a folder")
+    return path
 
 
 def _load_npz(path: Path, split: str) -> Dataset:
@@ -89,11 +94,11 @@ def _image_files(folder: Path) -> list[Path]:
 
 def _read_images(files: list[Path], image_size: int | None) -> np.ndarray:
     """uint8 [N, H, W, C]: all grey (C = 1) or all RGB (C = 3), all of one size."""
-    with PIL.Image.open(files[0]) as first:
+    with _open(files[0]) as first:
         mode = "L" if first.mode in ("1", "L", "I;16", "I") else "RGB"
     images = []
     for file in files:
-        with PIL.Image.open(file) as image:
+        with _open(file) as image:
             pixels = np.asarray(image.convert(mode))
         if image_size:
             pixels = square_resize(pixels, image_size)
@@ -105,6 +110,17 @@ def _read_images(files: list[Path], image_size: int | None) -> np.ndarray:
         images.append(pixels)
     images = np.stack(images)
     return images[..., None] if images.ndim == 3 else images
+
+
+def _open(file: Path) -> PIL.Image.Image:
+    """The image in `file`, or an error naming the file that Pillow cannot read."""
+    try:
+        return PIL.Image.open(file)
+    except (PIL.UnidentifiedImageError, OSError) as e:
+        raise ValueError(
+            f"{file} is not an image Pillow can read ({type(e).__name__}); replace it or move it "
+            "out of the folder"
+        ) from None
 
 
 def square_resize(image_HxWxC: np.ndarray, side: int) -> np.ndarray:
