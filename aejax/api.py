@@ -40,6 +40,17 @@ class Run:
     params: Any  # the parameter tree, as numpy arrays
     model: nn.Module
 
+    def __repr__(self) -> str:
+        """One line, not the parameters: the workdir, the model and its size, the epochs."""
+        size = sum(np.size(p) for p in jax.tree.leaves(self.params))
+        rows = self.metrics()
+        epochs = f"{rows[-1]['epoch']} epochs" if rows else "no epoch logged"
+        data = self.config.data.path or self.config.data.name
+        return (
+            f"Run({str(self.workdir)!r}: {self.config.model.name} on {data}, {size:,} "
+            f"parameters, {epochs})"
+        )
+
     def metrics(self) -> list[dict]:
         """One row per epoch, as in `metrics.jsonl`: train/ and test/ losses, speed."""
         return checkpoint.read_metrics(self.workdir)
@@ -49,8 +60,14 @@ class Run:
         return np.asarray(generation.code(self.model, self.params, self._images(x)))
 
     def decode(self, z: np.ndarray | jax.Array) -> np.ndarray:
-        """The decoder's mean images [N, H, W, C] of codes `z`."""
-        logits = self.model.apply({"params": self.params}, jnp.asarray(z), method="decode")
+        """The decoder's mean images [N, H, W, C] of codes `z` [N, *code shape]."""
+        z = jnp.asarray(z)
+        if z.ndim < 2 or z.shape[1:] != self._code_shape():
+            raise ValueError(
+                f"z has shape {z.shape}; this run's decoder takes codes [N, "
+                f"{', '.join(map(str, self._code_shape()))}], as run.encode gives them"
+            )
+        logits = self.model.apply({"params": self.params}, z, method="decode")
         return np.asarray(losses.mean_image(logits, self.config.loss.likelihood))
 
     def reconstruct(self, x: Images) -> np.ndarray:
@@ -61,6 +78,12 @@ class Run:
         """`n` images decoded from draws of the prior N(0, I), seeded: the generations of a VAE
         (or of a WAE or adversarial AE, whose codes were matched to that prior); for a learned
         prior over a VQ-VAE's codes (`vqvae_prior`), codes drawn from it, decoded."""
+        if isinstance(getattr(self.model, "bottleneck", None), bottlenecks.VectorQuantizer):
+            raise TypeError(
+                "a VQ-VAE's codes have no N(0, I) prior to draw from: train a prior over them, "
+                f"aejax.fit('vqvae_prior', train__init_from='{self.workdir}') (or aejax train "
+                f"--config vqvae_prior --config.train.init_from={self.workdir}), and sample that run"
+            )
         if not can_sample(self.model):
             raise TypeError(
                 f"sample draws from a N(0, I) prior; this run's model {self.config.model.name!r} is "
@@ -70,9 +93,7 @@ class Run:
         if isinstance(self.model, priors.CodePrior):
             rng, likelihood = jax.random.key(seed), self.config.loss.likelihood
             return priors.sample_images(self.model, self.params, rng, n, likelihood)
-        example = jnp.zeros((1, *self.config.model.image_shape))
-        code_shape = generation.code(self.model, self.params, example).shape[1:]
-        z = jax.random.normal(jax.random.key(seed), (n, *code_shape))
+        z = jax.random.normal(jax.random.key(seed), (n, *self._code_shape()))
         return self.decode(z)
 
     def interpolate(self, x_a: Images, x_b: Images, steps: int = 8) -> np.ndarray:
@@ -82,6 +103,12 @@ class Run:
             self.model, self.params, self._images(x_a), self._images(x_b), steps,
             self.config.loss.likelihood,
         )  # fmt: skip
+
+    def _code_shape(self) -> tuple[int, ...]:
+        """An image's code shape, what `encode` gives and `decode` takes (without the batch)."""
+        example = jax.ShapeDtypeStruct((1, *self.config.model.image_shape), jnp.float32)
+        code = jax.eval_shape(lambda x: generation.code(self.model, self.params, x), example)
+        return tuple(code.shape[1:])
 
     def _images(self, x: Images) -> jax.Array:
         return jnp.asarray(_check_images(np.asarray(x), tuple(self.config.model.image_shape), "x"))
@@ -112,6 +139,7 @@ def fit(
     train: Images | tuple[Images, np.ndarray] | Dataset | None = None,
     test: Images | tuple[Images, np.ndarray] | Dataset | None = None,
     workdir: str | Path | None = None,
+    resume_changes: tuple[str, ...] = (),
     **overrides: Any,
 ) -> Run:
     """Trains `config` (a shipped config's name, a config file or a ConfigDict); returns the run.
@@ -122,7 +150,9 @@ def fit(
     from the data. `workdir`: where the run lives (default: a new temporary folder).
     `overrides` set config fields, a double underscore between levels, since a keyword cannot
     hold a dot: `opt__lr=3e-4` is `--config.opt.lr=3e-4`; `**{"opt__lr": 3e-4}` passes them from
-    a dict. An undeclared field is an error.
+    a dict. An undeclared field is an error. `resume_changes` names what a resumed run may
+    change (`aejax train --resume_changes`): `("train.epochs",)` continues a finished run for
+    more epochs, `("data",)` continues it on other data.
     """
     if not isinstance(config, ml_collections.ConfigDict):
         config = aejax_config.load(config)
@@ -130,7 +160,7 @@ def fit(
     if train is not None:
         config.data.name = "arrays"  # recorded in config.json: the data came from the caller
     workdir = Path(tempfile.mkdtemp(prefix="aejax-run-") if workdir is None else workdir)
-    train_and_evaluate(config, workdir, train=train, test=test)
+    train_and_evaluate(config, workdir, train=train, test=test, resume_changes=tuple(resume_changes))
     return load_run(workdir)  # the config as trained: its image shape is the data's
 
 

@@ -12,6 +12,7 @@ process 0 alone.
 """
 
 import errno
+import functools
 import gc
 import json
 import logging
@@ -24,11 +25,13 @@ import ml_collections
 import orbax.checkpoint as ocp
 
 from aejax import config as aejax_config
-from aejax import parallel
+from aejax import models, parallel
 
 CONFIG_FILE = "config.json"
 METRICS_FILE = "metrics.jsonl"
 CHANGES_FILE = "config_changes.jsonl"  # fields changed on resume, and from which step
+DATA_FILE = "data.json"  # each split's shape, dtype and content hash (`claim_workdir`)
+DATA_CHANGE = "data"  # what `resume_changes` names to continue a run on other data
 DAMAGED_DIR = "damaged_checkpoints"  # where unreadable checkpoints are moved
 # Fields a resumed run may change (`resume_changes`): none alters what a checkpoint holds or
 # which batches a step draws, so the saved state still fits and the run still continues.
@@ -54,17 +57,18 @@ def flatten(tree: dict, prefix: str = "") -> dict:
     return flat
 
 
-def read_config(path: Path) -> dict:
-    """The config a workdir records, or a ValueError saying the file is damaged and what to do."""
+def read_config(path: Path, records: str = "which config made this run") -> dict:
+    """The config (or other JSON record) a workdir holds, or a ValueError saying the file is
+    damaged and what to do."""
     try:
         saved = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         saved = e
     if not isinstance(saved, dict):
         raise ValueError(
-            f"{path} is damaged ({saved}): it records which config made this run. If you are "
-            f"sure the run was made by the config you are passing, delete {path} and rerun (it "
-            "is written again from that config); otherwise pass a new --workdir."
+            f"{path} is damaged ({saved}): it records {records}. If you are sure the run was made "
+            f"as you are running it now, delete {path} and rerun (it is written again); "
+            "otherwise pass a new --workdir."
         )
     return saved
 
@@ -87,47 +91,124 @@ def _added_since(changes: dict) -> set[str]:
     return added
 
 
-def claim_workdir(
-    workdir: Path, config: ml_collections.ConfigDict, resume_changes: tuple[str, ...] = ()
-) -> dict:
-    """Records `config` in `workdir`, refusing a workdir that was made by another config.
+# The fields that choose a model's parts (`models.structure`): model.name gives the defaults.
+_STRUCTURE_FIELDS = ("name", "encoder", "bottleneck", "decoder", "upsampling")
 
-    Fields named in `resume_changes` (from RESUMABLE_FIELDS) may differ: the new values are
-    recorded and returned as {field: (old, new)}, for `record_changes` once the step is known.
-    A workdir made before aejax added a field resumes with that field at its default.
+
+def _same_structure(changes: dict, saved: dict, ours: dict) -> set[str]:
+    """The changed structure fields of model groups that still build the same encoder,
+    bottleneck and decoder: a config that now names a preset of its own (vqvae's runs recorded
+    model.name "conv" and bottleneck "vq")."""
+    same = set()
+    for group in {k.rsplit(".", 1)[0] for k in changes if k.startswith("model")}:
+        fields = {f"{group}.{f}" for f in _STRUCTURE_FIELDS} & set(changes)
+        if not fields:
+            continue
+        path = group.split(".")
+        trees = [functools.reduce(lambda t, k: (t or {}).get(k), path, tree) for tree in (saved, ours)]
+        try:
+            old, new = (models.structure(ml_collections.ConfigDict(t)) for t in trees)
+        except (KeyError, TypeError, ValueError, AttributeError):  # no model group, or a broken one
+            continue
+        if old == new:
+            same |= fields
+    return same
+
+
+def _resume_hint(names) -> str:
+    """How to pass `resume_changes`, on the command line and to `aejax.fit`."""
+    return f"--resume_changes={','.join(names)} (in Python: resume_changes={tuple(names)!r})"
+
+
+def _describe(split: dict) -> str:
+    labels = " with labels" if split["labels"] else ""
+    return f"{'x'.join(map(str, split['shape']))} {split['dtype']}{labels}, sha256 {split['sha256'][:12]}"
+
+
+def _data_change(workdir: Path, fingerprint: dict | None, resume_changes) -> dict:
+    """{DATA_CHANGE: (old, new)} when the data differs from what `workdir` trained on and
+    `resume_changes` allows it; {} when it is the same or unknown (a workdir made before data
+    was recorded); else a ValueError naming the splits that differ and the fixes."""
+    path = workdir / DATA_FILE
+    if fingerprint is None or not path.exists():
+        return {}
+    saved = read_config(path, "which data this run trained on")
+    if saved == fingerprint:
+        return {}
+    if DATA_CHANGE in resume_changes:
+        return {DATA_CHANGE: (saved, fingerprint)}
+    differ = "; ".join(
+        f"{split}: {_describe(saved[split])} -> {_describe(fingerprint[split])}"
+        for split in sorted(fingerprint)
+        if saved.get(split) != fingerprint[split]
+    )
+    raise ValueError(
+        f"{workdir} was trained on other data ({differ}). Resuming would mix two datasets: pass "
+        f"a new --workdir (workdir= in Python), or to continue this run on the new data: "
+        f"{_resume_hint([DATA_CHANGE])}"
+    )
+
+
+def _write_json(path: Path, value: dict) -> None:
+    """`value` written to `path` atomically by process 0, unless the file already holds it."""
+    text = json.dumps(value, indent=2, sort_keys=True)
+    if parallel.is_main_process() and not (path.exists() and path.read_text(errors="replace") == text):
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(text)
+        tmp.replace(path)
+
+
+def claim_workdir(
+    workdir: Path,
+    config: ml_collections.ConfigDict,
+    resume_changes: tuple[str, ...] = (),
+    fingerprint: dict | None = None,
+) -> dict:
+    """Records `config` and the data's `fingerprint` ({split: `Dataset.fingerprint()`}) in
+    `workdir`, refusing a workdir that was made by another config or trained on other data.
+    A refusal writes nothing.
+
+    Fields named in `resume_changes` (from RESUMABLE_FIELDS, or DATA_CHANGE for other data) may
+    differ: the new values are recorded and returned as {field: (old, new)}, for
+    `record_changes` once the step is known. A workdir made before aejax added a field resumes
+    with that field at its default; one whose model is now named by another preset of the same
+    parts, or which recorded a `data.name` the run did not read (beside a `data.path`), resumes
+    as unchanged and is recorded anew; one made before the data was recorded resumes on any
+    data, which is recorded from then on.
     """
-    not_resumable = sorted(set(resume_changes) - set(RESUMABLE_FIELDS))
+    allowed = (*RESUMABLE_FIELDS, DATA_CHANGE)
+    not_resumable = sorted(set(resume_changes) - set(allowed))
     if not_resumable:
         raise ValueError(
             f"resume_changes names {not_resumable}, which a resumed run cannot change: the saved "
-            f"state or the batches would no longer match. Fields that can: {list(RESUMABLE_FIELDS)}"
+            f"state or the batches would no longer match. What can: {list(allowed)}"
         )
     workdir.mkdir(parents=True, exist_ok=True)
     path = workdir / CONFIG_FILE
     ours = json.loads(config.to_json())
     changes = {}
     if path.exists():
-        a, b = flatten(read_config(path)), flatten(ours)
+        saved = read_config(path)
+        a, b = flatten(saved), flatten(ours)
         fields = sorted(a.keys() | b.keys())
         pairs = {k: (a.get(k, _ABSENT), b.get(k, _ABSENT)) for k in fields}
         changes = {k: (old, new) for k, (old, new) in pairs.items() if old != new}
-        for key in _added_since(changes):  # recorded below, at their defaults
-            del changes[key]
-        if a == b:
-            return {}
+        unread = {"data.name"} & set(changes) if a.get("data.path") and b.get("data.path") else set()
+        for key in _added_since(changes) | _same_structure(changes, saved, ours) | unread:
+            del changes[key]  # recorded below
         if not set(changes) <= set(resume_changes):
             listed = ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changes.items())
             resumable = set(changes) <= set(RESUMABLE_FIELDS)
-            hint = f" To continue this run with them: --resume_changes={','.join(changes)}"
+            hint = f" To continue this run with them: {_resume_hint(changes)}"
             raise ValueError(
                 f"{workdir} holds a run with a different config ({listed}). Resuming would mix two "
-                "experiments: pass a new --workdir, or rerun with the config saved in "
-                f"{path}.{hint if resumable else ''}"
+                "experiments: pass a new --workdir (workdir= in Python), or rerun with the config "
+                f"saved in {path}.{hint if resumable else ''}"
             )
-    if parallel.is_main_process():
-        tmp = path.with_suffix(".tmp")
-        tmp.write_text(json.dumps(ours, indent=2, sort_keys=True))
-        tmp.replace(path)
+        changes.update(_data_change(workdir, fingerprint, resume_changes))
+    _write_json(path, ours)
+    if fingerprint is not None:
+        _write_json(workdir / DATA_FILE, fingerprint)
     return changes
 
 

@@ -7,7 +7,12 @@ Optional numbers are typed placeholders (None until set), so an override parses 
 """
 
 import copy
+import difflib
+import functools
+import importlib
 import importlib.util
+import inspect
+import re
 from pathlib import Path
 from typing import Any
 
@@ -24,7 +29,7 @@ def base() -> ml_collections.ConfigDict:
     config.seed = 0  # the only source of randomness: init, shuffling and noise derive from it
     config.data = ml_collections.ConfigDict()
     config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist, or a TFDS dataset
-    config.data.path = ""  # an .npz file or a folder of images; when set, `name` is unused
+    config.data.path = ""  # an .npz file or a folder of images; when set, `name` is unused (empty)
     # Image files and TFDS images centre-cropped and resized to this side (celeb_a: 64 if unset).
     config.data.image_size = config_dict.placeholder(int)
     config.data.test_fraction = 0.1  # held out as test split of a `path` (or arrays) without one
@@ -67,6 +72,13 @@ def base() -> ml_collections.ConfigDict:
     config.model.bottleneck = config_dict.placeholder(str)  # deterministic, gaussian, vq, wta
     config.model.decoder = config_dict.placeholder(str)  # mlp, tied, nearest, resize, transpose
     config.model.decoder_widths = config_dict.placeholder(tuple)  # mlp decoder; unset: mirror
+    # The parts' sizes, unset where the config's own parts do not read them, so that any config
+    # can swap a part: --config.model.encoder=resnet --config.model.encoder_features='(16,32)'.
+    config.model.encoder_widths = config_dict.placeholder(tuple)  # mlp encoder, code width last
+    config.model.activation = "relu"  # mlp encoder and decoder, between layers
+    config.model.encoder_features = config_dict.placeholder(tuple)  # conv, resnet: channels
+    config.model.decoder_features = config_dict.placeholder(tuple)  # conv decoders: channels
+    config.model.latent_dim = config_dict.placeholder(int)  # gaussian: the code's size
     config.model.prior_match = "none"  # deterministic codes to N(0, I): none, mmd, adversarial
     config.model.mmd_kernel = "imq"  # imq, rbf
     config.model.discriminator_widths = (64, 64)  # the adversarial AE's discriminator on codes
@@ -127,15 +139,97 @@ def override(config: ml_collections.ConfigDict, **overrides: Any) -> ml_collecti
     """
     config = copy.deepcopy(config)
     for key, value in overrides.items():
-        *path, last = key.split("__")
-        group = config
+        path = key.split("__")
+        problem = unknown_field(config, path, key)
+        if problem:
+            raise ValueError(problem)
+        group = functools.reduce(lambda g, name: g[name], path[:-1], config)
         try:
-            for name in path:
-                group = group[name]
-            group[last] = value
-        except (KeyError, AttributeError) as e:
-            field = ".".join([*path, last])
-            raise ValueError(f"the config has no field {field} ({key}): {e}") from None
+            group[path[-1]] = value
         except TypeError as e:
-            raise ValueError(f"{'.'.join([*path, last])}={value!r}: {e}") from None
+            raise ValueError(f"{'.'.join(path)}={value!r}: {e}") from None
     return config
+
+
+def unknown_field(config: ml_collections.ConfigDict, path: list[str], key: str) -> str | None:
+    """None if `config` declares the field at `path`, else the error for `key`, which set it:
+    the field, the nearest names, and where to see them."""
+    group = config
+    for depth, name in enumerate(path):
+        if not isinstance(group, ml_collections.ConfigDict) or name not in group:
+            break
+        group = group[name]
+    else:
+        return None
+    field = ".".join(path[: depth + 1])
+    if not isinstance(group, ml_collections.ConfigDict):
+        return f"the config has no field {field} ({key}): {'.'.join(path[:depth])} is a value"
+    close = difflib.get_close_matches(path[depth], list(group.keys()), n=3)
+    hint = f"did you mean {' or '.join('.'.join([*path[:depth], c]) for c in close)}? " if close else ""
+    return (
+        f"the config has no field {field} ({key}); {hint}`aejax show CONFIG` lists a config's "
+        "fields"
+    )
+
+
+# `config.GROUP.FIELD = value  # comment`, or `conv.model.FIELD = ...` on a config a variant builds on.
+_ASSIGNMENT = re.compile(r"^\s*\w+((?:\.\w+)+)\s*=[^#]*?(?:#\s*(.*))?$")
+
+
+def _comments(source: str) -> dict[str, str]:
+    """{dotted field: its comment} of the assignments in a config's source: the comment on the
+    line, after the comment lines just above it."""
+    found, above = {}, []
+    for line in source.splitlines():
+        if line.strip().startswith("#"):
+            above.append(line.strip().lstrip("#").strip())
+            continue
+        match = _ASSIGNMENT.match(line)
+        if match:
+            text = " ".join([*above, match.group(2) or ""]).strip()
+            if text:
+                found[match.group(1)[1:]] = text
+        above = []
+    return found
+
+
+def _sources(name_or_path: str | Path) -> list[str]:
+    """The sources a config is built from, its own first: the configs it varies (`configs.get`),
+    then `base()`'s module."""
+    if str(name_or_path) in configs.names():
+        source = inspect.getsource(importlib.import_module(f"aejax.configs.{name_or_path}"))
+    else:
+        source = Path(name_or_path).read_text()
+    parents = re.findall(r"configs\.get\(\"(\w+)\"\)", source)
+    return [source, *(s for parent in parents for s in _sources(parent)[:-1]), inspect.getsource(base)]
+
+
+def describe(name_or_path: str | Path) -> str:
+    """What `aejax show` prints: the config's docstring, then each field, its value and comment
+    (the config's own, else that of the config it varies, else `base()`'s)."""
+    config = load(name_or_path)
+    by_path, by_name = {}, {}
+    for source in reversed(_sources(name_or_path)):  # later (more specific) comments win
+        for path, text in _comments(source).items():
+            by_path[path] = text
+            by_name[path.rsplit(".", 1)[-1]] = text
+    if str(name_or_path) in configs.names():
+        head = configs.docstring(str(name_or_path))
+    else:
+        head = f"{name_or_path}: a config file"
+    lines = [head, ""]
+    for path, value in _leaves(config):
+        text = by_path.get(path) or by_name.get(path.rsplit(".", 1)[-1], "")
+        lines.append(f"{path} = {value!r}" + (f"  # {text}" if text else ""))
+    lines += ["", f"Override any field: aejax train --config {name_or_path} --config.FIELD=VALUE"]
+    return "\n".join(lines)
+
+
+def _leaves(group: ml_collections.ConfigDict, prefix: str = ""):
+    """(dotted path, value) of every field that is not a group, in declaration order."""
+    for key in group.keys():
+        value = group[key]
+        if isinstance(value, ml_collections.ConfigDict):
+            yield from _leaves(value, f"{prefix}{key}.")
+        else:
+            yield f"{prefix}{key}", value

@@ -72,7 +72,8 @@ def dataset(
     """The `split` ("train" or "test") of a dataset, images as stored (uint8 when 8-bit).
 
     Args:
-      name: one of `DATASETS`, or a TFDS image dataset's name; unused when `path` is given.
+      name: one of `DATASETS`, or a TFDS image dataset's name; unused when `path` is given;
+        an .npz file or a folder of images is read as `path`.
       path: an .npz file or a folder of images (`aejax/datasets/files.py`).
       image_size: the side images are centre-cropped and resized to (image files, TFDS).
       test_fraction: what is held out as test split of a `path` that has none.
@@ -88,6 +89,8 @@ def dataset(
     """
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r} of {name}; valid splits: {', '.join(SPLITS)}")
+    if not path and (name.endswith(".npz") or os.path.isdir(name)):
+        path = name  # a file or folder given as the name: read it as data.path
     if path:
         read = functools.partial(
             load_path, image_size=image_size, max_pixels=max_pixels, skip_bad_images=skip_bad_images
@@ -98,7 +101,7 @@ def dataset(
         return hold_out(whole, test_fraction)[SPLITS.index(split)]
     data_dir = data_dir or os.environ.get("AEJAX_DATA_DIR") or None
     if name not in _BUILDERS:
-        return load_tfds(name, split, data_dir=data_dir, image_size=image_size)
+        return load_tfds(name, split, data_dir=data_dir, image_size=image_size, known=DATASETS)
     source = prepared(name, data_dir=data_dir, idx_dir=idx_dir).as_data_source(
         split, deserialize_method=tfds.decode.DeserializeMethod.RAW_BYTES
     )

@@ -7,12 +7,14 @@ Bad data is refused here, naming the fault and the fix, before anything is compi
 """
 
 import dataclasses
+import hashlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
 PIXEL_MAX = 255  # the value of a white uint8 pixel
+CHANNELS = (1, 3, 4)  # grey, RGB, RGBA: an image's last axis; on its second, it is channels-first
 # uint8 grey levels become floats in [0, 1] as `x * (1 / 255)` in float32, on the host and in the
 # step alike (XLA compiles `x / 255` into that product). A lookup table of exact quotients cost
 # the mlp step a quarter of its speed. Inside a step XLA may fold the scale into the first matmul,
@@ -66,11 +68,29 @@ class Dataset:
         labels = None if self.labels is None else self.labels[indices]
         return Dataset(self.images[indices], labels, self.num_classes, self.name)
 
+    def fingerprint(self) -> dict:
+        """Shape, dtype and a SHA-256 of the images' bytes (and the labels'): what a workdir
+        records to tell its data from other data. MNIST's 60,000 images hash in about 0.1 s."""
+        digest = hashlib.sha256(np.ascontiguousarray(self.images).data)
+        if self.labels is not None:
+            digest.update(self.labels.tobytes())
+        return split_fingerprint(self.images.shape, self.images.dtype, self.labels is not None, digest)
+
     def float_images(self) -> np.ndarray:
         """float32 images in [0, 1] on the host (exactly as `as_float` gives them on the device)."""
         if self.images.dtype == np.uint8:
             return self.images.astype(np.float32) * _SCALE
         return self.images
+
+
+def split_fingerprint(shape: tuple, dtype, labelled: bool, digest) -> dict:
+    """A split's fingerprint as `checkpoint.claim_workdir` records it, from its `hashlib` digest."""
+    return {
+        "shape": [int(d) for d in shape],
+        "dtype": str(np.dtype(dtype)),
+        "labels": labelled,
+        "sha256": digest.hexdigest(),
+    }
 
 
 def as_float(batch):
@@ -118,6 +138,11 @@ def _checked_images(images, name: str) -> np.ndarray:
         )
     if 0 in images.shape:
         raise ValueError(f"{name}: images of shape {images.shape} hold no pixels")
+    if images.shape[1] in CHANNELS and images.shape[3] not in CHANNELS:
+        raise ValueError(
+            f"{name}: images of shape {images.shape} look channels-first (N, C, H, W); aejax "
+            "takes (N, height, width, channels): pass x.transpose(0, 2, 3, 1)"
+        )
     if images.dtype == np.uint8:
         return images
     if np.issubdtype(images.dtype, np.integer):

@@ -1,15 +1,16 @@
 """What a model with a N(0, I) prior (a VAE, WAE, adversarial AE) generates, as figures in its
 run directory.
 
-- `samples.png`: decoder means of z ~ N(0, I), 6 rows of 10;
+- `samples.png`: decoder means of z ~ N(0, I), 6 rows of 10, under a title;
 - `interpolations.png`: decoder means along the straight line between the posterior means of
-  pairs of test images, one pair per row, the encoded images at either end;
+  pairs of test images, one pair per row, the encoded images at either end, under a title;
 - for a 2-D latent, `manifold.png`: the decoder over a grid of quantiles of N(0, I) (the
   gaussian inverse CDF of an even grid in (0, 1), so each cell holds equal prior mass), and
   `latent_scatter.png`: the test images' posterior means coloured by label.
 
 Image grids are written pixel for pixel: a grid of R x C images of H x W is a
-PNG of R*H x C*W pixels, greyscale or RGB as the images are.
+PNG of R*H x C*W pixels, greyscale or RGB as the images are; the titled ones (`grid_panels`)
+draw each image pixel as ZOOM x ZOOM, so that 28x28 digits read without zooming in.
 """
 
 from pathlib import Path
@@ -23,6 +24,8 @@ from jax.scipy.special import ndtri
 
 from aejax import compiled, losses
 from aejax.dataset import as_float
+
+ZOOM = 3  # figure pixels per image pixel, each way, of the titled grids
 
 
 def _decode(model, params, z_NxK: jax.Array, likelihood: str) -> np.ndarray:
@@ -85,10 +88,10 @@ def save_grid(grid: np.ndarray, path: Path) -> None:
     PIL.Image.fromarray(pixels).save(path, optimize=True)
 
 
-def grid_panels(grids: list[np.ndarray], titles: list[str], path: Path) -> None:
-    """Grids side by side, each tiled under its title (two models' manifolds, say), one
-    figure pixel per image pixel, 10 pixels between grids."""
-    tiles = [np.clip(tile(grid), 0, 1) for grid in grids]
+def grid_panels(grids: list[np.ndarray], titles: list[str], path: Path, zoom: int = 1) -> None:
+    """Grids side by side, each tiled under its title (two models' manifolds, say), `zoom` x
+    `zoom` figure pixels per image pixel, 10 pixels between grids."""
+    tiles = [np.clip(tile(grid), 0, 1).repeat(zoom, axis=0).repeat(zoom, axis=1) for grid in grids]
     width, height = sum(t.shape[1] for t in tiles), max(t.shape[0] for t in tiles)
     gap, title_height, dpi = 10, 30, 100
     fig = Figure(figsize=((width + gap * (len(tiles) - 1)) / dpi, (height + title_height) / dpi))
@@ -139,13 +142,13 @@ def write_figures(workdir: Path, model, params, test_x, test_labels, likelihood:
     scaled here."""
     code_shape = code(model, params, as_float(test_x[:1])).shape[1:]
     latent_dim = code_shape[0] if len(code_shape) == 1 else None
-    save_grid(
-        prior_samples(model, params, rng, 6, 10, code_shape, likelihood), workdir / "samples.png"
+    samples = prior_samples(model, params, rng, 6, 10, code_shape, likelihood)
+    grid_panels([samples], ["decoder means of 60 draws z ~ N(0, I)"], workdir / "samples.png", ZOOM)
+    pairs = interpolations(
+        model, params, as_float(test_x[:8]), as_float(test_x[8:16]), 10, likelihood
     )
-    save_grid(
-        interpolations(model, params, as_float(test_x[:8]), as_float(test_x[8:16]), 10, likelihood),
-        workdir / "interpolations.png",
-    )
+    title = "each row: test image a, 10 decodings from code(a) to code(b), test image b"
+    grid_panels([pairs], [title], workdir / "interpolations.png", ZOOM)
     if latent_dim == 2:
         save_grid(manifold(model, params, 20, likelihood), workdir / "manifold.png")
     if latent_dim == 2 and test_labels is not None:  # a run on unlabelled arrays has none

@@ -1,5 +1,9 @@
 """The command line: `aejax train --config NAME_OR_FILE --workdir DIR [--config.a.b=value ...]`.
 
+`aejax --help` lists the commands, the shipped configs and the flags; `aejax show NAME` prints a
+config's fields with their values and comments. An error is one line naming the problem and
+the fix; `--verbose` shows its traceback.
+
 `--config` takes a shipped config's name (`vae`, `mlp`, ...: `aejax.configs.names()`) or the path
 of a file with `get_config()`.
 
@@ -16,6 +20,7 @@ $JAX_NUM_PROCESSES, $JAX_PROCESS_ID).
 """
 
 import json
+import sys
 from pathlib import Path
 
 from absl import app, flags, logging
@@ -25,6 +30,13 @@ from aejax import config as aejax_config
 from aejax import api, configs, data, fidelity, models, parallel, pretrain, representation, train
 
 DEFAULT_CONFIG = "vae"
+COMMANDS = {
+    "train": "train --config in --workdir; rerun to resume it from its last checkpoint",
+    "pretrain": "train a stacked autoencoder greedily, layer by layer, then end to end",
+    "represent": "train (or finish) the run, then measure its codes: linear probe, kNN, PCA",
+    "fidelity": "train (or finish) the run, then score its samples: FID, precision, recall",
+    "show": "print a config's fields, values and comments: aejax show NAME_OR_FILE",
+}
 
 
 class _NameOrFileParser(flags.ArgumentParser):
@@ -73,7 +85,8 @@ _WORKDIR = flags.DEFINE_string("workdir", "runs/vae", "Run directory: checkpoint
 _MAX_STEPS = flags.DEFINE_integer("max_steps", None, "Stop (with a checkpoint) after this many steps in all; rerun to continue.")
 _RESUME_CHANGES = flags.DEFINE_list(
     "resume_changes", [], "Config fields a resumed run may change, e.g. opt.lr after a divergence "
-    "(checkpoint.RESUMABLE_FIELDS); other changes to a workdir's config are refused."
+    "(checkpoint.RESUMABLE_FIELDS), or data to continue it on other data; other changes to a "
+    "workdir's config or data are refused."
 )
 _DEVICES = flags.DEFINE_integer("devices", None, "Local devices per process to split each batch over (default: all).")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-process runs: HOST:PORT of process 0.")
@@ -84,14 +97,94 @@ _FEATURES_WORKDIR = flags.DEFINE_string(
     "on first use (default: runs/fidelity_features/DATASET)."
 )
 _SAMPLES = flags.DEFINE_integer("samples", fidelity.SAMPLES, "aejax fidelity: generated images to score.")
+_VERBOSE = flags.DEFINE_boolean("verbose", False, "Show an error's traceback, not only its message.")
+
+
+def usage() -> str:
+    """`aejax --help`: the commands, the shipped configs and this module's flags."""
+    lines = [
+        "usage: aejax COMMAND [--config NAME_OR_FILE] [--workdir DIR] [--config.GROUP.FIELD=VALUE]",
+        "",
+        "commands:",
+        *(f"  {name:<10} {text}" for name, text in COMMANDS.items()),
+        "",
+        f"configs (default {DEFAULT_CONFIG}; `aejax show NAME` lists a config's fields):",
+        *(f"  {name:<24} {configs.summary(name)[:80]}" for name in configs.names()),
+        "",
+        "flags:",
+        *flags.FLAGS.module_help(sys.modules[__name__]).strip().splitlines()[1:],  # no module name
+    ]
+    return "\n".join(lines)
+
+
+def _fail(message: str, code: int = 1):
+    """Ends the process with `message` on one line of stderr, no traceback."""
+    print(f"aejax: error: {' '.join(message.split())}", file=sys.stderr, flush=True)
+    sys.exit(code)
+
+
+def _message(error: BaseException) -> str:
+    """An error's text; a KeyError's key unquoted (config_flags raises AttributeError(KeyError))."""
+    inner = error.args[0] if len(error.args) == 1 else error
+    if isinstance(inner, KeyError) and inner.args:
+        inner = inner.args[0]
+    return str(inner)
+
+
+def parse_flags(argv: list[str]) -> list[str]:
+    """absl's flag parsing, with aejax's own help and one-line errors (the traceback with
+    --verbose)."""
+    if any(arg in ("-h", "--help", "--helpshort", "--helpfull", "help") for arg in argv[1:]):
+        print(usage())
+        sys.exit(0)
+    try:
+        return flags.FLAGS(argv)
+    except Exception as e:
+        if "--verbose" in argv:
+            raise
+        _fail(_unknown_override(argv) or _message(e), 2)
+
+
+def _unknown_override(argv: list[str]) -> str | None:
+    """The error for the first `--config.GROUP.FIELD=value` that names no field of the config
+    `--config` names, if one does (config_flags says only 'KeyError: FIELD')."""
+    name = DEFAULT_CONFIG
+    for i, arg in enumerate(argv):
+        if arg == "--config" and i + 1 < len(argv):
+            name = argv[i + 1]
+        elif arg.startswith("--config="):
+            name = arg.split("=", 1)[1]
+    try:
+        config = aejax_config.load(name)
+    except ValueError:
+        return None
+    for arg in argv:
+        if arg.startswith("--config."):
+            path = arg.removeprefix("--config.").split("=", 1)[0].split(".")
+            problem = aejax_config.unknown_field(config, path, arg)
+            if problem:
+                return problem
+    return None
 
 
 def main(argv: list[str]) -> None:
-    if len(argv) != 2 or argv[1] not in ("train", "pretrain", "represent", "fidelity"):
+    try:
+        _main(argv)
+    except Exception as e:
+        if _VERBOSE.value:
+            raise
+        _fail(f"{type(e).__name__}: {_message(e)} (--verbose shows the traceback)")
+
+
+def _main(argv: list[str]) -> None:
+    command = argv[1] if len(argv) > 1 else None
+    if command == "show" and len(argv) == 3:
+        print(aejax_config.describe(argv[2]))
+        return
+    if len(argv) != 2 or command not in COMMANDS or command == "show":
         got = " ".join(argv[1:]) or "nothing"
-        raise app.UsageError(
-            f"expected the command 'train', 'pretrain', 'represent' or 'fidelity', got {got}"
-        )
+        _fail(f"expected a command ({', '.join(COMMANDS)}; show takes a config), got {got}. "
+              "aejax --help lists them", 2)  # fmt: skip
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; the epoch lines suffice
     parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
     mesh = parallel.make_mesh(_DEVICES.value)
@@ -122,7 +215,7 @@ def main(argv: list[str]) -> None:
 
 
 def run() -> None:
-    app.run(main)
+    app.run(main, flags_parser=parse_flags)
 
 
 if __name__ == "__main__":

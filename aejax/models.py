@@ -188,9 +188,10 @@ def _kernel_init(cfg: ml_collections.ConfigDict) -> str:
 def _need(cfg: ml_collections.ConfigDict, field: str, part: str):
     """A field a chosen part reads, or an error naming the part and a config that has it."""
     if field not in cfg or cfg[field] is None:
+        example = "8" if field == "latent_dim" else "'(16,32)'"
         raise ValueError(
-            f"{part} needs model.{field}, which this config does not set; add it to the config "
-            "(the shipped configs mlp, vae and conv set the fields of each part)"
+            f"{part} needs model.{field}, which this config leaves unset: set it, e.g. "
+            f"--config.model.{field}={example} (model__{field}={example.strip(chr(39))} in Python)"
         )
     return cfg[field]
 
@@ -204,6 +205,7 @@ PRESETS = {
     "vae": ("mlp", "gaussian", "mlp"),
     "conv": ("conv", "deterministic", None),  # nearest, resize or transposed-conv decoder
     "conv_vae": ("conv", "gaussian", "nearest"),
+    "vqvae": ("conv", "vq", None),
 }
 ENCODERS = ("mlp", "conv", "resnet")
 BOTTLENECKS = ("deterministic", "gaussian", "vq", "wta")  # aejax/bottlenecks.py

@@ -23,7 +23,8 @@ def loss_curves(rows: list[dict], path: Path) -> None:
     epochs = [r["epoch"] for r in rows]
     for ax, term in zip(axes[0], terms):
         for split in ("train", "test"):
-            ax.plot(epochs, [r.get(f"{split}/{term}", np.nan) for r in rows], label=split)
+            values = [r.get(f"{split}/{term}", np.nan) for r in rows]
+            ax.plot(epochs, values, marker=".", label=split)  # one epoch is a point, not a line
         ax.set(title=term, xlabel="epoch")
         ax.legend()
     fig.tight_layout()

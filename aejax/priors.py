@@ -141,4 +141,6 @@ def sample_images(model: CodePrior, params, rng: jax.Array, n: int, likelihood: 
 def write_samples(workdir: Path, model: CodePrior, params, rng: jax.Array, likelihood: str) -> None:
     """`samples.png`: 6 rows of 10 images decoded from the prior's draws."""
     images = sample_images(model, params, rng, 60, likelihood)
-    generation.save_grid(images.reshape(6, 10, *images.shape[1:]), workdir / "samples.png")
+    grid = images.reshape(6, 10, *images.shape[1:])
+    title = "60 codes drawn from the prior, decoded"
+    generation.grid_panels([grid], [title], workdir / "samples.png", generation.ZOOM)

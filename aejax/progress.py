@@ -37,18 +37,22 @@ def epoch_bar(epoch: int, epochs: int, steps: int, done: int) -> tqdm.tqdm:
 class EventLog:
     """Each epoch's row of `metrics.jsonl` as TensorBoard scalars at its step, in `workdir`.
 
-    A resumed run starts at `step`: events a killed run wrote at or after it are purged from
-    TensorBoard's view (`purge_step`), as `checkpoint.truncate_metrics` drops their lines.
+    A resumed run starts at `step`: events a killed run wrote after it are purged from
+    TensorBoard's view, as `checkpoint.truncate_metrics` drops their lines. TensorBoard drops
+    every earlier event at or after a file's purge step, so it is `step + 1`: the row logged at
+    `step` itself stays. The file is opened with the first row, so reopening a complete run
+    writes none.
     """
 
     def __init__(self, workdir: Path, step: int):
-        self.writer = None
-        if parallel.is_main_process():
-            self.writer = tensorboardX.SummaryWriter(str(workdir), purge_step=step or None)
+        self.workdir, self.step, self.writer = workdir, step, None
 
     def write(self, row: dict) -> None:
-        if self.writer is None:
+        if not parallel.is_main_process():
             return
+        if self.writer is None:
+            purge = self.step + 1 if self.step else None
+            self.writer = tensorboardX.SummaryWriter(str(self.workdir), purge_step=purge)
         for key, value in row.items():
             if key not in ("epoch", "step"):
                 self.writer.add_scalar(key, value, row["step"])

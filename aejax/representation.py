@@ -349,7 +349,7 @@ def evaluate_run(model, params, config: ml_collections.ConfigDict, workdir: str 
         )
     (workdir / "representation.json").write_text(json.dumps(result, indent=2))
 
-    name = f"{workdir.name} ({config.model.name}) on {config.data.name}"  # the run, by its folder
+    name = f"{workdir.name} ({config.model.name}) on {config.data.path or config.data.name}"  # the run, by its folder
     scatter_codes(test_codes, test_y, workdir / "code_scatter.png", f"test codes, {name}")
     kernels = [
         w

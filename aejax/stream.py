@@ -15,6 +15,7 @@ which an array_record writer is still to come.
 """
 
 import functools
+import hashlib
 import os
 from collections.abc import Callable
 
@@ -26,7 +27,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from aejax import data, parallel
-from aejax.dataset import Dataset
+from aejax.dataset import Dataset, split_fingerprint
 from aejax.datasets.builders import parse_records
 
 MODES = ("auto", "never", "always")
@@ -37,8 +38,8 @@ class RecordFile:
 
     def __init__(self, name: str, split: str):
         self.name = f"{name}:{split}"
-        files = data.prepared(name).info.splits[split].filepaths  # in row order
-        self.source = grain.sources.ArrayRecordDataSource([os.fspath(f) for f in files])
+        self.files = [os.fspath(f) for f in data.prepared(name).info.splits[split].filepaths]
+        self.source = grain.sources.ArrayRecordDataSource(self.files)  # files in row order
 
     def __len__(self) -> int:
         return len(self.source)
@@ -52,6 +53,17 @@ class RecordFile:
     def dataset(self, rows) -> Dataset:
         """`rows` as a checked `Dataset`."""
         return Dataset(*self.read(rows), name=self.name)
+
+    def fingerprint(self) -> dict:
+        """As `Dataset.fingerprint`, its hash over the record files' bytes: read once, not
+        decoded."""
+        digest = hashlib.sha256()
+        for path in self.files:
+            with open(path, "rb") as f:
+                while block := f.read(1 << 24):
+                    digest.update(block)
+        image, _ = self.read([0])
+        return split_fingerprint((len(self), *image.shape[1:]), image.dtype, True, digest)
 
     def device_bytes(self) -> int:
         """What the split would take on the device: rows times one row's images and label."""

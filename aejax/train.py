@@ -339,7 +339,8 @@ def train_and_evaluate(
 
     `resume_changes` names fields (`checkpoint.RESUMABLE_FIELDS`, such as "opt.lr") that may
     differ from the config the workdir was made with: a diverged run resumes from its last
-    finite checkpoint with a lower learning rate. A run that diverges stops with
+    finite checkpoint with a lower learning rate; "data" (`checkpoint.DATA_CHANGE`) continues it
+    on data other than the workdir's. A run that diverges stops with
     `divergence.TrainingDiverged` before saving anything non-finite.
     """
     validate.run_args(workdir, max_steps)
@@ -356,14 +357,18 @@ def train_and_evaluate(
         # The first row stands in for the data where the model is shaped and initialised; the
         # test split has every class the training split has.
         example, n, num_classes = train_file.dataset([0]), len(train_file), test.num_classes
+        fingerprint = {"train": train_file.fingerprint(), "test": test.fingerprint()}
     else:
         train, test = load_splits(config, train, test)
         if config.data.label_fraction is not None:  # a stratified labelled subset, the same for every seed
             fraction, seed = config.data.label_fraction, config.data.subset_seed
             train = train.take(supervised.stratified_subset(train.labels, fraction, seed))
         example, n, num_classes = train, len(train), train.num_classes
+        fingerprint = {"train": train.fingerprint(), "test": test.fingerprint()}
     _check(config, n, example.name)
     config = config.copy_and_resolve_references()
+    if config.data.path:  # recorded as unused, not as the default dataset's name
+        config.data.name = ""
     config.model = models.fit_to_data(config.model, example.image_shape, num_classes, n)
     parallel.check_batch_size(config.train.batch_size, mesh)
     model = models.build(config.model)
@@ -389,7 +394,8 @@ def train_and_evaluate(
         batches = DeviceBatches(as_dataset(config, train.images, train.labels), mesh, epoch_order)
     train_chunk = clock.per_chunk_length(make_train_chunk(train_step, parallel.replicated(mesh), batches.take))
     test_set = parallel.replicate(as_dataset(config, figure_x, test.labels), mesh)
-    changes = checkpoint.claim_workdir(workdir, config, resume_changes)  # config proved buildable
+    # The config proved buildable; a workdir made by another config or on other data is refused.
+    changes = checkpoint.claim_workdir(workdir, config, resume_changes, fingerprint)
 
     mngr = checkpoint.manager(workdir, config.train.keep_checkpoints, writer=True)
     events = None

@@ -321,7 +321,7 @@ def main(argv: list[str] | None = None) -> None:
         "model": args.model,
         "dataset": args.dataset,
         "overrides": dict(args.set),
-        "widths": list(config.model.get("encoder_widths", [])),
+        "widths": list(config.model.get("encoder_widths") or []),
         "backend": jax.default_backend(),
         "device_kind": jax.devices()[0].device_kind,
         **row,

@@ -34,13 +34,13 @@ def tiny_config(name: str, max_width: int = 16, **overrides) -> ml_collections.C
     (conv layers: that many channels).
     """
     config = load_config(name)
-    if "encoder_widths" in config.model:
+    if config.model.get("encoder_widths"):
         narrow = tuple(min(w, max_width) for w in config.model.encoder_widths)
         config.model.encoder_widths = (32, 8) if name == "vae" else narrow
     for key in ("encoder_features", "decoder_features"):
-        if key in config.model:
+        if config.model.get(key):
             config.model[key] = tuple(min(c, max_width) for c in config.model[key])
-    if "latent_dim" in config.model:
+    if config.model.get("latent_dim"):
         config.model.latent_dim = 4
     config.train.epochs = 2
     config.train.chunk = 7

@@ -1,6 +1,7 @@
 """The Python API: `aejax.fit` on a notebook's arrays, `aejax.load_run`, and what a Run does;
 importing aejax changes nothing in the process."""
 
+import json
 import os
 import subprocess
 import sys
@@ -106,3 +107,17 @@ def test_importing_aejax_changes_nothing_in_the_process():
     env = {k: v for k, v in os.environ.items() if k not in ("XLA_FLAGS", "MPLBACKEND")}
     out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=300)
     assert out.returncode == 0, out.stderr[-2000:]
+
+
+def test_a_run_on_a_data_path_records_no_dataset_name_and_resumes(digits, tmp_path):
+    train, test = digits
+    path = tmp_path / "mine.npz"
+    np.savez(path, x_train=train[0][:300], x_test=test[0][:100])
+    run = aejax.fit("mlp", workdir=tmp_path / "run", data__path=str(path), train__epochs=1)
+    assert (run.config.data.name, run.config.data.path) == ("", str(path))
+    recorded = tmp_path / "run" / "config.json"
+    saved = json.loads(recorded.read_text())
+    saved["data"]["name"] = "mnist5k"  # as recorded before: the default name the run never read
+    recorded.write_text(json.dumps(saved))
+    aejax.fit("mlp", workdir=tmp_path / "run", data__path=str(path), train__epochs=1)
+    assert json.loads(recorded.read_text())["data"]["name"] == ""

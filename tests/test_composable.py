@@ -306,7 +306,8 @@ def test_every_new_config_trains_with_its_loss_falling(
     # A 16-unit FC WTA keeps each unit for 3 of 50 images, about one unit an image: too few
     # to learn from in 32 steps; it keeps its 1000 units.
     config = tiny(name, 1000 if name == "wta_fc" else 16, train__batch_size=50, train__epochs=4)
-    config.train.chunk = 1 if config.model.name == "conv" else 8  # one compiled step or epoch
+    conv_encoder = models.structure(config.model)[0] == "conv"
+    config.train.chunk = 1 if conv_encoder else 8  # one compiled step or epoch
     train_split, test_split = mnist_slice
     train.train_and_evaluate(config, tmp_path, train=train_split, test=test_split)
     rows = checkpoint.read_metrics(tmp_path)

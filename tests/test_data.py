@@ -314,7 +314,7 @@ def test_downloads_use_https():
 
 
 def test_unknown_name_or_split():
-    with pytest.raises(ValueError, match="Unknown dataset 'no_such_images': neither aejax's nor"):
+    with pytest.raises(ValueError, match=r"Unknown dataset 'no_such_images': neither aejax's \(mnist5k, mnist, fashion_mnist\) nor"):
         data.load("no_such_images", "train")
     with pytest.raises(ValueError, match="valid splits: train, test"):
         data.load("mnist", "validation")

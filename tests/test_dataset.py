@@ -14,7 +14,7 @@ import pytest
 import tensorflow_datasets as tfds
 from conftest import load_config
 
-from aejax import checkpoint, data, losses, models, representation, train
+from aejax import checkpoint, data, generation, losses, models, representation, train
 from aejax.dataset import Dataset, as_float, hold_out
 
 
@@ -168,9 +168,12 @@ def test_conv_models_train_on_arrays_of_any_shape(tmp_path, digits, name, shape)
     recorded = json.loads((tmp_path / checkpoint.CONFIG_FILE).read_text())
     assert tuple(recorded["model"]["image_shape"]) == shape  # what the run trained on
     if name == "conv_vae":
-        with PIL.Image.open(tmp_path / "samples.png") as samples:
-            assert samples.mode == ("RGB" if shape[2] == 3 else "L")
-            assert samples.size == (10 * shape[1], 6 * shape[0])
+        with PIL.Image.open(tmp_path / "samples.png") as samples:  # titled, at generation.ZOOM
+            zoom = generation.ZOOM
+            assert samples.size == (10 * shape[1] * zoom, 30 + 6 * shape[0] * zoom)
+            grid = np.asarray(samples.convert("RGB"))[30:].astype(int)
+        coloured = np.abs(grid - grid.mean(axis=-1, keepdims=True)).max() > 8
+        assert coloured == (shape[2] == 3)
 
 
 def test_a_classifier_takes_its_classes_from_the_labels():

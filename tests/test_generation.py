@@ -48,11 +48,14 @@ def test_a_2d_vae_writes_all_figures_pixel_for_pixel(tmp_path):
         name: matplotlib.image.imread(tmp_path / f"{name}.png").shape[:2]
         for name in ("samples", "interpolations", "manifold")
     }
+    zoom, title = generation.ZOOM, 30
     assert sizes == {
-        "samples": (6 * 28, 10 * 28),
-        "interpolations": (8 * 28, 12 * 28),
+        "samples": (title + 6 * 28 * zoom, 10 * 28 * zoom),
+        "interpolations": (title + 8 * 28 * zoom, 12 * 28 * zoom),
         "manifold": (20 * 28, 20 * 28),
     }
+    band = matplotlib.image.imread(tmp_path / "samples.png")[:title, ..., 0]
+    assert band.min() < 0.5  # the title's letters
     assert (tmp_path / "latent_scatter.png").stat().st_size > 5000
 
 

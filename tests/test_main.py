@@ -23,17 +23,52 @@ def test_train_command_leaves_a_complete_run_directory(tmp_path):
     assert {"config.json", "metrics.jsonl", "checkpoints", "loss_curves.png", "reconstructions.png"} <= names
 
 
-def test_typo_in_an_override_is_an_error(tmp_path):
-    out = _aejax("train", f"--config={MLP}", "--workdir=run", "--config.opt.lrr=3e-4", cwd=tmp_path)
-    assert out.returncode != 0
-    assert 'Did you mean "lr"' in out.stderr
+def test_typo_in_an_override_is_one_line_naming_the_field_and_the_fix(tmp_path):
+    out = _aejax("train", "--config", MLP, "--workdir=run", "--config.opt.lrr=3e-4", cwd=tmp_path)
+    assert out.returncode == 2
+    assert out.stderr == (
+        "aejax: error: the config has no field opt.lrr (--config.opt.lrr=3e-4); did you mean "
+        "opt.lr? `aejax show CONFIG` lists a config's fields\n"
+    )
     assert not (tmp_path / "run").exists()
+    verbose = _aejax("train", "--config", MLP, "--config.opt.lrr=3e-4", "--verbose", cwd=tmp_path)
+    assert "Traceback" in verbose.stderr
+
+
+def test_an_error_in_the_run_is_one_line_and_its_traceback_is_behind_verbose(tmp_path):
+    out = _aejax("train", f"--config={MLP}", "--workdir=run", "--config.data.path=none.npz", cwd=tmp_path)
+    assert out.returncode == 1 and "Traceback" not in out.stderr
+    assert out.stderr.splitlines()[-1].startswith("aejax: error: FileNotFoundError: data.path none.npz")
+    assert len(out.stderr.strip().splitlines()) == 1 + out.stderr.count("devices")  # the mesh line
+    verbose = _aejax("train", f"--config={MLP}", "--workdir=run", "--config.data.path=none.npz",
+                     "--verbose", cwd=tmp_path)  # fmt: skip
+    assert "Traceback" in verbose.stderr
 
 
 def test_unknown_command_is_a_usage_error(tmp_path):
     out = _aejax("fit", cwd=tmp_path)
-    message = "expected the command 'train', 'pretrain', 'represent' or 'fidelity', got fit"
-    assert message in out.stderr
+    assert out.returncode == 2
+    assert "expected a command (train, pretrain, represent, fidelity, show; show takes a config), got fit" in out.stderr
+
+
+def test_help_lists_the_commands_the_configs_and_the_flags(tmp_path):
+    for args in (["--help"], ["train", "--help"]):
+        out = _aejax(*args, cwd=tmp_path)
+        assert out.returncode == 0, out.stderr
+        assert "  show       print a config's fields" in out.stdout
+        assert "  vqvae                    VQ-VAE (van den Oord et al., 2017)\n" in out.stdout
+        assert "--resume_changes:" in out.stdout and "--[no]verbose:" in out.stdout
+
+
+def test_show_prints_a_configs_fields_with_their_values_and_comments(tmp_path):
+    out = _aejax("show", "vqvae", cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    lines = out.stdout.splitlines()
+    assert lines[0].startswith("VQ-VAE (van den Oord et al., 2017)")
+    assert "model.num_codes = 64  # vq: codebook entries" in lines  # base()'s comment
+    assert "model.code_dim = 16  # one codebook vector per position of the 7x7 map" in lines  # its own
+    assert "loss.reduction = 'sum'  # nats per image: the codebook terms stay a small part" in lines
+    assert "train.epochs = 20" in lines  # declared without a comment
 
 
 def test_workdir_naming_a_file_is_a_clear_error(tmp_path):

@@ -1,5 +1,6 @@
-"""A workdir written before the composable structure (issue 17) resumes: its config.json lacks
-the fields added since and its checkpoints hold flax's TrainState, without `collections`."""
+"""A workdir written before the composable structure resumes: its config.json lacks the fields
+added since, it has no record of its data, and its checkpoints hold flax's TrainState, without
+`collections`. So does one whose config named its model by another preset."""
 
 import json
 import shutil
@@ -9,7 +10,9 @@ import numpy as np
 import pytest
 from flax.training import train_state
 
-from aejax import checkpoint, data, parallel, plots, train
+from conftest import load_config
+
+from aejax import checkpoint, data, models, parallel, plots, train
 
 # The fields the composable structure added to every config (aejax/config.py, `base`).
 ADDED = {
@@ -25,7 +28,8 @@ ADDED = {
 
 def _as_written_before(workdir, config, images):
     """Rewrites the run in `workdir` as aejax wrote it before: config.json without the added
-    fields, its checkpoint a flax TrainState (no `collections`)."""
+    fields, no record of its data, its checkpoint a flax TrainState (no `collections`)."""
+    (workdir / checkpoint.DATA_FILE).unlink()
     path = workdir / checkpoint.CONFIG_FILE
     saved = json.loads(path.read_text())
     for group, names in ADDED.items():
@@ -61,6 +65,9 @@ def test_a_workdir_written_before_the_composable_structure_resumes_exactly(
         assert np.asarray(got).tobytes() == np.asarray(want).tobytes()
     recorded = json.loads((tmp_path / "old" / checkpoint.CONFIG_FILE).read_text())
     assert recorded["model"]["prior_match"] == "none"  # now recorded, at its default
+    # Its data was unknown: taken as it comes, and recorded from then on.
+    data_record = (tmp_path / "old" / checkpoint.DATA_FILE).read_text()
+    assert data_record == (tmp_path / "whole" / checkpoint.DATA_FILE).read_text()
 
 
 def test_a_field_the_old_workdir_lacks_set_off_its_default_is_still_refused(tiny, tmp_path):
@@ -75,4 +82,21 @@ def test_a_field_the_old_workdir_lacks_set_off_its_default_is_still_refused(tiny
     path.write_text(json.dumps(saved))  # as made before, again
     config.model.prior_match = "mmd"
     with pytest.raises(ValueError, match=r"different config \(model.prior_match: <absent> -> mmd\)"):
+        checkpoint.claim_workdir(tmp_path, config)
+
+
+def test_a_vqvae_workdir_that_recorded_its_model_as_conv_resumes_as_unchanged(tmp_path):
+    """vqvae's runs recorded model.name "conv" with bottleneck "vq"; it now names its own preset."""
+    config = load_config("vqvae")
+    assert config.model.name == "vqvae" and models.structure(config.model)[1] == "vq"
+    checkpoint.claim_workdir(tmp_path, config)
+    path = tmp_path / checkpoint.CONFIG_FILE
+    saved = json.loads(path.read_text())
+    saved["model"].update(name="conv", bottleneck="vq")
+    path.write_text(json.dumps(saved))
+    assert checkpoint.claim_workdir(tmp_path, config) == {}
+    assert json.loads(path.read_text())["model"]["name"] == "vqvae"
+    saved["model"]["bottleneck"] = "gaussian"  # another model: still refused
+    path.write_text(json.dumps(saved))
+    with pytest.raises(ValueError, match=r"model.bottleneck: gaussian -> None, model.name: conv -> vqvae"):
         checkpoint.claim_workdir(tmp_path, config)

@@ -22,3 +22,12 @@ def test_metric_curves_draws_every_run_and_refuses_a_missing_metric(tmp_path):
     with pytest.raises(KeyError, match="no accuracy"):
         plots.metric_curves(runs, ("test/accuracy",), tmp_path / "refused.png")
     assert not (tmp_path / "refused.png").exists()
+
+
+def test_the_loss_curves_of_a_single_epoch_show_its_points(tmp_path):
+    # Train and test at one value: both points in the middle of the axes, the legend in a corner.
+    plots.loss_curves([{"epoch": 1, "train/loss": 0.3, "test/loss": 0.3}], tmp_path / "curves.png")
+    image = matplotlib.image.imread(tmp_path / "curves.png")[..., :3]
+    middle = image[110:170, 180:250]  # of 300 x 400 pixels: the axes' centre
+    test_colour = np.array((255, 127, 14)) / 255  # matplotlib's second colour
+    assert np.sum(np.all(np.abs(middle - test_colour) < 0.02, axis=-1)) > 4

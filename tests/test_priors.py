@@ -8,7 +8,7 @@ import PIL.Image
 import pytest
 
 import aejax
-from aejax import checkpoint, data, priors, train, transfer, validate
+from aejax import checkpoint, data, generation, priors, train, transfer, validate
 
 
 def test_each_codes_logits_depend_only_on_the_codes_before_it():
@@ -77,8 +77,9 @@ def test_samples_are_valid_codes_decoded_into_images(vqvae_and_prior):
     assert images.shape == (8, 28, 28, 1)
     assert 0 <= images.min() and images.max() <= 1
     np.testing.assert_array_equal(images, run.sample(8, seed=1))  # seeded
-    with PIL.Image.open(prior_dir / "samples.png") as png:  # 6 rows of 10 decoded samples
-        assert png.size == (10 * 28, 6 * 28)
+    with PIL.Image.open(prior_dir / "samples.png") as png:  # 6 rows of 10, under a title
+        zoom = generation.ZOOM
+        assert png.size == (10 * 28 * zoom, 30 + 6 * 28 * zoom)
 
 
 def test_decoded_codes_of_images_are_the_vqvaes_reconstructions(vqvae_and_prior, mnist_slice):

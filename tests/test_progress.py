@@ -48,8 +48,34 @@ def test_tensorboard_events_hold_each_epochs_metrics_and_a_resume_purges_the_res
             assert logged[(key, row["step"])] == pytest.approx(row[key], rel=1e-6)
     [first, resumed] = sorted(tmp_path.glob("events.out.tfevents.*"))
     starts = [e.step for e in read_events(resumed) if e.session_log.status == event_pb2.SessionLog.START]
-    assert starts == [int(killed.step)] and 20 < starts[0] < 40  # TensorBoard hides what the
-    # killed run logged from there on
+    assert starts == [int(killed.step) + 1] and 20 < starts[0] < 40  # TensorBoard hides what the
+    # killed run logged after its checkpoint
+
+
+def tensorboard_points(workdir) -> dict:
+    """{tag: steps} as TensorBoard's loader shows them: files in order, and a session START at
+    step s drops every earlier event at step s or later (event_accumulator's purge of orphaned
+    data)."""
+    kept = []
+    for path in sorted(workdir.glob("events.out.tfevents.*")):
+        for event in read_events(path):
+            if event.session_log.status == event_pb2.SessionLog.START:
+                kept = [(tag, step) for tag, step in kept if step < event.step]
+            kept += [(value.tag, event.step) for value in event.summary.value]
+    points = {}
+    for tag, step in kept:
+        points.setdefault(tag, []).append(step)
+    return points
+
+
+def test_tensorboard_keeps_every_epoch_when_a_run_is_resumed_at_an_epochs_end_or_reopened(tiny, tmp_path):
+    config = tiny("mlp", train__epochs=2)  # 20 steps an epoch
+    train.train_and_evaluate(config, tmp_path, max_steps=20)  # stops where epoch 1 ends
+    train.train_and_evaluate(config, tmp_path)
+    files = sorted(tmp_path.glob("events.out.tfevents.*"))
+    train.train_and_evaluate(config, tmp_path)  # complete: reopened, rewrites its figures
+    assert sorted(tmp_path.glob("events.out.tfevents.*")) == files  # no empty file added
+    assert tensorboard_points(tmp_path)["test/loss"] == [20, 40]
 
 
 def _train(tmp_path, terminal: bool) -> str:

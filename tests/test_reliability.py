@@ -1,8 +1,10 @@
-"""Faults around a run: divergence, damaged run files, a full disk, bad settings.
+"""Faults around a run: divergence, damaged run files, a full disk, bad settings, bad inputs.
 
 Each test injects the fault into a real run on mnist5k (a learning rate that jumps at a chosen
 step, files overwritten or cut short, a disk filled up) and checks the run names it and, where
-it can, recovers to the same parameters as a run that never met it.
+it can, recovers to the same parameters as a run that never met it. A bad input (data of the
+wrong layout, a workdir reused with other data) is one clear message that leaves the workdir as
+it was.
 """
 
 import errno
@@ -18,11 +20,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import orbax.checkpoint as ocp
+import PIL.Image
 import pytest
 from conftest import load_config, tiny_config
 from etils import epath
+from test_data import IDX_FILES, write_idx
 
-from aejax import checkpoint, configs, divergence, train, validate
+import aejax
+from aejax import checkpoint, configs, data, divergence, train, validate
 
 
 def _config(**overrides):
@@ -244,3 +249,151 @@ def test_nothing_in_the_package_unpickles():
         if "pickle" in line.lower()
     ]
     assert not uses, f"pickle (or allow_pickle=True) in {uses}"
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """400 training and 100 test images of mnist5k, with labels."""
+    (x, y), (x_test, y_test) = (data.load("mnist5k", split) for split in data.SPLITS)
+    return (x[:400], y[:400]), (x_test[:100], y_test[:100])
+
+
+def test_channels_first_images_are_refused_naming_the_transpose(digits, tmp_path):
+    (x, _), _ = digits
+    with pytest.raises(ValueError, match=r"\(400, 1, 28, 28\) look channels-first .*transpose\(0, 2, 3, 1\)"):
+        aejax.fit("mlp", train=x.transpose(0, 3, 1, 2), workdir=tmp_path / "run")
+    assert not (tmp_path / "run").exists()
+
+
+def _snapshot(workdir) -> dict:
+    """Every file under `workdir` and its bytes: what a refused resume must leave as it was."""
+    return {p.relative_to(workdir): p.read_bytes() for p in sorted(workdir.rglob("*")) if p.is_file()}
+
+
+def test_a_completed_workdir_reused_with_other_data_is_refused_and_left_as_it_was(digits, tmp_path):
+    (x, y), (x_test, _) = digits
+    workdir = tmp_path / "run"
+    run = aejax.fit("mlp", train=(x, y), test=x_test, workdir=workdir, train__epochs=1,
+                    train__batch_size=100, model__encoder_widths=(8,))  # fmt: skip
+    recorded = json.loads((workdir / checkpoint.DATA_FILE).read_text())
+    assert recorded["train"]["shape"] == [400, 28, 28, 1] and recorded["train"]["labels"]
+    assert recorded["test"]["dtype"] == "float32" and not recorded["test"]["labels"]
+    before = _snapshot(workdir)
+    other = (x[::-1], y[::-1])  # the same images in another order: other content, same shape
+    refused = r"trained on other data \(train: 400x28x28x1 float32 with labels, sha256 .*-> .*new --workdir.*--resume_changes=data \(in Python: resume_changes=\('data',\)\)"
+    with pytest.raises(ValueError, match=refused):
+        aejax.fit("mlp", train=other, test=x_test, workdir=workdir, train__epochs=1,
+                  train__batch_size=100, model__encoder_widths=(8,))  # fmt: skip
+    assert _snapshot(workdir) == before
+    more = aejax.fit("mlp", train=other, test=x_test, workdir=workdir, train__epochs=2,
+                     train__batch_size=100, model__encoder_widths=(8,),
+                     resume_changes=("data", "train.epochs"))  # fmt: skip
+    assert [r["epoch"] for r in more.metrics()] == [1, 2]
+    assert not np.array_equal(jax.tree.leaves(more.params)[0], jax.tree.leaves(run.params)[0])
+    [logged] = [json.loads(line) for line in (workdir / checkpoint.CHANGES_FILE).read_text().splitlines()]
+    assert logged["step"] == 4 and set(logged["changes"]) == {"data", "train.epochs"}
+
+
+def test_an_interrupted_streamed_run_resumed_with_other_data_is_refused(tmp_path, monkeypatch):
+    """`mnist` streamed from files prepared from one folder of IDX files, resumed where the
+    prepared files came from other ones (another $AEJAX_DATA_DIR)."""
+    for name in ("a", "b"):
+        (tmp_path / name).mkdir()
+        rng = np.random.default_rng(len(name) + ord(name))
+        for (images_name, labels_name), n in zip(IDX_FILES.values(), [40, 20]):
+            write_idx(tmp_path / name / images_name, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
+            write_idx(tmp_path / name / labels_name, rng.integers(0, 10, n).astype(np.uint8))
+    config = tiny_config("mlp", data__name="mnist", data__stream="always", train__batch_size=10)
+    workdir = tmp_path / "run"
+    for name in ("a", "b"):
+        monkeypatch.setenv("AEJAX_IDX_DIR", str(tmp_path / name))
+        monkeypatch.setenv("AEJAX_DATA_DIR", str(tmp_path / name / "prepared"))
+        if name == "a":
+            train.train_and_evaluate(config, workdir, max_steps=2)
+            before = _snapshot(workdir)
+    with pytest.raises(ValueError, match=r"trained on other data \(test: .* -> .*; train: 40x28x28x1 uint8"):
+        train.train_and_evaluate(config, workdir)
+    assert _snapshot(workdir) == before
+
+
+def test_a_misspelt_fit_keyword_is_one_short_message_with_the_nearest_field(digits, tmp_path):
+    with pytest.raises(ValueError) as error:
+        aejax.fit("mlp", train=digits[0], workdir=tmp_path / "run", opt__lrr=0.1)
+    assert str(error.value) == (
+        "the config has no field opt.lrr (opt__lrr); did you mean opt.lr? `aejax show CONFIG` "
+        "lists a config's fields"
+    )
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_part_swapped_in_needs_its_fields_and_any_config_can_set_them():
+    config = load_config("vae")
+    config.model.encoder = "resnet"
+    with pytest.raises(ValueError, match=r"a resnet encoder needs model.encoder_features, which this config leaves unset: set it, e.g. --config.model.encoder_features='\(16,32\)'"):
+        validate.config(config) or train.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
+    config.model.encoder_features = (4, 8)
+    state = train.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
+    assert "encoder" in state.params and "mu_head" in state.params
+
+
+def test_unknown_dataset_names_and_paths_are_one_short_message(tmp_path):
+    with pytest.raises(ValueError, match=r"^Unknown dataset 'mnits': .*did you mean 'mnist'") as error:
+        data.load("mnits", "train")
+    assert len(str(error.value)) < 300 and error.value.__cause__ is None
+    with pytest.raises(FileNotFoundError, match=r"^data.path mine.npz does not exist"):
+        data.load("mine.npz", "train")
+    np.savez(tmp_path / "mine.npz", x_train=np.zeros((20, 4, 4, 1), np.uint8))
+    images, labels = data.load(str(tmp_path / "mine.npz"), "train")  # a file given as the name
+    assert images.shape == (18, 4, 4, 1) and labels is None
+
+
+def test_a_tfds_dataset_that_is_not_prepared_names_how_to_prepare_it():
+    with pytest.raises(RuntimeError, match=r"^TFDS dataset 'cifar10' \(train\) is not prepared as array_record in .*`tfds build cifar10 --file_format=array_record"):
+        data.load("cifar10", "train")
+
+
+@pytest.mark.parametrize(
+    "make, error, message",
+    [
+        (lambda p: None, FileNotFoundError, r"data.path .*missing does not exist; give an .npz file or a folder"),
+        (lambda p: np.savez(p.with_suffix(".npz"), images=np.zeros((9, 4, 4, 1))), ValueError,
+         r"missing.npz holds \['images'\]; expected 'x_train' \(images N x H x W x C\)"),
+    ],
+)  # fmt: skip
+def test_a_missing_data_path_and_an_npz_with_the_wrong_keys_are_named(make, error, message, tmp_path):
+    path = tmp_path / "missing"
+    make(path)
+    if path.with_suffix(".npz").exists():
+        path = path.with_suffix(".npz")
+    with pytest.raises(error, match=message):
+        aejax.fit("mlp", workdir=tmp_path / "run", data__path=str(path))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_corrupt_image_in_a_folder_is_named(tmp_path):
+    folder = tmp_path / "images"
+    folder.mkdir()
+    for i in range(3):
+        PIL.Image.fromarray(np.full((8, 8), 40 * i, np.uint8)).save(folder / f"{i}.png")
+    (folder / "3.png").write_bytes(b"not a png")
+    with pytest.raises(ValueError, match=r"3.png is not a readable image .*Remove or replace the file"):
+        aejax.fit("mlp", workdir=tmp_path / "run", data__path=str(folder))
+    assert not (tmp_path / "run").exists()
+
+
+def test_a_run_refuses_codes_of_the_wrong_size_and_prints_as_one_line(digits, tmp_path):
+    (x, _), (x_test, _) = digits
+    run = aejax.fit("mlp", train=x[:200], workdir=tmp_path, train__epochs=1, train__batch_size=90,
+                    model__encoder_widths=(8,))  # fmt: skip
+    with pytest.raises(ValueError, match=r"z has shape \(2, 5\); this run's decoder takes codes \[N, 8\], as run.encode gives them"):
+        run.decode(np.zeros((2, 5)))
+    assert run.decode(run.encode(x_test[:2])).shape == (2, 28, 28, 1)
+    text = repr(run)
+    assert text == f"Run({str(tmp_path)!r}: mlp on arrays, {784 * 8 + 8 + 8 * 784 + 784:,} parameters, 1 epochs)"
+
+
+def test_sampling_a_vqvae_points_to_its_prior(tiny, digits, tmp_path):
+    (x, _), _ = digits
+    run = aejax.fit(tiny("vqvae", train__chunk=1), train=x[:100], workdir=tmp_path, train__epochs=1, train__batch_size=50)
+    with pytest.raises(TypeError, match=r"VQ-VAE's codes have no N\(0, I\) prior.*aejax.fit\('vqvae_prior', train__init_from="):
+        run.sample(4)

@@ -16,6 +16,18 @@ def names() -> list[str]:
     return sorted(f.name[:-3] for f in files if f.name.endswith(".py") and f.name[0] != "_")
 
 
+def docstring(name: str) -> str:
+    """The docstring of shipped config `name`: what it is, and the command that trains it."""
+    return importlib.import_module(f"{__name__}.{name}").__doc__.strip()
+
+
+def summary(name: str) -> str:
+    """What shipped config `name` is, in a few words: its docstring up to the first colon, at
+    most 80 characters."""
+    words = " ".join(docstring(name).split("\n\n")[0].split()).split(": ")[0]
+    return words if len(words) <= 80 else words[:77].rsplit(" ", 1)[0] + " ..."
+
+
 def get(name: str) -> ml_collections.ConfigDict:
     """The shipped config `name`, unlocked: what a variant builds on (`aejax.config.load` locks)."""
     if name not in names():

@@ -11,7 +11,7 @@ from aejax import configs
 def get_config():
     config = configs.get("vae")
     config.model.name = "conv_vae"
-    del config.model.encoder_widths, config.model.activation
+    config.model.encoder_widths, config.model.activation = None, "relu"  # the mlp's, unread
     config.model.encoder_features = (16, 32, 32)  # each conv3x3-relu then 2x2 max pooling
     config.model.decoder_features = (32, 32, 16)  # each conv3x3-relu then 2x nearest upsampling
     config.model.latent_dim = 16

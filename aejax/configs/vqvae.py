@@ -12,7 +12,7 @@ from aejax import configs
 
 def get_config():
     config = configs.get("conv")
-    config.model.bottleneck = "vq"
+    config.model.name = "vqvae"  # conv encoder, vq bottleneck, nearest-upsampling decoder
     config.model.encoder_features = (32, 16)  # each conv3x3-relu then 2x2 max pooling: 7x7x16
     config.model.decoder_features = (16, 32)
     config.model.num_codes = 64

@@ -37,7 +37,7 @@ MAX_PIXELS = 64_000_000  # per image file: decoded, 64 MB grey or 192 MB RGB
 
 def has_split(path: str | os.PathLike, split: str) -> bool:
     """Whether the file or folder at `path` holds `split` itself (else it is held out)."""
-    path = Path(path)
+    path = _existing(path)
     if path.is_dir():
         return (path / split).is_dir()
     with np.load(path) as arrays:
@@ -53,9 +53,7 @@ def load_path(
     skip_bad_images: bool = False,
 ) -> Dataset:
     """The `split` of the .npz file or image folder at `path`; `None`: a folder's every image."""
-    path = Path(path)
-    if not path.exists():
-        raise FileNotFoundError(f"data.path {path} does not exist; give an .npz file or a folder")
+    path = _existing(path)
     if path.is_dir():
         return _load_folder(path, split, image_size, max_pixels, skip_bad_images)
     if path.suffix != ".npz":
@@ -63,6 +61,13 @@ def load_path(
     if image_size:
         raise ValueError(f"data.image_size resizes image files only; resize the arrays of {path}")
     return _load_npz(path, split or "train")
+
+
+def _existing(path: str | os.PathLike) -> Path:
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"data.path {path} does not exist; give an .npz file or a folder")
+    return path
 
 
 def _load_npz(path: Path, split: str) -> Dataset:

@@ -6,6 +6,7 @@ images with TensorFlow, so do that once where TensorFlow is installed:
 `tfds build cifar10 --file_format=array_record` (then point `data_dir` at its folder).
 """
 
+import difflib
 import os
 from collections.abc import Sequence
 from unittest import mock
@@ -27,15 +28,20 @@ def load_tfds(
     *,
     data_dir: str | os.PathLike | None = None,
     image_size: int | None = None,
+    known: tuple[str, ...] = (),
 ) -> Dataset:
-    """The `split` of TFDS dataset `name`: its "image" feature, its "label" when it has one."""
+    """The `split` of TFDS dataset `name`: its "image" feature, its "label" when it has one.
+    An unknown name is refused naming the nearest of `known` (aejax's datasets) and TFDS's."""
     try:
         builder = tfds.builder(name, data_dir=data_dir)
-    except tfds.core.registered.DatasetNotFoundError as err:
+    except tfds.core.registered.DatasetNotFoundError:
+        names = dict.fromkeys([*known, *tfds.list_builders(with_community_datasets=False)])
+        close = difflib.get_close_matches(name, list(names), n=3)
+        hint = f"did you mean {' or '.join(map(repr, close))}? " if close else ""
         raise ValueError(
-            f"Unknown dataset {name!r}: neither aejax's nor TFDS's ({err}); "
-            "or give your own with data.path (an .npz file or a folder of images)"
-        ) from err
+            f"Unknown dataset {name!r}: neither aejax's ({', '.join(known)}) nor TFDS's; {hint}"
+            "Or give your own with data.path (an .npz file or a folder of images)"
+        ) from None
     features = builder.info.features
     if "image" not in features:
         raise ValueError(f"TFDS dataset {name!r} has no 'image' feature: {list(features)}")
@@ -45,11 +51,12 @@ def load_tfds(
         source = builder.as_data_source(split)
     except Exception as err:  # TensorFlow missing, offline, prepared as tfrecord: one remedy
         raise RuntimeError(
-            f"TFDS dataset {name!r} ({split}) cannot be read ({type(err).__name__}: {err}). "
-            f"Prepare it once where TensorFlow is installed: "
-            f"`tfds build {name} --file_format=array_record --data_dir=DIR`, then pass DIR as "
-            "data_dir (or $AEJAX_DATA_DIR)"
-        ) from err
+            f"TFDS dataset {name!r} ({split}) is not prepared as array_record in "
+            f"{builder.data_dir}, and preparing it needs TensorFlow and the network. Prepare it "
+            f"once where TensorFlow is installed: `tfds build {name} --file_format=array_record "
+            f"--data_dir=DIR`, then pass DIR as data_dir (or $AEJAX_DATA_DIR). (Preparing it "
+            f"here failed: {type(err).__name__}: {err})"
+        ) from None
     images, labels = [], []
     for start in range(0, len(source), READ_BLOCK):
         for example in read_examples(source, range(start, min(start + READ_BLOCK, len(source)))):
