@@ -28,6 +28,7 @@ from test_data import IDX_FILES, write_idx
 
 import aejax
 from aejax import checkpoint, configs, data, divergence, train, validate
+from aejax.datasets.builders import AejaxMnist
 
 
 def _config(**overrides):
@@ -297,15 +298,19 @@ def test_a_completed_workdir_reused_with_other_data_is_refused_and_left_as_it_wa
 def test_an_interrupted_streamed_run_resumed_with_other_data_is_refused(tmp_path, monkeypatch):
     """`mnist` streamed from files prepared from one folder of IDX files, resumed where the
     prepared files came from other ones (another $AEJAX_DATA_DIR)."""
+    md5 = {}  # each folder's digests stand in for the originals', which synthetic files lack
     for name in ("a", "b"):
         (tmp_path / name).mkdir()
-        rng = np.random.default_rng(len(name) + ord(name))
+        rng, md5[name] = np.random.default_rng(len(name) + ord(name)), {}
         for (images_name, labels_name), n in zip(IDX_FILES.values(), [40, 20]):
-            write_idx(tmp_path / name / images_name, rng.integers(0, 256, (n, 28, 28), dtype=np.uint8))
-            write_idx(tmp_path / name / labels_name, rng.integers(0, 10, n).astype(np.uint8))
+            images = rng.integers(0, 256, (n, 28, 28), dtype=np.uint8)
+            md5[name][images_name] = write_idx(tmp_path / name / images_name, images)
+            labels = rng.integers(0, 10, n).astype(np.uint8)
+            md5[name][labels_name] = write_idx(tmp_path / name / labels_name, labels)
     config = tiny_config("mlp", data__name="mnist", data__stream="always", train__batch_size=10)
     workdir = tmp_path / "run"
     for name in ("a", "b"):
+        monkeypatch.setattr(AejaxMnist, "MD5", md5[name])
         monkeypatch.setenv("AEJAX_IDX_DIR", str(tmp_path / name))
         monkeypatch.setenv("AEJAX_DATA_DIR", str(tmp_path / name / "prepared"))
         if name == "a":
