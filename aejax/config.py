@@ -13,13 +13,14 @@ import importlib
 import importlib.util
 import inspect
 import re
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
 import ml_collections
 from ml_collections import config_dict
 
-from aejax import configs
+from aejax import bottlenecks, configs
 
 
 def base() -> ml_collections.ConfigDict:
@@ -64,12 +65,17 @@ def base() -> ml_collections.ConfigDict:
     config.model.image_shape = (28, 28, 1)
     config.model.kernel_init = "lecun_normal"  # flax's default; a name in models.INITIALIZERS
     # A deterministic code's activation: an mlp encoder's last layer, a conv encoder's last
-    # layer ("linear" lets a VQ code take any sign); a gaussian's heads are linear.
+    # layer ("linear" lets a VQ code take any sign: choosing model.bottleneck=vq by override
+    # sets it, unless the override sets it too); a gaussian's heads are linear.
     config.model.code_activation = "relu"
     config.model.output_bias = config_dict.placeholder(str)  # "pixel_means": the mean image
     # The structure (models.py): unset, model.name's defaults (models.PRESETS).
     config.model.encoder = config_dict.placeholder(str)  # mlp, conv, resnet
-    config.model.bottleneck = config_dict.placeholder(str)  # deterministic, gaussian, vq, wta
+    # deterministic, gaussian, vq, wta. Chosen by an override (--config.model.bottleneck=vq,
+    # model__bottleneck="vq"), a bottleneck also sets the fields it needs to learn that the
+    # override leaves unset (bottlenecks.DEFAULTS): vq sets loss.reduction="sum" and
+    # model.code_activation="linear", whatever the config had.
+    config.model.bottleneck = config_dict.placeholder(str)
     config.model.decoder = config_dict.placeholder(str)  # mlp, tied, nearest, resize, transpose
     config.model.decoder_widths = config_dict.placeholder(tuple)  # mlp decoder; unset: mirror
     # The parts' sizes, unset where the config's own parts do not read them, so that any config
@@ -93,7 +99,9 @@ def base() -> ml_collections.ConfigDict:
     config.loss = ml_collections.ConfigDict()
     config.loss.objective = "reconstruction"  # reconstruction, classification, layerwise
     config.loss.likelihood = "bernoulli"  # bernoulli (BCE on logits), gaussian (MSE or a density)
-    config.loss.reduction = "mean"  # mean: per pixel; sum: nats per image
+    # mean: per pixel; sum: nats per image, which a VQ bottleneck's per-image terms need
+    # (choosing model.bottleneck=vq by override sets it, unless the override sets it too)
+    config.loss.reduction = "mean"
     config.loss.variance = config_dict.placeholder(float)  # a gaussian likelihood's fixed variance
     config.loss.kl_weight = 1.0  # VAEs: the KL term's weight
     config.loss.kl_warmup_steps = 0  # VAEs: the KL weight grows linearly from 0 over these steps
@@ -132,7 +140,8 @@ def load(name_or_path: str | Path) -> ml_collections.ConfigDict:
 
 
 def override(config: ml_collections.ConfigDict, **overrides: Any) -> ml_collections.ConfigDict:
-    """A copy of `config` with `group__field=value` set as `config.group.field = value`.
+    """A copy of `config` with `group__field=value` set as `config.group.field = value`, and
+    the defaults of a bottleneck it chooses (`set_part_defaults`).
 
     Keyword names cannot hold dots, so a double underscore separates the levels. An undeclared
     field or a value of the wrong type is an error naming the field.
@@ -143,12 +152,31 @@ def override(config: ml_collections.ConfigDict, **overrides: Any) -> ml_collecti
         problem = unknown_field(config, path, key)
         if problem:
             raise ValueError(problem)
-        group = functools.reduce(lambda g, name: g[name], path[:-1], config)
-        try:
-            group[path[-1]] = value
-        except TypeError as e:
-            raise ValueError(f"{'.'.join(path)}={value!r}: {e}") from None
+        _set(config, path, value)
+    set_part_defaults(config, [key.replace("__", ".") for key in overrides])
     return config
+
+
+def _set(config: ml_collections.ConfigDict, path: list[str], value: Any) -> None:
+    group = functools.reduce(lambda g, name: g[name], path[:-1], config)
+    try:
+        group[path[-1]] = value
+    except TypeError as e:
+        raise ValueError(f"{'.'.join(path)}={value!r}: {e}") from None
+
+
+def set_part_defaults(config: ml_collections.ConfigDict, overridden: Iterable[str]) -> None:
+    """Sets in `config`, whose dotted fields `overridden` the user set, the fields that a
+    `model.bottleneck` they chose needs to learn (`bottlenecks.DEFAULTS`), where they set none.
+
+    A config's loss and code settings suit its own bottleneck: `conv`'s per-pixel mean made a
+    VQ codebook collapse. Set here, they are recorded in the run's config.json like any value.
+    """
+    overridden = set(overridden)
+    if "model.bottleneck" in overridden:
+        for path, value in bottlenecks.DEFAULTS.get(config.model.bottleneck, {}).items():
+            if path not in overridden:
+                _set(config, path.split("."), value)
 
 
 def unknown_field(config: ml_collections.ConfigDict, path: list[str], key: str) -> str | None:

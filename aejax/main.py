@@ -190,23 +190,25 @@ def _main(argv: list[str]) -> None:
     mesh = parallel.make_mesh(_DEVICES.value)
     if parallel.is_main_process():
         print(parallel.describe(mesh), flush=True)
+    config = _CONFIG.value  # with what a bottleneck chosen by --config.model.bottleneck needs
+    aejax_config.set_part_defaults(config, config_flags.get_override_values(flags.FLAGS["config"]))
     if argv[1] == "pretrain":
-        pretrain.pretrain_and_finetune(_CONFIG.value, _WORKDIR.value, mesh)
+        pretrain.pretrain_and_finetune(config, _WORKDIR.value, mesh)
         return
     state, _ = train.train_and_evaluate(
-        _CONFIG.value,
+        config,
         _WORKDIR.value,
         max_steps=_MAX_STEPS.value,
         mesh=mesh,
         resume_changes=tuple(_RESUME_CHANGES.value),
     )
     if argv[1] == "represent" and parallel.is_main_process():  # the run is complete: measure it
-        test = data.from_config(_CONFIG.value.data, "test")  # the model is built for its shape
-        fitted = models.fit_to_data(_CONFIG.value.model, test.image_shape, test.num_classes)
+        test = data.from_config(config.data, "test")  # the model is built for its shape
+        fitted = models.fit_to_data(config.model, test.image_shape, test.num_classes)
         model = models.build(fitted)
-        print(representation.evaluate_run(model, state.params, _CONFIG.value, _WORKDIR.value))
+        print(representation.evaluate_run(model, state.params, config, _WORKDIR.value))
     if argv[1] == "fidelity" and parallel.is_main_process():
-        data_cfg = _CONFIG.value.data
+        data_cfg = config.data
         features = _FEATURES_WORKDIR.value or Path("runs/fidelity_features") / (
             Path(data_cfg.path).stem if data_cfg.path else data_cfg.name
         )

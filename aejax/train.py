@@ -26,6 +26,7 @@ from flax.training import train_state
 
 from aejax import (
     binarize,
+    bottlenecks,
     checkpoint,
     compiled,
     data,
@@ -426,6 +427,7 @@ def train_and_evaluate(
         total_steps = config.train.epochs * steps_per_epoch
         stop_at = total_steps if max_steps is None else min(max_steps, total_steps)
         row, reported = {}, 0.0  # compile seconds already in a row: the setup's go in the first
+        collapse_warned = False  # once a run: a collapsed codebook rarely recovers
         if step >= total_steps:
             log(f"{workdir} is complete ({step} steps); rewriting its figures")
         while step < stop_at:
@@ -468,6 +470,10 @@ def train_and_evaluate(
             checkpoint.append_metrics(workdir, row)
             events.write(row)
             log(epoch_line(row, config.train.epochs))
+            warning = None if collapse_warned else bottlenecks.collapse_warning(row, config)
+            if warning:
+                log(warning)
+                collapse_warned = True
         if mngr.latest_step() != step:
             check_finite()
             checkpoint.save(mngr, step, state, batches.checkpoint_items(restoring=False))

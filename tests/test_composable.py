@@ -11,6 +11,7 @@ import numpy as np
 import optax
 import pytest
 
+import aejax
 from aejax import bottlenecks, checkpoint, data, losses, models, plots, train
 from aejax import config as aejax_config
 from aejax.dataset import as_float
@@ -319,3 +320,43 @@ def test_every_new_config_trains_with_its_loss_falling(
         assert last < first - 0.03 * abs(first), (key, rows)
     if name.startswith("vqvae"):
         assert rows[-1]["train/perplexity"] > 1.0
+
+
+def test_conv_with_a_vq_bottleneck_learns_its_codebook(tmp_path, monkeypatch, capsys):
+    """Chosen by override, the VQ bottleneck brings what it needs (bottlenecks.DEFAULTS) into
+    `conv`: four epochs of mnist5k use over a quarter of its 64 entries (20.4; with conv's
+    per-pixel mean and ReLU code the codebook collapsed to one entry, perplexity 1.0)."""
+    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)  # test_train's job
+    run = aejax.fit("conv", model__bottleneck="vq", train__epochs=4, workdir=tmp_path)
+    last = run.metrics()[-1]
+    assert last["train/perplexity"] > run.config.model.num_codes / 4, last
+    assert (run.config.loss.reduction, run.config.model.code_activation) == ("sum", "linear")
+    assert "codebook collapsed" not in capsys.readouterr().out
+
+
+def test_a_collapsed_codebook_is_named_with_the_fields_that_fix_it():
+    conv = aejax_config.load("conv")
+    assert bottlenecks.collapse_warning({"epoch": 1, "train/loss": 0.2}, conv) is None  # no VQ
+    assert bottlenecks.collapse_warning({"epoch": 1, "train/perplexity": 2.5}, conv) is None
+    warning = bottlenecks.collapse_warning({"epoch": 3, "train/perplexity": 1.0}, conv)
+    assert "train/perplexity 1.00 at epoch 3" in warning
+    assert "This run has loss.reduction='mean', model.code_activation='relu'" in warning
+    assert "--config.loss.reduction=sum --config.model.code_activation=linear" in warning
+    assert "loss__reduction='sum', model__code_activation='linear'" in warning
+    vqvae = aejax_config.load("vqvae")  # the defaults already: the advice is elsewhere
+    warning = bottlenecks.collapse_warning({"epoch": 3, "train/perplexity": 1.0}, vqvae)
+    assert "--config" not in warning and "model.codebook='ema'" in warning
+
+
+def test_a_run_whose_codebook_collapses_warns_once(tmp_path, monkeypatch, capsys):
+    """`conv`'s own per-pixel mean and ReLU code, set explicitly, collapse a VQ codebook (1.2,
+    then 1.0): the run says so after its first epoch, and not again."""
+    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)
+    aejax.fit(
+        "conv", model__bottleneck="vq", loss__reduction="mean", model__code_activation="relu",
+        train__epochs=2, workdir=tmp_path,
+    )  # fmt: skip
+    lines = capsys.readouterr().out.splitlines()
+    warnings = [i for i, line in enumerate(lines) if "codebook collapsed" in line]
+    assert len(warnings) == 1 and lines[warnings[0] - 1].startswith("epoch 1/2"), lines
+    assert "--config.loss.reduction=sum --config.model.code_activation=linear" in lines[warnings[0]]

@@ -101,3 +101,12 @@ def test_override_sets_nested_fields_on_a_copy():
     assert (config.opt.lr, config.loss.corruption.factor) == (1e-3, 0.5)
     with pytest.raises(ValueError, match="opt.lr='fast'"):
         aejax_config.override(config, opt__lr="fast")
+
+
+def test_choosing_a_bottleneck_by_override_brings_what_it_needs_unless_set_too():
+    conv = aejax_config.load("conv")
+    vq = aejax_config.override(conv, model__bottleneck="vq", model__code_activation="tanh")
+    assert (vq.loss.reduction, vq.model.code_activation) == ("sum", "tanh")  # the user's wins
+    assert (conv.loss.reduction, conv.model.code_activation) == ("mean", "relu")
+    kept = aejax_config.override(conv, model__decoder="transpose", model__bottleneck="wta")
+    assert (kept.loss.reduction, kept.model.code_activation) == ("mean", "relu")  # no defaults

@@ -1,5 +1,6 @@
 """The command line, run as a user runs it: in a subprocess."""
 
+import json
 import os
 import subprocess
 import sys
@@ -77,3 +78,13 @@ def test_workdir_naming_a_file_is_a_clear_error(tmp_path):
     assert out.returncode != 0
     assert "ValueError: workdir run cannot be created: " in out.stderr and "is a file" in out.stderr
     assert "FileExistsError" not in out.stderr
+
+
+def test_a_bottleneck_chosen_on_the_command_line_brings_what_it_needs(tmp_path):
+    """--config.model.bottleneck=vq sets the VQ bottleneck's defaults (bottlenecks.DEFAULTS) in
+    the run's config.json, except a field the command line sets too."""
+    out = _aejax("train", "--config=conv", "--workdir=run", "--max_steps=1", "--config.model.bottleneck=vq",
+                 "--config.model.code_activation=tanh", cwd=tmp_path)  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    recorded = json.loads((tmp_path / "run" / "config.json").read_text())
+    assert (recorded["loss"]["reduction"], recorded["model"]["code_activation"]) == ("sum", "tanh")
