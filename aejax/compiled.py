@@ -1,16 +1,17 @@
 """`jit`: `jax.jit` with the XLA:CPU setting aejax's functions run fast with, per compilation.
 
-XLA:CPU hands reduction and elementwise fusions to YNNPACK by default. In an autoencoder's step
-that costs more than it saves: the loss's sum takes the BCE's exp and log1p into a YNNPACK
-fusion, a broadcast constant is materialised for it each step, and the MLP AE's step ran 3 to
-4x slower, the VAE's 1.3x (docs/benchmarks.md). aejax keeps YNNPACK for single dots and
-convolutions, where it helps, and turns the other two fusion types off.
+XLA:CPU hands reduction, elementwise and convolution fusions to YNNPACK by default. In an
+autoencoder's step that costs more than it saves: the loss's sum takes the BCE's exp and log1p
+into a YNNPACK fusion, a broadcast constant is materialised for it each step, and the MLP AE's
+step ran 3 to 4x slower, the VAE's 1.3x; the conv AE's kernel gradients, as YNNPACK
+convolutions, trained it 15% slower than XLA's own (docs/benchmarks.md). aejax keeps YNNPACK
+for single dots, where it helps, and turns the other fusion types off.
 
 The setting is a compiler option of each compilation, not `XLA_FLAGS`, which XLA reads once
 when the backend starts: so every function aejax compiles gets it whatever started the process
 (`aejax train`, `aejax.fit`, `train_and_evaluate` from a script, a notebook that computed with
 JAX first, the tests), and nothing else in the process changes. The option compiles the same
-program as `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=-reduce,-eltwise` would (tested).
+program as `XLA_FLAGS=--xla_cpu_experimental_ynn_fusion_type=individual_dot` would (tested).
 A user who sets that option in `XLA_FLAGS` keeps their own setting. It is a field of XLA's
 DebugOptions that only XLA:CPU reads.
 """
@@ -22,7 +23,7 @@ import jax
 
 OPTION = "xla_cpu_experimental_ynn_fusion_type"
 # The fusion types left to YNNPACK, as the repeated enum's names, comma-separated.
-YNN_FUSION_TYPES = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT,LIBRARY_FUSION_TYPE_INDIVIDUAL_CONVOLUTION"
+YNN_FUSION_TYPES = "LIBRARY_FUSION_TYPE_INDIVIDUAL_DOT"
 
 
 def compiler_options() -> dict[str, str] | None:

@@ -9,7 +9,7 @@ import pytest
 
 from aejax import compiled
 
-FLAG = "--xla_cpu_experimental_ynn_fusion_type=-reduce,-eltwise"
+FLAG = "--xla_cpu_experimental_ynn_fusion_type=individual_dot"
 
 # Prints the optimised HLO of a shipped config's train chunk at batch 8, compiled by `JIT`
 # (aejax's or jax's own) after a first computation has started the backend, as in a notebook.
@@ -42,7 +42,7 @@ def optimised_hlo(config: str, jit: str, xla_flags: str | None) -> str:
 
 @pytest.mark.parametrize("config", ["mlp", "conv"])
 def test_the_option_compiles_what_the_flag_compiles_after_the_backend_started(config):
-    """An MLP (dots, the BCE's sum) and a conv AE (YNNPACK convolutions): aejax's compilation
+    """An MLP (dots, the BCE's sum) and a conv AE (convolutions): aejax's compilation
     in a process that computed first equals jax's under the flag set before the start, and
     differs from jax's default, so the option is what made it."""
     with_option = optimised_hlo(config, "aejax", None)

@@ -118,23 +118,19 @@ def test_a_uint8_dataset_trains_as_its_float32_twin(digits):
 
 
 def test_training_stores_uint8_images_on_the_device(tmp_path, monkeypatch, digits):
-    stored = []
-    make_chunk = train.make_train_chunk
+    lowered = []  # the arguments each function was compiled for; the chunks' are 4
+    compile_ahead = train.CompileClock.compile
 
-    def spying_make_chunk(*args, **kwargs):
-        chunk = make_chunk(*args, **kwargs)
+    def spying_compile(self, jitted, *args):
+        lowered.append(args)
+        return compile_ahead(self, jitted, *args)
 
-        def spy(state, dataset, idx, rng):
-            stored.append(dataset)
-            return chunk(state, dataset, idx, rng)
-
-        return spy
-
-    monkeypatch.setattr(train, "make_train_chunk", spying_make_chunk)
+    monkeypatch.setattr(train.CompileClock, "compile", spying_compile)
     monkeypatch.setattr("aejax.plots.write_figures", lambda *args, **kwargs: None)
     config = load_config("mlp")
     config.model.encoder_widths, config.train.epochs, config.train.batch_size = (8, 2), 1, 50
     train.train_and_evaluate(config, tmp_path, train=Dataset(*digits).take(np.arange(200)))
+    stored = [dataset for _, dataset, *_ in (args for args in lowered if len(args) == 4)]
     assert stored and all(isinstance(d, jax.Array) and d.dtype == jnp.uint8 for d in stored)
 
 
