@@ -30,6 +30,7 @@ def vae_run(digits, tmp_path_factory):
     return aejax.fit(tiny_config("vae"), train=train, test=test[0], workdir=workdir, train__epochs=2)
 
 
+@pytest.mark.slow
 def test_fit_trains_on_the_arrays_given(vae_run):
     rows = vae_run.metrics()
     assert [r["epoch"] for r in rows] == [1, 2]

@@ -30,6 +30,7 @@ TINY = [
 ]
 
 
+@pytest.mark.slow
 def test_harness_end_to_end(tmp_path):
     doc = tmp_path / "benchmarks.md"
     doc.write_text(f"intro\n{report.BEGIN}\nold\n{report.END}\nlayout\n")
@@ -95,6 +96,7 @@ def test_harness_end_to_end(tmp_path):
     assert "results/devices.png" in text and "| mlp | 500 |" in text
 
 
+@pytest.mark.slow
 def test_a_classifier_config_is_measured_with_its_labels():
     # The classification objective gathers {"image", "label"} batches, on the device and in the
     # naive loop alike; a row that fed it images alone would fail here.

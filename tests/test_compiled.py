@@ -41,6 +41,7 @@ def optimised_hlo(config: str, jit: str, xla_flags: str | None) -> str:
 
 
 @pytest.mark.parametrize("config", ["mlp", "conv"])
+@pytest.mark.slow
 def test_the_option_compiles_what_the_flag_compiles_after_the_backend_started(config):
     """An MLP (dots, the BCE's sum) and a conv AE (convolutions): aejax's compilation
     in a process that computed first equals jax's under the flag set before the start, and

@@ -172,6 +172,7 @@ def test_ema_codebook_update_follows_the_moving_averages():
     np.testing.assert_allclose(new_params["codebook"], target, rtol=1e-5, atol=1e-6)
 
 
+@pytest.mark.slow
 def test_ema_codebook_trains_through_the_train_state_collections(tiny, mnist_batch):
     """The train step hands the state's "vq_ema" collection to the loss and keeps the update;
     the codebook then equals the collection's sums over its smoothed counts."""
@@ -217,6 +218,7 @@ def test_mmd_matches_a_numpy_reference_and_vanishes_between_alike_samples(kernel
     assert abs(same) < 0.1 * _mmd_numpy(x, y, kernel)
 
 
+@pytest.mark.slow
 def test_the_adversarial_step_updates_each_side_with_its_own_optimiser(tiny, mnist_batch):
     """The discriminator's term reaches only its parameters, the encoder's term to fool it
     only the autoencoder's; one update moves each side by its own optimiser (here SGD at
@@ -297,6 +299,7 @@ def mnist_slice():
 
 
 @pytest.mark.parametrize("name", NEW_CONFIGS)
+@pytest.mark.slow
 def test_every_new_config_trains_with_its_loss_falling(
     name, tiny, mnist_slice, tmp_path, monkeypatch
 ):
@@ -322,6 +325,7 @@ def test_every_new_config_trains_with_its_loss_falling(
         assert rows[-1]["train/perplexity"] > 1.0
 
 
+@pytest.mark.slow
 def test_conv_with_a_vq_bottleneck_learns_its_codebook(tmp_path, monkeypatch, capsys):
     """Chosen by override, the VQ bottleneck brings what it needs (bottlenecks.DEFAULTS) into
     `conv`: four epochs of mnist5k use over a quarter of its 64 entries (20.4; with conv's
@@ -348,6 +352,7 @@ def test_a_collapsed_codebook_is_named_with_the_fields_that_fix_it():
     assert "--config" not in warning and "model.codebook='ema'" in warning
 
 
+@pytest.mark.slow
 def test_a_run_whose_codebook_collapses_warns_once(tmp_path, monkeypatch, capsys):
     """`conv`'s own per-pixel mean and ReLU code, set explicitly, collapse a VQ codebook (1.2,
     then 1.0): the run says so after its first epoch, and not again."""

@@ -161,6 +161,7 @@ def test_broadcast_upsampling_equals_repeat():
 @pytest.mark.parametrize(  # conv_transpose is at 0.66x its start after 3 epochs
     "name, epochs", [("conv", 3), ("conv_denoising", 3), ("conv_transpose", 6)]
 )
+@pytest.mark.slow
 def test_short_training_lowers_the_loss(tmp_path, monkeypatch, name, epochs):
     monkeypatch.setattr("aejax.plots.write_figures", lambda *args, **kwargs: None)
     config = load_config(name)

@@ -361,6 +361,7 @@ def test_read_idx_of_debian_fashion_mnist():
         assert np.bincount(labels).tolist() == [n // 10] * 10
 
 
+@pytest.mark.slow
 def test_load_fashion_mnist(fashion):
     for split, n in [("train", 60000), ("test", 10000)]:
         images, labels = fashion[split]

@@ -147,6 +147,7 @@ def initial_test_loss(config, test: Dataset) -> float:
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
 @pytest.mark.parametrize("name", ["conv", "conv_vae"])
+@pytest.mark.slow
 def test_conv_models_train_on_arrays_of_any_shape(tmp_path, digits, name, shape):
     """Numpy arrays of real digits reshaped (see `shaped`) train a conv AE and VAE from one
     config each: the model takes its shape from the data, the test loss falls, and the colour

@@ -26,6 +26,7 @@ def smoke(tmp_path_factory):
 
 
 @pytest.mark.parametrize("name", run_all.SCRIPTS)
+@pytest.mark.slow
 def test_script_leaves_its_figures_and_finite_metrics(smoke, name):
     record = smoke[0][name]
     workdir = Path(record["workdir"])

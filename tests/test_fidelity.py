@@ -81,6 +81,7 @@ def test_a_manifold_needs_more_points_than_neighbours():
         fidelity.knn_radii(np.zeros((3, 2)))
 
 
+@pytest.mark.slow
 def test_features_are_the_penultimate_layer_the_softmax_head_reads(net, test_images, test_features):
     assert test_features.shape == (1000, 4 * 4 * 64)  # the conv map, flattened
     logits, _ = net.model.apply({"params": net.params}, test_images[:10])
@@ -114,6 +115,7 @@ def test_precision_and_recall_of_the_test_set(net, test_images, test_features):
         assert fidelity.precision_recall(test_features, other) == (0.0, 0.0)
 
 
+@pytest.mark.slow
 def test_a_runs_scores_are_the_same_twice_and_reuse_the_feature_network(net, tmp_path):
     config = tiny_config("vae", train__epochs=1)
     train.train_and_evaluate(config, tmp_path / "vae")
@@ -133,6 +135,7 @@ def test_a_feature_network_made_for_other_settings_is_refused(net):
         fidelity.feature_run(config.data, net.workdir, epochs=1)
 
 
+@pytest.mark.slow
 def test_the_command_line_trains_a_vae_and_prints_its_scores(net, tmp_path):
     args = ["fidelity", "--config=vae", "--workdir=vae", "--config.train.epochs=1",
             "--config.model.encoder_widths=(8,)", "--config.model.latent_dim=2", "--samples=300",

@@ -7,6 +7,7 @@ import jax
 import jax.numpy as jnp
 import matplotlib.image
 import numpy as np
+import pytest
 from conftest import load_config
 
 from aejax import data, generation, models
@@ -22,6 +23,7 @@ def _vae(latent_dim):
     return model, params, x
 
 
+@pytest.mark.slow
 def test_grids_have_the_expected_shapes_and_contents():
     model, params, x = _vae(2)
     samples = generation.prior_samples(model, params, jax.random.key(2), 3, 4, 2, "bernoulli")

@@ -12,6 +12,7 @@ sys.path.insert(0, str(EXPERIMENTS))
 import generative_table
 
 
+@pytest.mark.slow
 def test_the_table_scores_each_config_beside_real_images(tmp_path, monkeypatch):
     out = tmp_path / "table.md"
     args = ["--datasets", "mnist5k", "--only", "iwae", "--epochs", "1", "--feature_epochs", "1",
@@ -39,6 +40,7 @@ def test_the_table_scores_each_config_beside_real_images(tmp_path, monkeypatch):
         generative_table.main([*args[:-4], "--samples", "200", *args[-4:]])
 
 
+@pytest.mark.slow
 def test_a_prior_over_codes_trains_its_autoencoder_first_and_only_vaes_get_an_nll(tmp_path):
     args = ["--datasets", "mnist5k", "--only", "wae_mmd", "vqvae_prior", "--epochs", "1",
             "--feature_epochs", "1", "--samples", "200", "--workdir", str(tmp_path / "runs"),

@@ -5,6 +5,7 @@ import importlib.util
 
 import jax.numpy as jnp
 import numpy as np
+import pytest
 from conftest import EXPERIMENTS
 
 from aejax import checkpoint, data, train
@@ -37,6 +38,7 @@ def test_the_optimizer_follows_the_stage_learning_rates():
     np.testing.assert_allclose(rates, expected + [protocol.stage_lr(3)], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_a_budget_stops_at_its_epoch_and_a_larger_one_continues(tmp_path):
     steps_per_epoch = 4000 // 400
     config = protocol.protocol_config("iwae", "mnist5k", steps_per_epoch)

@@ -30,6 +30,7 @@ def _log_w(model, params, x, rng, k):
     return losses.log_importance_weights(nll_SxB, aux)
 
 
+@pytest.mark.slow
 def test_iwae_bound_increases_with_k_on_a_trained_model(trained):
     _, model, params, x = trained
     bounds_KxN = jnp.stack(

@@ -121,6 +121,7 @@ def test_gaussian_with_a_variance_is_the_normal_density_in_nats():
     np.testing.assert_allclose(nll - 0.5 * mse / 0.3, 0.5 * jnp.log(2 * jnp.pi * 0.3), rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_learned_variance_is_a_parameter_the_gaussian_loss_trains(tiny):
     config = tiny("vae", loss__likelihood="gaussian")
     config.model.learned_variance = True

@@ -5,6 +5,8 @@ import os
 import subprocess
 import sys
 
+import pytest
+
 MLP = "mlp"  # a shipped config, by name
 
 
@@ -15,6 +17,7 @@ def _aejax(*args, cwd):
     )
 
 
+@pytest.mark.slow
 def test_train_command_leaves_a_complete_run_directory(tmp_path):
     out = _aejax("train", f"--config={MLP}", "--workdir=run", "--config.train.epochs=1",
                  "--config.model.encoder_widths=(8,)", cwd=tmp_path)
@@ -24,6 +27,7 @@ def test_train_command_leaves_a_complete_run_directory(tmp_path):
     assert {"config.json", "metrics.jsonl", "checkpoints", "loss_curves.png", "reconstructions.png"} <= names
 
 
+@pytest.mark.slow
 def test_typo_in_an_override_is_one_line_naming_the_field_and_the_fix(tmp_path):
     out = _aejax("train", "--config", MLP, "--workdir=run", "--config.opt.lrr=3e-4", cwd=tmp_path)
     assert out.returncode == 2
@@ -36,6 +40,7 @@ def test_typo_in_an_override_is_one_line_naming_the_field_and_the_fix(tmp_path):
     assert "Traceback" in verbose.stderr
 
 
+@pytest.mark.slow
 def test_an_error_in_the_run_is_one_line_and_its_traceback_is_behind_verbose(tmp_path):
     out = _aejax("train", f"--config={MLP}", "--workdir=run", "--config.data.path=none.npz", cwd=tmp_path)
     assert out.returncode == 1 and "Traceback" not in out.stderr
@@ -52,6 +57,7 @@ def test_unknown_command_is_a_usage_error(tmp_path):
     assert "expected a command (train, pretrain, represent, fidelity, show; show takes a config), got fit" in out.stderr
 
 
+@pytest.mark.slow
 def test_help_lists_the_commands_the_configs_and_the_flags(tmp_path):
     for args in (["--help"], ["train", "--help"]):
         out = _aejax(*args, cwd=tmp_path)
@@ -80,6 +86,7 @@ def test_workdir_naming_a_file_is_a_clear_error(tmp_path):
     assert "FileExistsError" not in out.stderr
 
 
+@pytest.mark.slow
 def test_a_bottleneck_chosen_on_the_command_line_brings_what_it_needs(tmp_path):
     """--config.model.bottleneck=vq sets the VQ bottleneck's defaults (bottlenecks.DEFAULTS) in
     the run's config.json, except a field the command line sets too."""

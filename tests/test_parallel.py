@@ -39,6 +39,7 @@ def _one_sgd_step(name: str) -> ml_collections.ConfigDict:
 
 
 @one_device
+@pytest.mark.slow
 def test_four_device_session(tmp_path):
     assert_four_device_session_passes(__file__, tmp_path)
 
@@ -191,6 +192,7 @@ def test_multi_process_settings_must_come_together(monkeypatch):
 
 
 @one_device
+@pytest.mark.slow
 def test_two_processes_train_as_one(tmp_path):
     outputs = run_two_processes(__file__, tmp_path)
     first, second = (list(np.load(tmp_path / f"{i}.npz").values()) for i in range(2))

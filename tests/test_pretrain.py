@@ -26,6 +26,7 @@ def _by_name(params) -> dict:
     }
 
 
+@pytest.mark.slow
 def test_phase_two_trains_its_pair_leaves_the_rest_bitwise_unchanged_then_all_fine_tune(
     sdae, tmp_path
 ):
@@ -246,6 +247,7 @@ def test_conv_phases_follow_the_encoders_maps_and_compose_to_the_whole_model(tin
     np.testing.assert_array_equal(h, model.apply({"params": params}, x)[0])
 
 
+@pytest.mark.slow
 def test_conv_phases_train_their_pair_leave_the_rest_bitwise_unchanged_and_lower_the_loss(
     conv_greedy, tmp_path
 ):

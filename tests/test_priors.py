@@ -11,6 +11,7 @@ import aejax
 from aejax import checkpoint, data, generation, priors, train, transfer, validate
 
 
+@pytest.mark.slow
 def test_each_codes_logits_depend_only_on_the_codes_before_it():
     """Changing code j leaves the logits at positions 0..j unchanged and moves later ones.
     Causality holds for every input, so random codes (not a VQ-VAE's) test it."""
@@ -52,6 +53,7 @@ def vqvae_and_prior(tmp_path_factory, mnist_slice):
     return vqvae_dir, prior_dir, config
 
 
+@pytest.mark.slow
 def test_the_prior_trains_with_its_loss_falling_and_leaves_the_vqvae_as_it_was(vqvae_and_prior):
     vqvae_dir, prior_dir, _ = vqvae_and_prior
     rows = checkpoint.read_metrics(prior_dir)

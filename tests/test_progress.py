@@ -68,6 +68,7 @@ def tensorboard_points(workdir) -> dict:
     return points
 
 
+@pytest.mark.slow
 def test_tensorboard_keeps_every_epoch_when_a_run_is_resumed_at_an_epochs_end_or_reopened(tiny, tmp_path):
     config = tiny("mlp", train__epochs=2)  # 20 steps an epoch
     train.train_and_evaluate(config, tmp_path, max_steps=20)  # stops where epoch 1 ends
@@ -104,6 +105,7 @@ def _train(tmp_path, terminal: bool) -> str:
     return b"".join(chunks).decode(errors="replace")
 
 
+@pytest.mark.slow
 def test_the_progress_bar_is_drawn_on_a_terminal_and_not_into_a_log(tmp_path):
     shown = _train(tmp_path / "terminal", terminal=True)
     assert "epoch 1/1:" in shown and "/20 [" in shown  # tqdm's "epoch 1/1:  40%|...| 8/20 [..."

@@ -59,6 +59,7 @@ def _saved_states(workdir):
         return {s: mngr.restore(s, args=ocp.args.StandardRestore()) for s in mngr.all_steps()}
 
 
+@pytest.mark.slow
 def test_diverged_run_saves_nothing_non_finite_and_resumes_with_a_lower_lr(tmp_path):
     # From step 7 on the learning rate is multiplied by 1e6: the run diverges within a few steps.
     config = _config(opt__lr_boundaries=(6,), opt__lr_decay=1e6)
@@ -86,6 +87,7 @@ def test_resume_changes_outside_the_resumable_fields_are_refused(tmp_path):
         train.train_and_evaluate(_config(), tmp_path, resume_changes=("model.latent_dim",))
 
 
+@pytest.mark.slow
 def test_torn_metrics_line_is_dropped_with_a_warning_and_rewritten(runs, tmp_path):
     cut, whole_params = runs
     run = _copy(cut, tmp_path)
@@ -167,6 +169,7 @@ def small_disk(tmp_path):
     subprocess.run(["umount", "--lazy", str(mount)], check=True)  # lazy: files a failure left open
 
 
+@pytest.mark.slow
 def test_full_disk_stops_with_one_error_and_the_run_resumes_after(runs, small_disk):
     cut, whole_params = runs
     run = _copy(cut, small_disk)

@@ -42,12 +42,14 @@ def _pipeline_state(workdir, step, process=0, processes=1) -> dict:
 
 
 @one_device
+@pytest.mark.slow
 def test_four_device_session(tmp_path):
     assert_four_device_session_passes(__file__, tmp_path)
 
 
 @one_device
 @pytest.mark.parametrize("name", ["mlp", "vae", "conv_classifier"])  # images; noise; images+labels
+@pytest.mark.slow
 def test_streamed_run_equals_in_memory_run_bitwise(tmp_path, name):
     memory, memory_row = train.train_and_evaluate(_config(name, "never"), tmp_path / "memory")
     streamed, streamed_row = train.train_and_evaluate(_config(name), tmp_path / "streamed")
@@ -61,6 +63,7 @@ def test_streamed_run_equals_in_memory_run_bitwise(tmp_path, name):
 
 
 @one_device
+@pytest.mark.slow
 def test_streamed_run_stopped_inside_an_epoch_resumes_exactly(tmp_path):
     config = _config(train__epochs=3)
     whole, whole_row = train.train_and_evaluate(config, tmp_path / "whole")
@@ -95,6 +98,7 @@ def _shipped_mlp(overrides: dict):
 
 
 @one_device
+@pytest.mark.slow
 def test_streamed_run_killed_mid_run_resumes_exactly(tmp_path):
     overrides = {"train.epochs": 10, "train.chunk": 2, "train.save_every_steps": 4}
     cut = tmp_path / "cut"
@@ -182,6 +186,7 @@ def _short_streamed_vae():
 
 
 @one_device
+@pytest.mark.slow
 def test_two_processes_each_read_only_their_half_of_every_batch(tmp_path):
     run_two_processes(__file__, tmp_path)
     results = [dict(np.load(tmp_path / f"{i}.npz")) for i in range(2)]

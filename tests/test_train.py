@@ -9,6 +9,7 @@ from aejax import checkpoint, train
 
 
 @pytest.mark.parametrize("name", ["mlp", "vae"])
+@pytest.mark.slow
 def test_loss_falls_well_below_its_start(tiny, tmp_path, name):
     config = tiny(name, train__epochs=10 if name == "mlp" else 3)
     start = initial_test_metrics(config)["loss"]
@@ -19,6 +20,7 @@ def test_loss_falls_well_below_its_start(tiny, tmp_path, name):
         np.testing.assert_allclose(row["test/loss"], row["test/recon"] + row["test/kl"], rtol=1e-5)
 
 
+@pytest.mark.slow
 def test_run_writes_metrics_checkpoints_and_figures(tiny, tmp_path):
     train.train_and_evaluate(tiny("vae"), tmp_path)
     rows = checkpoint.read_metrics(tmp_path)
@@ -29,6 +31,7 @@ def test_run_writes_metrics_checkpoints_and_figures(tiny, tmp_path):
     assert checkpoint.manager(tmp_path, 3).latest_step() == rows[-1]["step"]
 
 
+@pytest.mark.slow
 def test_same_seed_same_parameters_and_other_seed_differs(tiny, tmp_path):
     a, _ = train.train_and_evaluate(tiny("vae"), tmp_path / "a")
     b, _ = train.train_and_evaluate(tiny("vae"), tmp_path / "b")
@@ -38,6 +41,7 @@ def test_same_seed_same_parameters_and_other_seed_differs(tiny, tmp_path):
 
 
 @pytest.mark.parametrize("stop", [30, 26])  # inside an epoch (26 steps at batch 150), and at its end
+@pytest.mark.slow
 def test_interrupted_and_resumed_run_equals_uninterrupted(tiny, tmp_path, stop):
     config = tiny("vae", train__epochs=3)
     whole, whole_row = train.train_and_evaluate(config, tmp_path / "whole")

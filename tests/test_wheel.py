@@ -44,6 +44,7 @@ def installed(tmp_path_factory):
     return tmp / "site", wheel
 
 
+@pytest.mark.slow
 def test_the_installed_wheel_trains_from_outside_the_checkout(installed, tmp_path):
     site, _ = installed
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONSTARTUP")}
