@@ -17,7 +17,6 @@ Every step is deterministic: the same runs give bitwise the same scores.
 
 from pathlib import Path
 
-import jax
 import jax.numpy as jnp
 import ml_collections
 import numpy as np

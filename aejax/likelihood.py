@@ -10,7 +10,6 @@
   (Burda et al.'s criterion); the others have collapsed to the prior.
 """
 
-import functools
 
 import flax.linen as nn
 import jax

@@ -9,7 +9,6 @@ that maximises it (activation maximisation) and the training images that excite 
 `evaluate_run` does all of them for a trained model and leaves the PNGs in its workdir.
 """
 
-import functools
 import json
 from pathlib import Path
 

@@ -61,9 +61,9 @@ def run_path(path: str, model: str, dataset: str, epochs: int) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         workdir = Path(tmp) / "run"
         if path == "cli":
-            command = ["aejax", "train", "--config", model, "--workdir", str(workdir),
+            aejax = str(Path(sys.executable).with_name("aejax"))  # the environment's own command
+            command = [aejax, "train", "--config", model, "--workdir", str(workdir),
                        f"--config.data.name={dataset}", f"--config.train.epochs={epochs}"]  # fmt: skip
-            command[0] = str(Path(sys.executable).with_name("aejax"))
         elif path == "step":
             out = Path(tmp) / "row.json"
             command = [sys.executable, "-m", "benchmarks.measure", model, "--dataset", dataset,
