@@ -72,3 +72,20 @@ def test_changed_config_under_existing_workdir_is_refused(tiny, tmp_path):
 def test_bad_configs_get_clear_errors(tiny, tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
         train.train_and_evaluate(tiny("mlp", **overrides), tmp_path)
+
+
+def test_chunks_compile_once_per_length_and_compilation_is_logged_apart(tiny, tmp_path, monkeypatch):
+    """20 steps an epoch in chunks of 7 are two lengths (7 and 6): with the epoch order, three
+    compilations in three epochs, all in epoch 1's row, none timed as training."""
+    compiled_for = []
+    compile_ahead = train.CompileClock.compile
+    monkeypatch.setattr(
+        train.CompileClock, "compile", lambda self, *a: compiled_for.append(a) or compile_ahead(self, *a)
+    )
+    monkeypatch.setattr("aejax.plots.write_figures", lambda *args, **kwargs: None)
+    train.train_and_evaluate(tiny("mlp", train__epochs=3), tmp_path)
+    rows = checkpoint.read_metrics(tmp_path)
+    lengths = sorted(len(a[3]) for a in compiled_for if len(a) == 5)  # (jitted, state, dataset, idx, rng)
+    assert len(compiled_for) == 3 and lengths == [6, 7]
+    assert rows[0]["compile_seconds"] > 0 and [r["compile_seconds"] for r in rows[1:]] == [0.0, 0.0]
+    assert all(r["epoch_seconds"] > 0 for r in rows)
