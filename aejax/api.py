@@ -23,10 +23,13 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from aejax import bottlenecks, checkpoint, generation, losses, models, priors
-from aejax import config as aejax_config
-from aejax.dataset import Dataset
-from aejax.train import create_state, restore_state, train_and_evaluate
+from aejax import configs, models
+from aejax.data.dataset import Dataset
+from aejax.evaluation import generation
+from aejax.models import bottlenecks, code_prior
+from aejax.objectives import autoencoding
+from aejax.training import checkpoint
+from aejax.training.loop import create_state, restore_state, train_and_evaluate
 
 Images = np.ndarray | jax.Array  # [N, H, W, C], values in [0, 1]
 
@@ -68,7 +71,7 @@ class Run:
                 f"{', '.join(map(str, self._code_shape()))}], as run.encode gives them"
             )
         logits = self.model.apply({"params": self.params}, z, method="decode")
-        return np.asarray(losses.mean_image(logits, self.config.loss.likelihood))
+        return np.asarray(autoencoding.mean_image(logits, self.config.loss.likelihood))
 
     def reconstruct(self, x: Images) -> np.ndarray:
         """decode(encode(x)): for a VAE, the decoder's mean at the posterior mean (no noise)."""
@@ -90,9 +93,9 @@ class Run:
                 "a deterministic autoencoder whose codes were not matched to one (model."
                 "prior_match): decode codes of your own instead"
             )
-        if isinstance(self.model, priors.CodePrior):
+        if isinstance(self.model, code_prior.CodePrior):
             rng, likelihood = jax.random.key(seed), self.config.loss.likelihood
-            return priors.sample_images(self.model, self.params, rng, n, likelihood)
+            return generation.sample_images(self.model, self.params, rng, n, likelihood)
         z = jax.random.normal(jax.random.key(seed), (n, *self._code_shape()))
         return self.decode(z)
 
@@ -117,7 +120,7 @@ class Run:
 def can_sample(model: nn.Module) -> bool:
     """Whether `Run.sample` draws from `model`: codes matched to N(0, I), or a learned prior
     over a VQ-VAE's codes."""
-    return isinstance(model, priors.CodePrior) or bottlenecks.has_gaussian_prior(
+    return isinstance(model, code_prior.CodePrior) or bottlenecks.has_gaussian_prior(
         getattr(model, "bottleneck", None)
     )
 
@@ -155,8 +158,8 @@ def fit(
     more epochs, `("data",)` continues it on other data.
     """
     if not isinstance(config, ml_collections.ConfigDict):
-        config = aejax_config.load(config)
-    config = aejax_config.override(config, **overrides)
+        config = configs.load(config)
+    config = configs.override(config, **overrides)
     if train is not None:
         config.data.name = "arrays"  # recorded in config.json: the data came from the caller
     workdir = Path(tempfile.mkdtemp(prefix="aejax-run-") if workdir is None else workdir)

@@ -23,7 +23,7 @@ from benchmarks import matmul_bound
 
 BATCH = 200
 best_seconds = functools.partial(matmul_bound.best_seconds, calls=20)
-# (config, [(side, C_in, C_out, padding)]) as built by aejax.conv for the shipped configs.
+# (config, [(side, C_in, C_out, padding)]) as built by aejax.models.conv for the shipped configs.
 LAYERS = [
     (
         "conv",

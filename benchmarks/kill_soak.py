@@ -43,7 +43,7 @@ UNCOMPARED = ("epoch_seconds", "samples_per_s", "train/")
 
 
 def command(workdir: Path) -> list[str]:
-    return [sys.executable, "-m", "aejax.main", "train", f"--workdir={workdir}", *OVERRIDES]
+    return [sys.executable, "-m", "aejax.cli", "train", f"--workdir={workdir}", *OVERRIDES]
 
 
 def start(workdir: Path) -> tuple[subprocess.Popen, float]:

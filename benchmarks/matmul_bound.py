@@ -16,7 +16,6 @@ import jax.numpy as jnp
 
 from aejax import compiled
 
-
 # (config, batch, dense layer shapes (in, out)) as built by aejax.models for the shipped configs.
 STEPS = [
     ("mlp", 200, [(784, 32), (32, 784)]),

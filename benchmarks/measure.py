@@ -5,7 +5,7 @@
 One row: compile time and time to the first result; steady-state training samples/s of aejax's
 compiled chunks (gathering from the dataset stored on the device, uint8 when 8-bit) and of
 the naive loop (one jitted step per float32 batch gathered in host numpy);
-evaluation samples/s; time per epoch through `aejax.train.train_and_evaluate` itself; FLOP per
+evaluation samples/s; time per epoch through `aejax.training.loop.train_and_evaluate` itself; FLOP per
 sample from XLA's cost analysis of the compiled step; peak memory. `benchmarks.run` starts one
 process per row, so peak memory and compile times belong to that row alone.
 
@@ -29,8 +29,9 @@ import jax
 import ml_collections
 import numpy as np
 
-from aejax import binarize, checkpoint, compiled, configs, data, models, parallel, train
-from aejax import config as aejax_config
+from aejax import compiled, configs, models
+from aejax.data import binarize, sources
+from aejax.training import checkpoint, loop, parallel
 
 
 def model_names() -> list[str]:
@@ -42,7 +43,7 @@ def load_config(name: str, overrides: dict | None = None) -> ml_collections.Conf
     """The shipped config `name`, with `{"train.batch_size": 64, ...}` overrides."""
     if name not in model_names():
         raise ValueError(f"unknown model config {name!r}; choose from {model_names()}")
-    config = aejax_config.load(name)
+    config = configs.load(name)
     for key, value in (overrides or {}).items():
         *groups, field = key.split(".")
         node = config
@@ -126,7 +127,7 @@ def samples_per_s(batch_size: int, steps: int, seconds: list[float]) -> tuple[fl
 
 
 def data_parallel(n_devices: int, state, dataset, idx_SxB):
-    """Places a run as `train_and_evaluate` does on `n_devices` (`aejax.parallel`): the batches'
+    """Places a run as `train_and_evaluate` does on `n_devices` (`aejax.training.parallel`): the batches'
     indices split over a 1-D mesh, the state and the dataset replicated. aejax's compiled chunk
     then runs data-parallel as it is."""
     mesh = parallel.make_mesh(n_devices)
@@ -148,17 +149,17 @@ def peak_memory() -> dict:
 
 
 def epoch_seconds(config: ml_collections.ConfigDict) -> dict:
-    """Two epochs of `train.train_and_evaluate`, the loop users run, in a scratch workdir.
+    """Two epochs of `loop.train_and_evaluate`, the loop users run, in a scratch workdir.
 
     The first epoch includes compilation; the second is the steady time per epoch. The run
     stops at the end of epoch 2 of 3, so it writes no figures.
     """
     config = config.copy_and_resolve_references()
-    n = len(data.from_config(config.data, "train"))
+    n = len(sources.from_config(config.data, "train"))
     config.train.epochs = 3
     config.train.save_every_steps = 10**9  # the one checkpoint is written after the timed epochs
     with tempfile.TemporaryDirectory() as workdir:
-        train.train_and_evaluate(config, workdir, max_steps=2 * (n // config.train.batch_size))
+        loop.train_and_evaluate(config, workdir, max_steps=2 * (n // config.train.batch_size))
         rows = checkpoint.read_metrics(Path(workdir))
     if [r["epoch"] for r in rows] != [1, 2]:
         raise RuntimeError(f"expected epochs 1 and 2 in the metrics, got {rows}")
@@ -166,10 +167,10 @@ def epoch_seconds(config: ml_collections.ConfigDict) -> dict:
 
 
 def eval_samples_per_s(config, loss_fn, params, repeats: int) -> float:
-    """Test-set samples/s of `train.make_evaluate`: median of `repeats` after a warm-up."""
-    test_split = data.from_config(config.data, "test")
-    test_set = jax.device_put(train.as_dataset(config, test_split.images, test_split.labels))
-    evaluate = train.make_evaluate(loss_fn, config.train.eval_batch_size)
+    """Test-set samples/s of `loop.make_evaluate`: median of `repeats` after a warm-up."""
+    test_split = sources.from_config(config.data, "test")
+    test_set = jax.device_put(loop.as_dataset(config, test_split.images, test_split.labels))
+    evaluate = loop.make_evaluate(loss_fn, config.train.eval_batch_size)
     rng = jax.random.key(0)
     evaluate(params, test_set, rng)  # warm-up: compiles the evaluation batch
     seconds = []
@@ -201,7 +202,7 @@ def measure(
     if devices and (naive or epoch):
         raise ValueError("a data-parallel row times aejax's chunks only: no naive loop or epoch")
     start = time.perf_counter()
-    train_split = data.from_config(config.data, "train")
+    train_split = sources.from_config(config.data, "train")
     images, labels = train_split.images, train_split.labels  # as stored: uint8 when 8-bit
     config = config.copy_and_resolve_references()
     config.model = models.fit_to_data(
@@ -212,20 +213,20 @@ def measure(
     if steps_per_epoch < 1:
         raise ValueError(f"batch {batch_size} is larger than the {images.shape[0]} images")
     chunk = min(config.train.chunk, steps_per_epoch)  # as train_and_evaluate caps it
-    loss_fn = train.make_objective(models.build(config.model), config.loss)
-    train_step = binarize.on_train_batches(config, train.make_train_step(loss_fn))
+    loss_fn = loop.make_objective(models.build(config.model), config.loss)
+    train_step = binarize.on_train_batches(config, loop.make_train_step(loss_fn))
     root = jax.random.key(config.seed)
     rng, shuffle_rng = jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
-    dataset = jax.device_put(train.as_dataset(config, images, labels))
-    host_set = train.as_dataset(config, train_split.float_images(), labels)  # the naive loop's
-    idx_SxB = train.epoch_batches(shuffle_rng, images.shape[0], batch_size)
-    state = train.create_state(config, images)
+    dataset = jax.device_put(loop.as_dataset(config, images, labels))
+    host_set = loop.as_dataset(config, train_split.float_images(), labels)  # the naive loop's
+    idx_SxB = loop.epoch_batches(shuffle_rng, images.shape[0], batch_size)
+    state = loop.create_state(config, images)
     row = {"batch": batch_size, "chunk": chunk, "devices": devices or 1}
     if devices:
         state, dataset, idx_SxB = data_parallel(devices, state, dataset, idx_SxB)
 
     lower_start = time.perf_counter()
-    lowered = train.make_train_chunk(train_step).lower(state, dataset, idx_SxB[:chunk], rng)
+    lowered = loop.make_train_chunk(train_step).lower(state, dataset, idx_SxB[:chunk], rng)
     compile_start = time.perf_counter()
     train_chunk = lowered.compile()
     row["trace_s"] = compile_start - lower_start

@@ -7,7 +7,7 @@ from round to round), on full Fashion-MNIST:
   cli              `aejax train --config MODEL ...`
   fit              `aejax.fit(MODEL, ...)` in a new Python process
   fit_after_jax    the same after one JAX computation, as in a notebook that used JAX first
-  train_and_eval   `aejax.train.train_and_evaluate(config, workdir)` called from a script
+  train_and_eval   `aejax.training.loop.train_and_evaluate(config, workdir)` called from a script
   step             `benchmarks.measure`'s compiled chunk alone, timed with nothing around it
 A path's rate is the median samples/s of its epochs after the first, as its metrics.jsonl logs
 them (compilation apart); the step's is the median of its timed runs. The table gives each
@@ -41,9 +41,10 @@ def worker(path: str, model: str, dataset: str, epochs: int, workdir: Path) -> N
 
         aejax.fit(model, workdir=workdir, **overrides)
     elif path == "train_and_eval":
-        from aejax import config, train
+        from aejax import configs
+        from aejax.training import loop
 
-        train.train_and_evaluate(config.override(config.load(model), **overrides), workdir)
+        loop.train_and_evaluate(configs.override(configs.load(model), **overrides), workdir)
     else:
         raise ValueError(f"unknown path {path!r}")
 

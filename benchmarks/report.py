@@ -140,7 +140,7 @@ TABLES = {  # each part's columns, and what the reader needs to know about them
             "`compile s`: XLA compiling the first chunk (tracing excluded); `to first chunk s`: "
             "from loading the data to the result of the first compiled chunk (`train.chunk` steps,"
             " at most an epoch), in a fresh process; `epoch s`: the second epoch of "
-            "`aejax.train.train_and_evaluate` (the first compiles), evaluation excluded; `naive`: "
+            "`aejax.training.loop.train_and_evaluate` (the first compiles), evaluation excluded; `naive`: "
             "one jitted step per batch gathered in host numpy; `of peak`: FLOP from XLA's cost "
             "analysis of the step against the fp32 peak above (`--peak-gflops` sets one)."
         ),

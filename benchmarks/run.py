@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from aejax import data
+from aejax.data import sources
 from benchmarks import matmul_bound, measure, report
 
 REPO = Path(__file__).resolve().parents[1]
@@ -237,7 +237,7 @@ def main(argv: list[str] | None = None) -> None:
     args.out.mkdir(parents=True, exist_ok=True)
     command = shlex.join(["python", "-m", "benchmarks.run", *argv])
     for split in ("train", "test"):  # prepared here, so that no row's time includes preparing it
-        data.load(args.dataset, split)
+        sources.load(args.dataset, split)
     matmul_gflops = matmul_bound.matmul_gflops()  # the peak, unless one is given
     for part in args.parts:
         print(f"{part}:", flush=True)

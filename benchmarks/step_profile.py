@@ -19,7 +19,9 @@ from pathlib import Path
 import jax
 from jax.profiler import ProfileData
 
-from aejax import binarize, compiled, data, models, train
+from aejax import compiled, models
+from aejax.data import binarize, sources
+from aejax.training import loop
 from benchmarks import measure
 
 STEPS = 50
@@ -27,7 +29,7 @@ STEPS = 50
 
 def operation_sources(hlo_text: str) -> dict[str, tuple[str, str]]:
     """Each top-level operation of the compiled step -> (layer, kind), from its HLO line."""
-    sources = {}
+    found = {}
     for line in hlo_text.splitlines():
         match = re.match(r"\s*(?:ROOT )?%([\w.\-]+) = .*? (fusion|dot|convolution|reduce|[\w\-]+)\(", line)
         if not match or "op_name=" not in line:
@@ -44,20 +46,20 @@ def operation_sources(hlo_text: str) -> dict[str, tuple[str, str]]:
             kind = op
         else:
             kind = "elementwise"
-        sources[name] = (layer, kind)
-    return sources
+        found[name] = (layer, kind)
+    return found
 
 
 def profile(name: str, dataset: str) -> list[tuple[str, str, float]]:
     """(layer, kind, microseconds per step) of config `name`, the costliest first."""
     config = measure.load_config(name, {"data.name": dataset}).copy_and_resolve_references()
-    split = data.from_config(config.data, "train")
+    split = sources.from_config(config.data, "train")
     config.model = models.fit_to_data(config.model, split.image_shape, split.num_classes, len(split))
-    loss_fn = train.make_objective(models.build(config.model), config.loss)
-    step = compiled.jit(binarize.on_train_batches(config, train.make_train_step(loss_fn)), donate_argnums=0)
+    loss_fn = loop.make_objective(models.build(config.model), config.loss)
+    step = compiled.jit(binarize.on_train_batches(config, loop.make_train_step(loss_fn)), donate_argnums=0)
     x = jax.device_put(split.float_images()[: config.train.batch_size])
-    state, rng = train.create_state(config, split.images), jax.random.key(0)
-    sources = operation_sources(step.lower(state, x, rng).compile().as_text())
+    state, rng = loop.create_state(config, split.images), jax.random.key(0)
+    origins = operation_sources(step.lower(state, x, rng).compile().as_text())
     for _ in range(5):  # warm-up: compiled, allocated
         state, _ = step(state, x, rng)
     jax.block_until_ready(state)
@@ -71,8 +73,8 @@ def profile(name: str, dataset: str) -> list[tuple[str, str, float]]:
     for plane in trace.planes:
         for line in plane.lines:
             for event in line.events:
-                if event.name in sources:
-                    totals[sources[event.name]] += event.duration_ns / 1e3 / STEPS
+                if event.name in origins:
+                    totals[origins[event.name]] += event.duration_ns / 1e3 / STEPS
     return [(layer, kind, us) for (layer, kind), us in totals.most_common()]
 
 

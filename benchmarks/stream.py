@@ -3,7 +3,7 @@
     python -m benchmarks.stream --config mlp --dataset fashion_mnist --epochs 3 \
         --out benchmarks/results/stream.json
 
-Each mode trains `--epochs` epochs in a fresh workdir through `train.train_and_evaluate`, and its
+Each mode trains `--epochs` epochs in a fresh workdir through `loop.train_and_evaluate`, and its
 rate is the mean over the epochs after the first (the first compiles). The streamed run must end
 with bitwise the in-memory run's parameters, or there is no row. The Grain pipeline alone (read,
 parse and prefetch, no training) is timed over one epoch too: the rate it could feed at.
@@ -20,14 +20,14 @@ from pathlib import Path
 import chex
 import jax
 
-from aejax import checkpoint, parallel, stream, train
-from aejax import config as aejax_config
-
+from aejax import configs
+from aejax.data import stream
+from aejax.training import checkpoint, loop, parallel
 
 
 def train_rate(config, workdir: Path) -> tuple[float, object]:
     """Mean samples/s of the epochs after the first, and the final train state."""
-    state, _ = train.train_and_evaluate(config, workdir)
+    state, _ = loop.train_and_evaluate(config, workdir)
     rows = checkpoint.read_metrics(workdir)[1:]
     seconds = sum(r["epoch_seconds"] for r in rows)
     return sum(r["samples_per_s"] * r["epoch_seconds"] for r in rows) / seconds, state
@@ -37,7 +37,7 @@ def pipeline_rate(config) -> float:
     """Samples/s of the Grain pipeline alone over one epoch, its threads as configured."""
     file = stream.RecordFile(config.data.name, "train")
     steps = len(file) // config.train.batch_size
-    order = train.epoch_batches(jax.random.key(0), len(file), config.train.batch_size)
+    order = loop.epoch_batches(jax.random.key(0), len(file), config.train.batch_size)
     batches = stream.StreamedBatches(
         config, parallel.make_mesh(), file, lambda epoch: order, lambda x, y: x
     )
@@ -56,7 +56,7 @@ def main() -> None:
     parser.add_argument("--epochs", type=int, default=3)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
-    config = aejax_config.load(args.config)
+    config = configs.load(args.config)
     config.data.name, config.train.epochs = args.dataset, args.epochs
     config.train.save_every_steps = 10**9  # one checkpoint, at the end, in both modes
     rates, states = {}, {}

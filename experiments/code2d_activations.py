@@ -15,14 +15,16 @@ and `metrics.json` in the run directory.
 import common
 import jax.numpy as jnp
 
-from aejax import data, models, representation
+from aejax import models
+from aejax.data import sources
+from aejax.evaluation import representation
 
 ACTIVATIONS = ("relu", "tanh")
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = common.parse_args(argv, __file__, __doc__, epochs=50, full_epochs=200)
-    test_x, test_y = data.load(args.dataset, "test")
+    test_x, test_y = sources.load(args.dataset, "test")
     panels, metrics = [], {}
     for activation in ACTIVATIONS:
         cfg = common.config(f"mlp2d_{activation}", args)

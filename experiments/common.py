@@ -12,8 +12,8 @@ from pathlib import Path
 
 import ml_collections
 
-from aejax import checkpoint, train
-from aejax import config as aejax_config
+from aejax import configs
+from aejax.training import checkpoint, loop
 
 RUNS = Path("runs/experiments")
 
@@ -47,7 +47,7 @@ def parse_args(
 def config(name: str, args: argparse.Namespace, **groups: dict) -> ml_collections.ConfigDict:
     """The shipped config `name` on `args.dataset` for `args.epochs`, then the overrides given
     per group: `config("mlp", args, model={"encoder_widths": (2,)})`."""
-    cfg = aejax_config.load(name)
+    cfg = configs.load(name)
     cfg.data.name, cfg.train.epochs = args.dataset, args.epochs
     for group, fields in groups.items():
         for field, value in fields.items():
@@ -58,8 +58,8 @@ def config(name: str, args: argparse.Namespace, **groups: dict) -> ml_collection
 
 
 def run(cfg: ml_collections.ConfigDict, workdir: Path):
-    """`train.train_and_evaluate` in `workdir` (resumed if it has a checkpoint): (state, last row)."""
-    state, last = train.train_and_evaluate(cfg, workdir)
+    """`loop.train_and_evaluate` in `workdir` (resumed if it has a checkpoint): (state, last row)."""
+    state, last = loop.train_and_evaluate(cfg, workdir)
     if not last:  # a finished run read back: its last epoch's row is on disk
         last = checkpoint.read_metrics(Path(workdir))[-1]
     return state, last

@@ -16,7 +16,11 @@ import common
 import jax
 import numpy as np
 
-from aejax import checkpoint, corruptions, data, models, plots, representation
+from aejax import models
+from aejax.data import sources
+from aejax.evaluation import figures, representation
+from aejax.objectives import corruptions
+from aejax.training import checkpoint
 
 FACTORS = (0.5, 0.4)
 PUBLISHED_BCE = {0.5: 0.10, 0.4: 0.084}  # the tutorials' figures, by noise factor
@@ -24,7 +28,7 @@ PUBLISHED_BCE = {0.5: 0.10, 0.4: 0.084}  # the tutorials' figures, by noise fact
 
 def main(argv: list[str] | None = None) -> dict:
     args = common.parse_args(argv, __file__, __doc__, epochs=10, full_epochs=100)
-    clean = data.load(args.dataset, "test")[0][:10]
+    clean = sources.load(args.dataset, "test")[0][:10]
     metrics, tutorials, curves = {}, [], {}
     for factor in FACTORS:
         cfg = common.config("conv_denoising_resize", args)
@@ -36,7 +40,7 @@ def main(argv: list[str] | None = None) -> dict:
         output = representation.reconstruct(
             models.build(cfg.model), state.params, noisy, cfg.loss.likelihood
         )
-        plots.image_rows(
+        figures.image_rows(
             [np.asarray(noisy), np.asarray(output), clean],
             [f"test input + {factor} N(0, 1){clipped}", "output", "clean target"],
             args.workdir / f"denoising_{factor}.png",
@@ -53,7 +57,7 @@ def main(argv: list[str] | None = None) -> dict:
                 "the Keras and TensorFlow denoising conv AE tutorials",
             )
         )
-    plots.metric_curves(
+    figures.metric_curves(
         curves, ("test/recon", "train/recon"), args.workdir / "loss_curves.png", "BCE per pixel"
     )
     common.save_metrics(args, metrics, tutorials)

@@ -16,7 +16,10 @@ over each model's reconstructions), `loss_curves.png` (test and train BCE per pi
 import common
 import numpy as np
 
-from aejax import checkpoint, data, models, plots, representation
+from aejax import models
+from aejax.data import sources
+from aejax.evaluation import figures, representation
+from aejax.training import checkpoint
 
 MODELS = {  # config: the row title of its reconstructions
     "conv_resize": "conv AE, 4x4x8 code, resize decoder",
@@ -27,7 +30,7 @@ MODELS = {  # config: the row title of its reconstructions
 
 def main(argv: list[str] | None = None) -> dict:
     args = common.parse_args(argv, __file__, __doc__, epochs=20, full_epochs=50)
-    digits = data.load(args.dataset, "test")[0][:10]
+    digits = sources.load(args.dataset, "test")[0][:10]
     rows, curves, metrics = [digits], {}, {}
     for name, title in MODELS.items():
         cfg = common.config(name, args)
@@ -38,8 +41,8 @@ def main(argv: list[str] | None = None) -> dict:
         curves[title] = checkpoint.read_metrics(args.workdir / name)
         metrics[f"{name}_train_bce"] = last["train/recon"]
         metrics[f"{name}_test_bce"] = last["test/recon"]
-    plots.image_rows(rows, ["test images", *MODELS.values()], args.workdir / "reconstructions.png")
-    plots.metric_curves(
+    figures.image_rows(rows, ["test images", *MODELS.values()], args.workdir / "reconstructions.png")
+    figures.metric_curves(
         curves, ("test/recon", "train/recon"), args.workdir / "loss_curves.png", "BCE per pixel"
     )
     source = "the Keras and TensorFlow conv AE tutorials (BCE per pixel, split not stated)"

@@ -19,7 +19,9 @@ import common
 import jax.numpy as jnp
 import numpy as np
 
-from aejax import data, models, representation
+from aejax import models
+from aejax.data import sources
+from aejax.evaluation import representation
 
 UNITS = 16  # code units shown
 FIRST_LAYER_UNITS = 8  # units 0-7 of the first hidden layer
@@ -39,7 +41,7 @@ def main(argv: list[str] | None = None) -> dict:
         symmetric=True,
     )
 
-    test_x = data.load(args.dataset, "test")[0]
+    test_x = sources.load(args.dataset, "test")[0]
     codes_NxK = representation.encode(model, params, test_x)
     units = jnp.argsort(-codes_NxK.var(axis=0))[:UNITS]  # the most variable units
     radius = float(np.linalg.norm(test_x.reshape(len(test_x), -1), axis=1).mean())
@@ -50,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
         f"inputs of norm {radius:.1f} maximising code units {', '.join(map(str, units.tolist()))}",
         symmetric=False,
     )
-    train_x = data.load(args.dataset, "train")[0]
+    train_x = sources.load(args.dataset, "train")[0]
     top, top_values = representation.top_activating(model, params, train_x, units, TOP)
     representation.unit_rows(
         inputs,

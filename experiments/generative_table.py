@@ -9,7 +9,7 @@ reused after), then every shipped config whose runs sample (a VAE, a WAE or adve
 a learned prior over a VQ-VAE's codes), trained for its own epochs (or `--epochs`), each an
 ordinary aejax run resumed if present; a prior's autoencoder run is trained first, beside it.
 Each is scored by `fidelity.evaluate_run` (`--samples` samples, seed 0, against the whole test
-set) and, for a gaussian posterior on binarised data, by `likelihood.evaluate_test_set`
+set) and, for a gaussian posterior on binarised data, by `nll.evaluate_test_set`
 (k = `--nll_samples` on the first `--nll_images` test images); `fidelity.json` goes in its run
 directory, and read back by a rerun with the same sample counts and epochs. A first row
 scores the first `--samples` training images as if they were samples:
@@ -21,26 +21,29 @@ import json
 import sys
 from pathlib import Path
 
-from aejax import api, bottlenecks, configs, data, fidelity, likelihood, models, train
-from aejax import config as aejax_config
+from aejax import api, configs, models
+from aejax.data import sources
+from aejax.evaluation import fidelity, nll
+from aejax.models import bottlenecks
+from aejax.training import loop
 
 
 def generative_configs() -> list[str]:
     """The shipped configs whose runs sample."""
-    return [n for n in configs.names() if api.can_sample(models.build(aejax_config.load(n).model))]
+    return [n for n in configs.names() if api.can_sample(models.build(configs.load(n).model))]
 
 
 def real_row(net: api.Run, data_cfg, samples: int) -> dict:
     """Scores of the first `samples` training images against the test set."""
-    test = data.from_config(data_cfg, "test").images
-    train_images = data.from_config(data_cfg, "train").images[:samples]
+    test = sources.from_config(data_cfg, "test").images
+    train_images = sources.from_config(data_cfg, "train").images[:samples]
     return fidelity.scores(fidelity.features(net, test), fidelity.features(net, train_images))
 
 
 def train_config(name: str, dataset: str, args: argparse.Namespace) -> Path:
     """Trains (or resumes) the shipped config `name` on `dataset`, for `--epochs` if given; a
     prior over another run's codes first trains the shipped config its `init_from` names."""
-    config = aejax_config.load(name)
+    config = configs.load(name)
     config.data.name = dataset
     if args.epochs is not None:
         config.train.epochs = args.epochs
@@ -48,7 +51,7 @@ def train_config(name: str, dataset: str, args: argparse.Namespace) -> Path:
         base = train_config(Path(config.train.init_from).name, dataset, args)
         config.train.init_from = str(base)
     workdir = args.workdir / dataset / name
-    train.train_and_evaluate(config, workdir)
+    loop.train_and_evaluate(config, workdir)
     return workdir
 
 
@@ -69,10 +72,12 @@ def score_config(name: str, dataset: str, args: argparse.Namespace, features: Pa
             run, features, samples=args.samples, feature_epochs=args.feature_epochs
         )
         if nll_wanted:
-            nll = likelihood.evaluate_test_set(
+            test_nll = nll.evaluate_test_set(
                 run.config, run.params, samples=args.nll_samples, images=args.nll_images
             )
-            result.update(nll=nll["nll"], nll_samples=nll["samples"], nll_images=nll["images"])
+            result.update(
+                nll=test_nll["nll"], nll_samples=test_nll["samples"], nll_images=test_nll["images"]
+            )
         result["epochs"] = run.config.train.epochs
         scored.write_text(json.dumps(result, indent=2))
     result["train_seconds"] = sum(row["epoch_seconds"] for row in run.metrics())
@@ -82,7 +87,7 @@ def score_config(name: str, dataset: str, args: argparse.Namespace, features: Pa
 
 def table(dataset: str, net: api.Run, real: dict, rows: dict, args) -> list[str]:
     accuracy = net.metrics()[-1]["test/accuracy"]
-    tested = len(data.from_config(net.config.data, "test"))
+    tested = len(sources.from_config(net.config.data, "test"))
     lines = [
         f"## {dataset}",
         "",
@@ -133,7 +138,7 @@ def main(argv: list[str] | None = None) -> list[str]:
              "(generative_evaluation.md)."), ""]  # fmt: skip
     for dataset in args.datasets:
         features = args.workdir / dataset / "fidelity_features"
-        data_cfg = aejax_config.load(names[0]).data
+        data_cfg = configs.load(names[0]).data
         data_cfg.name = dataset
         net = fidelity.feature_run(data_cfg, features, args.feature_epochs)
         real = real_row(net, data_cfg, args.samples)

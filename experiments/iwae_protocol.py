@@ -3,7 +3,7 @@
     python experiments/iwae_protocol.py --config iwae_k50 --dataset mnist --epochs 3280
 
 Stage i (0 to 7) trains 3^i epochs at learning rate 1e-3 * 10^(-i/7): 3,280 epochs in all. The
-whole schedule is one run of `aejax.train` (an optax piecewise-constant learning rate at the
+whole schedule is one run of `aejax.training.loop` (an optax piecewise-constant learning rate at the
 stage boundaries); each stage ends at `max_steps`, with a checkpoint, so the command resumes
 an interrupted run, and `--epochs` is a budget: the schedule stops there, and a later command
 with a larger budget continues the same run.
@@ -20,8 +20,10 @@ from pathlib import Path
 
 from matplotlib.figure import Figure
 
-from aejax import config as aejax_config
-from aejax import data, likelihood, train
+from aejax import configs
+from aejax.data import sources
+from aejax.evaluation import nll
+from aejax.training import loop
 
 STAGES = 8
 BASE_LR, FINAL_LR = 1e-3, 1e-4
@@ -38,7 +40,7 @@ def stage_lr(stage: int, stages: int = STAGES) -> float:
 
 def protocol_config(name: str, dataset: str, steps_per_epoch: int):
     """`name`'s config on `dataset` with the schedule's epochs and learning rates."""
-    config = aejax_config.load(name)
+    config = configs.load(name)
     config.data.name = dataset
     ends = stage_ends()
     config.train.epochs = ends[-1]
@@ -65,7 +67,7 @@ def train_stages(config, workdir: Path, budget_epochs: int, steps_per_epoch: int
     (the last one cut at the budget)."""
     for stage, end in enumerate(stage_ends()):
         stop = min(end, budget_epochs)
-        state, _ = train.train_and_evaluate(config, workdir, max_steps=stop * steps_per_epoch)
+        state, _ = loop.train_and_evaluate(config, workdir, max_steps=stop * steps_per_epoch)
         print(f"stage {stage} (lr {stage_lr(stage):.3g}) trained to epoch {stop}", flush=True)
         yield stop, state
         if end >= budget_epochs:
@@ -83,7 +85,7 @@ def curve_point(config, workdir: Path, epoch: int, state, steps_per_epoch: int, 
             return point
     if int(state.step) != epoch * steps_per_epoch:
         return None
-    scores = likelihood.evaluate_test_set(config, state.params, samples=samples, images=images)
+    scores = nll.evaluate_test_set(config, state.params, samples=samples, images=images)
     point = {"epoch": epoch, **scores}
     with path.open("a") as f:
         f.write(json.dumps(point) + "\n")
@@ -122,8 +124,8 @@ def main() -> None:
     )
     args = parser.parse_args()
     workdir = args.workdir or Path("runs/iwae_protocol") / args.dataset / args.config
-    batch_size = aejax_config.load(args.config).train.batch_size
-    steps_per_epoch = len(data.load(args.dataset, "train")[0]) // batch_size
+    batch_size = configs.load(args.config).train.batch_size
+    steps_per_epoch = len(sources.load(args.dataset, "train")[0]) // batch_size
     config = protocol_config(args.config, args.dataset, steps_per_epoch)
     points = []
     for epoch, state in train_stages(config, workdir, args.epochs, steps_per_epoch):
@@ -140,7 +142,7 @@ def main() -> None:
     if args.test_images == args.curve_images:  # the last point scored these images already
         scores = {k: v for k, v in points[-1].items() if k != "epoch"}
     else:
-        scores = likelihood.evaluate_test_set(
+        scores = nll.evaluate_test_set(
             config, state.params, samples=args.samples, images=args.test_images
         )
     scores["epochs"] = points[-1]["epoch"]

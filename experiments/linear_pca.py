@@ -16,15 +16,17 @@ Leaves `projections.png` (PCA's plane beside the AE's aligned code) and `metrics
 import common
 import jax.numpy as jnp
 
-from aejax import data, models, representation
+from aejax import models
+from aejax.data import sources
+from aejax.evaluation import representation
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = common.parse_args(argv, __file__, __doc__, epochs=50, full_epochs=200)
     cfg = common.config("linear", args)
     state, last = common.run(cfg, args.workdir / "linear")
-    train_x, _ = data.load(args.dataset, "train")
-    test_x, test_y = data.load(args.dataset, "test")
+    train_x, _ = sources.load(args.dataset, "train")
+    test_x, test_y = sources.load(args.dataset, "test")
     pca_train, pca_test, pca_mse = representation.pca_codes_and_error(train_x, test_x, 2)
     _, pca_directions_2xD = representation.pca(jnp.asarray(train_x.reshape(len(train_x), -1)), 2)
     decoder_columns_Dx2 = state.params["decoder"]["mlp"]["dense0"]["kernel"].T

@@ -4,7 +4,7 @@
         --semi_supervised sdae conv
 
 For each config: the autoencoder is trained (the `sdae` greedily, then end to end), its codes
-are measured by `aejax.representation` (linear probe, 5-NN, PCA of the same size, figures in
+are measured by `aejax.evaluation.representation` (linear probe, 5-NN, PCA of the same size, figures in
 its run dir), and a softmax classifier on its encoder is fine-tuned with all labels. The
 classifiers of the configs named by `--semi_supervised` (e.g. `sdae conv`) are also fine-tuned
 with 1%, 10% and 100% of the labels (stratified) against the same networks from scratch.
@@ -15,8 +15,11 @@ import argparse
 import math
 from pathlib import Path
 
-from aejax import checkpoint, data, models, pretrain, representation, supervised, train
-from aejax import config as aejax_config
+from aejax import configs, models
+from aejax.configs import fields
+from aejax.data import sources
+from aejax.evaluation import representation
+from aejax.training import checkpoint, loop, pretrain
 
 MODELS = (
     "linear",
@@ -36,14 +39,14 @@ FRACTIONS = (0.01, 0.1, 1.0)
 
 def train_autoencoder(name: str, args) -> tuple:
     """The trained autoencoder's config, params and run dir (the `sdae`'s fine-tuning run)."""
-    config = aejax_config.load(name)
+    config = configs.load(name)
     config.data.name, config.train.epochs = args.dataset, args.epochs
     workdir = args.workdir / args.dataset / name
     if "pretrain" in config:
         state, _ = pretrain.pretrain_and_finetune(config, workdir)
         workdir = workdir / "finetune"
     else:
-        state, _ = train.train_and_evaluate(config, workdir)
+        state, _ = loop.train_and_evaluate(config, workdir)
     return config, state.params, workdir
 
 
@@ -53,15 +56,15 @@ def classifier_accuracy(config, workdir: Path, args, *, init_from="", fraction=1
     A fraction keeps about the same number of steps as the full set (capped at 100 epochs) and
     a batch no larger than a quarter of its labels.
     """
-    classifier = supervised.classifier_config(
+    classifier = fields.classifier_config(
         config, init_from=str(init_from), label_fraction=fraction, epochs=args.finetune_epochs
     )
-    labels = round(fraction * len(data.load(args.dataset, "train")[1]))
+    labels = round(fraction * len(sources.load(args.dataset, "train")[1]))
     full_steps = args.finetune_epochs * (round(labels / fraction) // config.train.batch_size)
     classifier.train.batch_size = min(config.train.batch_size, labels // 4)
     steps_per_epoch = labels // classifier.train.batch_size
     classifier.train.epochs = min(100, math.ceil(full_steps / steps_per_epoch))
-    train.train_and_evaluate(classifier, workdir)
+    loop.train_and_evaluate(classifier, workdir)
     return checkpoint.read_metrics(workdir)[-1]["test/accuracy"]  # also when read back, complete
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import common
 
-from aejax import checkpoint
+from aejax.training import checkpoint
 
 SCRIPTS = (
     "mlp_reconstruction",

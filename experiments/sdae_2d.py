@@ -16,7 +16,7 @@ clean target; in test, clean against clean).
 import common
 import softmax_heads
 
-from aejax import checkpoint, pretrain
+from aejax.training import checkpoint, pretrain
 
 
 def main(argv: list[str] | None = None) -> dict:

@@ -10,7 +10,11 @@ from pathlib import Path
 import common
 import ml_collections
 
-from aejax import checkpoint, data, models, plots, representation, supervised, transfer
+from aejax import models
+from aejax.configs import fields
+from aejax.data import sources
+from aejax.evaluation import figures, representation
+from aejax.training import checkpoint, transfer
 
 RUNS = {"pretrained, fine-tuned": "finetuned", "from scratch": "scratch"}  # label: folder
 
@@ -21,15 +25,15 @@ def pretrained_against_scratch(
     """Trains both classifiers on `cfg`'s encoder for `epochs`, one started from the trained
     autoencoder's run `pretrained`; writes `code_scatter.png` (the test codes after pretraining
     beside those after fine-tuning) and `accuracy.png` (test accuracy per epoch of both).
-    `head_options` go to `supervised.classifier_config` (`head_input="decoded"`). Returns both test
+    `head_options` go to `fields.classifier_config` (`head_input="decoded"`). Returns both test
     accuracies and a linear probe's on the pretrained code."""
-    head = supervised.classifier_config(cfg, init_from=pretrained, epochs=epochs, **head_options)
+    head = fields.classifier_config(cfg, init_from=pretrained, epochs=epochs, **head_options)
     finetuned, _ = common.run(head, workdir / RUNS["pretrained, fine-tuned"])
-    scratch = supervised.classifier_config(cfg, epochs=epochs, **head_options)
+    scratch = fields.classifier_config(cfg, epochs=epochs, **head_options)
     common.run(scratch, workdir / RUNS["from scratch"])
     rows = {label: checkpoint.read_metrics(workdir / run) for label, run in RUNS.items()}
 
-    (train_x, train_y), (test_x, test_y) = (data.load(cfg.data.name, s) for s in ("train", "test"))
+    (train_x, train_y), (test_x, test_y) = (sources.load(cfg.data.name, s) for s in ("train", "test"))
     autoencoder = models.build(cfg.model)
     params = transfer.load_params(pretrained)
     codes = [representation.encode(autoencoder, params, x) for x in (train_x, test_x)]
@@ -41,7 +45,7 @@ def pretrained_against_scratch(
         ],
         workdir / "code_scatter.png",
     )
-    plots.metric_curves(rows, ("test/accuracy",), workdir / "accuracy.png", "test accuracy")
+    figures.metric_curves(rows, ("test/accuracy",), workdir / "accuracy.png", "test accuracy")
     return {
         "test_accuracy": rows["pretrained, fine-tuned"][-1]["test/accuracy"],
         "scratch_test_accuracy": rows["from scratch"][-1]["test/accuracy"],

@@ -18,7 +18,9 @@ import common
 import matplotlib.pyplot as plt
 import numpy as np
 
-from aejax import data, models, plots, representation
+from aejax import models
+from aejax.data import sources
+from aejax.evaluation import figures, representation
 
 PENALTY_WEIGHTS = {"sparse": 0.2, "unpenalised": 0.0}  # run: weight of the KL sparsity penalty
 
@@ -41,7 +43,7 @@ def histograms(mean_activations: dict[str, np.ndarray], target: float, path: Pat
 
 def main(argv: list[str] | None = None) -> dict:
     args = common.parse_args(argv, __file__, __doc__, epochs=30, full_epochs=100)
-    test_x = data.load(args.dataset, "test")[0]
+    test_x = sources.load(args.dataset, "test")[0]
     rows, mean_activations, metrics = [test_x[:10]], {}, {}
     for name, weight in PENALTY_WEIGHTS.items():
         cfg = common.config("sparse", args)
@@ -57,7 +59,7 @@ def main(argv: list[str] | None = None) -> dict:
     target = cfg.loss.regularizers.kl_sparsity.target
     histograms(mean_activations, target, args.workdir / "mean_activations.png")
     titles = ["test images", *(f"reconstructions, KL weight {w}" for w in PENALTY_WEIGHTS.values())]
-    plots.image_rows(rows, titles, args.workdir / "reconstructions.png")
+    figures.image_rows(rows, titles, args.workdir / "reconstructions.png")
     common.save_metrics(args, metrics)
     return metrics
 

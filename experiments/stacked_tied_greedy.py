@@ -18,7 +18,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from aejax import checkpoint, data, losses, models, plots, pretrain
+from aejax import models
+from aejax.data import sources
+from aejax.evaluation import figures
+from aejax.objectives import autoencoding
+from aejax.training import checkpoint, pretrain
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -32,7 +36,7 @@ def main(argv: list[str] | None = None) -> dict:
             )
         runs[name] = (common.config(name, args), args.workdir / name)
         runs[f"{name}_greedy"] = (greedy, args.workdir / f"{name}_greedy" / "finetune")
-    test_x = data.load(args.dataset, "test")[0][:10]
+    test_x = sources.load(args.dataset, "test")[0][:10]
     metrics, rows, recons = {}, {}, []
     for name, (cfg, workdir) in runs.items():
         if "pretrain" in cfg:  # its phases run in NAME_greedy/, the last being its fine-tuning
@@ -42,16 +46,16 @@ def main(argv: list[str] | None = None) -> dict:
         rows[name] = checkpoint.read_metrics(workdir)
         last = rows[name][-1]
         logits, _ = models.build(cfg.model).apply({"params": state.params}, test_x)
-        recons.append(np.asarray(losses.mean_image(logits, cfg.loss.likelihood)))
+        recons.append(np.asarray(autoencoding.mean_image(logits, cfg.loss.likelihood)))
         metrics |= {
             f"{name}_test_bce": last["test/recon"],
             f"{name}_test_loss": last["test/loss"],
             f"{name}_params": sum(leaf.size for leaf in jax.tree.leaves(state.params)),
         }
-    plots.image_rows(
+    figures.image_rows(
         [test_x, *recons], ["test images", *runs], args.workdir / "reconstructions.png"
     )
-    plots.metric_curves(
+    figures.metric_curves(
         rows, ("test/recon",), args.workdir / "test_loss.png", "test BCE, nats per image"
     )
     common.save_metrics(args, metrics)

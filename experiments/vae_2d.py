@@ -14,14 +14,16 @@ decoded posterior means put both on one scale.
 
 import common
 
-from aejax import data, generation, models, representation
+from aejax import models
+from aejax.data import sources
+from aejax.evaluation import generation, representation
 
 LIKELIHOODS = {"bernoulli": "bce", "gaussian": "mse"}  # likelihood (its run folder): metric prefix
 
 
 def main(argv: list[str] | None = None) -> dict:
     args = common.parse_args(argv, __file__, __doc__, epochs=50, full_epochs=50)
-    test_x, test_y = data.load(args.dataset, "test")
+    test_x, test_y = sources.load(args.dataset, "test")
     metrics, means, manifolds, titles = {}, [], [], []
     for likelihood, name in LIKELIHOODS.items():
         titles.append(f"{likelihood} likelihood ({name.upper()})")

@@ -14,7 +14,8 @@ after the first epoch and test loss, recon and KL after the last.
 
 import common
 
-from aejax import checkpoint, plots
+from aejax.evaluation import figures
+from aejax.training import checkpoint
 
 HEADS = ("logvar", "sigma")
 
@@ -33,11 +34,11 @@ def main(argv: list[str] | None = None) -> dict:
             f"{head}_test_kl": last["test/kl"],
         }
     labels = {f"{head} head": rows[head] for head in HEADS}
-    plots.metric_curves(
+    figures.metric_curves(
         labels, ("test/loss", "train/loss"), args.workdir / "loss_curves.png",
         "negative ELBO, nats per image",
     )
-    plots.metric_curves(
+    figures.metric_curves(
         labels, ("test/kl", "train/kl"), args.workdir / "kl_curves.png", "KL, nats per image"
     )
     common.save_metrics(args, metrics)

@@ -3,7 +3,7 @@
     python experiments/vae_report.py --dataset mnist5k --epochs 100 --only vae iwae
 
 Each run is an ordinary aejax run in `--workdir/DATASET/NAME` (resumed if present), on
-dynamically binarised data; its scores (`likelihood.evaluate_test_set`, k = --samples) are
+dynamically binarised data; its scores (`nll.evaluate_test_set`, k = --samples) are
 written to `generative.json` there. Wall times are the whole command per model.
 """
 
@@ -12,8 +12,9 @@ import json
 import time
 from pathlib import Path
 
-from aejax import config as aejax_config
-from aejax import likelihood, train
+from aejax import configs
+from aejax.evaluation import nll
+from aejax.training import loop
 
 
 def main() -> None:
@@ -28,12 +29,12 @@ def main() -> None:
     rows = []
     for name in args.only:
         start = time.perf_counter()
-        config = aejax_config.load(name)
+        config = configs.load(name)
         config.data.name, config.train.epochs = args.dataset, args.epochs
         config.data.binarize = "dynamic"
         workdir = args.workdir / args.dataset / name
-        state, last = train.train_and_evaluate(config, workdir)
-        scores = likelihood.evaluate_test_set(
+        state, last = loop.train_and_evaluate(config, workdir)
+        scores = nll.evaluate_test_set(
             config, state.params, samples=args.samples, images=args.nll_images
         )
         scores["wall_seconds"] = time.perf_counter() - start

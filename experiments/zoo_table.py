@@ -12,8 +12,8 @@ from pathlib import Path
 
 import jax
 
-from aejax import config as aejax_config
-from aejax import models, train
+from aejax import configs, models
+from aejax.training import loop
 
 ZOO = ("linear", "mlp", "mlp2d_tanh", "mlp2d_relu", "stacked", "tied", "denoising",
        "denoising_masking", "denoising_salt_pepper", "sparse", "sparse_l1", "contractive", "vae",
@@ -37,9 +37,9 @@ def main() -> None:
     args = parser.parse_args()
     rows = []
     for name in args.only:
-        config = aejax_config.load(name)
+        config = configs.load(name)
         config.data.name, config.train.epochs = args.dataset, args.epochs
-        _, last = train.train_and_evaluate(config, args.workdir / args.dataset / name)
+        _, last = loop.train_and_evaluate(config, args.workdir / args.dataset / name)
         unit = {"mean": "per pixel", "sum": "nats per image"}[config.loss.reduction]
         kind = "BCE" if config.loss.likelihood == "bernoulli" else "MSE"
         rows.append(f"| {name} | {code_size(config)} | {last['test/recon']:.4f} | {kind} {unit} | "

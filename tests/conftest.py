@@ -9,22 +9,24 @@ import ml_collections
 import numpy as np
 import pytest
 
-from aejax import config as aejax_config
-from aejax import data, losses, models, train
+from aejax import configs, models
+from aejax.data import sources
+from aejax.objectives import autoencoding
+from aejax.training import loop
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 
 def load_config(name: str) -> ml_collections.ConfigDict:
-    return aejax_config.load(name)
+    return configs.load(name)
 
 
 def initial_test_metrics(config: ml_collections.ConfigDict) -> dict[str, float]:
     """The test metrics of `config`'s model at its initial parameters: where training starts."""
-    test_x, _ = data.load(config.data.name, "test")
-    state = train.create_state(config, test_x)
-    loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
-    return train.make_evaluate(loss_fn, 1000)(state.params, test_x, jax.random.key(0))
+    test_x, _ = sources.load(config.data.name, "test")
+    state = loop.create_state(config, test_x)
+    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
+    return loop.make_evaluate(loss_fn, 1000)(state.params, test_x, jax.random.key(0))
 
 
 def tiny_config(name: str, max_width: int = 16, **overrides) -> ml_collections.ConfigDict:
@@ -45,7 +47,7 @@ def tiny_config(name: str, max_width: int = 16, **overrides) -> ml_collections.C
     config.train.epochs = 2
     config.train.chunk = 7
     config.train.save_every_steps = 10
-    return aejax_config.override(config, **overrides)
+    return configs.override(config, **overrides)
 
 
 def assert_trained_alike(got: list, want: list, lr: float):
@@ -81,5 +83,5 @@ def linear_2d_run(tmp_path_factory, _private_data_dir):
     config.train.chunk = 20  # one compiled scan per epoch
     config.train.save_every_steps = 10_000  # one checkpoint, at the end
     workdir = tmp_path_factory.mktemp("linear_2d")
-    state, _ = train.train_and_evaluate(config, workdir)
+    state, _ = loop.train_and_evaluate(config, workdir)
     return config, workdir, state.params

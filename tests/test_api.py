@@ -12,14 +12,14 @@ import pytest
 from conftest import tiny_config
 
 import aejax
-from aejax import data
+from aejax.data import sources
 
 
 @pytest.fixture(scope="module")
 def digits():
     """mnist5k as a notebook holds it: numpy images and labels, 800 of the training images."""
-    train_x, train_y = data.load("mnist5k", "train")
-    test_x, test_y = data.load("mnist5k", "test")
+    train_x, train_y = sources.load("mnist5k", "train")
+    test_x, test_y = sources.load("mnist5k", "test")
     return (train_x[:800], train_y[:800]), (test_x[:300], test_y[:300])
 
 
@@ -100,7 +100,7 @@ def test_importing_aejax_changes_nothing_in_the_process():
     script = (
         "import os, sys, matplotlib\n"
         "before = (os.environ.get('XLA_FLAGS'), dict.__getitem__(matplotlib.rcParams, 'backend'))\n"
-        "import aejax, aejax.main, aejax.train, aejax.plots, aejax.representation, aejax.generation\n"
+        "import aejax, aejax.cli, aejax.training.loop, aejax.evaluation.figures, aejax.evaluation.representation, aejax.evaluation.generation\n"
         "after = (os.environ.get('XLA_FLAGS'), dict.__getitem__(matplotlib.rcParams, 'backend'))\n"
         "assert before == after, (before, after)\n"
         "assert 'matplotlib.pyplot' not in sys.modules\n"

@@ -13,7 +13,10 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import data, losses, models, train
+from aejax import models
+from aejax.data import sources
+from aejax.objectives import autoencoding
+from aejax.training import loop
 from benchmarks import matmul_bound, measure, report, run
 
 TINY = [
@@ -111,12 +114,12 @@ def tiny_run():
     """A tiny mlp's state, its compiled chunk of 2 steps and their batches on mnist5k."""
     config = load_config("mlp")
     config.model.encoder_widths = (8,)
-    images = jax.device_put(data.load("mnist5k", "train")[0])
-    train_chunk = train.make_train_chunk(
-        train.make_train_step(losses.make_loss_fn(models.build(config.model), config.loss))
+    images = jax.device_put(sources.load("mnist5k", "train")[0])
+    train_chunk = loop.make_train_chunk(
+        loop.make_train_step(autoencoding.make_loss_fn(models.build(config.model), config.loss))
     )
-    idx = train.epoch_batches(jax.random.key(0), images.shape[0], 50)[:2]
-    return train.create_state(config, images), lambda state, i: train_chunk(
+    idx = loop.epoch_batches(jax.random.key(0), images.shape[0], 50)[:2]
+    return loop.create_state(config, images), lambda state, i: train_chunk(
         state, images, idx, jax.random.key(1)
     )
 
@@ -167,13 +170,13 @@ def test_the_loops_compared_take_turns(tiny_run):
 def test_a_nan_loss_is_refused(monkeypatch):
     # NaN parameters make every step's loss NaN at once (NaN images never get this far: a
     # Dataset refuses them).
-    create_state = train.create_state
+    create_state = loop.create_state
 
     def nan_state(config, images):
         state = create_state(config, images)
         return state.replace(params=jax.tree.map(lambda p: p * np.nan, state.params))
 
-    monkeypatch.setattr(train, "create_state", nan_state)
+    monkeypatch.setattr(loop, "create_state", nan_state)
     config = measure.load_config("mlp", {"model.encoder_widths": (8,), "train.batch_size": 500})
     with pytest.raises(FloatingPointError, match="non-finite loss"):
         measure.measure(

@@ -9,7 +9,8 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import binarize, data, train
+from aejax.data import binarize, sources
+from aejax.training import loop
 
 
 def test_draws_are_binary_with_the_grey_level_as_probability():
@@ -48,7 +49,7 @@ def test_a_labelled_batch_has_its_images_drawn_and_its_labels_kept():
 
 def test_test_set_is_binarised_once_the_same_for_every_run():
     config = load_config("iwae")
-    test_x = jnp.asarray(data.load("mnist5k", "test")[0][:50])
+    test_x = jnp.asarray(sources.load("mnist5k", "test")[0][:50])
     once = binarize.test_images(config.data, test_x)
     assert set(np.unique(once)) == {0.0, 1.0}
     np.testing.assert_array_equal(once, binarize.test_images(config.data, test_x))
@@ -59,4 +60,4 @@ def test_test_set_is_binarised_once_the_same_for_every_run():
 def test_unknown_mode_is_refused(tiny, tmp_path):
     config = tiny("iwae", data__binarize="static")
     with pytest.raises(ValueError, match="unknown data.binarize 'static'.*dynamic"):
-        train.train_and_evaluate(config, tmp_path)
+        loop.train_and_evaluate(config, tmp_path)

@@ -12,9 +12,14 @@ import optax
 import pytest
 
 import aejax
-from aejax import bottlenecks, checkpoint, data, losses, models, plots, train
-from aejax import config as aejax_config
-from aejax.dataset import as_float
+from aejax import configs, models
+from aejax.configs import fields
+from aejax.data import sources
+from aejax.data.dataset import as_float
+from aejax.evaluation import figures
+from aejax.models import bottlenecks
+from aejax.objectives import autoencoding
+from aejax.training import checkpoint, loop
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]
 ENCODERS = ["mlp", "conv", "resnet"]
@@ -25,12 +30,12 @@ DECODERS = ["mlp", "tied", "nearest", "resize", "transpose"]
 @pytest.fixture(scope="module")
 def mnist_batch():
     """200 real mnist5k training images, scaled as the step scales them."""
-    return as_float(data.load("mnist5k", "train")[0][:200])
+    return as_float(sources.load("mnist5k", "train")[0][:200])
 
 
 def composed(encoder, bottleneck, decoder, image_shape=(28, 28, 1)) -> ml_collections.ConfigDict:
     """A tiny config of the chosen parts, every part's fields set."""
-    config = aejax_config.base()
+    config = fields.base()
     m = config.model
     m.name, m.encoder, m.decoder, m.image_shape = "autoencoder", encoder, decoder, image_shape
     m.bottleneck = {"vq_ema": "vq", "mmd": "deterministic", "adversarial": "deterministic"}.get(
@@ -166,8 +171,8 @@ def test_ema_codebook_update_follows_the_moving_averages():
     grads, updated = jax.grad(loss, has_aux=True)(params, {"vq_ema": variables["vq_ema"]})
     np.testing.assert_allclose(updated["vq_ema"]["counts"], counts, rtol=1e-6)
     np.testing.assert_allclose(updated["vq_ema"]["sums"], sums, rtol=1e-5, atol=1e-7)
-    cfg = aejax_config.base().opt
-    tx = train.make_optimizer(cfg, assigned=("codebook",))
+    cfg = fields.base().opt
+    tx = loop.make_optimizer(cfg, assigned=("codebook",))
     new_params = optax.apply_updates(params, tx.update(grads, tx.init(params), params)[0])
     np.testing.assert_allclose(new_params["codebook"], target, rtol=1e-5, atol=1e-6)
 
@@ -177,10 +182,10 @@ def test_ema_codebook_trains_through_the_train_state_collections(tiny, mnist_bat
     """The train step hands the state's "vq_ema" collection to the loss and keeps the update;
     the codebook then equals the collection's sums over its smoothed counts."""
     config = tiny("vqvae_ema")
-    state = train.create_state(config, mnist_batch)
+    state = loop.create_state(config, mnist_batch)
     assert set(state.collections) == {"vq_ema"}
-    loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
-    step = jax.jit(train.make_train_step(loss_fn))
+    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
+    step = jax.jit(loop.make_train_step(loss_fn))
     new, metrics = step(state, mnist_batch, jax.random.key(0))
     counts = np.asarray(new.collections["vq_ema"]["counts"])
     assert not np.allclose(counts, state.collections["vq_ema"]["counts"])
@@ -225,8 +230,8 @@ def test_the_adversarial_step_updates_each_side_with_its_own_optimiser(tiny, mni
     rates 0.1 and 0.3) along the gradient of its own terms."""
     config = tiny("aae", opt__name="sgd", opt__lr=0.1)
     config.opt.parts.discriminator.name, config.opt.parts.discriminator.lr = "sgd", 0.3
-    state = train.create_state(config, mnist_batch)
-    loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
+    state = loop.create_state(config, mnist_batch)
+    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
     rng = jax.random.key(0)
 
     def grad_of(term):
@@ -240,7 +245,7 @@ def test_the_adversarial_step_updates_each_side_with_its_own_optimiser(tiny, mni
     assert not is_zero(disc["discriminator"])
     assert is_zero(adv["discriminator"]) and not is_zero(adv["encoder"])
     grads = jax.grad(lambda p: loss_fn(p, mnist_batch, rng, True)[0])(state.params)
-    new, _ = train.make_train_step(loss_fn)(state, mnist_batch, rng)
+    new, _ = loop.make_train_step(loss_fn)(state, mnist_batch, rng)
     for group in state.params:
         lr = 0.3 if group == "discriminator" else 0.1
         want = jax.tree.map(lambda p, g, lr=lr: p - lr * g, state.params[group], grads[group])
@@ -253,7 +258,7 @@ def test_a_part_naming_no_parameter_group_is_refused(tiny, mnist_batch):
     with config.unlocked():
         config.opt.parts.critic = ml_collections.ConfigDict({"name": "adam", "lr": 1e-3})
     with pytest.raises(ValueError, match=r"opt.parts names \['critic'\]"):
-        train.create_state(config, mnist_batch)
+        loop.create_state(config, mnist_batch)
 
 
 def test_total_correlation_estimate():
@@ -294,7 +299,7 @@ NEW_CONFIGS = ["vqvae", "vqvae_ema", "wae_mmd", "wae_mmd_rbf", "aae", "betatcvae
 @pytest.fixture(scope="module")
 def mnist_slice():
     """400 real mnist5k training and 100 test images with labels: a few seconds a run."""
-    (x, y), (x_test, y_test) = (data.load("mnist5k", split) for split in data.SPLITS)
+    (x, y), (x_test, y_test) = (sources.load("mnist5k", split) for split in sources.SPLITS)
     return (x[:400], y[:400]), (x_test[:100], y_test[:100])
 
 
@@ -306,14 +311,14 @@ def test_every_new_config_trains_with_its_loss_falling(
     """Four epochs of 8 steps (batch 50) on 400 digits: the last epoch's mean training loss and
     reconstruction term, and the test set's, are clearly below the first epoch's (by 3%: a
     tiny WAE's nats per image fall 7% in these 32 steps)."""
-    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)  # test_train's job
+    monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)  # test_loop's job
     # A 16-unit FC WTA keeps each unit for 3 of 50 images, about one unit an image: too few
     # to learn from in 32 steps; it keeps its 1000 units.
     config = tiny(name, 1000 if name == "wta_fc" else 16, train__batch_size=50, train__epochs=4)
     conv_encoder = models.structure(config.model)[0] == "conv"
     config.train.chunk = 1 if conv_encoder else 8  # one compiled step or epoch
     train_split, test_split = mnist_slice
-    train.train_and_evaluate(config, tmp_path, train=train_split, test=test_split)
+    loop.train_and_evaluate(config, tmp_path, train=train_split, test=test_split)
     rows = checkpoint.read_metrics(tmp_path)
     keys = ["train/recon", "train/loss", "test/recon", "test/loss"]
     if config.model.bottleneck == "wta":  # lifetime sparsity trains; the test code has every unit
@@ -330,7 +335,7 @@ def test_conv_with_a_vq_bottleneck_learns_its_codebook(tmp_path, monkeypatch, ca
     """Chosen by override, the VQ bottleneck brings what it needs (bottlenecks.DEFAULTS) into
     `conv`: four epochs of mnist5k use over a quarter of its 64 entries (20.4; with conv's
     per-pixel mean and ReLU code the codebook collapsed to one entry, perplexity 1.0)."""
-    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)  # test_train's job
+    monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)  # test_loop's job
     run = aejax.fit("conv", model__bottleneck="vq", train__epochs=4, workdir=tmp_path)
     last = run.metrics()[-1]
     assert last["train/perplexity"] > run.config.model.num_codes / 4, last
@@ -339,7 +344,7 @@ def test_conv_with_a_vq_bottleneck_learns_its_codebook(tmp_path, monkeypatch, ca
 
 
 def test_a_collapsed_codebook_is_named_with_the_fields_that_fix_it():
-    conv = aejax_config.load("conv")
+    conv = configs.load("conv")
     assert bottlenecks.collapse_warning({"epoch": 1, "train/loss": 0.2}, conv) is None  # no VQ
     assert bottlenecks.collapse_warning({"epoch": 1, "train/perplexity": 2.5}, conv) is None
     warning = bottlenecks.collapse_warning({"epoch": 3, "train/perplexity": 1.0}, conv)
@@ -347,7 +352,7 @@ def test_a_collapsed_codebook_is_named_with_the_fields_that_fix_it():
     assert "This run has loss.reduction='mean', model.code_activation='relu'" in warning
     assert "--config.loss.reduction=sum --config.model.code_activation=linear" in warning
     assert "loss__reduction='sum', model__code_activation='linear'" in warning
-    vqvae = aejax_config.load("vqvae")  # the defaults already: the advice is elsewhere
+    vqvae = configs.load("vqvae")  # the defaults already: the advice is elsewhere
     warning = bottlenecks.collapse_warning({"epoch": 3, "train/perplexity": 1.0}, vqvae)
     assert "--config" not in warning and "model.codebook='ema'" in warning
 
@@ -356,7 +361,7 @@ def test_a_collapsed_codebook_is_named_with_the_fields_that_fix_it():
 def test_a_run_whose_codebook_collapses_warns_once(tmp_path, monkeypatch, capsys):
     """`conv`'s own per-pixel mean and ReLU code, set explicitly, collapse a VQ codebook (1.2,
     then 1.0): the run says so after its first epoch, and not again."""
-    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)
+    monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
     aejax.fit(
         "conv", model__bottleneck="vq", loss__reduction="mean", model__code_activation="relu",
         train__epochs=2, workdir=tmp_path,

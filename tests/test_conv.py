@@ -8,7 +8,9 @@ import numpy as np
 import pytest
 from conftest import initial_test_metrics, load_config
 
-from aejax import conv, models, train
+from aejax import models
+from aejax.models import conv
+from aejax.training import loop
 from benchmarks import conv_layers
 
 
@@ -163,13 +165,13 @@ def test_broadcast_upsampling_equals_repeat():
 )
 @pytest.mark.slow
 def test_short_training_lowers_the_loss(tmp_path, monkeypatch, name, epochs):
-    monkeypatch.setattr("aejax.plots.write_figures", lambda *args, **kwargs: None)
+    monkeypatch.setattr("aejax.evaluation.figures.write_figures", lambda *args, **kwargs: None)
     config = load_config(name)
     config.train.epochs, config.train.save_every_steps = epochs, 1000
     if name == "conv_denoising":  # its 32-channel layers train at about 60 samples/s here
         config.model.encoder_features, config.model.decoder_features = (8, 8, 4), (4, 8, 8)
     start = initial_test_metrics(config)
-    _, row = train.train_and_evaluate(config, tmp_path)
+    _, row = loop.train_and_evaluate(config, tmp_path)
     assert row["test/loss"] < 0.6 * start["loss"], (start, row)
 
 

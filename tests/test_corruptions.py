@@ -6,7 +6,8 @@ import ml_collections
 import numpy as np
 import pytest
 
-from aejax import corruptions, data
+from aejax.data import sources
+from aejax.objectives import corruptions
 
 N = 100 * 784  # pixels per sample below: binomial tolerances of a few 1e-3
 
@@ -36,7 +37,7 @@ def test_gaussian_noise_has_std_factor_before_clipping():
 def test_unclipped_gaussian_noise_is_exactly_factor_times_a_standard_normal(factor):
     """On real digits, mostly 0 or 1, clipping would cut about half of every draw: unclipped,
     x_noisy - x keeps mean 0 and variance factor^2, and the pixels leave [0, 1]."""
-    x = data.load("mnist5k", "test")[0][:100]
+    x = sources.load("mnist5k", "test")[0][:100]
     noisy = _corrupt(x, name="gaussian", factor=factor, clip=False)
     noise = noisy - x
     assert abs(np.mean(noise)) < factor * 5 / np.sqrt(N)
@@ -62,7 +63,7 @@ def test_salt_and_pepper_sets_its_fraction_to_0_or_1_evenly():
     ],
 )
 def test_corrupted_digits_stay_in_the_unit_interval_and_change(cfg):
-    x = data.load("mnist5k", "test")[0][:100]
+    x = sources.load("mnist5k", "test")[0][:100]
     x_tilde = _corrupt(x, **cfg)
     assert x_tilde.shape == x.shape and x_tilde.dtype == x.dtype
     assert 0.0 <= float(x_tilde.min()) and float(x_tilde.max()) <= 1.0

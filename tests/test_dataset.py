@@ -14,14 +14,18 @@ import pytest
 import tensorflow_datasets as tfds
 from conftest import load_config
 
-from aejax import checkpoint, data, generation, losses, models, representation, train
-from aejax.dataset import Dataset, as_float, hold_out
+from aejax import models
+from aejax.data import sources
+from aejax.data.dataset import Dataset, as_float, hold_out
+from aejax.evaluation import generation, representation
+from aejax.objectives import autoencoding
+from aejax.training import checkpoint, loop
 
 
 @pytest.fixture(scope="module")
 def digits():
     """Real mnist5k digits and labels, stored uint8."""
-    split = data.dataset("mnist5k", "train")
+    split = sources.dataset("mnist5k", "train")
     return split.images, split.labels
 
 
@@ -71,7 +75,7 @@ def test_bad_data_is_refused_naming_the_fault(images, labels, message):
 def test_bad_data_is_refused_by_train_and_evaluate(tmp_path, digits):
     images = digits[0][:100].astype(np.float32)  # 0..255 as floats: forgot to divide by 255
     with pytest.raises(ValueError, match="train: float images must lie in .*divide by 255"):
-        train.train_and_evaluate(load_config("conv"), tmp_path, train=images)
+        loop.train_and_evaluate(load_config("conv"), tmp_path, train=images)
     assert not (tmp_path / "config.json").exists()
 
 
@@ -92,7 +96,7 @@ def test_uint8_images_scale_on_the_device_exactly_as_on_the_host(digits):
     on_device = np.asarray(jax.jit(as_float)(jnp.asarray(split.images)))
     assert on_device.dtype == np.float32
     np.testing.assert_array_equal(on_device, split.float_images())
-    np.testing.assert_array_equal(split.float_images(), data.load("mnist5k", "train")[0])
+    np.testing.assert_array_equal(split.float_images(), sources.load("mnist5k", "train")[0])
 
 
 def test_a_uint8_dataset_trains_as_its_float32_twin(digits):
@@ -100,36 +104,36 @@ def test_a_uint8_dataset_trains_as_its_float32_twin(digits):
     float rounding (XLA may fold the 1/255 scale into the first layer's matmul)."""
     config = load_config("mlp")
     config.model.encoder_widths = (16, 4)
-    loss_fn = train.make_objective(models.build(config.model), config.loss)
-    chunk = train.make_train_chunk(train.make_train_step(loss_fn))
+    loss_fn = loop.make_objective(models.build(config.model), config.loss)
+    chunk = loop.make_train_chunk(loop.make_train_step(loss_fn))
     split = Dataset(digits[0][:200])
-    idx = train.epoch_batches(jax.random.key(1), 200, 50)
+    idx = loop.epoch_batches(jax.random.key(1), 200, 50)
     states = [
-        chunk(train.create_state(config, images), jnp.asarray(images), idx, jax.random.key(2))[0]
+        chunk(loop.create_state(config, images), jnp.asarray(images), idx, jax.random.key(2))[0]
         for images in (split.images, split.float_images())
     ]
     chex.assert_trees_all_close(states[0].params, states[1].params, rtol=1e-4, atol=1e-6)
     moved = jax.tree.map(
         lambda a, b: float(jnp.abs(a - b).max()),
         states[0].params,
-        train.create_state(config, split.images).params,
+        loop.create_state(config, split.images).params,
     )
     assert max(jax.tree.leaves(moved)) > 1e-3  # four steps moved the parameters far beyond that
 
 
 def test_training_stores_uint8_images_on_the_device(tmp_path, monkeypatch, digits):
     lowered = []  # the arguments each function was compiled for; the chunks' are 4
-    compile_ahead = train.CompileClock.compile
+    compile_ahead = loop.CompileClock.compile
 
     def spying_compile(self, jitted, *args):
         lowered.append(args)
         return compile_ahead(self, jitted, *args)
 
-    monkeypatch.setattr(train.CompileClock, "compile", spying_compile)
-    monkeypatch.setattr("aejax.plots.write_figures", lambda *args, **kwargs: None)
+    monkeypatch.setattr(loop.CompileClock, "compile", spying_compile)
+    monkeypatch.setattr("aejax.evaluation.figures.write_figures", lambda *args, **kwargs: None)
     config = load_config("mlp")
     config.model.encoder_widths, config.train.epochs, config.train.batch_size = (8, 2), 1, 50
-    train.train_and_evaluate(config, tmp_path, train=Dataset(*digits).take(np.arange(200)))
+    loop.train_and_evaluate(config, tmp_path, train=Dataset(*digits).take(np.arange(200)))
     stored = [dataset for _, dataset, *_ in (args for args in lowered if len(args) == 4)]
     assert stored and all(isinstance(d, jax.Array) and d.dtype == jnp.uint8 for d in stored)
 
@@ -140,9 +144,9 @@ def test_training_stores_uint8_images_on_the_device(tmp_path, monkeypatch, digit
 def initial_test_loss(config, test: Dataset) -> float:
     config = config.copy_and_resolve_references()
     config.model = models.fit_to_data(config.model, test.image_shape, None)
-    state = train.create_state(config, test.images)
-    loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
-    return train.make_evaluate(loss_fn, 1000)(state.params, test.images, jax.random.key(0))["loss"]
+    state = loop.create_state(config, test.images)
+    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
+    return loop.make_evaluate(loss_fn, 1000)(state.params, test.images, jax.random.key(0))["loss"]
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])
@@ -160,7 +164,7 @@ def test_conv_models_train_on_arrays_of_any_shape(tmp_path, digits, name, shape)
         config.model.latent_dim = 8
     config.opt.lr, config.train.batch_size, config.train.epochs = 3e-3, 32, 3
     start = initial_test_loss(config, test_split)
-    _, row = train.train_and_evaluate(config, tmp_path, train=train_split, test=test_split)
+    _, row = loop.train_and_evaluate(config, tmp_path, train=train_split, test=test_split)
     assert row["test/loss"] < 0.8 * start, (start, row)
     recorded = json.loads((tmp_path / checkpoint.CONFIG_FILE).read_text())
     assert tuple(recorded["model"]["image_shape"]) == shape  # what the run trained on
@@ -201,7 +205,7 @@ def test_tfds_image_datasets_under_mock_data(name, shape, num_classes):
     """TFDS's cifar10 and celeb_a (218x178, cropped and resized to 64) through as_data_source,
     without TensorFlow; `USE_CODE` because TFDS ships no metadata files for them."""
     with tfds.testing.mock_data(num_examples=6, policy=tfds.testing.MockPolicy.USE_CODE):
-        split = data.dataset(name, "test")
+        split = sources.dataset(name, "test")
     assert split.images.shape == (6, *shape) and split.images.dtype == np.uint8
     assert split.images.std() > 0
     assert split.num_classes == num_classes
@@ -216,7 +220,7 @@ def test_npz_with_both_splits(tmp_path, digits):
     )
     config = load_config("conv")
     config.data.path = str(path)
-    train_split, test_split = (data.from_config(config.data, s) for s in data.SPLITS)
+    train_split, test_split = (sources.from_config(config.data, s) for s in sources.SPLITS)
     np.testing.assert_array_equal(train_split.images, images[:60])
     np.testing.assert_array_equal(test_split.labels, labels[60:80])
 
@@ -226,24 +230,24 @@ def test_npz_without_test_split_holds_out_a_fraction(tmp_path, digits):
     np.savez(path, x_train=digits[0][:100] / np.float32(255))  # float images, no labels
     config = load_config("conv")
     config.data.path, config.data.test_fraction = str(path), 0.2
-    train_split, test_split = (data.from_config(config.data, s) for s in data.SPLITS)
+    train_split, test_split = (sources.from_config(config.data, s) for s in sources.SPLITS)
     assert len(train_split) == 80 and len(test_split) == 20 and train_split.labels is None
     assert train_split.images.dtype == np.float32  # floats are kept, not quantised
     together = np.concatenate([train_split.images, test_split.images]).reshape(100, -1)
     assert len({row.tobytes() for row in together}) == 100  # disjoint, nothing lost
     np.savez(path, images=digits[0][:10])
     with pytest.raises(ValueError, match=r"holds \['images'\]; expected 'x_train'"):
-        data.from_config(config.data, "train")
+        sources.from_config(config.data, "train")
 
 
 def test_training_from_an_npz_path(tmp_path, monkeypatch, digits):
-    monkeypatch.setattr("aejax.plots.write_figures", lambda *args, **kwargs: None)
+    monkeypatch.setattr("aejax.evaluation.figures.write_figures", lambda *args, **kwargs: None)
     path = tmp_path / "colour.npz"
     np.savez(path, x_train=shaped(digits[0][:250], (32, 32, 3)))
     config = load_config("mlp")
     config.data.path = str(path)
     config.model.encoder_widths, config.train.epochs, config.train.batch_size = (8, 2), 1, 50
-    state, row = train.train_and_evaluate(config, tmp_path / "run")
+    state, row = loop.train_and_evaluate(config, tmp_path / "run")
     assert state.params["decoder"]["mlp"]["dense1"]["kernel"].shape == (8, 32 * 32 * 3)
     assert np.isfinite(row["test/loss"])
 
@@ -260,7 +264,7 @@ def test_folder_with_splits_and_class_subfolders(tmp_path, digits):
     images, labels = digits[0][:40], digits[1][:40]
     write_pngs(tmp_path / "train", images[:30], labels[:30])
     write_pngs(tmp_path / "test", images[30:], labels[30:])
-    split = data.dataset("", "train", path=tmp_path)
+    split = sources.dataset("", "train", path=tmp_path)
     order = np.argsort(labels[:30], kind="stable")  # files come class by class
     np.testing.assert_array_equal(split.images, images[:30][order])
     classes = np.unique(labels[:30])
@@ -273,8 +277,8 @@ def test_flat_folder_of_colour_images_of_mixed_sizes(tmp_path, digits):
     write_pngs(tmp_path, colour[:19])
     PIL.Image.fromarray(colour[19]).resize((40, 48)).save(tmp_path / "big.png")
     with pytest.raises(ValueError, match="big.png is 40x48 but .* set data.image_size"):
-        data.dataset("", "train", path=tmp_path)
-    split = data.dataset("", "train", path=tmp_path, image_size=16, test_fraction=0.25)
+        sources.dataset("", "train", path=tmp_path)
+    split = sources.dataset("", "train", path=tmp_path, image_size=16, test_fraction=0.25)
     assert split.images.shape == (15, 16, 16, 3) and split.labels is None
 
 
@@ -306,9 +310,9 @@ def test_a_decompression_bomb_is_refused_before_it_is_decoded(tmp_path, digits):
         r"Remove or replace the file, or set data.skip_bad_images=True"
     )
     with pytest.raises(ValueError, match=refusal):
-        data.dataset("", "train", path=tmp_path)
+        sources.dataset("", "train", path=tmp_path)
     with pytest.raises(ValueError, match=r"0000.png is 28x28, 784 pixels, more than .*=783"):
-        data.dataset("", "train", path=tmp_path, max_pixels=783)
+        sources.dataset("", "train", path=tmp_path, max_pixels=783)
 
 
 def test_bad_image_files_are_named_or_left_out_and_counted(tmp_path, digits):
@@ -318,15 +322,15 @@ def test_bad_image_files_are_named_or_left_out_and_counted(tmp_path, digits):
     (tmp_path / "train" / "class_0" / "0001a.png").write_text("not an image")
     write_png_bomb(tmp_path / "train" / "class_1" / "0003a.png", 20_000)  # Pillow refuses it too
     with pytest.raises(ValueError, match=r"0001a.png is not a readable image \(cannot identify"):
-        data.dataset("", "train", path=tmp_path)
+        sources.dataset("", "train", path=tmp_path)
     with pytest.warns(UserWarning, match=r"left out 2 of 8 image files, .*0001a.png first"):
-        split = data.dataset("", "train", path=tmp_path, skip_bad_images=True)
+        split = sources.dataset("", "train", path=tmp_path, skip_bad_images=True)
     np.testing.assert_array_equal(split.images, images)
     np.testing.assert_array_equal(split.labels, labels)  # each file keeps its own label
     (tmp_path / "icons").mkdir()  # a .png holding an icon: ICO is not a decoder aejax uses
     PIL.Image.fromarray(images[0, ..., 0]).save(tmp_path / "icons" / "0.png", format="ICO")
     with pytest.raises(ValueError, match="all 1 image files were left out"):
-        data.dataset("", "train", path=tmp_path / "icons", skip_bad_images=True, test_fraction=0.5)
+        sources.dataset("", "train", path=tmp_path / "icons", skip_bad_images=True, test_fraction=0.5)
 
 
 def test_hold_out_needs_room_for_both_splits(digits):

@@ -11,7 +11,10 @@ import pytest
 import scipy.linalg
 from conftest import tiny_config
 
-from aejax import api, data, fidelity, train
+from aejax import api
+from aejax.data import sources
+from aejax.evaluation import fidelity
+from aejax.training import loop
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +26,7 @@ def net(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def test_images():
-    return data.load("mnist5k", "test")[0]  # float32 [1000, 28, 28, 1]
+    return sources.load("mnist5k", "test")[0]  # float32 [1000, 28, 28, 1]
 
 
 @pytest.fixture(scope="module")
@@ -118,7 +121,7 @@ def test_precision_and_recall_of_the_test_set(net, test_images, test_features):
 @pytest.mark.slow
 def test_a_runs_scores_are_the_same_twice_and_reuse_the_feature_network(net, tmp_path):
     config = tiny_config("vae", train__epochs=1)
-    train.train_and_evaluate(config, tmp_path / "vae")
+    loop.train_and_evaluate(config, tmp_path / "vae")
     run = api.load_run(tmp_path / "vae")
     metrics_before = (net.workdir / "metrics.jsonl").read_text()
     first = fidelity.evaluate_run(run, net.workdir, samples=500)
@@ -141,7 +144,7 @@ def test_the_command_line_trains_a_vae_and_prints_its_scores(net, tmp_path):
             "--config.model.encoder_widths=(8,)", "--config.model.latent_dim=2", "--samples=300",
             f"--features_workdir={net.workdir}"]  # fmt: skip
     out = subprocess.run(
-        [sys.executable, "-m", "aejax.main", *args], cwd=tmp_path, capture_output=True, text=True,
+        [sys.executable, "-m", "aejax.cli", *args], cwd=tmp_path, capture_output=True, text=True,
         check=False, timeout=900,  # the machine may be busy with training runs
     )  # fmt: skip
     assert out.returncode == 0, out.stderr

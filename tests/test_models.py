@@ -6,6 +6,7 @@ import pytest
 from conftest import load_config
 
 from aejax import models
+from aejax.models import mlp
 
 
 def _init(config, batch=3):
@@ -73,7 +74,7 @@ def test_unknown_model_and_activation_are_refused():
     with pytest.raises(ValueError, match="unknown model 'transformer'.*registered models"):
         models.build(config.model)
     with pytest.raises(ValueError, match="unknown activation 'swishy'"):
-        models.activation("swishy")
+        mlp.activation("swishy")
 
 
 def test_kernel_init_is_chosen_by_the_config():

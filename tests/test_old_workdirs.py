@@ -8,13 +8,15 @@ import shutil
 import jax
 import numpy as np
 import pytest
+from conftest import load_config
 from flax.training import train_state
 
-from conftest import load_config
+from aejax import models
+from aejax.data import sources
+from aejax.evaluation import figures
+from aejax.training import checkpoint, loop, parallel
 
-from aejax import checkpoint, data, models, parallel, plots, train
-
-# The fields the composable structure added to every config (aejax/config.py, `base`).
+# The fields the composable structure added to every config (aejax/configs/fields.py, `base`).
 ADDED = {
     "model": [
         "encoder", "bottleneck", "decoder", "decoder_widths", "prior_match", "mmd_kernel",
@@ -36,7 +38,7 @@ def _as_written_before(workdir, config, images):
         for name in names:
             del saved[group][name]
     path.write_text(json.dumps(saved))
-    state = parallel.replicate(train.create_state(config, images), parallel.make_mesh())  # as run
+    state = parallel.replicate(loop.create_state(config, images), parallel.make_mesh())  # as run
     with checkpoint.manager(workdir, keep=3, writer=True) as mngr:
         step = mngr.latest_step()
         new = checkpoint.restore_latest(mngr, state)
@@ -52,14 +54,14 @@ def _as_written_before(workdir, config, images):
 def test_a_workdir_written_before_the_composable_structure_resumes_exactly(
     tiny, tmp_path, monkeypatch
 ):
-    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)
-    (x, y), (x_test, y_test) = (data.load("mnist5k", split) for split in data.SPLITS)
+    monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
+    (x, y), (x_test, y_test) = (sources.load("mnist5k", split) for split in sources.SPLITS)
     splits = {"train": (x[:400], y[:400]), "test": (x_test[:100], y_test[:100])}
     config = tiny("mlp", train__batch_size=50, train__chunk=8, train__save_every_steps=1000)
-    whole, _ = train.train_and_evaluate(config, tmp_path / "whole", **splits)
-    train.train_and_evaluate(config, tmp_path / "old", max_steps=8, **splits)
+    whole, _ = loop.train_and_evaluate(config, tmp_path / "whole", **splits)
+    loop.train_and_evaluate(config, tmp_path / "old", max_steps=8, **splits)
     _as_written_before(tmp_path / "old", config, x[:1])
-    resumed, _ = train.train_and_evaluate(config, tmp_path / "old", **splits)
+    resumed, _ = loop.train_and_evaluate(config, tmp_path / "old", **splits)
     assert int(resumed.step) == 16
     for got, want in zip(jax.tree.leaves(resumed.params), jax.tree.leaves(whole.params), strict=True):
         assert np.asarray(got).tobytes() == np.asarray(want).tobytes()

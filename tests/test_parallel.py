@@ -23,7 +23,10 @@ from sessions import (
     run_two_processes,
 )
 
-from aejax import checkpoint, corruptions, data, losses, models, parallel, train
+from aejax import models
+from aejax.data import sources
+from aejax.objectives import autoencoding, corruptions
+from aejax.training import checkpoint, loop, parallel
 
 
 def _leaves(tree) -> list[np.ndarray]:
@@ -49,12 +52,12 @@ def _first_step(name: str, devices: int) -> tuple:
     """The compiled first-step chunk of `_one_sgd_step(name)` on `devices` devices, its arguments
     placed as the loop places them (the batch's indices split over the devices), and its result."""
     config, mesh = _one_sgd_step(name), parallel.make_mesh(devices)
-    train_x, _ = data.load(config.data.name, "train")
-    loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
-    train_chunk = train.make_train_chunk(train.make_train_step(loss_fn), parallel.replicated(mesh))
-    idx = train.epoch_batches(jax.random.key(0), train_x.shape[0], config.train.batch_size)[:1]
+    train_x, _ = sources.load(config.data.name, "train")
+    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
+    train_chunk = loop.make_train_chunk(loop.make_train_step(loss_fn), parallel.replicated(mesh))
+    idx = loop.epoch_batches(jax.random.key(0), train_x.shape[0], config.train.batch_size)[:1]
     args = (
-        parallel.replicate(train.create_state(config, train_x), mesh),
+        parallel.replicate(loop.create_state(config, train_x), mesh),
         parallel.replicate(train_x, mesh),
         parallel.shard_batch(idx, mesh, batch_axis=1),
         jax.random.key(1),
@@ -88,7 +91,7 @@ def test_compiled_step_gathers_a_quarter_batch_per_device_and_all_reduces():
 
 @four_devices
 def test_noise_drawn_for_a_split_batch_is_the_noise_of_the_whole():
-    x = data.load("mnist5k", "test")[0][:8]
+    x = sources.load("mnist5k", "test")[0][:8]
     rng = jax.random.key(3)
     corrupt = corruptions.build(tiny_config("denoising").loss.corruption)
     vae = models.build(tiny_config("vae").model)
@@ -113,7 +116,7 @@ def _short_vae() -> ml_collections.ConfigDict:
 @pytest.fixture(scope="module")
 def four_device_run(tmp_path_factory):
     """The short VAE trained on 4 devices: its final state and last metrics row."""
-    return train.train_and_evaluate(
+    return loop.train_and_evaluate(
         _short_vae(), tmp_path_factory.mktemp("four"), mesh=parallel.make_mesh(4)
     )
 
@@ -121,7 +124,7 @@ def four_device_run(tmp_path_factory):
 @four_devices
 def test_four_device_run_is_bitwise_reproducible(tmp_path, four_device_run):
     first, first_row = four_device_run
-    again, again_row = train.train_and_evaluate(_short_vae(), tmp_path, mesh=parallel.make_mesh(4))
+    again, again_row = loop.train_and_evaluate(_short_vae(), tmp_path, mesh=parallel.make_mesh(4))
     chex.assert_trees_all_equal(jax.device_get(again.params), jax.device_get(first.params))
     chex.assert_trees_all_equal(jax.device_get(again.opt_state), jax.device_get(first.opt_state))
     assert again_row["test/loss"] == first_row["test/loss"]
@@ -131,11 +134,11 @@ def test_four_device_run_is_bitwise_reproducible(tmp_path, four_device_run):
 def test_checkpoint_written_on_four_devices_restores_on_one_and_two_and_continues(
     tmp_path, capsys, four_device_run
 ):
-    saved, _ = train.train_and_evaluate(
+    saved, _ = loop.train_and_evaluate(
         _short_vae(), tmp_path, max_steps=10, mesh=parallel.make_mesh(4)
     )
     for n in (1, 2):  # asked to stop at step 10 again, the run restores its checkpoint and stops
-        restored, _ = train.train_and_evaluate(
+        restored, _ = loop.train_and_evaluate(
             _short_vae(), tmp_path, max_steps=10, mesh=parallel.make_mesh(n)
         )
         assert len(jax.tree.leaves(restored.params)[0].sharding.device_set) == n
@@ -143,7 +146,7 @@ def test_checkpoint_written_on_four_devices_restores_on_one_and_two_and_continue
         chex.assert_trees_all_equal(
             jax.device_get(restored.opt_state), jax.device_get(saved.opt_state)
         )
-    resumed, row = train.train_and_evaluate(_short_vae(), tmp_path, mesh=parallel.make_mesh(1))
+    resumed, row = loop.train_and_evaluate(_short_vae(), tmp_path, mesh=parallel.make_mesh(1))
     assert f"resumed {tmp_path} at step 10" in capsys.readouterr().out
     assert int(resumed.step) == 20
     assert [r["epoch"] for r in checkpoint.read_metrics(tmp_path)] == [1]
@@ -157,7 +160,7 @@ def test_batch_that_does_not_divide_over_the_devices_is_refused(tmp_path):
     with pytest.raises(
         ValueError, match=r"batch_size=150 does not divide over the 4 devices.*\(148 or 152\)"
     ):
-        train.train_and_evaluate(tiny_config("vae"), tmp_path, mesh=parallel.make_mesh(4))
+        loop.train_and_evaluate(tiny_config("vae"), tmp_path, mesh=parallel.make_mesh(4))
     assert not (tmp_path / "checkpoints").exists()
 
 
@@ -171,7 +174,7 @@ def test_more_devices_than_the_process_has_are_refused():
 def test_command_line_splits_over_the_devices_asked_for(tmp_path):
     mlp = "mlp"  # batch 200: it divides over 4, not over 3
     out = run_python(
-        "-m", "aejax.main", "train", f"--config={mlp}", f"--workdir={tmp_path}", "--devices=3",
+        "-m", "aejax.cli", "train", f"--config={mlp}", f"--workdir={tmp_path}", "--devices=3",
         devices=4,
     )  # fmt: skip
     assert "devices: 3 cpu in 1 process(es)" in out.stdout, out.stderr[-2000:]
@@ -198,7 +201,7 @@ def test_two_processes_train_as_one(tmp_path):
     first, second = (list(np.load(tmp_path / f"{i}.npz").values()) for i in range(2))
     for a, b in zip(first, second, strict=True):
         np.testing.assert_array_equal(a, b)
-    alone, _ = train.train_and_evaluate(_short_vae(), tmp_path / "alone")
+    alone, _ = loop.train_and_evaluate(_short_vae(), tmp_path / "alone")
     assert_trained_alike(first, _leaves(alone.params), _short_vae().opt.lr)
     assert "epoch 1/1" in outputs[0] and "epoch" not in outputs[1]  # process 0 reports alone
     assert [r["epoch"] for r in checkpoint.read_metrics(tmp_path / "run")] == [1]
@@ -209,5 +212,5 @@ def test_two_processes_train_as_one(tmp_path):
 if __name__ == "__main__":  # one process of test_two_processes_train_as_one
     _, port, process_id, workdir, out = sys.argv
     parallel.initialize(f"localhost:{port}", 2, int(process_id))
-    state, _ = train.train_and_evaluate(_short_vae(), workdir)
+    state, _ = loop.train_and_evaluate(_short_vae(), workdir)
     np.savez(out, *_leaves(state.params))

@@ -7,13 +7,17 @@ import numpy as np
 import pytest
 from conftest import initial_test_metrics, load_config
 
-from aejax import checkpoint, data, layerwise, models, plots, pretrain, train, transfer
+from aejax import models
+from aejax.data import sources
+from aejax.evaluation import figures
+from aejax.objectives import layerwise
+from aejax.training import checkpoint, loop, pretrain, transfer
 
 
 @pytest.fixture
 def sdae(tiny, monkeypatch):
     """The SDAE at most 16 wide (784-16-16-10-2), one epoch (40 steps, one compile) a phase."""
-    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)  # test_train's job
+    monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)  # test_loop's job
     config = tiny("sdae", train__chunk=40, train__save_every_steps=10_000, train__epochs=1)
     config.pretrain.layer_epochs = 1
     return config
@@ -75,7 +79,7 @@ def _phase_loss_config(config, layer: int):
 @pytest.fixture
 def tied_greedy(tiny, monkeypatch):
     """The seed's tied stacked AE at 784-16-8-16-784, one epoch (26 steps, one compile) a phase."""
-    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)
+    monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
     config = tiny("tied_mse_greedy", train__chunk=26, train__save_every_steps=10_000)
     config.pretrain.layer_epochs = 1
     return config
@@ -107,7 +111,7 @@ def test_a_tied_phase_is_the_untied_phase_with_one_kernel_used_twice(tiny, layer
     for config in (tied, untied):
         config.loss = _phase_loss_config(config, layer)
         config.loss.regularizers = {}  # L2 counts a tied kernel once, an untied pair twice
-    x = jnp.asarray(data.load("mnist5k", "test")[0][:32])
+    x = jnp.asarray(sources.load("mnist5k", "test")[0][:32])
     tied_model, untied_model = models.build(tied.model), models.build(untied.model)
     params = tied_model.init(jax.random.key(0), x)["params"]
     mirror = f"dense{1 - layer}"
@@ -146,7 +150,7 @@ def test_a_tied_phase_is_the_untied_phase_with_one_kernel_used_twice(tiny, layer
 @pytest.mark.parametrize("name", ["tied_mse", "stacked_mse"])
 def test_each_phase_pays_l2_on_its_own_kernels(tiny, name):
     config = tiny(name, model__encoder_widths=(16, 8))
-    x = jnp.asarray(data.load("mnist5k", "test")[0][:8])
+    x = jnp.asarray(sources.load("mnist5k", "test")[0][:8])
     model = models.build(config.model)
     params = model.init(jax.random.key(0), x)["params"]
     weight = config.loss.regularizers.l2.weight
@@ -203,21 +207,21 @@ def test_phases_that_cannot_work_are_refused(sdae, change, message):
 def test_a_trainable_path_that_names_no_parameter_is_refused(sdae):
     sdae.opt.trainable = ("encoder/mlp/dense9",)
     with pytest.raises(ValueError, match="'encoder/mlp/dense9', which is no parameter group"):
-        train.create_state(sdae, np.zeros((1, 28, 28, 1), np.float32))
+        loop.create_state(sdae, np.zeros((1, 28, 28, 1), np.float32))
 
 
 def test_init_from_a_run_of_another_architecture_is_refused(sdae, tmp_path):
-    train.train_and_evaluate(pretrain.phase_config(sdae, 0, ""), tmp_path / "wide")
+    loop.train_and_evaluate(pretrain.phase_config(sdae, 0, ""), tmp_path / "wide")
     narrow = pretrain.phase_config(sdae, 0, str(tmp_path / "wide"))
     narrow.model.encoder_widths = (8, 8, 8, 2)
     with pytest.raises(ValueError, match="group 'decoder' of the run .* has shapes"):
-        train.train_and_evaluate(narrow, tmp_path / "narrow")
+        loop.train_and_evaluate(narrow, tmp_path / "narrow")
 
 
 @pytest.fixture
 def conv_greedy(tiny, monkeypatch):
     """The greedy conv AE at conv16-pool-conv8-pool (7x7x8) and back, one epoch a phase."""
-    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)
+    monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
     config = tiny("conv_greedy", model__encoder_features=(16, 8), model__decoder_features=(16, 16))
     config.pretrain.layer_epochs = 2
     config.train.epochs, config.train.batch_size, config.train.chunk = 2, 50, 1
@@ -230,7 +234,7 @@ def test_conv_phases_follow_the_encoders_maps_and_compose_to_the_whole_model(tin
     model's own: encode then decode through them is the autoencoder's output, bitwise."""
     config = tiny("conv_greedy")  # encoder 16-16-8, decoder 16-16-16
     model = models.build(config.model)
-    x = jnp.asarray(data.load("mnist5k", "test")[0][:4], jnp.float32) / 255
+    x = jnp.asarray(sources.load("mnist5k", "test")[0][:4], jnp.float32) / 255
     params = model.init(jax.random.key(0), x)["params"]
     stack = layerwise._stack(model)
     maps = [x]
@@ -251,7 +255,7 @@ def test_conv_phases_follow_the_encoders_maps_and_compose_to_the_whole_model(tin
 def test_conv_phases_train_their_pair_leave_the_rest_bitwise_unchanged_and_lower_the_loss(
     conv_greedy, tmp_path
 ):
-    (x, y), (x_test, y_test) = (data.load("mnist5k", split) for split in data.SPLITS)
+    (x, y), (x_test, y_test) = (sources.load("mnist5k", split) for split in sources.SPLITS)
     splits = {"train_split": (x[:400], y[:400]), "test_split": (x_test[:100], y_test[:100])}
     pretrain.pretrain_and_finetune(conv_greedy, tmp_path, **splits)
     _assert_phase_two_moves_only(tmp_path, ("encoder/conv1/", "decoder/deconv0/"))

@@ -13,7 +13,7 @@ import termios
 import pytest
 from tensorboardX.proto import event_pb2
 
-from aejax import checkpoint, train
+from aejax.training import checkpoint, loop
 
 
 def read_events(path) -> list:
@@ -38,8 +38,8 @@ def scalars(workdir) -> dict:
 
 def test_tensorboard_events_hold_each_epochs_metrics_and_a_resume_purges_the_rest(tiny, tmp_path):
     config = tiny("mlp", train__epochs=3)  # 20 steps an epoch, a checkpoint every 10
-    killed, _ = train.train_and_evaluate(config, tmp_path, max_steps=30)  # in the second epoch
-    train.train_and_evaluate(config, tmp_path)
+    killed, _ = loop.train_and_evaluate(config, tmp_path, max_steps=30)  # in the second epoch
+    loop.train_and_evaluate(config, tmp_path)
     rows = checkpoint.read_metrics(tmp_path)
     logged = scalars(tmp_path)
     assert len(rows) == 3
@@ -71,17 +71,17 @@ def tensorboard_points(workdir) -> dict:
 @pytest.mark.slow
 def test_tensorboard_keeps_every_epoch_when_a_run_is_resumed_at_an_epochs_end_or_reopened(tiny, tmp_path):
     config = tiny("mlp", train__epochs=2)  # 20 steps an epoch
-    train.train_and_evaluate(config, tmp_path, max_steps=20)  # stops where epoch 1 ends
-    train.train_and_evaluate(config, tmp_path)
+    loop.train_and_evaluate(config, tmp_path, max_steps=20)  # stops where epoch 1 ends
+    loop.train_and_evaluate(config, tmp_path)
     files = sorted(tmp_path.glob("events.out.tfevents.*"))
-    train.train_and_evaluate(config, tmp_path)  # complete: reopened, rewrites its figures
+    loop.train_and_evaluate(config, tmp_path)  # complete: reopened, rewrites its figures
     assert sorted(tmp_path.glob("events.out.tfevents.*")) == files  # no empty file added
     assert tensorboard_points(tmp_path)["test/loss"] == [20, 40]
 
 
 def _train(tmp_path, terminal: bool) -> str:
     """What `aejax train` writes to stderr, to a terminal or to a pipe."""
-    args = [sys.executable, "-m", "aejax.main", "train", "--config=mlp", "--workdir=run",
+    args = [sys.executable, "-m", "aejax.cli", "train", "--config=mlp", "--workdir=run",
             "--config.train.epochs=1", "--config.model.encoder_widths=(8,)", "--config.train.chunk=4"]  # fmt: skip
     env = {**os.environ, "JAX_PLATFORMS": "cpu"}
     tmp_path.mkdir()

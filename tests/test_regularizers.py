@@ -6,7 +6,8 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import losses, models, regularizers
+from aejax import models
+from aejax.objectives import autoencoding, regularizers
 
 
 def _model_params_x(config, batch=5):
@@ -36,14 +37,14 @@ def test_contractive_closed_form_equals_the_jacfwd_jacobian(tiny):
         regularizers.sigmoid_layer_jacobian_sq_norm(code_BxK, kernel_DxK), expected_B, rtol=1e-5
     )
     # ...and the loss reports the batch mean of it under "contractive".
-    _, metrics = losses.make_loss_fn(model, config.loss)(params, x, jax.random.key(2), False)
+    _, metrics = autoencoding.make_loss_fn(model, config.loss)(params, x, jax.random.key(2), False)
     np.testing.assert_allclose(metrics["contractive"], expected_B.mean(), rtol=1e-5)
 
 
 def test_l2_is_the_sum_of_squared_kernels_and_ignores_biases(tiny):
     config = tiny("stacked")
     model, params, x = _model_params_x(config)
-    loss_fn = losses.make_loss_fn(model, config.loss)
+    loss_fn = autoencoding.make_loss_fn(model, config.loss)
     _, metrics = loss_fn(params, x, jax.random.key(2), False)
     kernels = [
         params[part]["mlp"][layer]["kernel"]
@@ -69,7 +70,7 @@ def test_kl_sparsity_on_a_code_outside_the_unit_interval_is_refused(code_activat
     config = load_config("sparse")
     config.model.code_activation = code_activation
     with pytest.raises(ValueError, match=r"needs a code in \(0, 1\).*code_activation='sigmoid'"):
-        losses.make_loss_fn(models.build(config.model), config.loss)
+        autoencoding.make_loss_fn(models.build(config.model), config.loss)
 
 
 @pytest.mark.parametrize(
@@ -83,7 +84,7 @@ def test_contractive_is_refused_where_its_closed_form_is_not_exact(model_overrid
     config = load_config("contractive")
     config.model.update(model_overrides)
     with pytest.raises(ValueError, match=message):
-        losses.make_loss_fn(models.build(config.model), config.loss)
+        autoencoding.make_loss_fn(models.build(config.model), config.loss)
 
 
 @pytest.mark.parametrize(
@@ -99,11 +100,11 @@ def test_bad_regularizer_groups_are_refused(group, message):
     config = load_config("sparse")
     config.loss.regularizers = group
     with pytest.raises(ValueError, match=message):
-        losses.make_loss_fn(models.build(config.model), config.loss)
+        autoencoding.make_loss_fn(models.build(config.model), config.loss)
 
 
 def test_code_penalties_on_a_vae_are_refused():
     config = load_config("vae")
     config.loss.regularizers = {"l1_sparsity": {"weight": 1.0}}
     with pytest.raises(ValueError, match="'l1_sparsity' needs an Autoencoder"):
-        losses.make_loss_fn(models.build(config.model), config.loss)
+        autoencoding.make_loss_fn(models.build(config.model), config.loss)

@@ -24,11 +24,13 @@ import PIL.Image
 import pytest
 from conftest import load_config, tiny_config
 from etils import epath
-from test_data import IDX_FILES, write_idx
+from test_sources import IDX_FILES, write_idx
 
 import aejax
-from aejax import checkpoint, configs, data, divergence, train, validate
-from aejax.datasets.builders import AejaxMnist
+from aejax import configs
+from aejax.data import sources
+from aejax.data.builders import AejaxMnist
+from aejax.training import checkpoint, finite_guard, loop, validate
 
 
 def _config(**overrides):
@@ -43,8 +45,8 @@ def runs(tmp_path_factory):
     """An uninterrupted run's final parameters, and a run stopped at step 15 (checkpoints 5,
     10 and 15, the first epoch's metrics line) to copy and damage."""
     root = tmp_path_factory.mktemp("runs")
-    whole, _ = train.train_and_evaluate(_config(), root / "whole")
-    train.train_and_evaluate(_config(), root / "cut", max_steps=15)
+    whole, _ = loop.train_and_evaluate(_config(), root / "whole")
+    loop.train_and_evaluate(_config(), root / "cut", max_steps=15)
     return root / "cut", whole.params
 
 
@@ -64,8 +66,8 @@ def test_diverged_run_saves_nothing_non_finite_and_resumes_with_a_lower_lr(tmp_p
     # From step 7 on the learning rate is multiplied by 1e6: the run diverges within a few steps.
     config = _config(opt__lr_boundaries=(6,), opt__lr_decay=1e6)
     named = r"diverged at step (7|8|9|10) .*checkpoint, step 5 .*--resume_changes=opt.lr"
-    with pytest.raises(divergence.TrainingDiverged, match=named):
-        train.train_and_evaluate(config, tmp_path)
+    with pytest.raises(finite_guard.TrainingDiverged, match=named):
+        loop.train_and_evaluate(config, tmp_path)
     saved = _saved_states(tmp_path)
     assert sorted(saved) == [5]
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(saved))
@@ -73,8 +75,8 @@ def test_diverged_run_saves_nothing_non_finite_and_resumes_with_a_lower_lr(tmp_p
 
     config.opt.lr = 1e-9  # the same jump now lands on 1e-3
     with pytest.raises(ValueError, match=r"opt.lr: 0.001 -> 1e-09.*--resume_changes=opt.lr"):
-        train.train_and_evaluate(config, tmp_path)
-    state, row = train.train_and_evaluate(config, tmp_path, resume_changes=("opt.lr",))
+        loop.train_and_evaluate(config, tmp_path)
+    state, row = loop.train_and_evaluate(config, tmp_path, resume_changes=("opt.lr",))
     assert int(state.step) == 20 and np.isfinite(row["test/loss"])
     assert all(np.isfinite(leaf).all() for leaf in jax.tree.leaves(state.params))
     log = (tmp_path / checkpoint.CHANGES_FILE).read_text().splitlines()
@@ -84,7 +86,7 @@ def test_diverged_run_saves_nothing_non_finite_and_resumes_with_a_lower_lr(tmp_p
 
 def test_resume_changes_outside_the_resumable_fields_are_refused(tmp_path):
     with pytest.raises(ValueError, match=r"\['model.latent_dim'\], which a resumed run cannot"):
-        train.train_and_evaluate(_config(), tmp_path, resume_changes=("model.latent_dim",))
+        loop.train_and_evaluate(_config(), tmp_path, resume_changes=("model.latent_dim",))
 
 
 @pytest.mark.slow
@@ -94,7 +96,7 @@ def test_torn_metrics_line_is_dropped_with_a_warning_and_rewritten(runs, tmp_pat
     with open(run / checkpoint.METRICS_FILE, "a") as f:
         f.write('{"epoch": 2, "step": 20, "train/lo')  # the write a full disk cut short
     with pytest.warns(UserWarning, match=r"metrics.jsonl line 2 is damaged and was dropped"):
-        state, _ = train.train_and_evaluate(_config(), run)
+        state, _ = loop.train_and_evaluate(_config(), run)
     assert [r["epoch"] for r in checkpoint.read_metrics(run)] == [1, 2]
     chex.assert_trees_all_equal(state.params, whole_params)
 
@@ -104,7 +106,7 @@ def test_corrupt_config_json_is_named_with_what_to_do(runs, tmp_path):
     (run / checkpoint.CONFIG_FILE).write_text('{"data": {"name": "mnis')
     named = rf"{re.escape(str(run / 'config.json'))} is damaged .*delete .*new --workdir"
     with pytest.raises(ValueError, match=named):
-        train.train_and_evaluate(_config(), run)
+        loop.train_and_evaluate(_config(), run)
 
 
 def _overwrite_files(directory):
@@ -118,7 +120,7 @@ def test_unreadable_newest_checkpoint_gives_way_to_the_previous_one(runs, tmp_pa
     run = _copy(cut, tmp_path)
     _overwrite_files(run / "checkpoints" / "15")
     with pytest.warns(UserWarning, match=r"checkpoint 15 .* cannot be read .* from checkpoint 10"):
-        state, _ = train.train_and_evaluate(_config(), run)
+        state, _ = loop.train_and_evaluate(_config(), run)
     assert (run / checkpoint.DAMAGED_DIR / "15").is_dir()
     chex.assert_trees_all_equal(state.params, whole_params)
 
@@ -128,7 +130,7 @@ def test_no_readable_checkpoint_is_refused_and_nothing_is_moved(runs, tmp_path):
     _overwrite_files(run / "checkpoints")
     refused = r"no checkpoint in .* can be read \(checkpoint 15: .*move that folder aside"
     with pytest.raises(ValueError, match=refused):
-        train.train_and_evaluate(_config(), run)
+        loop.train_and_evaluate(_config(), run)
     assert sorted(p.name for p in (run / "checkpoints").iterdir()) == ["10", "15", "5"]
 
 
@@ -177,9 +179,9 @@ def test_full_disk_stops_with_one_error_and_the_run_resumes_after(runs, small_di
     with open(filler, "wb") as f:  # fill the disk but for 100 KiB: a checkpoint needs 600
         f.write(b"\0" * (shutil.disk_usage(small_disk).free - 100 * 1024))
     with pytest.raises(OSError, match=r"disk is full: checkpoint 20 .*checkpoint 15 is intact"):
-        train.train_and_evaluate(_config(), run)
+        loop.train_and_evaluate(_config(), run)
     filler.unlink()
-    state, _ = train.train_and_evaluate(_config(), run)
+    state, _ = loop.train_and_evaluate(_config(), run)
     chex.assert_trees_all_equal(state.params, whole_params)
 
 
@@ -201,7 +203,7 @@ def test_every_shipped_config_is_valid():
 )
 def test_bad_values_are_named_before_any_work(tmp_path, overrides, message):
     with pytest.raises(ValueError, match=message):
-        train.train_and_evaluate(_config(**overrides), tmp_path / "run")
+        loop.train_and_evaluate(_config(**overrides), tmp_path / "run")
     assert not (tmp_path / "run").exists()
 
 
@@ -231,19 +233,19 @@ def test_sparsity_target_and_penalty_weights_are_checked():
 @pytest.mark.parametrize("max_steps", [0, -5])
 def test_max_steps_below_one_is_refused(tmp_path, max_steps):
     with pytest.raises(ValueError, match=rf"max_steps={max_steps} must be at least 1"):
-        train.train_and_evaluate(_config(), tmp_path, max_steps=max_steps)
+        loop.train_and_evaluate(_config(), tmp_path, max_steps=max_steps)
 
 
 def test_workdir_naming_a_file_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("not a run")
     for workdir in (tmp_path / "notes.txt", tmp_path / "notes.txt" / "run"):
         with pytest.raises(ValueError, match=r"notes.txt is a file, not a directory"):
-            train.train_and_evaluate(_config(), workdir)
+            loop.train_and_evaluate(_config(), workdir)
 
 
 def test_nothing_in_the_package_unpickles():
     """Workdirs are read as data: nothing in the package unpickles, numpy's `np.load` included."""
-    package = Path(train.__file__).parent
+    package = Path(aejax.__file__).parent
     sources = sorted(package.rglob("*.py"))
     assert len(sources) > 30  # the walk found the package
     uses = [
@@ -258,7 +260,7 @@ def test_nothing_in_the_package_unpickles():
 @pytest.fixture(scope="module")
 def digits():
     """400 training and 100 test images of mnist5k, with labels."""
-    (x, y), (x_test, y_test) = (data.load("mnist5k", split) for split in data.SPLITS)
+    (x, y), (x_test, y_test) = (sources.load("mnist5k", split) for split in sources.SPLITS)
     return (x[:400], y[:400]), (x_test[:100], y_test[:100])
 
 
@@ -317,10 +319,10 @@ def test_an_interrupted_streamed_run_resumed_with_other_data_is_refused(tmp_path
         monkeypatch.setenv("AEJAX_IDX_DIR", str(tmp_path / name))
         monkeypatch.setenv("AEJAX_DATA_DIR", str(tmp_path / name / "prepared"))
         if name == "a":
-            train.train_and_evaluate(config, workdir, max_steps=2)
+            loop.train_and_evaluate(config, workdir, max_steps=2)
             before = _snapshot(workdir)
     with pytest.raises(ValueError, match=r"trained on other data \(test: .* -> .*; train: 40x28x28x1 uint8"):
-        train.train_and_evaluate(config, workdir)
+        loop.train_and_evaluate(config, workdir)
     assert _snapshot(workdir) == before
 
 
@@ -338,26 +340,26 @@ def test_a_part_swapped_in_needs_its_fields_and_any_config_can_set_them():
     config = load_config("vae")
     config.model.encoder = "resnet"
     with pytest.raises(ValueError, match=r"a resnet encoder needs model.encoder_features, which this config leaves unset: set it, e.g. --config.model.encoder_features='\(16,32\)'"):
-        validate.config(config) or train.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
+        validate.config(config) or loop.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
     config.model.encoder_features = (4, 8)
-    state = train.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
+    state = loop.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
     assert "encoder" in state.params and "mu_head" in state.params
 
 
 def test_unknown_dataset_names_and_paths_are_one_short_message(tmp_path):
     with pytest.raises(ValueError, match=r"^Unknown dataset 'mnits': .*did you mean 'mnist'") as error:
-        data.load("mnits", "train")
+        sources.load("mnits", "train")
     assert len(str(error.value)) < 300 and error.value.__cause__ is None
     with pytest.raises(FileNotFoundError, match=r"^data.path mine.npz does not exist"):
-        data.load("mine.npz", "train")
+        sources.load("mine.npz", "train")
     np.savez(tmp_path / "mine.npz", x_train=np.zeros((20, 4, 4, 1), np.uint8))
-    images, labels = data.load(str(tmp_path / "mine.npz"), "train")  # a file given as the name
+    images, labels = sources.load(str(tmp_path / "mine.npz"), "train")  # a file given as the name
     assert images.shape == (18, 4, 4, 1) and labels is None
 
 
 def test_a_tfds_dataset_that_is_not_prepared_names_how_to_prepare_it():
     with pytest.raises(RuntimeError, match=r"^TFDS dataset 'cifar10' \(train\) is not prepared as array_record in .*`tfds build cifar10 --file_format=array_record"):
-        data.load("cifar10", "train")
+        sources.load("cifar10", "train")
 
 
 @pytest.mark.parametrize(

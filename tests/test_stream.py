@@ -27,7 +27,8 @@ from sessions import (
 )
 from test_parallel import _leaves, _short_vae
 
-from aejax import checkpoint, parallel, stream, train, transfer
+from aejax.data import stream
+from aejax.training import checkpoint, loop, parallel, transfer
 
 
 def _config(name="mlp", stream_mode="always", **overrides):
@@ -51,8 +52,8 @@ def test_four_device_session(tmp_path):
 @pytest.mark.parametrize("name", ["mlp", "vae", "conv_classifier"])  # images; noise; images+labels
 @pytest.mark.slow
 def test_streamed_run_equals_in_memory_run_bitwise(tmp_path, name):
-    memory, memory_row = train.train_and_evaluate(_config(name, "never"), tmp_path / "memory")
-    streamed, streamed_row = train.train_and_evaluate(_config(name), tmp_path / "streamed")
+    memory, memory_row = loop.train_and_evaluate(_config(name, "never"), tmp_path / "memory")
+    streamed, streamed_row = loop.train_and_evaluate(_config(name), tmp_path / "streamed")
     chex.assert_trees_all_equal(streamed.params, memory.params)
     chex.assert_trees_all_equal(streamed.opt_state, memory.opt_state)
     assert streamed_row["test/loss"] == memory_row["test/loss"]
@@ -66,12 +67,12 @@ def test_streamed_run_equals_in_memory_run_bitwise(tmp_path, name):
 @pytest.mark.slow
 def test_streamed_run_stopped_inside_an_epoch_resumes_exactly(tmp_path):
     config = _config(train__epochs=3)
-    whole, whole_row = train.train_and_evaluate(config, tmp_path / "whole")
-    train.train_and_evaluate(config, tmp_path / "cut", max_steps=30)
+    whole, whole_row = loop.train_and_evaluate(config, tmp_path / "whole")
+    loop.train_and_evaluate(config, tmp_path / "cut", max_steps=30)
     stopped = checkpoint.manager(tmp_path / "cut", 3).latest_step()
     assert stopped == 34  # the chunk of epoch 2's steps 7 to 14 crossed step 30
     assert _pipeline_state(tmp_path / "cut", stopped) == {"next_index": stopped}
-    resumed, resumed_row = train.train_and_evaluate(config, tmp_path / "cut")
+    resumed, resumed_row = loop.train_and_evaluate(config, tmp_path / "cut")
     chex.assert_trees_all_equal(resumed.params, whole.params)
     chex.assert_trees_all_equal(resumed.opt_state, whole.opt_state)
     assert resumed_row["test/loss"] == whole_row["test/loss"]
@@ -80,11 +81,11 @@ def test_streamed_run_stopped_inside_an_epoch_resumes_exactly(tmp_path):
 
 @one_device
 def test_pipeline_state_that_disagrees_with_the_step_is_refused(tmp_path):
-    train.train_and_evaluate(_config(), tmp_path, max_steps=10)
+    loop.train_and_evaluate(_config(), tmp_path, max_steps=10)
     path = tmp_path / "checkpoints" / "14" / "pipeline" / "process_0-of-1.json"
     path.write_text(json.dumps({"next_index": 13}))
     with pytest.raises(ValueError, match="step 14 holds a data pipeline at step 13"):
-        train.train_and_evaluate(_config(), tmp_path)
+        loop.train_and_evaluate(_config(), tmp_path)
 
 
 def _shipped_mlp(overrides: dict):
@@ -103,7 +104,7 @@ def test_streamed_run_killed_mid_run_resumes_exactly(tmp_path):
     overrides = {"train.epochs": 10, "train.chunk": 2, "train.save_every_steps": 4}
     cut = tmp_path / "cut"
     command = [
-        sys.executable, "-m", "aejax.main", "train", "--config=mlp",
+        sys.executable, "-m", "aejax.cli", "train", "--config=mlp",
         f"--workdir={cut}", "--config.data.stream=always",
         *(f"--config.{k}={v}" for k, v in overrides.items()),
     ]  # fmt: skip
@@ -122,8 +123,8 @@ def test_streamed_run_killed_mid_run_resumes_exactly(tmp_path):
     assert process.wait() == -signal.SIGKILL, "the run ended before it could be killed"
     assert 40 <= checkpoint.manager(cut, 3).latest_step() < 200
     config = _shipped_mlp(overrides)
-    resumed, _ = train.train_and_evaluate(config, cut)
-    whole, _ = train.train_and_evaluate(config, tmp_path / "whole")
+    resumed, _ = loop.train_and_evaluate(config, cut)
+    whole, _ = loop.train_and_evaluate(config, tmp_path / "whole")
     chex.assert_trees_all_equal(resumed.params, whole.params)
     chex.assert_trees_all_equal(resumed.opt_state, whole.opt_state)
 
@@ -151,7 +152,7 @@ def test_bad_stream_settings_get_clear_errors():
 def test_each_device_holds_the_rows_of_its_own_part_of_the_batch():
     config, mesh = _config(train__batch_size=40), parallel.make_mesh(4)
     file = stream.RecordFile("mnist5k", "train")
-    order = np.asarray(train.epoch_batches(jax.random.key(5), len(file), 40))
+    order = np.asarray(loop.epoch_batches(jax.random.key(5), len(file), 40))
     batches = stream.StreamedBatches(config, mesh, file, lambda epoch: order, lambda x, y: x)
     assert batches.rows == slice(0, 40)  # one process: it reads every row of the batch
     chunk = batches.chunk(0, 0, 3)
@@ -171,7 +172,7 @@ def test_each_device_holds_the_rows_of_its_own_part_of_the_batch():
 def test_streamed_run_on_four_devices_equals_in_memory_run_on_four(tmp_path):
     def run(mode):
         config = _config(stream_mode=mode, train__batch_size=200, train__epochs=1)
-        return train.train_and_evaluate(config, tmp_path / mode, mesh=parallel.make_mesh(4))[0]
+        return loop.train_and_evaluate(config, tmp_path / mode, mesh=parallel.make_mesh(4))[0]
 
     streamed, memory = run("always"), run("never")
     assert len(jax.tree.leaves(streamed.params)[0].sharding.device_set) == 4
@@ -196,7 +197,7 @@ def test_two_processes_each_read_only_their_half_of_every_batch(tmp_path):
     for i in range(2):
         assert _pipeline_state(tmp_path / "run", 20, i, 2) == {"next_index": 20}
     alone_config = _short_streamed_vae()
-    alone, _ = train.train_and_evaluate(alone_config, tmp_path / "alone")
+    alone, _ = loop.train_and_evaluate(alone_config, tmp_path / "alone")
     assert_trained_alike(list(results[0].values()), _leaves(alone.params), alone_config.opt.lr)
 
 
@@ -211,6 +212,6 @@ if __name__ == "__main__":  # one process of the 2-process test above
         return read(self, rows)
 
     stream.RecordFile.read = recording_read
-    state, _ = train.train_and_evaluate(_short_streamed_vae(), workdir)
+    state, _ = loop.train_and_evaluate(_short_streamed_vae(), workdir)
     params = {f"param{i}": leaf for i, leaf in enumerate(_leaves(state.params))}
     np.savez(out, rows_read=np.stack(rows_read), **params)

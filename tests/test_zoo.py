@@ -9,7 +9,11 @@ import numpy as np
 import pytest
 from conftest import initial_test_metrics, load_config
 
-from aejax import checkpoint, corruptions, data, losses, models, plots, representation, train
+from aejax import models
+from aejax.data import sources
+from aejax.evaluation import figures, representation
+from aejax.objectives import autoencoding, corruptions
+from aejax.training import checkpoint, loop
 
 
 def dense(n_in: int, n_out: int) -> int:
@@ -39,8 +43,8 @@ ZOO = {  # config: (code width, parameter count)
 
 @pytest.fixture
 def no_figures(monkeypatch):
-    """Runs here are judged by their metrics; test_train checks the figures (1-2 s a run)."""
-    monkeypatch.setattr(plots, "write_figures", lambda *args, **kwargs: None)
+    """Runs here are judged by their metrics; test_loop checks the figures (1-2 s a run)."""
+    monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
 
 
 def _init(config, x):
@@ -54,7 +58,7 @@ def _count(tree) -> int:
 
 
 def _digits(n: int = 64) -> jax.Array:
-    return jnp.asarray(data.load("mnist5k", "test")[0][:n])
+    return jnp.asarray(sources.load("mnist5k", "test")[0][:n])
 
 
 @pytest.mark.parametrize("name", ZOO)
@@ -72,7 +76,7 @@ def test_shipped_config_has_its_code_width_and_parameter_count(name):
 EPOCHS = {"linear": 10, "mlp2d_tanh": 10, "mlp2d_relu": 10, "sparse": 6}
 
 
-@pytest.mark.parametrize("name", [n for n in ZOO if n != "mlp"])  # test_train covers mlp
+@pytest.mark.parametrize("name", [n for n in ZOO if n != "mlp"])  # test_loop covers mlp
 def test_every_autoencoder_learns_and_reports_its_terms(tiny, tmp_path, no_figures, name):
     # At most 64 wide: 16-wide stacks need 8 epochs where these need 3. A chunk is an epoch
     # (one compile) and the only checkpoint is the last.
@@ -84,7 +88,7 @@ def test_every_autoencoder_learns_and_reports_its_terms(tiny, tmp_path, no_figur
         train__save_every_steps=1000,
     )
     start = initial_test_metrics(config)
-    _, row = train.train_and_evaluate(config, tmp_path)
+    _, row = loop.train_and_evaluate(config, tmp_path)
     assert row["test/loss"] < 0.6 * start["loss"], (start, row)
     # The reconstruction too: the sparsity KL is most of the sparse AE's initial loss.
     assert row["test/recon"] < 0.8 * start["recon"], (start, row)
@@ -115,10 +119,10 @@ def _decoder_columns(params) -> np.ndarray:
 def _linear_fit(config, x, steps: int):
     """Full-batch steps of the real train step on `x`, compiled as one lax.scan chunk."""
     model = models.build(config.model)
-    loss_fn = losses.make_loss_fn(model, config.loss)
-    state = train.create_state(config, x)
+    loss_fn = autoencoding.make_loss_fn(model, config.loss)
+    state = loop.create_state(config, x)
     idx_CxB = jnp.tile(jnp.arange(x.shape[0]), (steps, 1))
-    train_chunk = train.make_train_chunk(train.make_train_step(loss_fn))
+    train_chunk = loop.make_train_chunk(loop.make_train_step(loss_fn))
     state, _ = train_chunk(state, x, idx_CxB, jax.random.key(0))
     return state.params, loss_fn(state.params, x, jax.random.key(0), False)[1]["recon"]
 
@@ -143,9 +147,9 @@ def test_linear_3_2_3_autoencoder_finds_the_top_principal_plane():
 
 def test_linear_autoencoder_on_digits_spans_the_top_principal_plane(tmp_path, no_figures):
     config = load_config("linear")  # as shipped: 784-2-784, 50 epochs
-    state, _ = train.train_and_evaluate(config, tmp_path)
-    train_x = data.load("mnist5k", "train")[0]
-    loss_fn = losses.make_loss_fn(models.build(config.model), config.loss)
+    state, _ = loop.train_and_evaluate(config, tmp_path)
+    train_x = sources.load("mnist5k", "train")[0]
+    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
     mse = loss_fn(state.params, jnp.asarray(train_x), jax.random.key(0), False)[1]["recon"]
     pcs, pca_mse = _pca(train_x.reshape(len(train_x), -1).astype(np.float64), 2)
     angles = representation.principal_angles(_decoder_columns(state.params), pcs)
@@ -186,8 +190,8 @@ def test_tied_kernel_gradient_is_the_sum_of_its_two_uses(tiny):
     untied = {"encoder": tied["encoder"], "decoder": {"mlp": untied_decoder}}
     untied_model = models.build(untied_config.model)
     rng = jax.random.key(3)
-    tied_loss = losses.make_loss_fn(tied_model, tied_config.loss)
-    untied_loss = losses.make_loss_fn(untied_model, untied_config.loss)
+    tied_loss = autoencoding.make_loss_fn(tied_model, tied_config.loss)
+    untied_loss = autoencoding.make_loss_fn(untied_model, untied_config.loss)
     (value, _), g_tied = jax.value_and_grad(tied_loss, has_aux=True)(tied, x, rng, True)
     (untied_value, _), g = jax.value_and_grad(untied_loss, has_aux=True)(untied, x, rng, True)
     np.testing.assert_allclose(value, untied_value, rtol=1e-6)
@@ -213,12 +217,12 @@ def test_denoising_loss_feeds_the_corrupted_input_and_scores_against_the_clean(t
     x = _digits()
     model, params = _init(config, x)
     rng = jax.random.key(3)
-    _, metrics = losses.make_loss_fn(model, config.loss)(params, x, rng, True)
-    x_tilde = corruptions.build(config.loss.corruption)(x, losses.rng_streams(rng)["corruption"])
+    _, metrics = autoencoding.make_loss_fn(model, config.loss)(params, x, rng, True)
+    x_tilde = corruptions.build(config.loss.corruption)(x, autoencoding.rng_streams(rng)["corruption"])
 
     def recon(model_input):
         logits, _ = model.apply({"params": params}, model_input)
-        return jnp.mean(jnp.sum(losses.reconstruction(logits, x, "bernoulli"), axis=(1, 2, 3)))
+        return jnp.mean(jnp.sum(autoencoding.reconstruction(logits, x, "bernoulli"), axis=(1, 2, 3)))
 
     # The loss and this reference sum 784 pixels per image in orders XLA picks: 1.7e-6 apart on
     # an AVX-512 processor (Zen 5), where feeding the clean input instead moves it by over 1e-3.
@@ -232,7 +236,7 @@ def test_evaluation_sees_clean_inputs_unless_the_config_asks(tiny):
     model, params = _init(clean_config, x)
 
     def eval_loss(config):
-        return losses.make_loss_fn(model, config.loss)(params, x, jax.random.key(3), False)[0]
+        return autoencoding.make_loss_fn(model, config.loss)(params, x, jax.random.key(3), False)[0]
 
     drowned = tiny("denoising", loss__corruption__factor=1e6)
     assert eval_loss(drowned) == eval_loss(clean_config)
@@ -246,7 +250,7 @@ def test_each_step_key_draws_a_fresh_corruption(tiny):
     for name, fresh in (("denoising_salt_pepper", True), ("stacked", False)):
         config = tiny(name)
         model, params = _init(config, x)
-        loss_fn = losses.make_loss_fn(model, config.loss)
+        loss_fn = autoencoding.make_loss_fn(model, config.loss)
         first, second, again = (loss_fn(params, x, key, True)[0] for key in step_keys)
         assert first == again and (first != second) == fresh, name
 
@@ -257,13 +261,13 @@ def test_each_step_key_draws_a_fresh_corruption(tiny):
 def test_sparse_code_rate_moves_to_its_target(tiny, tmp_path, no_figures):
     config = tiny("sparse", train__chunk=20)
     model = models.build(config.model)
-    test_x = jnp.asarray(data.load("mnist5k", "test")[0])
+    test_x = jnp.asarray(sources.load("mnist5k", "test")[0])
 
     def mean_rate(params):
         return float(jnp.mean(model.apply({"params": params}, test_x, method="encode").code))
 
-    before = mean_rate(train.create_state(config, test_x).params)
-    state, _ = train.train_and_evaluate(config, tmp_path)
+    before = mean_rate(loop.create_state(config, test_x).params)
+    state, _ = loop.train_and_evaluate(config, tmp_path)
     after = mean_rate(state.params)
     assert abs(after - 0.1) < 0.1 * abs(before - 0.1), (before, after)  # reached: 0.52 -> 0.098
 
@@ -275,6 +279,6 @@ def test_denoising_figure_shows_corrupted_input_output_and_clean_target(tiny, tm
         workdir.mkdir()
         checkpoint.append_metrics(workdir, {"epoch": 1, "step": 1, "train/loss": 1.0, "test/loss": 1.0})
         model, params = _init(config, _digits(1))
-        plots.write_figures(workdir, model, params, _digits(10), config, jax.random.key(0))
+        figures.write_figures(workdir, model, params, _digits(10), config, jax.random.key(0))
         heights[name] = plt.imread(workdir / "reconstructions.png").shape[0]
     assert heights["denoising"] > 1.4 * heights["stacked"]  # three rows of images against two

@@ -8,11 +8,11 @@ aejax train --config contractive --workdir runs/contractive
 
 import ml_collections
 
-from aejax import config as aejax_config
+from aejax.configs import fields
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = aejax_config.base()
+    config = fields.base()
     config.model.name = "mlp"
     config.model.encoder_widths = (64,)  # one layer: the closed form needs it
     config.model.activation = "relu"  # unused with no hidden layer

@@ -6,11 +6,11 @@ aejax train --config conv --workdir runs/conv
 
 import ml_collections
 
-from aejax import config as aejax_config
+from aejax.configs import fields
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = aejax_config.base()
+    config = fields.base()
     config.model.name = "conv"
     config.model.encoder_features = (16, 8, 8)  # each conv3x3-relu then 2x2 max pooling
     config.model.decoder_features = (8, 8, 16)  # each conv3x3-relu then 2x nearest upsampling

@@ -7,9 +7,10 @@ aejax train --config conv_classifier --workdir runs/conv_classifier \
   --config.train.init_from=runs/conv
 """
 
-from aejax import configs, supervised
+from aejax import configs
+from aejax.configs import fields
 
 
 def get_config():
     conv = configs.get("conv")
-    return supervised.classifier_config(conv, epochs=10)
+    return fields.classifier_config(conv, epochs=10)

@@ -7,9 +7,10 @@ aejax train --config conv_twopool_classifier \
   --workdir runs/conv_twopool_classifier --config.train.init_from=runs/conv_twopool
 """
 
-from aejax import configs, supervised
+from aejax import configs
+from aejax.configs import fields
 
 
 def get_config():
     conv = configs.get("conv_twopool")
-    return supervised.classifier_config(conv, epochs=10, head_input="decoded")
+    return fields.classifier_config(conv, epochs=10, head_input="decoded")

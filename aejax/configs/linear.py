@@ -6,11 +6,11 @@ aejax train --config linear --workdir runs/linear
 
 import ml_collections
 
-from aejax import config as aejax_config
+from aejax.configs import fields
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = aejax_config.base()
+    config = fields.base()
     config.model.name = "mlp"
     config.model.encoder_widths = (2,)  # one dense layer each way: 784-2-784
     config.model.activation = "linear"  # unused with no hidden layer; linear all the same

@@ -5,11 +5,11 @@ aejax train --config mlp --workdir runs/mlp
 
 import ml_collections
 
-from aejax import config as aejax_config
+from aejax.configs import fields
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = aejax_config.base()
+    config = fields.base()
     config.model.name = "mlp"
     config.model.encoder_widths = (32,)  # hidden widths then the code; the decoder mirrors them
     config.model.activation = "relu"

@@ -9,11 +9,11 @@ and a softmax classifier on its code: aejax/configs/sdae_classifier.py.
 
 import ml_collections
 
-from aejax import config as aejax_config
+from aejax.configs import fields
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = aejax_config.base()
+    config = fields.base()
     config.model.name = "mlp"
     config.model.encoder_widths = (128, 64, 10, 2)  # the decoder mirrors them: 10-64-128-784
     config.model.activation = "relu"

@@ -8,9 +8,10 @@ aejax train --config sdae_classifier --workdir runs/sdae_classifier \
   --config.train.init_from=runs/sdae/finetune
 """
 
-from aejax import configs, supervised
+from aejax import configs
+from aejax.configs import fields
 
 
 def get_config():
     sdae = configs.get("sdae")
-    return supervised.classifier_config(sdae, epochs=20)
+    return fields.classifier_config(sdae, epochs=20)

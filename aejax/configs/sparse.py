@@ -7,11 +7,11 @@ aejax train --config sparse --workdir runs/sparse
 
 import ml_collections
 
-from aejax import config as aejax_config
+from aejax.configs import fields
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = aejax_config.base()
+    config = fields.base()
     config.model.name = "mlp"
     config.model.encoder_widths = (1000,)
     config.model.activation = "relu"  # unused with no hidden layer

@@ -5,11 +5,11 @@ aejax train --config stacked --workdir runs/stacked
 
 import ml_collections
 
-from aejax import config as aejax_config
+from aejax.configs import fields
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = aejax_config.base()
+    config = fields.base()
     config.model.name = "mlp"
     config.model.encoder_widths = (300, 150)  # the decoder mirrors them: 150-300-784
     config.model.activation = "elu"

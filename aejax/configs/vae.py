@@ -5,11 +5,11 @@ aejax train --config vae --workdir runs/vae
 
 import ml_collections
 
-from aejax import config as aejax_config
+from aejax.configs import fields
 
 
 def get_config() -> ml_collections.ConfigDict:
-    config = aejax_config.base()
+    config = fields.base()
     config.model.name = "vae"
     config.model.encoder_widths = (500, 500)  # the decoder mirrors them
     config.model.latent_dim = 20

@@ -15,13 +15,13 @@ import copy
 
 import ml_collections
 
-from aejax import config as aejax_config
 from aejax import configs
+from aejax.configs import fields
 
 
 def get_config() -> ml_collections.ConfigDict:
     vqvae = configs.get("vqvae")
-    config = aejax_config.base()
+    config = fields.base()
     config.seed = vqvae.seed
     config.data = copy.deepcopy(vqvae.data)
     config.model.name = "code_prior"

@@ -17,15 +17,16 @@ import flax
 import jax
 
 import aejax
-from aejax import compiled, models, train
+from aejax import compiled, models
+from aejax.training import loop
 from benchmarks.peers import common
 
 
 def flop_per_sample(config, x) -> float:
     """FLOP of one training step of the run's config, per sample, from XLA's cost analysis."""
     model = models.build(config.model)
-    step = train.make_train_step(train.make_objective(model, config.loss))
-    state = train.create_state(config, x[:1])
+    step = loop.make_train_step(loop.make_objective(model, config.loss))
+    state = loop.create_state(config, x[:1])
     batch = jax.ShapeDtypeStruct((config.train.batch_size, *x.shape[1:]), x.dtype)
     lowered = compiled.jit(step).lower(state, batch, jax.random.key(0))
     return lowered.compile().cost_analysis()["flops"] / config.train.batch_size

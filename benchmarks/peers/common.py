@@ -14,8 +14,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aejax import config as aejax_config
-from aejax import data, models
+from aejax import configs, models
+from aejax.data import sources
 
 MODELS = ("mlp", "vae", "conv")
 DATASET = "fashion_mnist"
@@ -36,12 +36,12 @@ def parse_args(description: str, argv: list[str] | None = None) -> argparse.Name
 
 def splits() -> tuple[np.ndarray, np.ndarray]:
     """Fashion-MNIST's train and test images, float32 [N, 28, 28, 1] in [0, 1], as aejax loads them."""
-    return data.load(DATASET, "train")[0], data.load(DATASET, "test")[0]
+    return sources.load(DATASET, "train")[0], sources.load(DATASET, "test")[0]
 
 
 def settings(model: str) -> tuple[int, float]:
     """Batch size and Adam's learning rate of aejax's shipped config `model`."""
-    config = aejax_config.load(model)
+    config = configs.load(model)
     if config.opt.name != "adam" or config.opt.lr_boundaries:
         raise ValueError(f"the peers train with constant-rate Adam; config {model!r} does not")
     return config.train.batch_size, config.opt.lr
@@ -49,7 +49,7 @@ def settings(model: str) -> tuple[int, float]:
 
 def aejax_param_count(model: str) -> int:
     """Parameters of the model aejax builds from config `model` for 28x28x1 images."""
-    cfg = models.fit_to_data(aejax_config.load(model).model, IMAGE_SHAPE, None)
+    cfg = models.fit_to_data(configs.load(model).model, IMAGE_SHAPE, None)
     module = models.build(cfg)
 
     def init(x):

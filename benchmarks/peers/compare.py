@@ -22,7 +22,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from aejax import data
+from aejax.data import sources
 from benchmarks import report
 from benchmarks.peers import common
 
@@ -152,7 +152,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     for split in ("train", "test"):  # prepared here, so that no run's time includes preparing it
-        data.load(common.DATASET, split)
+        sources.load(common.DATASET, split)
     meta = {
         "command": shlex.join(["python", "-m", "benchmarks.peers.compare", *argv]),
         "machine": report.machine(),

@@ -1,0 +1,141 @@
+"""Defaults every config starts from, and loading a config by name or path.
+
+Every field the code reads is declared here or in the config of the model that reads it, so
+any of them can be overridden (`--config.loss.kl_warmup_steps=100`, `aejax.fit(...,
+loss__kl_warmup_steps=100)`) and a misspelt one is an error: loaded configs are locked.
+Optional numbers are typed placeholders (None until set), so an override parses as their type.
+"""
+
+import copy
+
+import ml_collections
+from ml_collections import config_dict
+
+
+def base() -> ml_collections.ConfigDict:
+    """Seed, data, optimiser, loop, checkpoints, and the fields of `model` and `loss` that
+    every model shares; a model's config adds its own and overrides what differs."""
+    config = ml_collections.ConfigDict()
+    config.seed = 0  # the only source of randomness: init, shuffling and noise derive from it
+    config.data = ml_collections.ConfigDict()
+    config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist, or a TFDS dataset
+    config.data.path = ""  # an .npz file or a folder of images; when set, `name` is unused (empty)
+    # Image files and TFDS images centre-cropped and resized to this side (celeb_a: 64 if unset).
+    config.data.image_size = config_dict.placeholder(int)
+    config.data.test_fraction = 0.1  # held out as test split of a `path` (or arrays) without one
+    config.data.max_pixels = 64_000_000  # a `path` folder's image files: larger ones are refused
+    config.data.skip_bad_images = False  # True: such files, and unreadable ones, are left out
+    config.data.binarize = "none"  # none, static, dynamic (aejax/data/binarize.py)
+    config.data.label_fraction = config_dict.placeholder(float)  # a stratified labelled subset
+    config.data.subset_seed = 0  # which subset: the same for every model and seed
+    config.data.stream = "auto"  # training batches read from disk: auto, never, always (stream.py)
+    config.data.device_bytes_budget = 4 * 2**30  # "auto" streams a training set bigger than this
+    config.data.read_threads = 4  # streaming: Grain threads reading and parsing batches ahead
+    config.opt = ml_collections.ConfigDict()
+    config.opt.name = "adam"  # adam, adamw, sgd
+    config.opt.lr = 1e-3
+    config.opt.lr_boundaries = ()  # steps where lr is multiplied by lr_decay; () keeps it constant
+    config.opt.lr_decay = 0.1
+    config.opt.trainable = ()  # parameter path prefixes that train; () trains every parameter
+    # Optimisers of their own for top-level parameter groups, one group each, e.g.
+    # parts.discriminator = {name, lr}; every other parameter follows name and lr above.
+    config.opt.parts = ml_collections.ConfigDict()
+    config.train = ml_collections.ConfigDict()
+    config.train.batch_size = 200
+    config.train.epochs = 20
+    # Steps per compiled lax.scan call (capped at an epoch); 1 dispatches single steps.
+    config.train.chunk = 400
+    config.train.eval_batch_size = 1000
+    config.train.save_every_steps = 1000
+    config.train.keep_checkpoints = 3
+    config.train.init_from = ""  # a fresh run starts from this run directory's parameters
+    config.model = ml_collections.ConfigDict()
+    config.model.name = ""  # set by the model's config: a name in aejax.models.MODELS
+    config.model.image_shape = (28, 28, 1)
+    config.model.kernel_init = "lecun_normal"  # flax's default; a name in models.INITIALIZERS
+    # A deterministic code's activation: an mlp encoder's last layer, a conv encoder's last
+    # layer ("linear" lets a VQ code take any sign: choosing model.bottleneck=vq by override
+    # sets it, unless the override sets it too); a gaussian's heads are linear.
+    config.model.code_activation = "relu"
+    config.model.output_bias = config_dict.placeholder(str)  # "pixel_means": the mean image
+    # The structure (models.py): unset, model.name's defaults (models.PRESETS).
+    config.model.encoder = config_dict.placeholder(str)  # mlp, conv, resnet
+    # deterministic, gaussian, vq, wta. Chosen by an override (--config.model.bottleneck=vq,
+    # model__bottleneck="vq"), a bottleneck also sets the fields it needs to learn that the
+    # override leaves unset (bottlenecks.DEFAULTS): vq sets loss.reduction="sum" and
+    # model.code_activation="linear", whatever the config had.
+    config.model.bottleneck = config_dict.placeholder(str)
+    config.model.decoder = config_dict.placeholder(str)  # mlp, tied, nearest, resize, transpose
+    config.model.decoder_widths = config_dict.placeholder(tuple)  # mlp decoder; unset: mirror
+    # The parts' sizes, unset where the config's own parts do not read them, so that any config
+    # can swap a part: --config.model.encoder=resnet --config.model.encoder_features='(16,32)'.
+    config.model.encoder_widths = config_dict.placeholder(tuple)  # mlp encoder, code width last
+    config.model.activation = "relu"  # mlp encoder and decoder, between layers
+    config.model.encoder_features = config_dict.placeholder(tuple)  # conv, resnet: channels
+    config.model.decoder_features = config_dict.placeholder(tuple)  # conv decoders: channels
+    config.model.latent_dim = config_dict.placeholder(int)  # gaussian: the code's size
+    config.model.prior_match = "none"  # deterministic codes to N(0, I): none, mmd, adversarial
+    config.model.mmd_kernel = "imq"  # imq, rbf
+    config.model.discriminator_widths = (64, 64)  # the adversarial AE's discriminator on codes
+    config.model.num_codes = 64  # vq: codebook entries
+    config.model.code_dim = 4  # vq: the code is cut into vectors of this size
+    config.model.codebook = "loss"  # vq: kept by its loss term ("loss") or moving averages ("ema")
+    config.model.ema_decay = 0.99  # vq with codebook "ema"
+    config.model.lifetime_rate = 0.05  # wta: the fraction of a batch each unit is active for
+    config.model.spatial_sparsity = True  # wta: one winner per feature map and image
+    config.model.total_correlation = False  # gaussian: estimate beta-TCVAE's "tc" term
+    config.model.dataset_size = config_dict.placeholder(int)  # set from the data
+    config.loss = ml_collections.ConfigDict()
+    config.loss.objective = "reconstruction"  # reconstruction, classification, layerwise
+    config.loss.likelihood = "bernoulli"  # bernoulli (BCE on logits), gaussian (MSE or a density)
+    # mean: per pixel; sum: nats per image, which a VQ bottleneck's per-image terms need
+    # (choosing model.bottleneck=vq by override sets it, unless the override sets it too)
+    config.loss.reduction = "mean"
+    config.loss.variance = config_dict.placeholder(float)  # a gaussian likelihood's fixed variance
+    config.loss.kl_weight = 1.0  # VAEs: the KL term's weight
+    config.loss.kl_warmup_steps = 0  # VAEs: the KL weight grows linearly from 0 over these steps
+    config.loss.iwae_samples = 1  # VAEs: importance samples per image; 1 is the ELBO
+    # Weights of bottleneck terms (aejax/models/bottlenecks.py); "codebook" and "discriminator" have 1.
+    config.loss.commitment_weight = 0.25  # vq: beta of |h - sg(q)|^2
+    config.loss.mmd_weight = 10.0  # WAE-MMD: lambda
+    config.loss.adversarial_weight = 1.0  # adversarial AE: the encoder's term to fool the critic
+    config.loss.tc_weight = 0.0  # beta-TCVAE: beta - 1, added to the KL's weight on the TC
+    config.loss.corruption = ml_collections.ConfigDict()
+    config.loss.corruption.name = "none"  # none, gaussian, masking, salt_and_pepper (+ its setting)
+    config.loss.corruption.at_eval = False  # True: test metrics on corrupted inputs too
+    config.loss.regularizers = ml_collections.ConfigDict()  # one group per penalty, with its weight
+    config.loss.layer = 0  # the layer a greedy pretraining phase trains (set by `aejax pretrain`)
+    return config
+
+
+def classifier_config(
+    autoencoder_config: ml_collections.ConfigDict,
+    *,
+    init_from: str = "",
+    trainable: tuple[str, ...] = (),
+    label_fraction: float = 1.0,
+    epochs: int | None = None,
+    head_input: str = "code",
+) -> ml_collections.ConfigDict:
+    """The config of a classifier on `autoencoder_config`'s model, same data, optimiser, seed.
+
+    `init_from`: the autoencoder's run ("" trains from scratch); `trainable=("head",)` freezes
+    the encoder; `label_fraction` < 1 trains on a stratified subset of the labels;
+    `head_input="decoded"` puts the head on the reconstruction instead of the code.
+    """
+    config = base()  # its own model and loss; the rest copied from the autoencoder's
+    config.seed = autoencoder_config.seed
+    for group in ("data", "opt", "train"):
+        config[group] = copy.deepcopy(autoencoder_config[group])
+    config.data.label_fraction = label_fraction
+    config.data.subset_seed = 0  # the same labelled subset for every model and seed
+    config.opt.trainable = tuple(trainable)
+    config.train.init_from = str(init_from)
+    if epochs is not None:
+        config.train.epochs = epochs
+    config.model.name = "classifier"
+    config.model.num_classes = 10  # training sets it from the data's labels
+    config.model.head_input = head_input  # "code", or "decoded": the flattened reconstruction
+    config.model.autoencoder = copy.deepcopy(autoencoder_config.model)
+    config.loss.objective = "classification"  # softmax cross-entropy, accuracy reported
+    return config

@@ -1,0 +1,5 @@
+"""The data: `Dataset` (`dataset.py`) holds images and labels whatever their source;
+`sources.py` finds a dataset by name or path (aejax's TFDS builders in `builders.py`, image
+files in `files.py`, TFDS's own datasets in `tfds_images.py`); a training set lives on the
+device or streams from disk (`stream.py`); `binarize.py` and `subsets.py` change what is read.
+"""

@@ -1,0 +1,108 @@
+"""Figures a run leaves in its workdir: loss curves, reconstructions, samples from the prior.
+
+Drawn on `matplotlib.figure.Figure` objects, not through pyplot: nothing here selects a backend
+or adds to a notebook's figures; `savefig` renders each file with Agg, chosen by its extension.
+"""
+
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+from matplotlib.figure import Figure
+
+from aejax.data.dataset import as_float
+from aejax.evaluation import generation
+from aejax.models import bottlenecks, code_prior
+from aejax.objectives import autoencoding, corruptions
+from aejax.training import checkpoint
+
+
+def loss_curves(rows: list[dict], path: Path) -> None:
+    """Train and test loss per epoch, one panel per loss term."""
+    terms = sorted({k.split("/", 1)[1] for r in rows for k in r if k.startswith("train/")})
+    fig = Figure(figsize=(4 * len(terms), 3))
+    axes = fig.subplots(1, len(terms), squeeze=False)
+    epochs = [r["epoch"] for r in rows]
+    for ax, term in zip(axes[0], terms):
+        for split in ("train", "test"):
+            values = [r.get(f"{split}/{term}", np.nan) for r in rows]
+            ax.plot(epochs, values, marker=".", label=split)  # one epoch is a point, not a line
+        ax.set(title=term, xlabel="epoch")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def metric_curves(
+    runs: dict[str, list[dict]], keys: tuple[str, ...], path: Path, ylabel: str | None = None
+) -> None:
+    """Metrics of several runs per epoch on one axes: `runs` maps a label to a run's rows
+    (`checkpoint.read_metrics`), `keys` name the metrics ("test/recon", "train/recon"), drawn
+    solid, dashed, dotted; one colour per run; `ylabel` says what and in which unit."""
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
+    for colour, (label, rows) in enumerate(runs.items()):
+        for style, key in zip(("-", "--", ":"), keys, strict=False):
+            if not rows or any(key not in r for r in rows):
+                raise KeyError(f"the run {label!r} has no {key!r} in every epoch's metrics")
+            values = [r[key] for r in rows]
+            name = label if len(keys) == 1 else f"{label} {key}"
+            epochs = [r["epoch"] for r in rows]
+            ax.plot(epochs, values, style, marker=".", color=f"C{colour}", label=name)
+    ax.set(xlabel="epoch", ylabel=ylabel or ", ".join(keys))
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def image_rows(rows: list[np.ndarray], titles: list[str], path: Path) -> None:
+    """Rows of images ([N, H, W, C] each, grey or RGB) one above the other, e.g. inputs over
+    reconstructions."""
+    n = rows[0].shape[0]
+    fig = Figure(figsize=(n, len(rows) * 1.1))
+    axes = fig.subplots(len(rows), n, squeeze=False)
+    for r, (images, title) in enumerate(zip(rows, titles)):
+        for c in range(n):
+            axes[r, c].imshow(generation.displayable(images[c]), cmap="gray", vmin=0, vmax=1)
+            axes[r, c].axis("off")
+        axes[r, 0].set_title(title, fontsize=8, loc="left")
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def write_figures(
+    workdir: Path,
+    model,
+    params,
+    test_x: jax.Array,
+    config: ml_collections.ConfigDict,
+    rng: jax.Array,
+    test_labels: np.ndarray | None = None,
+) -> None:
+    """The end-of-run figures: loss curves, 10 test images over their reconstructions (for a
+    denoising model: corrupted input, reconstruction, clean target), and for a model with a
+    N(0, I) prior (`bottlenecks.has_gaussian_prior`) the
+    figures of `generation` (prior samples, interpolations, a 2-D latent's maps, its scatter
+    coloured by `test_labels` when given); for a prior over a VQ-VAE's codes, its decoded
+    samples. `test_x` may be stored uint8."""
+    loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
+    if isinstance(model, code_prior.CodePrior):  # a VQ-VAE's prior: its samples, decoded
+        generation.write_samples(workdir, model, params, rng, config.loss.likelihood)
+        return
+    if not hasattr(model, "decode"):  # a classifier: nothing to reconstruct
+        return
+    likelihood = config.loss.likelihood
+    x = as_float(test_x[:10])
+    corrupt = corruptions.build(config.loss.corruption)
+    x_in = x if corrupt is None else corrupt(x, rng)
+    logits, _ = model.apply({"params": params}, x_in, rngs={"noise": rng})
+    recon = np.asarray(autoencoding.mean_image(logits, likelihood))
+    if corrupt is None:
+        rows, titles = [np.asarray(x), recon], ["test images", "reconstructions"]
+    else:
+        rows = [np.asarray(x_in), recon, np.asarray(x)]
+        titles = [f"{config.loss.corruption.name} corrupted input", "reconstructions", "clean targets"]
+    image_rows(rows, titles, workdir / "reconstructions.png")
+    if bottlenecks.has_gaussian_prior(getattr(model, "bottleneck", None)):
+        generation.write_figures(workdir, model, params, test_x, test_labels, likelihood, rng)

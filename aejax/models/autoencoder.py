@@ -1,0 +1,55 @@
+"""`Autoencoder`: any encoder, any bottleneck, any decoder, joined into one module."""
+
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+
+from aejax.models import bottlenecks
+
+
+class Autoencoder(nn.Module):
+    """logits = decode(bottleneck(encode(x))): any encoder, any bottleneck, any decoder.
+
+    The bottleneck shares this module's scope (`nn.share_scope`), so its parameters sit at the
+    top of the tree beside "encoder" and "decoder" ("mu_head", "codebook", "discriminator"):
+    the tree of a VAE is the same as before bottlenecks were parts. `learned_variance` adds
+    one log-variance parameter for a gaussian likelihood, reported as `obs_logvar`.
+    """
+
+    encoder: nn.Module
+    decoder: nn.Module
+    bottleneck: nn.Module
+    learned_variance: bool = False
+
+    def setup(self):
+        nn.share_scope(self, self.bottleneck)
+        if self.learned_variance:
+            self.obs_logvar = self.param("obs_logvar", nn.initializers.zeros, ())
+
+    def encode(self, x: jax.Array) -> bottlenecks.Encoding:
+        return self.bottleneck.encode(self.encoder(x))
+
+    def decode(self, code: jax.Array) -> jax.Array:
+        return self.decoder(code)
+
+    def decode_indices(self, indices_BxN: jax.Array, code_shape: Sequence[int]) -> jax.Array:
+        """A vector-quantised code given by its codebook indices (an image's code of
+        `code_shape`, cut into vectors), decoded: how a prior's samples become images."""
+        vectors = self.bottleneck.vectors(indices_BxN)
+        return self.decode(vectors.reshape(indices_BxN.shape[0], *code_shape))
+
+    def __call__(
+        self, x: jax.Array, *, train: bool = False, samples: int | None = None
+    ) -> tuple[jax.Array, dict]:
+        """The logits and the bottleneck's `aux` (its loss terms under "terms"). With `samples`
+        (a gaussian bottleneck) the code is [samples, B, ...] and the logits
+        [samples, B, H, W, C] (importance sampling, IWAE)."""
+        z, aux = self.bottleneck(self.encoder(x), train=train, samples=samples)
+        if samples is None:
+            logits = self.decode(z)
+        else:
+            logits = self.decode(z.reshape(-1, *z.shape[2:])).reshape(samples, *x.shape)
+        if self.learned_variance:
+            aux["obs_logvar"] = self.obs_logvar
+        return logits, aux

@@ -1,0 +1,360 @@
+"""Bottlenecks: what lies between an encoder's features and the decoder, and the loss it owes.
+
+A bottleneck maps the encoder's features `h` (a vector [B, D] or a map [B, H, W, C]) to the
+code the decoder reads, and returns with it `aux`: `aux["terms"]`, its named loss terms (batch
+means, which the loss weighs by name and adds), `aux["stats"]`, numbers only logged, and what
+other parts read ("code"; a gaussian's "mu", "logvar" and "z"). Its `encode` gives an
+`Encoding`, the code without noise or training-time sparsity. The kinds:
+
+- `Deterministic`: the features are the code; optionally matched to the prior N(0, I) by an
+  MMD (the WAE-MMD of Tolstikhin et al., 2018) or by a discriminator on codes (the adversarial
+  AE of Makhzani et al., 2016);
+- `Gaussian`: a diagonal gaussian posterior, sampled by reparameterisation, its KL to N(0, I);
+  optionally also the total correlation of beta-TCVAE (Chen et al., 2018);
+- `VectorQuantizer`: nearest codebook vectors with a straight-through gradient (van den Oord
+  et al., 2017), the codebook kept by its loss term or by moving averages (EMA);
+- `WinnerTakeAll`: spatial and lifetime sparsity (Makhzani and Frey, 2015).
+"""
+
+import math
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+from flax import struct
+
+SIGMA_EPS = 1e-10  # log(sigma^2 + eps): the sigma head's floor, as the seed wrote it
+POSTERIOR_SCALES = ("logvar", "sigma")  # what the gaussian's second head outputs
+PRIOR_MATCHES = ("none", "mmd", "adversarial")  # how a deterministic code meets N(0, I)
+MMD_KERNELS = ("imq", "rbf")
+EMA_COLLECTION = "vq_ema"  # the EMA codebook's running counts and sums
+
+# What a bottleneck needs to learn, whichever config it joins: choosing it by an override
+# (`aejax.configs.override`, --config.model.bottleneck) sets these fields too, unless the same
+# override sets them, since a config's values suit its own bottleneck. A VQ code needs the
+# likelihood in nats per image (a per-pixel mean is swamped by the per-image VQ terms) and a
+# linear last encoder layer (a ReLU leaves the codes one orthant). `conv` with a VQ bottleneck,
+# mnist5k, 3 epochs: perplexity 1.0 with conv's mean and ReLU, 1.6 with sum alone, 16.7 with
+# both; its commitment stays base()'s 0.25 (vqvae's 1.0 gave 1.9).
+DEFAULTS = {"vq": {"loss.reduction": "sum", "model.code_activation": "linear"}}
+COLLAPSED_PERPLEXITY = 2.0  # a codebook used as if by fewer than two entries has collapsed
+
+
+@struct.dataclass
+class Encoding:
+    """What `encode` gives: the code the decoder reads without noise, and what else is known."""
+
+    code: jax.Array  # an AE's code, a gaussian's posterior mean, the quantised vectors
+    logvar: jax.Array | None = None  # a gaussian posterior's log-variance
+    indices: jax.Array | None = None  # a vector-quantised code's codebook entries [B, N]
+
+
+def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
+    """KL(N(mu, exp(logvar)) || N(0, I)) in closed form, summed over latents: shape [B]."""
+    return 0.5 * jnp.sum(jnp.exp(logvar) + jnp.square(mu) - 1.0 - logvar, axis=-1)
+
+
+def gaussian_kl_sigma(mu: jax.Array, sigma: jax.Array, eps: float = SIGMA_EPS) -> jax.Array:
+    """KL(N(mu, sigma^2) || N(0, I)) as the seed's sigma head computes it, its log floored:
+    0.5 sum(sigma^2 + mu^2 - 1 - log(sigma^2 + eps)), shape [B]. Below the true KL by at most
+    0.5 log(1 + eps / sigma^2) per latent."""
+    variance = jnp.square(sigma)
+    return 0.5 * jnp.sum(variance + jnp.square(mu) - 1.0 - jnp.log(variance + eps), axis=-1)
+
+
+def total_correlation(z_BxK, mu_BxK, logvar_BxK, dataset_size: int) -> jax.Array:
+    """TC = E[log q(z) - sum_k log q(z_k)] by minibatch-weighted sampling (Chen et al., 2018):
+    q(z_i) ~ sum_j q(z_i | x_j) / (N M) over the batch's M posteriors, N the dataset's size."""
+    log_q_BxBxK = jax.scipy.stats.norm.logpdf(
+        z_BxK[:, None], mu_BxK[None], jnp.exp(0.5 * logvar_BxK)[None]
+    )
+    log_nm = jnp.log(dataset_size * z_BxK.shape[0])
+    log_qz_B = jax.nn.logsumexp(jnp.sum(log_q_BxBxK, axis=-1), axis=1) - log_nm
+    log_marginals_B = jnp.sum(jax.nn.logsumexp(log_q_BxBxK, axis=1) - log_nm, axis=-1)
+    return jnp.mean(log_qz_B - log_marginals_B)
+
+
+def mmd(x_NxK: jax.Array, y_MxK: jax.Array, kernel: str) -> jax.Array:
+    """The unbiased estimate of MMD^2 between samples x and y, with the kernel of WAE's paper
+    for a N(0, I) prior: C / (C + |a - b|^2) ("imq") or exp(-|a - b|^2 / C) ("rbf"), C = 2K."""
+    scale = 2.0 * x_NxK.shape[-1]
+
+    def gram(a, b):
+        d2 = jnp.sum(jnp.square(a[:, None] - b[None]), axis=-1)
+        return scale / (scale + d2) if kernel == "imq" else jnp.exp(-d2 / scale)
+
+    def mean_off_diagonal(k_NxN):
+        n = k_NxN.shape[0]
+        return (jnp.sum(k_NxN) - jnp.trace(k_NxN)) / (n * (n - 1))
+
+    xy = jnp.mean(gram(x_NxK, y_MxK))
+    return mean_off_diagonal(gram(x_NxK, x_NxK)) + mean_off_diagonal(gram(y_MxK, y_MxK)) - 2 * xy
+
+
+class Discriminator(nn.Module):
+    """An MLP giving a logit, prior sample versus code; `frozen` stops its parameters'
+    gradient, so the autoencoder's term to fool it trains the encoder alone."""
+
+    widths: Sequence[int] = (64, 64)
+
+    @nn.compact
+    def __call__(self, z_BxK: jax.Array, frozen: bool) -> jax.Array:
+        h = z_BxK
+        for i, width in enumerate((*self.widths, 1)):
+            kernel = self.param(f"kernel{i}", nn.initializers.lecun_normal(), (h.shape[-1], width))
+            bias = self.param(f"bias{i}", nn.initializers.zeros, (width,))
+            if frozen:
+                kernel, bias = jax.lax.stop_gradient((kernel, bias))
+            h = h @ kernel + bias
+            h = nn.relu(h) if i < len(self.widths) else h
+        return h[:, 0]
+
+
+class Deterministic(nn.Module):
+    """The features are the code; `prior_match` adds terms that pull the codes' distribution
+    towards N(0, I): "mmd" (weighted by loss.mmd_weight) or "adversarial": a discriminator's
+    logistic loss "discriminator" (its parameters only) and the encoder's "adversarial"."""
+
+    prior_match: str = "none"  # one of PRIOR_MATCHES
+    mmd_kernel: str = "imq"  # one of MMD_KERNELS
+    discriminator_widths: Sequence[int] = (64, 64)
+
+    def setup(self):
+        if self.prior_match == "adversarial":
+            self.discriminator = Discriminator(self.discriminator_widths)
+
+    def encode(self, h: jax.Array) -> Encoding:
+        return Encoding(code=h)
+
+    def __call__(self, h: jax.Array, *, train: bool = False, samples: int | None = None):
+        del train
+        _no_samples(samples)
+        terms = {}
+        if self.prior_match != "none":
+            code_BxK = h.reshape(h.shape[0], -1)
+            prior_BxK = jax.random.normal(self.make_rng("noise"), code_BxK.shape, h.dtype)
+            if self.prior_match == "mmd":
+                terms["mmd"] = mmd(code_BxK, prior_BxK, self.mmd_kernel)
+            else:  # -log D(prior) - log(1 - D(code)); the encoder's: -log D(code)
+                real = self.discriminator(prior_BxK, frozen=False)
+                fake = self.discriminator(jax.lax.stop_gradient(code_BxK), frozen=False)
+                terms["discriminator"] = jnp.mean(nn.softplus(-real) + nn.softplus(fake))
+                terms["adversarial"] = jnp.mean(
+                    nn.softplus(-self.discriminator(code_BxK, frozen=True))
+                )
+        return h, {"code": h, "terms": terms, "stats": {}}
+
+
+class Gaussian(nn.Module):
+    """A diagonal gaussian posterior from two dense heads on the flattened features: the mean
+    and, by `posterior_scale`, the log-variance (positive variance without a constraint) or
+    the standard deviation itself (the seed's, whose KL reads log(sigma^2 + 1e-10)).
+
+    The decoder always sees a sample, so an evaluation's loss is an unbiased single-sample
+    estimate. `samples` draws that many per image: `z` is then [samples, B, K] (IWAE). With
+    `total_correlation` the term "tc" estimates beta-TCVAE's total correlation.
+    """
+
+    latent_dim: int
+    posterior_scale: str = "logvar"  # one of POSTERIOR_SCALES
+    total_correlation: bool = False
+    dataset_size: int | None = None  # N of the total correlation's estimator
+
+    def setup(self):
+        self.mu_head = nn.Dense(self.latent_dim)
+        if self.posterior_scale == "logvar":
+            self.logvar_head = nn.Dense(self.latent_dim)
+        else:
+            self.sigma_head = nn.Dense(self.latent_dim)
+
+    def _posterior(self, h: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """The mean, the sample's scale and the log-variance."""
+        h_BxD = h.reshape(h.shape[0], -1)
+        mu = self.mu_head(h_BxD)
+        if self.posterior_scale == "sigma":
+            sigma = self.sigma_head(h_BxD)
+            return mu, sigma, jnp.log(jnp.square(sigma) + SIGMA_EPS)
+        logvar = self.logvar_head(h_BxD)
+        return mu, jnp.exp(0.5 * logvar), logvar
+
+    def encode(self, h: jax.Array) -> Encoding:
+        mu, _, logvar = self._posterior(h)
+        return Encoding(code=mu, logvar=logvar)
+
+    def __call__(self, h: jax.Array, *, train: bool = False, samples: int | None = None):
+        del train
+        mu, std, logvar = self._posterior(h)
+        shape = mu.shape if samples is None else (samples, *mu.shape)
+        z = mu + std * jax.random.normal(self.make_rng("noise"), shape, mu.dtype)
+        if self.posterior_scale == "sigma":  # the KL reads sigma itself, as the seed's does
+            kl = gaussian_kl_sigma(mu, std)
+        else:
+            kl = gaussian_kl(mu, logvar)
+        terms = {"kl": jnp.mean(kl)}
+        if self.total_correlation:
+            if self.dataset_size is None:
+                raise ValueError(
+                    "the total correlation's estimator needs model.dataset_size: train through "
+                    "train.train_and_evaluate, which sets it from the data, or set it"
+                )
+            z_BxK = z if samples is None else z[0]
+            terms["tc"] = total_correlation(z_BxK, mu, logvar, self.dataset_size)
+        return z, {"mu": mu, "logvar": logvar, "z": z, "terms": terms, "stats": {}}
+
+
+class VectorQuantizer(nn.Module):
+    """The code cut into vectors of `code_dim` along its last axis, each replaced by its nearest
+    codebook vector; gradients pass straight through to the encoder (z = h + sg(q - h)).
+
+    Terms, per image (summed over its vectors): "commitment" |h - sg(q)|^2 (weighted by
+    loss.commitment_weight) and "codebook". The codebook is the parameter `codebook`
+    [num_codes, code_dim]. Kept by loss ("loss"), the term is |sg(h) - q|^2; kept by EMA
+    (`ema_decay` set), running counts N_k and sums m_k of the vectors assigned to each entry
+    live in the "vq_ema" collection, and the term is
+    0.5 sum_k |e_k - sg(m_k / N_k)|^2, whose gradient e - m / N the optimiser applies with
+    plain SGD at rate 1 (`models.assigned_groups`): the codebook becomes m / N each step.
+    The codebook's perplexity (exp of its entries' entropy in the batch) is logged.
+    """
+
+    num_codes: int = 512
+    code_dim: int = 8
+    ema_decay: float | None = None  # None: the codebook learns from its loss term
+    ema_epsilon: float = 1e-5  # Laplace smoothing of the counts: no entry divides by zero
+
+    def setup(self):
+        init = nn.initializers.variance_scaling(1.0, "fan_out", "uniform")
+        self.codebook = self.param("codebook", init, (self.num_codes, self.code_dim))
+        if self.ema_decay is not None and self.is_mutable_collection(EMA_COLLECTION):
+            # Counts of 1 and sums equal to the codebook: m / N starts at the codebook.
+            self.counts = self.variable(EMA_COLLECTION, "counts", jnp.ones, (self.num_codes,))
+            self.sums = self.variable(EMA_COLLECTION, "sums", lambda: self.codebook)
+
+    def _quantise(self, h: jax.Array):
+        if h.shape[-1] % self.code_dim:
+            raise ValueError(
+                f"the encoder's last axis ({h.shape[-1]}) is not a multiple of model.code_dim="
+                f"{self.code_dim}: the code is cut into vectors of code_dim along it"
+            )
+        vectors_NxD = h.reshape(-1, self.code_dim)
+        d2_NxK = (
+            jnp.sum(jnp.square(vectors_NxD), axis=1, keepdims=True)
+            - 2 * vectors_NxD @ self.codebook.T
+            + jnp.sum(jnp.square(self.codebook), axis=1)
+        )
+        indices_N = jnp.argmin(d2_NxK, axis=1)
+        return vectors_NxD, indices_N, self.codebook[indices_N]
+
+    def vectors(self, indices: jax.Array) -> jax.Array:
+        """The codebook vectors of `indices` [..., code_dim]."""
+        return self.codebook[indices]
+
+    def encode(self, h: jax.Array) -> Encoding:
+        _, indices_N, quantised_NxD = self._quantise(h)
+        return Encoding(
+            code=quantised_NxD.reshape(h.shape), indices=indices_N.reshape(h.shape[0], -1)
+        )
+
+    def _ema_target(self, vectors_NxD, onehot_NxK, update: bool) -> jax.Array:
+        """m / N after this batch's update (when `update`), the counts smoothed."""
+        counts, sums = self.counts, self.sums
+        if update:
+            decay = self.ema_decay
+            counts.value = decay * counts.value + (1 - decay) * jnp.sum(onehot_NxK, axis=0)
+            sums.value = decay * sums.value + (1 - decay) * onehot_NxK.T @ vectors_NxD
+        n = jnp.sum(counts.value)
+        smoothed_K = (counts.value + self.ema_epsilon) / (n + self.num_codes * self.ema_epsilon) * n
+        return sums.value / smoothed_K[:, None]
+
+    def __call__(self, h: jax.Array, *, train: bool = False, samples: int | None = None):
+        _no_samples(samples)
+        vectors_NxD, indices_N, quantised_NxD = self._quantise(h)
+        sg = jax.lax.stop_gradient
+        images = h.shape[0]  # per image, summed over its vectors, as the KL of a gaussian is
+        terms = {"commitment": jnp.sum(jnp.square(vectors_NxD - sg(quantised_NxD))) / images}
+        onehot_NxK = jax.nn.one_hot(indices_N, self.num_codes, dtype=h.dtype)
+        if self.ema_decay is None:
+            terms["codebook"] = jnp.sum(jnp.square(sg(vectors_NxD) - quantised_NxD)) / images
+        elif self.is_mutable_collection(EMA_COLLECTION):  # training, or init
+            update = train and not self.is_initializing()
+            target_KxD = sg(self._ema_target(sg(vectors_NxD), onehot_NxK, update))
+            terms["codebook"] = 0.5 * jnp.sum(jnp.square(self.codebook - target_KxD))
+        z = (vectors_NxD + sg(quantised_NxD - vectors_NxD)).reshape(h.shape)
+        usage_K = jnp.mean(onehot_NxK, axis=0)
+        perplexity = jnp.exp(-jnp.sum(usage_K * jnp.log(usage_K + 1e-10)))
+        aux = {"code": z, "indices": indices_N.reshape(h.shape[0], -1)}
+        return z, {**aux, "terms": terms, "stats": {"perplexity": perplexity}}
+
+
+class WinnerTakeAll(nn.Module):
+    """Sparsity by selection, no penalty (Makhzani and Frey, 2015): on a map code each feature
+    map keeps only its largest activation per image (spatial, also at evaluation); in training
+    each unit or feature map keeps only its `lifetime_rate` largest activations over the batch
+    (lifetime), so every unit must serve some images well."""
+
+    lifetime_rate: float = 0.05  # the fraction of the batch each unit is active for
+    spatial: bool = True  # map codes: one winner per feature map and image
+
+    def _spatial(self, h: jax.Array) -> jax.Array:
+        if not (self.spatial and h.ndim == 4):
+            return h
+        b, height, width, c = h.shape
+        flat_BxPxC = h.reshape(b, height * width, c)
+        winner = jax.nn.one_hot(jnp.argmax(flat_BxPxC, axis=1), height * width, axis=1)
+        return (flat_BxPxC * winner).reshape(h.shape)
+
+    def encode(self, h: jax.Array) -> Encoding:
+        return Encoding(code=self._spatial(h))
+
+    def __call__(self, h: jax.Array, *, train: bool = False, samples: int | None = None):
+        _no_samples(samples)
+        h = self._spatial(h)
+        if train and self.lifetime_rate < 1:
+            # A map's activity is its winner's value; the top k over the batch stay on.
+            activity_BxC = h.max(axis=(1, 2)) if h.ndim == 4 else h.reshape(h.shape[0], -1)
+            k = max(1, math.ceil(self.lifetime_rate * h.shape[0]))
+            threshold_C = jax.lax.top_k(activity_BxC.T, k)[0][:, -1]
+            keep_BxC = activity_BxC >= threshold_C
+            h = h * (keep_BxC[:, None, None] if h.ndim == 4 else keep_BxC.reshape(h.shape))
+        return h, {"code": h, "terms": {}, "stats": {}}
+
+
+def collapse_warning(row: dict, config) -> str | None:
+    """The warning for an epoch's `row` whose codebook perplexity (`train/perplexity`, logged by
+    VQ bottlenecks alone) is under COLLAPSED_PERPLEXITY: every image then decodes from nearly
+    the same codes, and the loss alone does not show it. It names the fields of `config` (a run's
+    ConfigDict) off the VQ bottleneck's DEFAULTS."""
+    perplexity = row.get("train/perplexity")
+    if perplexity is None or perplexity >= COLLAPSED_PERPLEXITY:
+        return None
+    off = {path: want for path, want in DEFAULTS["vq"].items() if config[path] != want}
+    problem = (
+        f"warning: the VQ codebook collapsed: train/perplexity {perplexity:.2f} at epoch "
+        f"{row['epoch']} (under {COLLAPSED_PERPLEXITY:g}), so nearly every image decodes from the "
+        "same codes."
+    )
+    if not off:
+        return (
+            f"{problem} The run has the VQ bottleneck's defaults ({DEFAULTS['vq']}); a codebook "
+            "kept by moving averages (model.codebook='ema') or a lower opt.lr may help."
+        )
+    now = ", ".join(f"{path}={config[path]!r}" for path in off)
+    flags = " ".join(f"--config.{path}={want}" for path, want in off.items())
+    python = ", ".join(f"{path.replace('.', '__')}={want!r}" for path, want in off.items())
+    return (
+        f"{problem} This run has {now}; a VQ bottleneck learns with {flags} (in Python: {python}), "
+        "in a new workdir."
+    )
+
+
+def _no_samples(samples: int | None) -> None:
+    if samples is not None:
+        raise ValueError("several posterior samples per image (IWAE) need a gaussian bottleneck")
+
+
+def has_gaussian_prior(bottleneck: nn.Module | None) -> bool:
+    """Whether codes drawn from N(0, I) decode to samples: a gaussian posterior's prior, or a
+    deterministic code matched to it (WAE, adversarial AE)."""
+    if isinstance(bottleneck, Deterministic):
+        return bottleneck.prior_match != "none"
+    return isinstance(bottleneck, Gaussian)

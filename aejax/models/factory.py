@@ -1,0 +1,274 @@
+"""autoencoder.Autoencoder modules: encoders, decoders, and the one structure that joins them.
+
+Every model is an `autoencoder.Autoencoder`: an encoder (mlp, conv, resnet), a bottleneck
+(`aejax/models/bottlenecks.py`: deterministic, gaussian, vector-quantised, winner-take-all) and a
+decoder (the mlp mirror, tied, or a conv decoder: nearest, resize, transpose), each chosen by
+config (`model.encoder`, `model.bottleneck`, `model.decoder`; `model.name` gives their
+defaults, PRESETS). It maps images `x_BxHxWxC` in [0, 1] to decoder logits of the same shape
+and a dict of named intermediates, the bottleneck's loss terms among them; losses read what
+they need from that dict, so a new autoencoder is a new combination rather than a new class.
+Corruption and penalties live in the loss.
+"""
+
+from collections.abc import Callable, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import ml_collections
+
+from aejax.data.dataset import as_float
+from aejax.models import autoencoder, bottlenecks, classifier, code_prior, conv, mlp
+
+
+def _kernel_init(cfg: ml_collections.ConfigDict) -> str:
+    mlp.kernel_initializer(cfg.kernel_init)  # an unknown name fails here, when the model is built
+    return cfg.kernel_init
+
+
+def _need(cfg: ml_collections.ConfigDict, field: str, part: str):
+    """A field a chosen part reads, or an error naming the part and a config that has it."""
+    if field not in cfg or cfg[field] is None:
+        example = "8" if field == "latent_dim" else "'(16,32)'"
+        raise ValueError(
+            f"{part} needs model.{field}, which this config leaves unset: set it, e.g. "
+            f"--config.model.{field}={example} (model__{field}={example.strip(chr(39))} in Python)"
+        )
+    return cfg[field]
+
+
+# Defaults of (encoder, bottleneck, decoder) by model.name; model.encoder, .bottleneck and
+# .decoder override them. None as decoder: the conv config's `upsampling`.
+PRESETS = {
+    "autoencoder": ("mlp", "deterministic", "mlp"),
+    "mlp": ("mlp", "deterministic", "mlp"),  # any depth and activations: linear, stacked, sparse
+    "tied": ("mlp", "deterministic", "tied"),  # decoder kernels tied to the encoder's
+    "vae": ("mlp", "gaussian", "mlp"),
+    "conv": ("conv", "deterministic", None),  # nearest, resize or transposed-conv decoder
+    "conv_vae": ("conv", "gaussian", "nearest"),
+    "vqvae": ("conv", "vq", None),
+}
+ENCODERS = ("mlp", "conv", "resnet")
+BOTTLENECKS = ("deterministic", "gaussian", "vq", "wta")  # aejax/models/bottlenecks.py
+CODEBOOKS = ("loss", "ema")  # how a vector-quantised bottleneck keeps its codebook
+DECODERS = ("mlp", "tied", *conv.DECODERS)  # the conv ones: "nearest", "resize", "transpose"
+
+
+def structure(cfg: ml_collections.ConfigDict) -> tuple[str, str, str]:
+    """The (encoder, bottleneck, decoder) that model config `cfg` asks for, checked."""
+    encoder, bottleneck, decoder = PRESETS[cfg.name]
+    encoder = cfg.get("encoder") or encoder
+    bottleneck = cfg.get("bottleneck") or bottleneck
+    decoder_field = "decoder" if cfg.get("decoder") or decoder else "upsampling"
+    decoder = cfg.get("decoder") or decoder or cfg.get("upsampling", "nearest")
+    for field, value, choices in (
+        ("encoder", encoder, ENCODERS),
+        ("bottleneck", bottleneck, BOTTLENECKS),
+        (decoder_field, decoder, DECODERS if decoder_field == "decoder" else tuple(conv.DECODERS)),
+    ):
+        if value not in choices:
+            raise ValueError(f"unknown {field} {value!r} (model.{field}); choose one of {choices}")
+    return encoder, bottleneck, decoder
+
+
+def _conv_code_shape(cfg: ml_collections.ConfigDict, layers: int, channels: int) -> tuple:
+    """The map a conv decoder starts from: each of its `layers` doubles the image's sides
+    halved (rounding up) as often."""
+    if len(cfg.image_shape) != 3:
+        raise ValueError(
+            f"conv models need image_shape (height, width, channels), got {cfg.image_shape}"
+        )
+    height, width, _ = cfg.image_shape
+    return (*[conv.encoder_sides(side, layers)[-1] for side in (height, width)], channels)
+
+
+def _encoder(cfg: ml_collections.ConfigDict, kind: str, bottleneck: str) -> nn.Module:
+    if kind == "mlp":
+        widths = _need(cfg, "encoder_widths", "an mlp encoder")
+        # Under a gaussian the last layer is hidden: the heads are linear on top of it.
+        last = cfg.activation if bottleneck == "gaussian" else cfg.code_activation
+        return mlp.MLPEncoder(widths, cfg.activation, last, _kernel_init(cfg))
+    features = tuple(_need(cfg, "encoder_features", f"a {kind} encoder"))
+    if kind == "resnet":
+        return conv.ResNetEncoder(features)
+    return conv.ConvEncoder(features, mlp.activation(cfg.code_activation))
+
+
+def _decoder(cfg, kind: str, encoder: nn.Module, encoder_kind: str, bottleneck: str):
+    image_shape = tuple(cfg.image_shape)
+    vector_code = encoder_kind == "mlp" or bottleneck == "gaussian"
+    if kind == "tied":
+        if encoder_kind != "mlp" or bottleneck == "gaussian":
+            raise ValueError(
+                "a tied decoder mirrors an mlp encoder's kernels, so it needs model.encoder="
+                f"'mlp' and a bottleneck that keeps the code's shape (not {bottleneck!r})"
+            )
+        return mlp.TiedMLPDecoder(encoder, image_shape, cfg.activation)
+    if kind == "mlp":
+        widths = cfg.get("decoder_widths")
+        if widths is None:  # the mirror of an mlp encoder; a conv encoder's: one dense layer
+            widths = cfg.encoder_widths if encoder_kind == "mlp" else ()
+            widths = tuple(reversed(widths if bottleneck == "gaussian" else widths[:-1]))
+        return mlp.MLPDecoder(
+            tuple(widths), image_shape, cfg.get("activation", "relu"), _kernel_init(cfg)
+        )
+    features = tuple(_need(cfg, "decoder_features", f"a {kind} decoder"))
+    if not vector_code and len(cfg.encoder_features) != len(features):
+        raise ValueError(
+            "a conv autoencoder's decoder doubles each side as often as its encoder halves it: "
+            f"give as many decoder as encoder layers (at least one); got encoder_features="
+            f"{tuple(cfg.encoder_features)}, decoder_features={features}"
+        )
+    hw, channels = image_shape[:2], image_shape[-1]
+    if not vector_code:  # the encoder's map itself
+        _conv_code_shape(cfg, len(features), 0)
+        return conv.DECODERS[kind](features, channels, hw)
+    # A vector reaches the map through a dense layer: to a conv encoder's map shape, else to
+    # the decoder's first features at the sides its layers double from.
+    map_channels = features[0] if encoder_kind == "mlp" else cfg.encoder_features[-1]
+    code_shape = _conv_code_shape(cfg, len(features), map_channels)
+    return conv.LatentConvDecoder(features, code_shape, channels, hw, kind)
+
+
+def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
+    if kind == "gaussian":
+        scale = cfg.get("posterior_scale", "logvar")
+        if scale not in bottlenecks.POSTERIOR_SCALES:
+            raise ValueError(
+                f"unknown model.posterior_scale {scale!r}; choose one of "
+                f"{bottlenecks.POSTERIOR_SCALES}"
+            )
+        latent_dim = _need(cfg, "latent_dim", "a gaussian bottleneck")
+        return bottlenecks.Gaussian(latent_dim, scale, cfg.total_correlation, cfg.dataset_size)
+    if kind == "vq":
+        if cfg.codebook not in CODEBOOKS:
+            raise ValueError(f"unknown model.codebook {cfg.codebook!r}; choose one of {CODEBOOKS}")
+        decay = cfg.ema_decay if cfg.codebook == "ema" else None
+        return bottlenecks.VectorQuantizer(cfg.num_codes, cfg.code_dim, decay)
+    if kind == "wta":
+        return bottlenecks.WinnerTakeAll(cfg.lifetime_rate, cfg.spatial_sparsity)
+    for field, value, choices in (
+        ("prior_match", cfg.prior_match, bottlenecks.PRIOR_MATCHES),
+        ("mmd_kernel", cfg.mmd_kernel, bottlenecks.MMD_KERNELS),
+    ):
+        if value not in choices:
+            raise ValueError(f"unknown model.{field} {value!r}; choose one of {choices}")
+    return bottlenecks.Deterministic(
+        cfg.prior_match, cfg.mmd_kernel, tuple(cfg.discriminator_widths)
+    )
+
+
+def _autoencoder(cfg: ml_collections.ConfigDict) -> autoencoder.Autoencoder:
+    encoder_kind, bottleneck_kind, decoder_kind = structure(cfg)
+    encoder = _encoder(cfg, encoder_kind, bottleneck_kind)  # one instance: a tied decoder shares it
+    decoder = _decoder(cfg, decoder_kind, encoder, encoder_kind, bottleneck_kind)
+    return autoencoder.Autoencoder(
+        encoder=encoder,
+        decoder=decoder,
+        bottleneck=_bottleneck(cfg, bottleneck_kind),
+        learned_variance=cfg.get("learned_variance", False),
+    )
+
+
+def assigned_groups(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
+    """Parameter groups set by assignment rather than descent: an EMA codebook, which the
+    optimiser moves by its whole gradient (SGD at rate 1) onto its running mean."""
+    if cfg.name in PRESETS and structure(cfg)[1] == "vq" and cfg.codebook == "ema":
+        return ("codebook",)
+    return ()
+
+
+def _classifier(cfg: ml_collections.ConfigDict) -> nn.Module:
+    if cfg.head_input not in classifier.HEAD_INPUTS:
+        raise ValueError(
+            f"unknown model.head_input {cfg.head_input!r}; choose one of {classifier.HEAD_INPUTS}"
+        )
+    return classifier.Classifier(build(cfg.autoencoder), cfg.num_classes, cfg.head_input)
+
+
+def _code_prior(cfg: ml_collections.ConfigDict) -> nn.Module:
+    autoencoder_cfg = cfg.autoencoder.copy_and_resolve_references()
+    if autoencoder_cfg.name not in PRESETS or structure(autoencoder_cfg)[1] != "vq":
+        raise ValueError(
+            "a code prior models a VQ-VAE's codebook indices: model.autoencoder needs "
+            "bottleneck 'vq' (the shipped config vqvae_prior wraps vqvae's model)"
+        )
+    if cfg.embed_dim % cfg.num_heads:
+        raise ValueError(
+            f"model.embed_dim={cfg.embed_dim} must be a multiple of model.num_heads={cfg.num_heads}"
+        )
+    with autoencoder_cfg.unlocked():  # encoding reads the codebook alone, however it was kept
+        autoencoder_cfg.codebook = "loss"
+    autoencoder = _autoencoder(autoencoder_cfg)
+    example = jax.ShapeDtypeStruct((1, *autoencoder_cfg.image_shape), jnp.float32)
+    code = jax.eval_shape(
+        lambda x: autoencoder.init_with_output(jax.random.key(0), x, method="encode")[0].code,
+        example,
+    )
+    return code_prior.CodePrior(
+        autoencoder, tuple(code.shape[1:]), cfg.embed_dim, cfg.num_layers, cfg.num_heads
+    )
+
+
+MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
+    **{name: _autoencoder for name in PRESETS},
+    "classifier": _classifier,  # a softmax head on the code (or output) of `model.autoencoder`
+    "code_prior": _code_prior,  # a causal transformer over the codes of `model.autoencoder`, a VQ-VAE
+}
+
+
+def build(cfg: ml_collections.ConfigDict) -> nn.Module:
+    """Builds the model named by `cfg.name` from its config group."""
+    if cfg.name not in MODELS:
+        raise ValueError(f"unknown model {cfg.name!r}; registered models: {sorted(MODELS)}")
+    return MODELS[cfg.name](cfg)
+
+
+def fit_to_data(
+    cfg: ml_collections.ConfigDict,
+    image_shape: Sequence[int],
+    num_classes: int | None,
+    dataset_size: int | None = None,
+) -> ml_collections.ConfigDict:
+    """A copy of model config `cfg` with the data's image shape, a classifier's classes, and
+    the training set's size (which beta-TCVAE's estimator reads).
+
+    Every model takes its shape from the data it trains on, so one config serves 28x28 grey
+    digits and 64x64 colour faces alike.
+    """
+    cfg = cfg.copy_and_resolve_references()
+    with cfg.unlocked():
+        if "image_shape" in cfg:
+            cfg.image_shape = tuple(int(d) for d in image_shape)
+        if dataset_size is not None and cfg.get("total_correlation"):
+            cfg.dataset_size = int(dataset_size)
+        if "autoencoder" in cfg:  # a classifier's or a code prior's
+            cfg.autoencoder = fit_to_data(cfg.autoencoder, image_shape, None, dataset_size)
+        if cfg.name == "classifier":
+            if num_classes is None:
+                raise ValueError("a classifier needs labelled data; this dataset has no labels")
+            cfg.num_classes = int(num_classes)
+    return cfg
+
+
+def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Array) -> dict:
+    """Parameters that start from the training data, where `cfg.output_bias` asks for it.
+
+    "pixel_means" sets an MLP decoder's output bias to the logits of the training pixels' means,
+    the setup of the IWAE paper (Importance Weighted Autoencoders): the decoder starts near the average image, not at grey.
+    Means are clipped to [1e-3, 1 - 1e-3] so that always-black pixels get a finite bias.
+    """
+    how = cfg.output_bias
+    if how is None:
+        return params
+    if how != "pixel_means":
+        raise ValueError(f"unknown model.output_bias {how!r}; the one choice is 'pixel_means'")
+    if "mlp" not in params.get("decoder", {}):
+        raise ValueError(
+            f"model.output_bias='pixel_means' needs an MLP decoder; {cfg.name!r} has none"
+        )
+    layers = params["decoder"]["mlp"]
+    last = f"dense{len(layers) - 1}"
+    means_D = jnp.clip(jnp.mean(as_float(train_x), axis=0).reshape(-1), 1e-3, 1 - 1e-3)
+    bias = jnp.log(means_D) - jnp.log1p(-means_D)
+    return {**params, "decoder": {"mlp": {**layers, last: {**layers[last], "bias": bias}}}}

@@ -1,0 +1,27 @@
+"""The objective of a learned prior over a VQ-VAE's codes: their negative log-likelihood."""
+
+import jax.numpy as jnp
+import ml_collections
+import optax
+
+from aejax.models.code_prior import CodePrior
+from aejax.objectives import autoencoding
+
+
+def make_loss_fn(model: CodePrior, cfg: ml_collections.ConfigDict) -> autoencoding.LossFn:
+    """`loss_fn(params, x, rng, train, step=None)`: the negative log-likelihood of the codes of
+    images `x` under the prior, in nats per code ("nll", also "loss")."""
+    del cfg  # nothing to choose: the categorical likelihood of each code
+    if not isinstance(model, CodePrior):
+        raise ValueError(  # noqa: TRY004 (a config chose the model: a config error)
+            "loss.objective='code_prior' trains a prior over a VQ-VAE's codes: it needs "
+            f"model.name='code_prior' (the shipped config vqvae_prior), not {type(model).__name__}"
+        )
+
+    def loss_fn(params, x, rng, train, step=None):
+        del rng, train, step  # deterministic, no schedule
+        logits_BxNxK, aux = model.apply({"params": params}, x)
+        nll = jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits_BxNxK, aux["codes"]))
+        return nll, {"nll": nll, "loss": nll}
+
+    return loss_fn

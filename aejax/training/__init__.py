@@ -1,0 +1,5 @@
+"""Training: the loop (`loop.py`), the run directory it keeps (`checkpoint.py`), the guard that
+stops a diverging run (`finite_guard.py`), progress lines and event files (`progress.py`),
+data parallelism (`parallel.py`), runs built on other runs (`transfer.py`, `pretrain.py`) and
+the up-front checks of a run's settings (`validate.py`).
+"""

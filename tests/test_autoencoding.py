@@ -1,0 +1,193 @@
+"""The objectives' maths: KL in closed form, likelihoods, and the ELBO's parts."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from aejax import models
+from aejax.models import bottlenecks
+from aejax.objectives import autoencoding
+from aejax.training import loop
+
+
+def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
+    zeros = jnp.zeros((3, 5))
+    np.testing.assert_allclose(bottlenecks.gaussian_kl(zeros, zeros), 0.0, atol=1e-7)
+    mu, logvar = jax.random.normal(jax.random.key(0), (2, 3, 5))
+    assert np.all(bottlenecks.gaussian_kl(mu, logvar) > 0)
+
+
+def test_closed_form_kl_matches_monte_carlo():
+    k1, k2, k3 = jax.random.split(jax.random.key(1), 3)
+    mu, logvar = jax.random.normal(k1, (4,)), 0.5 * jax.random.normal(k2, (4,))
+    z = mu + jnp.exp(0.5 * logvar) * jax.random.normal(k3, (200_000, 4))
+    log_q = jax.scipy.stats.norm.logpdf(z, mu, jnp.exp(0.5 * logvar)).sum(-1)
+    log_p = jax.scipy.stats.norm.logpdf(z).sum(-1)
+    np.testing.assert_allclose(jnp.mean(log_q - log_p), bottlenecks.gaussian_kl(mu, logvar), rtol=0.02)
+
+
+def test_sigma_kl_equals_logvar_kl_at_equal_posteriors_within_the_eps():
+    """sigma = exp(logvar / 2) is the same posterior: the same KL to float tolerance while
+    sigma^2 >> 1e-10; below that the floor log(sigma^2 + eps) lowers it by exactly
+    0.5 log(1 + eps / sigma^2) per latent."""
+    mu, logvar = 2 * jax.random.normal(jax.random.key(0), (2, 64, 8))
+    sigma = jnp.exp(0.5 * logvar)
+    np.testing.assert_allclose(
+        bottlenecks.gaussian_kl_sigma(mu, sigma), bottlenecks.gaussian_kl(mu, logvar), rtol=1e-5
+    )
+    np.testing.assert_allclose(  # the sign of sigma is the sample's, not the posterior's
+        bottlenecks.gaussian_kl_sigma(mu, -sigma), bottlenecks.gaussian_kl(mu, logvar), rtol=1e-5
+    )
+    tiny_logvar = jnp.log(jnp.array([1e-12, 1e-10, 1e-8]))  # float64 maths below, float32 KL
+    tiny_kl = bottlenecks.gaussian_kl_sigma(jnp.zeros(3)[:, None], jnp.exp(0.5 * tiny_logvar)[:, None])
+    floor = 0.5 * np.log1p(1e-10 / np.array([1e-12, 1e-10, 1e-8]))
+    true_kl = bottlenecks.gaussian_kl(jnp.zeros(3)[:, None], tiny_logvar[:, None])
+    np.testing.assert_allclose(true_kl - tiny_kl, floor, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", ["vae", "conv_vae"])
+def test_sigma_and_logvar_heads_give_one_loss_at_one_posterior(tiny, name):
+    """Both heads zeroed but for their biases, log-variance b and sigma exp(b / 2): the same
+    posterior, so the same sample (one noise key), reconstruction and KL."""
+    logvar_cfg = tiny(name)
+    sigma_cfg = tiny(name, model__posterior_scale="sigma")
+    x = jax.random.uniform(jax.random.key(0), (4, 28, 28, 1))
+    logvar_model, sigma_model = models.build(logvar_cfg.model), models.build(sigma_cfg.model)
+    params = logvar_model.init({"params": jax.random.key(1), "noise": jax.random.key(2)}, x)
+    params = params["params"]
+    bias = jax.random.normal(jax.random.key(3), (logvar_cfg.model.latent_dim,))
+    head = {"kernel": jnp.zeros_like(params["logvar_head"]["kernel"]), "bias": bias}
+    sigma_params = {k: v for k, v in params.items() if k != "logvar_head"}
+    sigma_params["sigma_head"] = {**head, "bias": jnp.exp(0.5 * bias)}
+    params = {**params, "logvar_head": head}
+    rng = jax.random.key(4)
+    _, by_logvar = autoencoding.make_loss_fn(logvar_model, logvar_cfg.loss)(params, x, rng, True)
+    _, by_sigma = autoencoding.make_loss_fn(sigma_model, sigma_cfg.loss)(sigma_params, x, rng, True)
+    chex.assert_trees_all_close(by_sigma, by_logvar, rtol=1e-5)
+    _, aux = sigma_model.apply({"params": sigma_params}, x, rngs={"noise": rng})
+    assert set(aux) == {"mu", "logvar", "z", "terms", "stats"}  # the KL read sigma: "terms"
+
+
+def test_unknown_posterior_scale_is_refused(tiny):
+    with pytest.raises(ValueError, match="unknown model.posterior_scale 'std'"):
+        models.build(tiny("vae", model__posterior_scale="std").model)
+
+
+def test_bernoulli_reconstruction_is_bce_of_the_sigmoid():
+    logits = jnp.array([-3.0, 0.0, 2.0])
+    x = jnp.array([0.0, 0.5, 1.0])
+    p = jax.nn.sigmoid(logits)
+    expected = -(x * jnp.log(p) + (1 - x) * jnp.log(1 - p))
+    np.testing.assert_allclose(autoencoding.reconstruction(logits, x, "bernoulli"), expected, rtol=1e-6)
+
+
+def test_vae_loss_is_reconstruction_plus_kl(tiny):
+    config = tiny("vae")
+    model = models.build(config.model)
+    x = jax.random.uniform(jax.random.key(2), (6, 28, 28, 1))
+    params = model.init({"params": jax.random.key(3), "noise": jax.random.key(4)}, x)["params"]
+    loss, metrics = autoencoding.make_loss_fn(model, config.loss)(params, x, jax.random.key(5), True)
+    assert metrics["kl"] >= 0
+    np.testing.assert_allclose(loss, metrics["recon"] + metrics["kl"], rtol=1e-6)
+    # Summed over 784 pixels, an untrained decoder pays about log(2) nats per pixel.
+    assert 784 * 0.5 < metrics["recon"] < 784 * 1.0
+
+
+def test_unknown_likelihood_is_refused(tiny):
+    config = tiny("mlp", loss__likelihood="poisson")
+    with pytest.raises(ValueError, match="unknown likelihood 'poisson'.*bernoulli"):
+        autoencoding.make_loss_fn(models.build(config.model), config.loss)
+
+
+def test_rng_streams_are_distinct_and_a_function_of_the_step_key():
+    def streams(seed):
+        keys = autoencoding.rng_streams(jax.random.key(seed))
+        return {name: np.asarray(jax.random.key_data(key)) for name, key in keys.items()}
+
+    first = streams(0)
+    assert set(first) == {"noise", "corruption"}
+    assert not np.array_equal(first["noise"], first["corruption"])
+    chex.assert_trees_all_equal(first, streams(0))
+
+
+def test_gaussian_with_a_variance_is_the_normal_density_in_nats():
+    k1, k2 = jax.random.split(jax.random.key(6))
+    mean, x = jax.random.normal(k1, (5,)), jax.random.normal(k2, (5,))
+    logvar = jnp.log(0.3)
+    nll = autoencoding.reconstruction(mean, x, "gaussian", logvar)
+    np.testing.assert_allclose(nll, -jax.scipy.stats.norm.logpdf(x, mean, jnp.sqrt(0.3)), rtol=1e-5)
+    # MSE is the same objective up to scale and a constant: 0.5 (x - m)^2 / var + c.
+    mse = autoencoding.reconstruction(mean, x, "gaussian")
+    np.testing.assert_allclose(nll - 0.5 * mse / 0.3, 0.5 * jnp.log(2 * jnp.pi * 0.3), rtol=1e-5)
+
+
+@pytest.mark.slow
+def test_learned_variance_is_a_parameter_the_gaussian_loss_trains(tiny):
+    config = tiny("vae", loss__likelihood="gaussian")
+    config.model.learned_variance = True
+    model = models.build(config.model)
+    x = jax.random.uniform(jax.random.key(2), (6, 28, 28, 1))
+    params = model.init({"params": jax.random.key(3), "noise": jax.random.key(4)}, x)["params"]
+    loss_fn = autoencoding.make_loss_fn(model, config.loss)
+    (_, metrics), grads = jax.value_and_grad(loss_fn, has_aux=True)(params, x, jax.random.key(5), True)
+    logits, _ = model.apply({"params": params}, x, rngs={"noise": autoencoding.rng_streams(jax.random.key(5))["noise"]})
+    expected = -jax.scipy.stats.norm.logpdf(x, logits, 1.0).sum() / 6  # obs_logvar starts at 0
+    np.testing.assert_allclose(metrics["recon"], expected, rtol=1e-5)
+    assert grads["obs_logvar"] != 0
+    config.loss.variance = 0.5
+    with pytest.raises(ValueError, match="learns its variance"):
+        autoencoding.make_loss_fn(model, config.loss)
+
+
+def test_kl_warmup_weighs_the_kl_by_the_step(tiny):
+    config = tiny("vae", loss__kl_weight=2.0)
+    config.loss.kl_warmup_steps = 10
+    model = models.build(config.model)
+    x = jax.random.uniform(jax.random.key(2), (6, 28, 28, 1))
+    params = model.init({"params": jax.random.key(3), "noise": jax.random.key(4)}, x)["params"]
+    loss_fn = autoencoding.make_loss_fn(model, config.loss)
+    for step, weight in [(0, 0.0), (5, 1.0), (10, 2.0), (30, 2.0), (None, 2.0)]:
+        loss, m = loss_fn(params, x, jax.random.key(5), True, step=step)
+        np.testing.assert_allclose(loss, m["recon"] + weight * m["kl"], rtol=1e-6)
+
+
+def test_iwae_loss_is_the_negative_bound_over_k_samples(tiny):
+    config = tiny("iwae", loss__iwae_samples=5)
+    model = models.build(config.model)
+    x = jnp.round(jax.random.uniform(jax.random.key(2), (6, 28, 28, 1)))
+    params = model.init({"params": jax.random.key(3), "noise": jax.random.key(4)}, x)["params"]
+    loss, metrics = autoencoding.make_loss_fn(model, config.loss)(params, x, jax.random.key(5), True)
+    noise = autoencoding.rng_streams(jax.random.key(5))["noise"]
+    logits, aux = model.apply({"params": params}, x, rngs={"noise": noise}, samples=5)
+    assert logits.shape == (5, 6, 28, 28, 1) and aux["z"].shape == (5, 6, 4)
+    log_w = autoencoding.log_importance_weights(autoencoding.per_image(autoencoding.reconstruction(logits, x, "bernoulli")), aux)
+    np.testing.assert_allclose(loss, -jnp.mean(jax.nn.logsumexp(log_w, 0) - jnp.log(5.0)), rtol=1e-6)
+    # It is tighter than the ELBO the same samples give.
+    assert loss < metrics["recon"] + metrics["kl"]
+
+
+@pytest.mark.parametrize(
+    "overrides, message",
+    [
+        ({"loss__likelihood": "gaussian", "loss__iwae_samples": 5}, "needs a density"),
+        ({"loss__iwae_samples": 5, "loss__kl_weight": 0.5}, "kl_weight=1"),
+        ({"loss__variance": 0.1}, "needs a gaussian likelihood"),
+    ],
+)
+def test_inconsistent_vae_options_are_refused(tiny, overrides, message):
+    config = tiny("iwae", **overrides)
+    with pytest.raises(ValueError, match=message):
+        autoencoding.make_loss_fn(models.build(config.model), config.loss)
+
+
+def test_the_train_step_hands_its_step_to_the_loss():
+    def loss_fn(params, x, rng, train, step=None):  # gradient: the step the loss was given
+        return step * params["w"], {}
+
+    state = loop.TrainState.create(apply_fn=None, params={"w": jnp.zeros(())}, tx=optax.sgd(1.0))
+    state = state.replace(step=7)
+    state, _ = loop.make_train_step(loss_fn)(state, None, None)
+    assert state.params["w"] == -7.0
