@@ -2,4 +2,11 @@
 `sources.py` finds a dataset by name or path (aejax's TFDS builders in `builders.py`, image
 files in `files.py`, TFDS's own datasets in `tfds_images.py`); a training set lives on the
 device or streams from disk (`stream.py`); `binarize.py` and `subsets.py` change what is read.
+
+`aejax.data.load(name, split)` and `aejax.data.Dataset` are the two a notebook needs.
 """
+
+from aejax.data.dataset import Dataset
+from aejax.data.sources import DATASETS, load
+
+__all__ = ["DATASETS", "Dataset", "load"]
