@@ -1,6 +1,6 @@
-"""autoencoder.Autoencoder modules: encoders, decoders, and the one structure that joins them.
+"""The model a config describes: `build(config.model)`, and the shape fitted to the data.
 
-Every model is an `autoencoder.Autoencoder`: an encoder (mlp, conv, resnet), a bottleneck
+Every model is an `Autoencoder` (`autoencoder.py`): an encoder (mlp, conv, resnet), a bottleneck
 (`aejax/models/bottlenecks.py`: deterministic, gaussian, vector-quantised, winner-take-all) and a
 decoder (the mlp mirror, tied, or a conv decoder: nearest, resize, transpose), each chosen by
 config (`model.encoder`, `model.bottleneck`, `model.decoder`; `model.name` gives their
