@@ -6,7 +6,7 @@
     images = run.sample(16)             # a VAE's decoder means of prior draws
     run = aejax.load_run(run.workdir)   # later, or in another notebook
 
-`fit` runs what `aejax train` runs (`train.train_and_evaluate`): the same checkpoints in its
+`fit` runs what `aejax train` runs (`loop.train_and_evaluate`): the same checkpoints in its
 workdir and the same rules, so a second `fit` with the same workdir and config resumes the run
 (or, when it is complete, returns it at once) and one with another config is refused.
 """

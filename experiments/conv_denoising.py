@@ -2,14 +2,14 @@
 
     python experiments/conv_denoising.py [--dataset fashion_mnist] [--epochs N | --full]
 
-The `conv_denoising_resize` config (32-32-16 conv encoder; a decoder that resizes 4-7-14-28
-before its conv16, conv32, conv32, as the TensorFlow tutorial's does; BCE, batch 200) trained on
-`x + factor * N(0, 1)` clipped to [0, 1], once at factor 0.5 (in `noise_0.5/`) and once at 0.4
-(`noise_0.4/`). The tutorials train 100 epochs (`--full`); on 2 CPU cores that is hours on full
-MNIST, so the default is 10 epochs, and `loss_curves.png` shows where each run was heading. The
-test inputs are noisy too, so the test BCE is the tutorials' validation loss: the output
-against the clean target. Leaves `denoising_0.5.png`, `denoising_0.4.png` (three rows: noisy
-test input, output, clean target), `loss_curves.png` and `metrics.json` in the run directory.
+The `conv_denoising_resize` config (32-32-16 conv encoder; a decoder that resizes 4-7-14-28 before
+its conv16, conv32, conv32, as Udacity's "Convolutional Autoencoder" notebook does; BCE, batch 200)
+trained on `x + factor * N(0, 1)` clipped to [0, 1], once at factor 0.5 (in `noise_0.5/`) and once
+at 0.4 (`noise_0.4/`). The tutorials train 100 epochs (`--full`); on 2 CPU cores that is hours on
+full MNIST, so the default is 10 epochs, and `loss_curves.png` shows where each run was heading. The
+test inputs are noisy too, so the test BCE is the tutorials' validation loss: the output against the
+clean target. Leaves `denoising_0.5.png`, `denoising_0.4.png` (three rows: noisy test input, output,
+clean target), `loss_curves.png` and `metrics.json` in the run directory.
 """
 
 import common

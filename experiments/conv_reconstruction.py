@@ -3,14 +3,13 @@ reconstructions, their loss curves.
 
     python experiments/conv_reconstruction.py [--dataset fashion_mnist] [--epochs N | --full]
 
-Three configs train for the same epochs, 20 by default (the conv AE tutorial's length; on full
-MNIST on 2 shared CPU cores, 33 minutes for `conv_resize`, 22 for `conv_twopool`, under one for
-`mlp`), 50 with `--full`, each in its own folder:
-`conv_resize` (conv16-pool-conv8-pool-conv8-pool to a 4x4x8 code, decoded 4-7-14-28 by nearest
-resize as the TensorFlow tutorial does, BCE, batch 200), `conv_twopool` (conv16-pool-conv8-pool
-to a 7x7x8 code and back), and `mlp` (784-32-784). Leaves `reconstructions.png` (10 test digits
-over each model's reconstructions), `loss_curves.png` (test and train BCE per pixel) and
-`metrics.json` in the run directory.
+Three configs train for the same epochs, 20 by default (the conv AE tutorial's length; on full MNIST
+on 2 shared CPU cores, 33 minutes for `conv_resize`, 22 for `conv_twopool`, under one for `mlp`), 50
+with `--full`, each in its own folder: `conv_resize` (conv16-pool-conv8-pool-conv8-pool to a 4x4x8
+code, decoded 4-7-14-28 by nearest resize as Udacity's "Convolutional Autoencoder" notebook does,
+BCE, batch 200), `conv_twopool` (conv16-pool-conv8-pool to a 7x7x8 code and back), and `mlp`
+(784-32-784). Leaves `reconstructions.png` (10 test digits over each model's reconstructions),
+`loss_curves.png` (test and train BCE per pixel) and `metrics.json` in the run directory.
 """
 
 import common

@@ -1,4 +1,4 @@
-"""README's representation tables: how well each model's codes classify, and semi-supervision.
+"""docs/representation.md's tables: how well each model's codes classify, and semi-supervision.
 
     python experiments/representation_table.py --dataset mnist5k --epochs 20 --finetune_epochs 10 \
         --semi_supervised sdae conv

@@ -1,4 +1,4 @@
-"""Trains VAE configs and scores them as generative models: README's table of test ELBO and NLL.
+"""Trains VAE configs and scores them as generative models: docs/vae.md's ELBO and NLL table.
 
     python experiments/vae_report.py --dataset mnist5k --epochs 100 --only vae iwae
 

@@ -1,4 +1,4 @@
-"""Trains every model config on one dataset and prints README's table of test losses.
+"""Trains every model config on one dataset and prints docs/zoo.md's table of test losses.
 
     python experiments/zoo_table.py --dataset mnist5k --epochs 20
 

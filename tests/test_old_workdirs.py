@@ -1,6 +1,7 @@
-"""A workdir written before the composable structure resumes: its config.json lacks the fields
-added since, it has no record of its data, and its checkpoints hold flax's TrainState, without
-`collections`. So does one whose config named its model by another preset."""
+"""A workdir of an older aejax resumes: its config.json lacks the encoder, bottleneck and
+decoder fields and those declared with them, it has no record of its data, and its checkpoints
+hold flax's TrainState, without `collections`. So does one whose config named its model by
+another preset."""
 
 import json
 import shutil
@@ -16,7 +17,7 @@ from aejax.data import sources
 from aejax.evaluation import figures
 from aejax.training import checkpoint, loop, parallel
 
-# The fields the composable structure added to every config (aejax/configs/fields.py, `base`).
+# The fields an older config.json lacks, each in every config (aejax/configs/fields.py, `base`).
 ADDED = {
     "model": [
         "encoder", "bottleneck", "decoder", "decoder_widths", "prior_match", "mmd_kernel",

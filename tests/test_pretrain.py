@@ -78,7 +78,8 @@ def _phase_loss_config(config, layer: int):
 
 @pytest.fixture
 def tied_greedy(tiny, monkeypatch):
-    """The seed's tied stacked AE at 784-16-8-16-784, one epoch (26 steps, one compile) a phase."""
+    """Geron's tied stacked AE (Hands-On ML, ch. 15) at 784-16-8-16-784, one epoch (26 steps,
+    one compile) a phase."""
     monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
     config = tiny("tied_mse_greedy", train__chunk=26, train__save_every_steps=10_000)
     config.pretrain.layer_epochs = 1

@@ -30,7 +30,7 @@ ZOO = {  # config: (code width, parameter count)
     "mlp2d_relu": (2, TWO_D),
     "stacked": (150, STACKED),
     "tied": (150, 784 * 300 + 300 * 150 + (300 + 150) + (300 + 784)),  # kernels once, 4 biases
-    "stacked_mse": (150, STACKED),  # the seed's settings: linear output, MSE, Adam 0.01
+    "stacked_mse": (150, STACKED),  # Geron's Hands-On ML: linear output, MSE, Adam 0.01
     "tied_mse": (150, 784 * 300 + 300 * 150 + (300 + 150) + (300 + 784)),
     "denoising": (150, STACKED),
     "denoising_masking": (150, STACKED),

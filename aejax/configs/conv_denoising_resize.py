@@ -1,6 +1,6 @@
-"""The denoising conv AE with the TensorFlow tutorials' decoder: the `conv_denoising` model
-(32-32-16 encoder, gaussian noise 0.5 clipped) whose decoder resizes to 7, 14, 28 before its
-conv16, conv32, conv32, the last at 28x28.
+"""The denoising conv AE of Udacity's "Convolutional Autoencoder" notebook: the `conv_denoising`
+model (32-32-16 encoder, gaussian noise 0.5 clipped) whose decoder resizes to 7, 14, 28 before
+its conv16, conv32, conv32, the last at 28x28.
 
 aejax train --config conv_denoising_resize --workdir runs/conv_denoising_resize
 """

@@ -1,6 +1,7 @@
-"""The convolutional AE with the TensorFlow tutorials' decoder: the `conv` encoder (a 4x4x8
-code), then nearest resize to 7, conv8, resize to 14, conv8, resize to 28, conv16 at 28x28, a
-3x3 convolution to logits; BCE, batch 200. The same parameters as `conv`, on another path.
+"""The convolutional AE of Udacity's "Convolutional Autoencoder" notebook (TensorFlow 1): the
+`conv` encoder (a 4x4x8 code), then nearest resize to 7, conv8, resize to 14, conv8, resize to
+28, conv16 at 28x28, a 3x3 convolution to logits; BCE, batch 200. The same parameters as
+`conv`, on another path.
 
 aejax train --config conv_resize --workdir runs/conv_resize
 """

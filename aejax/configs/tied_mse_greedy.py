@@ -1,7 +1,8 @@
-"""The tied stacked AE of `tied_mse` trained greedily, as the seed trains it one autoencoder at
-a time: phase 1 trains the outer tied pair (784-300-784, MSE on the pixels), phase 2 the inner
-pair (300-150-300, MSE on the first hidden code) with the outer one frozen, each phase with its
-own kernel's L2 penalty; no end-to-end fine-tuning after.
+"""The tied stacked AE of `tied_mse` trained greedily, one autoencoder at a time as Geron's
+"Hands-On Machine Learning with Scikit-Learn and TensorFlow" (ch. 15) trains it: phase 1 trains
+the outer tied pair (784-300-784, MSE on the pixels), phase 2 the inner pair (300-150-300, MSE
+on the first hidden code) with the outer one frozen, each phase with its own kernel's L2
+penalty; no end-to-end fine-tuning after.
 
 aejax pretrain --config tied_mse_greedy --workdir runs/tied_mse_greedy
 """

@@ -5,7 +5,7 @@ already write array_record, which it reads by random access, so no second copy o
 made; its iterator state is a small JSON that Orbax saves in the train state's checkpoint.
 
 The stream reads the rows the in-memory path gathers, in the same order: epoch e's batches are
-`train.epoch_batches(fold_in(shuffle_rng, e))`, drawn as there and fetched to the host once an
+`loop.epoch_batches(fold_in(shuffle_rng, e))`, drawn as there and fetched to the host once an
 epoch. Element s of the pipeline is step s's batch, so the iterator's position is the step
 itself; it is saved with the train state all the same and checked against it on restore. Background
 threads (Grain's `ReadOptions`) read and parse a chunk ahead while the device trains. Each
@@ -131,7 +131,7 @@ class StreamedBatches:
         structure: Callable,
     ):
         """`epoch_order(e)` gives epoch e's row indices as [steps, batch]; `structure(images,
-        labels)` what the step takes (`train.as_dataset`)."""
+        labels)` what the step takes (`loop.as_dataset`)."""
         self.file, self.structure = file, structure
         self.batch_size = config.train.batch_size
         self.steps_per_epoch = len(file) // self.batch_size

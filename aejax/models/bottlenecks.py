@@ -24,7 +24,7 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-SIGMA_EPS = 1e-10  # log(sigma^2 + eps): the sigma head's floor, as the seed wrote it
+SIGMA_EPS = 1e-10  # log(sigma^2 + eps): the sigma head's floor, as Geron's Hands-On ML has it
 POSTERIOR_SCALES = ("logvar", "sigma")  # what the gaussian's second head outputs
 PRIOR_MATCHES = ("none", "mmd", "adversarial")  # how a deterministic code meets N(0, I)
 MMD_KERNELS = ("imq", "rbf")
@@ -56,7 +56,7 @@ def gaussian_kl(mu: jax.Array, logvar: jax.Array) -> jax.Array:
 
 
 def gaussian_kl_sigma(mu: jax.Array, sigma: jax.Array, eps: float = SIGMA_EPS) -> jax.Array:
-    """KL(N(mu, sigma^2) || N(0, I)) as the seed's sigma head computes it, its log floored:
+    """KL(N(mu, sigma^2) || N(0, I)) as Hands-On ML's sigma head computes it, its log floored:
     0.5 sum(sigma^2 + mu^2 - 1 - log(sigma^2 + eps)), shape [B]. Below the true KL by at most
     0.5 log(1 + eps / sigma^2) per latent."""
     variance = jnp.square(sigma)
@@ -149,7 +149,8 @@ class Deterministic(nn.Module):
 class Gaussian(nn.Module):
     """A diagonal gaussian posterior from two dense heads on the flattened features: the mean
     and, by `posterior_scale`, the log-variance (positive variance without a constraint) or
-    the standard deviation itself (the seed's, whose KL reads log(sigma^2 + 1e-10)).
+    the standard deviation itself (as in Geron's "Hands-On Machine Learning with Scikit-Learn
+    and TensorFlow", ch. 15, whose KL reads log(sigma^2 + 1e-10)).
 
     The decoder always sees a sample, so an evaluation's loss is an unbiased single-sample
     estimate. `samples` draws that many per image: `z` is then [samples, B, K] (IWAE). With
@@ -187,7 +188,7 @@ class Gaussian(nn.Module):
         mu, std, logvar = self._posterior(h)
         shape = mu.shape if samples is None else (samples, *mu.shape)
         z = mu + std * jax.random.normal(self.make_rng("noise"), shape, mu.dtype)
-        if self.posterior_scale == "sigma":  # the KL reads sigma itself, as the seed's does
+        if self.posterior_scale == "sigma":  # the KL reads sigma itself, as Hands-On ML's does
             kl = gaussian_kl_sigma(mu, std)
         else:
             kl = gaussian_kl(mu, logvar)

@@ -1,4 +1,4 @@
-"""A softmax classifier on an autoencoder's code, its loss, and stratified labelled subsets.
+"""A softmax classifier on an autoencoder's code (its loss: `aejax.objectives.classification`).
 
 The classifier wraps a whole autoencoder. On its code (`head_input="code"`) it only calls
 `encode`, so its parameters are the encoder's (under `autoencoder`, no decoder) and a dense
@@ -33,7 +33,7 @@ class Classifier(nn.Module):
         del train
         code = self.encode(x).code
         features = code
-        if self.head_input == "decoded":  # the seed's decoder ends in a sigmoid: its image
+        if self.head_input == "decoded":  # the two-pool tutorial's head reads the sigmoid image
             features = nn.sigmoid(self.autoencoder.decode(code))
         return self.head(features.reshape(code.shape[0], -1)), {"code": code}
 

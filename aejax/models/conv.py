@@ -110,8 +110,9 @@ class ResizeConvDecoder(nn.Module):
     """Nearest resize to the next encoder side, then conv3x3-relu, per entry of `features`;
     then a 3x3 convolution to logits: 4 -> 7 -> 14 -> 28, the last feature map at 28x28.
 
-    The TensorFlow tutorials' decoder (`tf.image.resize_nearest_neighbor` before each
-    `conv2d`); its parameters are those of a ConvDecoder with the same features.
+    The decoder of Udacity's "Convolutional Autoencoder" notebook (TensorFlow 1,
+    `tf.image.resize_nearest_neighbor` before each `conv2d`); its parameters are those of a
+    ConvDecoder with the same features.
     """
 
     features: Sequence[int] = (8, 8, 16)

@@ -1,8 +1,9 @@
 """Input corruptions for denoising autoencoders: pure ops `corrupt(x, rng) -> x_tilde`, by name.
 
 Every op maps images in [0, 1] to images in [0, 1], so a corrupted input is still a valid
-input, except gaussian noise with `clip=False`: the seeds' `X + N(0, 1)`, left as drawn. Each
-op draws only from the key it is given: the loss hands it the step's own "corruption" stream.
+input, except gaussian noise with `clip=False`: the `X + N(0, 1)` of Geron's "Hands-On Machine
+Learning with Scikit-Learn and TensorFlow" (ch. 15), left as drawn. Each op draws only from
+the key it is given: the loss hands it the step's own "corruption" stream.
 The loss, not the op, decides when to corrupt (training, or evaluation if the config asks) and
 keeps the clean image as the target.
 """
@@ -19,8 +20,9 @@ Corruption = Callable[[jax.Array, jax.Array], jax.Array]
 
 
 def gaussian(x: jax.Array, rng: jax.Array, *, factor: float, clip: bool) -> jax.Array:
-    """Additive noise `x + factor * N(0, 1)`, clipped back to [0, 1] if `clip` (the Keras
-    tutorials), unbounded if not (the seeds' `X + N(0, 1)`, which also fits hidden codes)."""
+    """Additive noise `x + factor * N(0, 1)`, clipped back to [0, 1] if `clip` ("Building
+    Autoencoders in Keras"), unbounded if not (Hands-On ML's `X + N(0, 1)`, which also fits
+    hidden codes)."""
     noisy = x + factor * jax.random.normal(rng, x.shape, x.dtype)
     return jnp.clip(noisy, 0.0, 1.0) if clip else noisy
 

@@ -11,7 +11,8 @@ slice of the one parameter tree, so the phases train exactly the layers the whol
 uses. A tied autoencoder's mirror is encoder layer k's kernel transposed with the decoder's
 bias k: one parameter, used twice within the phase as in the whole model. An L2 penalty in
 the config carries into every phase, on the phase's kernels (a tied kernel once), as the
-seed's phases each add their own layers' penalty.
+phases of Geron's "Hands-On Machine Learning with Scikit-Learn and TensorFlow" (ch. 15) each
+add their own layers' penalty.
 """
 
 from collections.abc import Callable
