@@ -16,14 +16,15 @@ FLAG = "--xla_cpu_experimental_ynn_fusion_type=individual_dot"
 SCRIPT = """
 import sys
 import jax, jax.numpy as jnp
-from aejax import compiled, config, data, models, train
+from aejax import compiled, configs, data, models
+from aejax.training import loop
 jnp.ones(3).sum().block_until_ready()
 JIT = {"aejax": compiled.jit, "jax": jax.jit}[sys.argv[2]]
-cfg = config.load(sys.argv[1]).copy_and_resolve_references()
+cfg = configs.load(sys.argv[1]).copy_and_resolve_references()
 images = data.load("mnist5k", "test")[0][:64]
 cfg.model = models.fit_to_data(cfg.model, images.shape[1:], 10, len(images))
-step = train.make_train_step(train.make_objective(models.build(cfg.model), cfg.loss))
-state = train.create_state(cfg, images)
+step = loop.make_train_step(loop.make_objective(models.build(cfg.model), cfg.loss))
+state = loop.create_state(cfg, images)
 print(JIT(step).lower(state, images[:8], jax.random.key(0)).compile().as_text())
 """
 
