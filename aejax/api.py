@@ -25,9 +25,7 @@ import numpy as np
 
 from aejax import configs, models
 from aejax.data.dataset import Dataset
-from aejax.evaluation import generation
-from aejax.models import bottlenecks, code_prior
-from aejax.objectives import autoencoding
+from aejax.evaluation import generation, inference
 from aejax.training import checkpoint
 from aejax.training.loop import create_state, restore_state, train_and_evaluate
 
@@ -60,7 +58,7 @@ class Run:
 
     def encode(self, x: Images) -> np.ndarray:
         """The codes of images `x` [N, H, W, C]: a VAE's posterior means, an AE's codes."""
-        return np.asarray(generation.code(self.model, self.params, self._images(x)))
+        return np.asarray(inference.codes(self.model, self.params, self._images(x)))
 
     def decode(self, z: np.ndarray | jax.Array) -> np.ndarray:
         """The decoder's mean images [N, H, W, C] of codes `z` [N, *code shape]."""
@@ -70,48 +68,38 @@ class Run:
                 f"z has shape {z.shape}; this run's decoder takes codes [N, "
                 f"{', '.join(map(str, self._code_shape()))}], as run.encode gives them"
             )
-        logits = self.model.apply({"params": self.params}, z, method="decode")
-        return np.asarray(autoencoding.mean_image(logits, self.config.loss.likelihood))
+        return np.asarray(inference.decode(self.model, self.params, z, self._likelihood()))
 
     def reconstruct(self, x: Images) -> np.ndarray:
         """decode(encode(x)): for a VAE, the decoder's mean at the posterior mean (no noise)."""
-        return self.decode(self.encode(x))
+        recon = inference.reconstruct(self.model, self.params, self._images(x), self._likelihood())
+        return np.asarray(recon)
 
     def sample(self, n: int, seed: int = 0) -> np.ndarray:
         """`n` images decoded from draws of the prior N(0, I), seeded: the generations of a VAE
         (or of a WAE or adversarial AE, whose codes were matched to that prior); for a learned
         prior over a VQ-VAE's codes (`vqvae_prior`), codes drawn from it, decoded."""
-        if isinstance(getattr(self.model, "bottleneck", None), bottlenecks.VectorQuantizer):
-            raise TypeError(
-                "a VQ-VAE's codes have no N(0, I) prior to draw from: train a prior over them, "
-                f"aejax.fit('vqvae_prior', train__init_from='{self.workdir}') (or aejax train "
-                f"--config vqvae_prior --config.train.init_from={self.workdir}), and sample that run"
-            )
-        if not can_sample(self.model):
-            raise TypeError(
-                f"sample draws from a N(0, I) prior; this run's model {self.config.model.name!r} is "
-                "a deterministic autoencoder whose codes were not matched to one (model."
-                "prior_match): decode codes of your own instead"
-            )
-        if isinstance(self.model, code_prior.CodePrior):
-            rng, likelihood = jax.random.key(seed), self.config.loss.likelihood
-            return generation.sample_images(self.model, self.params, rng, n, likelihood)
-        z = jax.random.normal(jax.random.key(seed), (n, *self._code_shape()))
-        return self.decode(z)
+        images = inference.sample(
+            self.model, self.params, jax.random.key(seed), n, self._likelihood(),
+            tuple(self.config.model.image_shape),
+            name=f"this run's model {self.config.model.name!r}", workdir=str(self.workdir),
+        )  # fmt: skip
+        return np.asarray(images)
 
     def interpolate(self, x_a: Images, x_b: Images, steps: int = 8) -> np.ndarray:
         """[pairs, steps + 2, H, W, C]: each image of `x_a`, `steps` decodings along the line
         from its code to that of the image of `x_b`, then that image."""
         return generation.interpolations(
             self.model, self.params, self._images(x_a), self._images(x_b), steps,
-            self.config.loss.likelihood,
+            self._likelihood(),
         )  # fmt: skip
 
     def _code_shape(self) -> tuple[int, ...]:
         """An image's code shape, what `encode` gives and `decode` takes (without the batch)."""
-        example = jax.ShapeDtypeStruct((1, *self.config.model.image_shape), jnp.float32)
-        code = jax.eval_shape(lambda x: generation.code(self.model, self.params, x), example)
-        return tuple(code.shape[1:])
+        return inference.code_shape(self.model, self.params, self.config.model.image_shape)
+
+    def _likelihood(self) -> str:
+        return self.config.loss.likelihood
 
     def _images(self, x: Images) -> jax.Array:
         return jnp.asarray(_check_images(np.asarray(x), tuple(self.config.model.image_shape), "x"))
@@ -120,9 +108,7 @@ class Run:
 def can_sample(model: nn.Module) -> bool:
     """Whether `Run.sample` draws from `model`: codes matched to N(0, I), or a learned prior
     over a VQ-VAE's codes."""
-    return isinstance(model, code_prior.CodePrior) or bottlenecks.has_gaussian_prior(
-        getattr(model, "bottleneck", None)
-    )
+    return model.capabilities.samples
 
 
 def _check_images(x: np.ndarray, image_shape: tuple, name: str) -> np.ndarray:

@@ -18,7 +18,7 @@ import numpy as np
 
 from aejax import models
 from aejax.data import sources
-from aejax.evaluation import figures, representation
+from aejax.evaluation import figures, inference
 from aejax.objectives import corruptions
 from aejax.training import checkpoint
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> dict:
         state, last = common.run(cfg, args.workdir / f"noise_{factor}")
         clipped = ", clipped" if cfg.loss.corruption.clip else ""
         noisy = corruptions.build(cfg.loss.corruption)(clean, jax.random.key(cfg.seed))
-        output = representation.reconstruct(
+        output = inference.reconstruct(
             models.build(cfg.model), state.params, noisy, cfg.loss.likelihood
         )
         figures.image_rows(

@@ -17,7 +17,7 @@ import numpy as np
 
 from aejax import models
 from aejax.data import sources
-from aejax.evaluation import figures, representation
+from aejax.evaluation import figures, inference
 from aejax.training import checkpoint
 
 MODELS = {  # config: the row title of its reconstructions
@@ -35,7 +35,7 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = common.config(name, args)
         state, last = common.run(cfg, args.workdir / name)
         model = models.build(cfg.model)
-        recon = representation.reconstruct(model, state.params, digits, cfg.loss.likelihood)
+        recon = inference.reconstruct(model, state.params, digits, cfg.loss.likelihood)
         rows.append(np.asarray(recon))
         curves[title] = checkpoint.read_metrics(args.workdir / name)
         metrics[f"{name}_train_bce"] = last["train/recon"]

@@ -9,7 +9,8 @@ reused after), then every shipped config whose runs sample (a VAE, a WAE or adve
 a learned prior over a VQ-VAE's codes), trained for its own epochs (or `--epochs`), each an
 ordinary aejax run resumed if present; a prior's autoencoder run is trained first, beside it.
 Each is scored by `fidelity.evaluate_run` (`--samples` samples, seed 0, against the whole test
-set) and, for a gaussian posterior on binarised data, by `nll.evaluate_test_set`
+set) and, for a posterior with a density (`capabilities.posterior_density`: a gaussian) on
+binarised data, by `nll.evaluate_test_set`
 (k = `--nll_samples` on the first `--nll_images` test images); `fidelity.json` goes in its run
 directory, and read back by a rerun with the same sample counts and epochs. A first row
 scores the first `--samples` training images as if they were samples:
@@ -24,12 +25,11 @@ from pathlib import Path
 from aejax import api, configs, models
 from aejax.data import sources
 from aejax.evaluation import fidelity, nll
-from aejax.models import bottlenecks
 from aejax.training import loop
 
 
 def generative_configs() -> list[str]:
-    """The shipped configs whose runs sample."""
+    """The shipped configs whose runs sample, as their models declare (`api.can_sample`)."""
     return [n for n in configs.names() if api.can_sample(models.build(configs.load(n).model))]
 
 
@@ -60,8 +60,8 @@ def score_config(name: str, dataset: str, args: argparse.Namespace, features: Pa
     protocol (sample counts, epochs); its training time, summed over its epochs."""
     workdir = train_config(name, dataset, args)
     run = api.load_run(workdir)
-    gaussian = isinstance(getattr(run.model, "bottleneck", None), bottlenecks.Gaussian)
-    nll_wanted = gaussian and run.config.data.binarize != "none"  # grey: a loss, not a density
+    density = run.model.capabilities.posterior_density  # importance sampling's q(z|x)
+    nll_wanted = density and run.config.data.binarize != "none"  # grey: a loss, not a density
     protocol = {"samples": args.samples, "epochs": run.config.train.epochs}
     if nll_wanted:
         protocol.update(nll_samples=args.nll_samples, nll_images=args.nll_images)

@@ -20,7 +20,7 @@ import numpy as np
 
 from aejax import models
 from aejax.data import sources
-from aejax.evaluation import figures, representation
+from aejax.evaluation import figures, inference, representation
 
 PENALTY_WEIGHTS = {"sparse": 0.2, "unpenalised": 0.0}  # run: weight of the KL sparsity penalty
 
@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> dict:
         model = models.build(cfg.model)
         codes_NxK = representation.encode(model, state.params, test_x)
         mean_activations[name] = np.asarray(codes_NxK.mean(0))
-        recon = representation.reconstruct(model, state.params, test_x[:10], cfg.loss.likelihood)
+        recon = inference.reconstruct(model, state.params, test_x[:10], cfg.loss.likelihood)
         rows.append(np.asarray(recon))
         metrics[f"{name}_mean_activation"] = float(mean_activations[name].mean())
         metrics[f"{name}_test_bce"] = last["test/recon"]

@@ -94,7 +94,7 @@ def test_decoded_codes_of_images_are_the_vqvaes_reconstructions(vqvae_and_prior,
     run = aejax.load_run(prior_dir)
     x = jnp.asarray(mnist_slice[1][0][:4], jnp.float32) / 255
     codes = run.model.apply({"params": run.params}, x, method="codes")
-    decoded = run.model.apply({"params": run.params}, codes, method="decode_codes")
+    decoded = run.model.apply({"params": run.params}, codes, method="decode")
     vqvae = run.model.autoencoder
     reconstructed, _ = vqvae.apply({"params": run.params["autoencoder"]}, x)
     np.testing.assert_allclose(decoded, reconstructed, rtol=1e-5, atol=1e-5)

@@ -17,14 +17,12 @@ Every step is deterministic: the same runs give bitwise the same scores.
 
 from pathlib import Path
 
-import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from aejax import api, compiled, configs
+from aejax import api, configs
 from aejax.data import sources
-from aejax.data.dataset import as_float
-from aejax.evaluation import generation
+from aejax.evaluation import inference
 from aejax.training import loop
 
 FEATURES_CONFIG = "fidelity_features"
@@ -60,15 +58,8 @@ def feature_run(
 
 def features(net: api.Run, images: np.ndarray, batch_size: int = 1000) -> np.ndarray:
     """[N, D] float64 penultimate-layer features of images [N, H, W, C] (uint8 or [0, 1])."""
-    embed = compiled.jit(
-        lambda params, x: generation.code(net.model, params, as_float(x)).reshape(len(x), -1)
-    )
-    return np.concatenate(
-        [
-            np.asarray(embed(net.params, jnp.asarray(images[i : i + batch_size])), np.float64)
-            for i in range(0, len(images), batch_size)
-        ]
-    )
+    codes = inference.codes(net.model, net.params, images, batch_size)
+    return np.asarray(codes, np.float64).reshape(len(images), -1)
 
 
 def frechet_distance(mu_a: np.ndarray, cov_a: np.ndarray, mu_b: np.ndarray, cov_b: np.ndarray):
@@ -137,10 +128,11 @@ def evaluate_run(
 ) -> dict:
     """FID, precision and recall of `samples` of `run`'s generations (seed `seed`) against its
     dataset's test set, in the features of the network in `features_workdir` (trained there
-    first if absent); with the feature network's test accuracy and the counts scored."""
+    first if absent); with the feature network's test accuracy and the counts scored. A run
+    whose model does not sample (`capabilities.samples`) is refused before anything trains."""
+    generated = np.clip(run.sample(samples, seed=seed), 0, 1)
     net = feature_run(run.config.data, features_workdir, feature_epochs)
     test = sources.from_config(run.config.data, "test")
-    generated = np.clip(run.sample(samples, seed=seed), 0, 1)
     result = scores(features(net, test.images), features(net, generated))
     return {
         **result,

@@ -12,9 +12,8 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from aejax.data.dataset import as_float
-from aejax.evaluation import generation
-from aejax.models import bottlenecks, code_prior
-from aejax.objectives import autoencoding, corruptions
+from aejax.evaluation import generation, inference
+from aejax.objectives import corruptions
 from aejax.training import checkpoint
 
 
@@ -80,29 +79,27 @@ def write_figures(
     rng: jax.Array,
     test_labels: np.ndarray | None = None,
 ) -> None:
-    """The end-of-run figures: loss curves, 10 test images over their reconstructions (for a
-    denoising model: corrupted input, reconstruction, clean target), and for a model with a
-    N(0, I) prior (`bottlenecks.has_gaussian_prior`) the
-    figures of `generation` (prior samples, interpolations, a 2-D latent's maps, its scatter
-    coloured by `test_labels` when given); for a prior over a VQ-VAE's codes, its decoded
-    samples. `test_x` may be stored uint8."""
+    """The end-of-run figures: loss curves; for a model that reconstructs, 10 test images over
+    their reconstructions (for a denoising model: corrupted input, reconstruction, clean
+    target); for a model with a N(0, I) prior the figures of `generation` (prior samples,
+    interpolations, a 2-D code's maps, its scatter coloured by `test_labels` when given); for a
+    learned prior, its decoded samples. What applies is what the model declares
+    (`model.capabilities`). `test_x` may be stored uint8."""
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
-    if isinstance(model, code_prior.CodePrior):  # a VQ-VAE's prior: its samples, decoded
-        generation.write_samples(workdir, model, params, rng, config.loss.likelihood)
-        return
-    if not hasattr(model, "decode"):  # a classifier: nothing to reconstruct
-        return
-    likelihood = config.loss.likelihood
-    x = as_float(test_x[:10])
-    corrupt = corruptions.build(config.loss.corruption)
-    x_in = x if corrupt is None else corrupt(x, rng)
-    logits, _ = model.apply({"params": params}, x_in, rngs={"noise": rng})
-    recon = np.asarray(autoencoding.mean_image(logits, likelihood))
-    if corrupt is None:
-        rows, titles = [np.asarray(x), recon], ["test images", "reconstructions"]
-    else:
-        rows = [np.asarray(x_in), recon, np.asarray(x)]
-        titles = [f"{config.loss.corruption.name} corrupted input", "reconstructions", "clean targets"]
-    image_rows(rows, titles, workdir / "reconstructions.png")
-    if bottlenecks.has_gaussian_prior(getattr(model, "bottleneck", None)):
+    capabilities, likelihood = model.capabilities, config.loss.likelihood
+    if capabilities.reconstructs:
+        x = as_float(test_x[:10])
+        corrupt = corruptions.build(config.loss.corruption)
+        x_in = x if corrupt is None else corrupt(x, rng)
+        recon = np.asarray(inference.reconstruct(model, params, x_in, likelihood))
+        if corrupt is None:
+            rows, titles = [np.asarray(x), recon], ["test images", "reconstructions"]
+        else:
+            rows = [np.asarray(x_in), recon, np.asarray(x)]
+            corrupted = f"{config.loss.corruption.name} corrupted input"
+            titles = [corrupted, "reconstructions", "clean targets"]
+        image_rows(rows, titles, workdir / "reconstructions.png")
+    if capabilities.normal_prior:
         generation.write_figures(workdir, model, params, test_x, test_labels, likelihood, rng)
+    if capabilities.learned_prior:
+        generation.write_samples(workdir, model, params, rng, likelihood, test_x.shape[1:])

@@ -1,5 +1,5 @@
-"""What a model with a N(0, I) prior (a VAE, WAE, adversarial AE) generates, as figures in its
-run directory.
+"""What a model with a prior generates, as figures in its run directory. For a N(0, I) prior
+(a VAE, WAE, adversarial AE), `write_figures`:
 
 - `samples.png`: decoder means of z ~ N(0, I), 6 rows of 10, under a title;
 - `interpolations.png`: decoder means along the straight line between the posterior means of
@@ -7,6 +7,8 @@ run directory.
 - for a 2-D latent, `manifold.png`: the decoder over a grid of quantiles of N(0, I) (the
   gaussian inverse CDF of an even grid in (0, 1), so each cell holds equal prior mass), and
   `latent_scatter.png`: the test images' posterior means coloured by label.
+
+For a learned prior over a VQ-VAE's codes, `write_samples`: `samples.png`, its draws decoded.
 
 Image grids are written pixel for pixel: a grid of R x C images of H x W is a
 PNG of R*H x C*W pixels, greyscale or RGB as the images are; the titled ones (`grid_panels`)
@@ -22,17 +24,14 @@ import PIL.Image
 from jax.scipy.special import ndtri
 from matplotlib.figure import Figure
 
-from aejax import compiled
 from aejax.data.dataset import as_float
-from aejax.models import code_prior
-from aejax.objectives import autoencoding
+from aejax.evaluation import inference
 
 ZOOM = 3  # figure pixels per image pixel, each way, of the titled grids
 
 
-def _decode(model, params, z_NxK: jax.Array, likelihood: str) -> np.ndarray:
-    logits = model.apply({"params": params}, z_NxK, method="decode")
-    return np.asarray(autoencoding.mean_image(logits, likelihood))
+def _decode(model, params, z: jax.Array, likelihood: str) -> np.ndarray:
+    return np.asarray(inference.decode(model, params, z, likelihood))
 
 
 def prior_samples(model, params, rng, rows: int, cols: int, code_shape, likelihood: str):
@@ -43,15 +42,10 @@ def prior_samples(model, params, rng, rows: int, cols: int, code_shape, likeliho
     return images.reshape(rows, cols, *images.shape[1:])
 
 
-def code(model, params, x: jax.Array) -> jax.Array:
-    """The code of images `x`: an autoencoder's code, a VAE's posterior mean."""
-    return model.apply({"params": params}, x, method="encode").code
-
-
 def interpolations(model, params, x_a: jax.Array, x_b: jax.Array, steps: int, likelihood: str):
     """[pairs, steps + 2, H, W, C]: image a, `steps` decodings from code(a) to code(b), image b
     (codes of any shape: a VAE's posterior means, a conv AE's maps)."""
-    mu_a, mu_b = code(model, params, x_a), code(model, params, x_b)
+    mu_a, mu_b = inference.codes(model, params, x_a), inference.codes(model, params, x_b)
     t_S = jnp.linspace(0.0, 1.0, steps).reshape(1, steps, *[1] * (mu_a.ndim - 1))
     z_PxSx_ = mu_a[:, None] + t_S * (mu_b - mu_a)[:, None]
     pairs = mu_a.shape[0]
@@ -142,8 +136,7 @@ def write_figures(workdir: Path, model, params, test_x, test_labels, likelihood:
     """Samples and interpolations for any model with a N(0, I) prior; the manifold and, for
     labelled test images, the scatter for a 2-D code. `test_x` may be stored uint8: it is
     scaled here."""
-    code_shape = code(model, params, as_float(test_x[:1])).shape[1:]
-    latent_dim = code_shape[0] if len(code_shape) == 1 else None
+    code_shape = inference.code_shape(model, params, test_x.shape[1:])
     samples = prior_samples(model, params, rng, 6, 10, code_shape, likelihood)
     grid_panels([samples], ["decoder means of 60 draws z ~ N(0, I)"], workdir / "samples.png", ZOOM)
     pairs = interpolations(
@@ -151,24 +144,19 @@ def write_figures(workdir: Path, model, params, test_x, test_labels, likelihood:
     )
     title = "each row: test image a, 10 decodings from code(a) to code(b), test image b"
     grid_panels([pairs], [title], workdir / "interpolations.png", ZOOM)
-    if latent_dim == 2:
+    code_2d = model.capabilities.code_2d
+    if code_2d:
         save_grid(manifold(model, params, 20, likelihood), workdir / "manifold.png")
-    if latent_dim == 2 and test_labels is not None:  # a run on unlabelled arrays has none
-        encode = compiled.jit(lambda x: code(model, params, as_float(x)))
-        mu = np.concatenate([encode(test_x[i : i + 1000]) for i in range(0, len(test_x), 1000)])
+    if code_2d and test_labels is not None:  # a run on unlabelled arrays has none
+        mu = np.asarray(inference.codes(model, params, test_x))
         latent_scatter(mu, np.asarray(test_labels), workdir / "latent_scatter.png")
 
 
-def sample_images(model: code_prior.CodePrior, params, rng: jax.Array, n: int, likelihood: str) -> np.ndarray:
-    """`n` images [n, H, W, C]: the decoder's means of codes drawn from the prior."""
-    codes_BxN = code_prior.sample_codes(model, params, rng, n)
-    logits = model.apply({"params": params}, codes_BxN, method="decode_codes")
-    return np.asarray(autoencoding.mean_image(logits, likelihood))
-
-
-def write_samples(workdir: Path, model: code_prior.CodePrior, params, rng: jax.Array, likelihood: str) -> None:
-    """`samples.png`: 6 rows of 10 images decoded from the prior's draws."""
-    images = sample_images(model, params, rng, 60, likelihood)
+def write_samples(
+    workdir: Path, model, params, rng: jax.Array, likelihood: str, image_shape
+) -> None:
+    """`samples.png`: 6 rows of 10 images decoded from a learned prior's draws."""
+    images = np.asarray(inference.sample(model, params, rng, 60, likelihood, image_shape))
     grid = images.reshape(6, 10, *images.shape[1:])
     title = "60 codes drawn from the prior, decoded"
     grid_panels([grid], [title], workdir / "samples.png", ZOOM)

@@ -19,6 +19,7 @@ import ml_collections
 from aejax import compiled, models
 from aejax.data import binarize, sources
 from aejax.data.dataset import as_float
+from aejax.evaluation import inference
 from aejax.objectives import autoencoding
 
 ACTIVE_THRESHOLD = 0.01
@@ -32,7 +33,7 @@ def make_log_likelihood(model: nn.Module, loss_cfg: ml_collections.ConfigDict, c
     if (
         loss_cfg.likelihood == "gaussian"
         and loss_cfg.variance is None
-        and not getattr(model, "learned_variance", False)
+        and not model.capabilities.learned_variance
     ):
         raise ValueError("a log-likelihood needs a density: this gaussian loss is plain MSE")
 
@@ -62,10 +63,7 @@ def make_log_likelihood(model: nn.Module, loss_cfg: ml_collections.ConfigDict, c
 
 def active_units(model: nn.Module, params, images: jax.Array, batch_size: int = 1000) -> jax.Array:
     """The number of latents whose posterior mean has variance above 0.01 over `images`."""
-    encode = compiled.jit(lambda x: model.apply({"params": params}, x, method="encode").code)
-    mu_NxK = jnp.concatenate(
-        [encode(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-    )
+    mu_NxK = inference.codes(model, params, images, batch_size)
     return jnp.sum(jnp.var(mu_NxK, axis=0) > ACTIVE_THRESHOLD)
 
 

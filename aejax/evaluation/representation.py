@@ -21,48 +21,30 @@ from matplotlib.figure import Figure
 
 from aejax import compiled
 from aejax.data import sources
-from aejax.evaluation import generation
-from aejax.models import mlp
-from aejax.objectives import autoencoding
-
-
-def _code(model, params, x: jax.Array) -> jax.Array:
-    return model.apply({"params": params}, x, method="encode").code  # a VAE's: its mean
-
-
-def code_fn(model, params):
-    """`x -> code`: the model's code of a batch, flattened to `[B, K]`."""
-    return lambda x: _code(model, params, x).reshape(x.shape[0], -1)
+from aejax.evaluation import generation, inference
 
 
 def units_fn(model, params, layer: int | None = None):
-    """`x -> [B, K]`: the code, or with `layer` the activations of an MLP encoder's hidden
-    layer `layer` (0: the first), through the encoder's own layers."""
+    """`x -> [B, K]`: the code, flattened, or with `layer` the activations of dense encoder
+    layer `layer` (0: the first; `capabilities.hidden_widths`), through the encoder's own
+    layers. Traceable, for use inside compiled functions."""
     if layer is None:
-        return code_fn(model, params)
-    encoder = getattr(model, "encoder", None)
-    if not isinstance(encoder, mlp.MLPEncoder) or not 0 <= layer < len(encoder.widths):
-        widths = getattr(encoder, "widths", None)
+        return lambda x: inference.code(model, params, x).reshape(x.shape[0], -1)
+    widths = model.capabilities.hidden_widths
+    if not 0 <= layer < len(widths):
         raise ValueError(
             f"layer={layer} names no hidden layer: only an MLP encoder's layers 0 to "
-            f"len(widths) - 1 can be read, and this model's encoder is "
-            f"{type(encoder).__name__} with widths {widths}; use layer=None for the code"
+            f"len(widths) - 1 can be read, and this model's dense encoder layers have widths "
+            f"{widths}; use layer=None for the code"
         )
-    last = layer == len(encoder.widths) - 1
-    final = encoder.code_activation if last else encoder.activation
-    layers = mlp.MLP(encoder.widths[: layer + 1], encoder.activation, final, encoder.kernel_init)
-    dense = {f"dense{i}": params["encoder"]["mlp"][f"dense{i}"] for i in range(layer + 1)}
-    return lambda x: layers.apply({"params": dense}, x.reshape(x.shape[0], -1))
+    return lambda x: model.apply({"params": params}, x, layer, method="hidden")
 
 
 def encode(
     model, params, images: jax.Array, batch_size: int = 1000, layer: int | None = None
 ) -> jax.Array:
     """Codes `[N, K]` of `images` (or a hidden layer's activations, `units_fn`), batch by batch."""
-    codes_of = compiled.jit(units_fn(model, params, layer))
-    return jnp.concatenate(
-        [codes_of(images[i : i + batch_size]) for i in range(0, len(images), batch_size)]
-    )
+    return inference.batched(compiled.jit(units_fn(model, params, layer)), images, batch_size)
 
 
 def _normalise(train_NxK: jax.Array, test_MxK: jax.Array) -> tuple[jax.Array, jax.Array]:
@@ -181,18 +163,12 @@ def principal_angles(a_DxK, b_DxL) -> np.ndarray:
     return np.degrees(np.arccos(np.clip(cosines, -1.0, 1.0)))
 
 
-def reconstruct(model, params, x: jax.Array, likelihood: str) -> jax.Array:
-    """The decoded mean of the images' codes: what a person looks at (a VAE: no sampling)."""
-    logits = model.apply({"params": params}, _code(model, params, x), method="decode")
-    return autoencoding.mean_image(logits, likelihood)
-
-
 def reconstruction_mse(model, params, images, likelihood: str, batch_size: int = 1000) -> float:
     """Test MSE per pixel between images and the decoded mean of their codes (no sampling)."""
 
     @compiled.jit
     def squared_error(x):
-        return jnp.sum(jnp.square(reconstruct(model, params, x, likelihood) - x))
+        return jnp.sum(jnp.square(inference.reconstruction(model, params, x, likelihood) - x))
 
     total = sum(
         squared_error(images[i : i + batch_size]) for i in range(0, len(images), batch_size)
@@ -346,7 +322,7 @@ def evaluate_run(model, params, config: ml_collections.ConfigDict, workdir: str 
         "pca_knn": knn_accuracy(pca_train, train_y, pca_test, test_y),
         "pca_reconstruction_mse": pca_error,
     }
-    if config.loss.objective != "classification":  # an autoencoder: it also reconstructs
+    if model.capabilities.reconstructs:
         result["reconstruction_mse"] = reconstruction_mse(
             model, params, test_x, config.loss.likelihood
         )

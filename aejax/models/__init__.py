@@ -3,8 +3,10 @@ config, or a model that wraps one (a classifier on its code, a prior over its co
 
 `build(config.model)` makes the module a config describes (`factory.py`); the parts live in
 `mlp.py`, `conv.py` and `bottlenecks.py`, the wrappers in `classifier.py` and `code_prior.py`.
+Each model declares what it can do as `model.capabilities` (`capabilities.py`).
 """
 
+from aejax.models.capabilities import Capabilities
 from aejax.models.factory import (
     BOTTLENECKS,
     CODEBOOKS,
@@ -22,6 +24,7 @@ from aejax.models.factory import (
 __all__ = [
     "BOTTLENECKS",
     "CODEBOOKS",
+    "Capabilities",
     "DECODERS",
     "ENCODERS",
     "MODELS",

@@ -6,6 +6,7 @@ import flax.linen as nn
 import jax
 
 from aejax.models import bottlenecks
+from aejax.models.capabilities import Capabilities
 
 
 class Autoencoder(nn.Module):
@@ -27,11 +28,35 @@ class Autoencoder(nn.Module):
         if self.learned_variance:
             self.obs_logvar = self.param("obs_logvar", nn.initializers.zeros, ())
 
+    @property
+    def capabilities(self) -> Capabilities:
+        """What it does, from what its parts declare: a plain code (the features as they are,
+        no prior to match) is what greedy pretraining pairs layers around."""
+        bottleneck, encoder = self.bottleneck, self.encoder
+        widths = encoder.dense_widths
+        plain = bottleneck.passes_features and not bottleneck.normal_prior
+        return Capabilities(
+            reconstructs=True,
+            normal_prior=bottleneck.normal_prior,
+            indexed_codes=bottleneck.indexed_codes,
+            code_2d=bottleneck.code_units(widths[-1] if widths else None) == 2,
+            posterior_density=bottleneck.posterior_density,
+            learned_variance=self.learned_variance,
+            code_activation=encoder.code_activation if bottleneck.passes_features else None,
+            greedy_layers=encoder.layer_kind if plain else None,
+            hidden_widths=widths,
+        )
+
     def encode(self, x: jax.Array) -> bottlenecks.Encoding:
         return self.bottleneck.encode(self.encoder(x))
 
     def decode(self, code: jax.Array) -> jax.Array:
         return self.decoder(code)
+
+    def hidden(self, x: jax.Array, layer: int) -> jax.Array:
+        """The units [B, K] of dense encoder layer `layer` (0: the first), one of
+        `capabilities.hidden_widths`."""
+        return self.encoder(x, stop=layer + 1)
 
     def decode_indices(self, indices_BxN: jax.Array, code_shape: Sequence[int]) -> jax.Array:
         """A vector-quantised code given by its codebook indices (an image's code of

@@ -14,10 +14,14 @@ other parts read ("code"; a gaussian's "mu", "logvar" and "z"). Its `encode` giv
 - `VectorQuantizer`: nearest codebook vectors with a straight-through gradient (van den Oord
   et al., 2017), the codebook kept by its loss term or by moving averages (EMA);
 - `WinnerTakeAll`: spatial and lifetime sparsity (Makhzani and Frey, 2015).
+
+Each also declares what its codes allow (`Bottleneck`: a N(0, I) prior to sample, a posterior
+density, codebook indices), from which a model's `Capabilities` follow.
 """
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -111,7 +115,23 @@ class Discriminator(nn.Module):
         return h[:, 0]
 
 
-class Deterministic(nn.Module):
+class Bottleneck(nn.Module):
+    """What a bottleneck declares about its codes, from which the `Autoencoder` holding it
+    derives its `Capabilities`; each kind overrides what differs from these."""
+
+    normal_prior: ClassVar[bool] = False  # codes follow N(0, I): its draws decode to samples
+    posterior_density: ClassVar[bool] = False  # `samples` draws per image, q(z|x) in aux
+    indexed_codes: ClassVar[bool] = False  # codes are codebook indices (`Encoding.indices`)
+    passes_features: ClassVar[bool] = False  # the code is the encoder's features as they are
+    dense_heads: ClassVar[bool] = False  # dense heads of its own read the flattened features:
+    # the encoder's last layer is then a hidden one, and the code a vector whatever the encoder
+
+    def code_units(self, feature_units: int | None) -> int | None:
+        """A vector code's width, given the encoder's (None: a map)."""
+        return feature_units
+
+
+class Deterministic(Bottleneck):
     """The features are the code; `prior_match` adds terms that pull the codes' distribution
     towards N(0, I): "mmd" (weighted by loss.mmd_weight) or "adversarial": a discriminator's
     logistic loss "discriminator" (its parameters only) and the encoder's "adversarial"."""
@@ -119,6 +139,12 @@ class Deterministic(nn.Module):
     prior_match: str = "none"  # one of PRIOR_MATCHES
     mmd_kernel: str = "imq"  # one of MMD_KERNELS
     discriminator_widths: Sequence[int] = (64, 64)
+    passes_features: ClassVar[bool] = True
+
+    @property
+    def normal_prior(self) -> bool:
+        """Codes matched to N(0, I) follow it: a WAE's and an adversarial AE's."""
+        return self.prior_match != "none"
 
     def setup(self):
         if self.prior_match == "adversarial":
@@ -146,7 +172,7 @@ class Deterministic(nn.Module):
         return h, {"code": h, "terms": terms, "stats": {}}
 
 
-class Gaussian(nn.Module):
+class Gaussian(Bottleneck):
     """A diagonal gaussian posterior from two dense heads on the flattened features: the mean
     and, by `posterior_scale`, the log-variance (positive variance without a constraint) or
     the standard deviation itself (as in Geron's "Hands-On Machine Learning with Scikit-Learn
@@ -161,6 +187,12 @@ class Gaussian(nn.Module):
     posterior_scale: str = "logvar"  # one of POSTERIOR_SCALES
     total_correlation: bool = False
     dataset_size: int | None = None  # N of the total correlation's estimator
+    normal_prior: ClassVar[bool] = True  # the KL pulls the posteriors to N(0, I)
+    posterior_density: ClassVar[bool] = True
+    dense_heads: ClassVar[bool] = True
+
+    def code_units(self, feature_units: int | None) -> int:
+        return self.latent_dim
 
     def setup(self):
         self.mu_head = nn.Dense(self.latent_dim)
@@ -204,7 +236,7 @@ class Gaussian(nn.Module):
         return z, {"mu": mu, "logvar": logvar, "z": z, "terms": terms, "stats": {}}
 
 
-class VectorQuantizer(nn.Module):
+class VectorQuantizer(Bottleneck):
     """The code cut into vectors of `code_dim` along its last axis, each replaced by its nearest
     codebook vector; gradients pass straight through to the encoder (z = h + sg(q - h)).
 
@@ -222,6 +254,7 @@ class VectorQuantizer(nn.Module):
     code_dim: int = 8
     ema_decay: float | None = None  # None: the codebook learns from its loss term
     ema_epsilon: float = 1e-5  # Laplace smoothing of the counts: no entry divides by zero
+    indexed_codes: ClassVar[bool] = True
 
     def setup(self):
         init = nn.initializers.variance_scaling(1.0, "fan_out", "uniform")
@@ -287,7 +320,7 @@ class VectorQuantizer(nn.Module):
         return z, {**aux, "terms": terms, "stats": {"perplexity": perplexity}}
 
 
-class WinnerTakeAll(nn.Module):
+class WinnerTakeAll(Bottleneck):
     """Sparsity by selection, no penalty (Makhzani and Frey, 2015): on a map code each feature
     map keeps only its largest activation per image (spatial, also at evaluation); in training
     each unit or feature map keeps only its `lifetime_rate` largest activations over the batch
@@ -351,11 +384,3 @@ def collapse_warning(row: dict, config) -> str | None:
 def _no_samples(samples: int | None) -> None:
     if samples is not None:
         raise ValueError("several posterior samples per image (IWAE) need a gaussian bottleneck")
-
-
-def has_gaussian_prior(bottleneck: nn.Module | None) -> bool:
-    """Whether codes drawn from N(0, I) decode to samples: a gaussian posterior's prior, or a
-    deterministic code matched to it (WAE, adversarial AE)."""
-    if isinstance(bottleneck, Deterministic):
-        return bottleneck.prior_match != "none"
-    return isinstance(bottleneck, Gaussian)

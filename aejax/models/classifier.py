@@ -9,8 +9,12 @@ is a softmax probe.
 """
 
 
+from typing import ClassVar
+
 import flax.linen as nn
 import jax
+
+from aejax.models.capabilities import Capabilities
 
 HEAD_INPUTS = ("code", "decoded")  # what the softmax head reads, flattened
 
@@ -22,6 +26,8 @@ class Classifier(nn.Module):
     autoencoder: nn.Module
     num_classes: int  # set from the data's labels (`models.fit_to_data`)
     head_input: str = "code"  # one of HEAD_INPUTS
+
+    capabilities: ClassVar[Capabilities] = Capabilities(classifies=True)  # no images back
 
     def setup(self):
         self.head = nn.Dense(self.num_classes)

@@ -12,12 +12,14 @@ code, and decoded by the VQ-VAE's decoder.
 
 import math
 from collections.abc import Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
 from aejax import compiled
+from aejax.models.capabilities import Capabilities
 
 
 class CausalTransformer(nn.Module):
@@ -60,6 +62,7 @@ class CodePrior(nn.Module):
     embed_dim: int = 64
     num_layers: int = 2
     num_heads: int = 4
+    capabilities: ClassVar[Capabilities] = Capabilities(learned_prior=True)
 
     @property
     def length(self) -> int:
@@ -82,15 +85,15 @@ class CodePrior(nn.Module):
     def code_logits(self, codes_BxN: jax.Array) -> jax.Array:
         return self.prior(codes_BxN)
 
-    def decode_codes(self, codes_BxN: jax.Array) -> jax.Array:
-        """The decoder's logits of the images whose codes are `codes_BxN`."""
+    def decode(self, codes_BxN: jax.Array) -> jax.Array:
+        """The decoder's logits of the images whose codes are `codes_BxN` (the prior's draws)."""
         return self.autoencoder.decode_indices(codes_BxN, tuple(self.code_shape))
 
     def __call__(self, x: jax.Array, *, train: bool = False) -> tuple[jax.Array, dict]:
         del train
         codes_BxN = self.codes(x)
         if self.is_initializing():  # the decoder's parameters exist, to be taken from the run
-            self.decode_codes(codes_BxN)
+            self.decode(codes_BxN)
         return self.prior(codes_BxN), {"codes": codes_BxN}
 
 

@@ -15,6 +15,7 @@ faster alone but whole training steps slower (`benchmarks/conv_layers.py`, docs/
 
 import math
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -69,6 +70,9 @@ class ConvEncoder(nn.Module):
 
     features: Sequence[int] = (16, 8, 8)
     last_activation: Callable[[jax.Array], jax.Array] = nn.relu
+    layer_kind: ClassVar[str] = "conv"  # greedy pretraining pairs its layers with a decoder's
+    dense_widths: ClassVar[tuple] = ()  # its code is a map
+    code_activation: ClassVar[None] = None  # its last is a function: no name tells its range
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array, layers: tuple[int, int] | None = None) -> jax.Array:
@@ -92,6 +96,7 @@ class ConvDecoder(nn.Module):
     features: Sequence[int] = (8, 8, 16)
     channels: int = 1
     image_hw: Sequence[int] = (28, 28)  # the output's height and width
+    mirror: ClassVar[None] = None  # its maps do not retrace the encoder's sides
 
     @nn.compact
     def __call__(self, z_BxHxWxC: jax.Array) -> jax.Array:
@@ -118,6 +123,7 @@ class ResizeConvDecoder(nn.Module):
     features: Sequence[int] = (8, 8, 16)
     channels: int = 1
     image_hw: Sequence[int] = (28, 28)  # the output's height and width
+    mirror: ClassVar[str] = "conv"  # its layer "convD-1-k" retraces a conv encoder's layer k
 
     @nn.compact
     def __call__(self, z_BxHxWxC: jax.Array, layers: tuple[int, int] | None = None) -> jax.Array:
@@ -149,6 +155,7 @@ class ConvTransposeDecoder(nn.Module):
     features: Sequence[int] = (8, 8, 16)
     channels: int = 1
     image_hw: Sequence[int] = (28, 28)  # the output's height and width
+    mirror: ClassVar[str] = "deconv"  # its layer "deconvD-1-k" retraces encoder layer k
 
     @nn.compact
     def __call__(self, z_BxHxWxC: jax.Array, layers: tuple[int, int] | None = None) -> jax.Array:
@@ -182,6 +189,9 @@ class ResNetEncoder(nn.Module):
     the ConvEncoder's sides, so every conv decoder pairs with it."""
 
     features: Sequence[int] = (16, 32, 32)
+    layer_kind: ClassVar[None] = None  # a block of two convolutions mirrors no decoder layer
+    dense_widths: ClassVar[tuple] = ()  # its code is a map
+    code_activation: ClassVar[None] = None
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
@@ -203,6 +213,11 @@ DECODERS = {
 }
 
 
+def decoder_name(decoder: nn.Module) -> str | None:
+    """The name in DECODERS of a conv decoder module; None for any other decoder."""
+    return next((name for name, cls in DECODERS.items() if type(decoder) is cls), None)
+
+
 class LatentConvDecoder(nn.Module):
     """A flat latent through a dense ReLU layer to a `code_shape` map, then a conv decoder
     (`upsampling`, one of DECODERS): how a vector code reaches the conv decoders."""
@@ -212,6 +227,7 @@ class LatentConvDecoder(nn.Module):
     channels: int = 1
     image_hw: Sequence[int] = (28, 28)
     upsampling: str = "nearest"
+    mirror: ClassVar[None] = None  # its dense layer mirrors no encoder layer
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:

@@ -82,11 +82,11 @@ def _conv_code_shape(cfg: ml_collections.ConfigDict, layers: int, channels: int)
     return (*[conv.encoder_sides(side, layers)[-1] for side in (height, width)], channels)
 
 
-def _encoder(cfg: ml_collections.ConfigDict, kind: str, bottleneck: str) -> nn.Module:
+def _encoder(cfg: ml_collections.ConfigDict, kind: str, heads: bool) -> nn.Module:
     if kind == "mlp":
         widths = _need(cfg, "encoder_widths", "an mlp encoder")
-        # Under a gaussian the last layer is hidden: the heads are linear on top of it.
-        last = cfg.activation if bottleneck == "gaussian" else cfg.code_activation
+        # Under a bottleneck's heads (a gaussian's) the last layer is hidden: they are linear.
+        last = cfg.activation if heads else cfg.code_activation
         return mlp.MLPEncoder(widths, cfg.activation, last, _kernel_init(cfg))
     features = tuple(_need(cfg, "encoder_features", f"a {kind} encoder"))
     if kind == "resnet":
@@ -94,21 +94,21 @@ def _encoder(cfg: ml_collections.ConfigDict, kind: str, bottleneck: str) -> nn.M
     return conv.ConvEncoder(features, mlp.activation(cfg.code_activation))
 
 
-def _decoder(cfg, kind: str, encoder: nn.Module, encoder_kind: str, bottleneck: str):
-    image_shape = tuple(cfg.image_shape)
-    vector_code = encoder_kind == "mlp" or bottleneck == "gaussian"
+def _decoder(cfg, kind: str, encoder: nn.Module, encoder_kind: str, bottleneck: nn.Module):
+    image_shape, heads = tuple(cfg.image_shape), bottleneck.dense_heads
+    vector_code = encoder_kind == "mlp" or heads
     if kind == "tied":
-        if encoder_kind != "mlp" or bottleneck == "gaussian":
+        if encoder_kind != "mlp" or heads:
             raise ValueError(
                 "a tied decoder mirrors an mlp encoder's kernels, so it needs model.encoder="
-                f"'mlp' and a bottleneck that keeps the code's shape (not {bottleneck!r})"
+                f"'mlp' and a bottleneck that keeps the code's shape (not {structure(cfg)[1]!r})"
             )
         return mlp.TiedMLPDecoder(encoder, image_shape, cfg.activation)
     if kind == "mlp":
         widths = cfg.get("decoder_widths")
         if widths is None:  # the mirror of an mlp encoder; a conv encoder's: one dense layer
             widths = cfg.encoder_widths if encoder_kind == "mlp" else ()
-            widths = tuple(reversed(widths if bottleneck == "gaussian" else widths[:-1]))
+            widths = tuple(reversed(widths if heads else widths[:-1]))
         return mlp.MLPDecoder(
             tuple(widths), image_shape, cfg.get("activation", "relu"), _kernel_init(cfg)
         )
@@ -160,12 +160,13 @@ def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
 
 def _autoencoder(cfg: ml_collections.ConfigDict) -> autoencoder.Autoencoder:
     encoder_kind, bottleneck_kind, decoder_kind = structure(cfg)
-    encoder = _encoder(cfg, encoder_kind, bottleneck_kind)  # one instance: a tied decoder shares it
-    decoder = _decoder(cfg, decoder_kind, encoder, encoder_kind, bottleneck_kind)
+    bottleneck = _bottleneck(cfg, bottleneck_kind)
+    encoder = _encoder(cfg, encoder_kind, bottleneck.dense_heads)  # a tied decoder shares it
+    decoder = _decoder(cfg, decoder_kind, encoder, encoder_kind, bottleneck)
     return autoencoder.Autoencoder(
         encoder=encoder,
         decoder=decoder,
-        bottleneck=_bottleneck(cfg, bottleneck_kind),
+        bottleneck=bottleneck,
         learned_variance=cfg.get("learned_variance", False),
     )
 

@@ -3,6 +3,7 @@ initialisers by name."""
 
 import math
 from collections.abc import Callable, Sequence
+from typing import ClassVar
 
 import flax.linen as nn
 import jax
@@ -51,10 +52,11 @@ class MLP(nn.Module):
     kernel_init: str = "lecun_normal"  # a name in INITIALIZERS
 
     @nn.compact
-    def __call__(self, h_BxD: jax.Array) -> jax.Array:
+    def __call__(self, h_BxD: jax.Array, stop: int | None = None) -> jax.Array:
+        """`stop`: only the first `stop` layers (a hidden layer's activations)."""
         hidden, final = activation(self.activation), activation(self.final_activation)
         init = kernel_initializer(self.kernel_init)
-        for i, width in enumerate(self.widths):
+        for i, width in enumerate(self.widths[:stop]):
             h_BxD = nn.Dense(width, kernel_init=init, name=f"dense{i}")(h_BxD)
             h_BxD = hidden(h_BxD) if i < len(self.widths) - 1 else final(h_BxD)
         return h_BxD
@@ -67,12 +69,19 @@ class MLPEncoder(nn.Module):
     activation: str = "relu"
     code_activation: str = "linear"
     kernel_init: str = "lecun_normal"
+    layer_kind: ClassVar[str] = "dense"  # greedy pretraining pairs its layers with a decoder's
+
+    @property
+    def dense_widths(self) -> tuple[int, ...]:
+        """Its dense layers' widths, the last the code's."""
+        return tuple(self.widths)
 
     @nn.compact
-    def __call__(self, x_BxHxWxC: jax.Array) -> jax.Array:
+    def __call__(self, x_BxHxWxC: jax.Array, stop: int | None = None) -> jax.Array:
+        """`stop`: only the first `stop` layers, whose last gives a hidden layer's units."""
         x_BxD = x_BxHxWxC.reshape(x_BxHxWxC.shape[0], -1)
         mlp = MLP(self.widths, self.activation, self.code_activation, self.kernel_init, name="mlp")
-        return mlp(x_BxD)
+        return mlp(x_BxD, stop)
 
     def kernels(self) -> list[jax.Array]:
         """The layers' kernels `[D_in, D_out]`, input side first (once the encoder has params)."""
@@ -88,6 +97,7 @@ class MLPDecoder(nn.Module):
     image_shape: Sequence[int] = (28, 28, 1)
     activation: str = "relu"
     kernel_init: str = "lecun_normal"
+    mirror: ClassVar[str] = "dense"  # its layer D-1-k mirrors a dense encoder's layer k
 
     @nn.compact
     def __call__(self, z: jax.Array) -> jax.Array:
@@ -108,6 +118,7 @@ class TiedMLPDecoder(nn.Module):
     encoder: MLPEncoder
     image_shape: Sequence[int] = (28, 28, 1)
     activation: str = "relu"
+    mirror: ClassVar[str] = "tied"  # its layer D-1-k is a dense encoder's layer k, transposed
 
     @nn.compact
     def __call__(self, z_BxK: jax.Array) -> jax.Array:

@@ -22,7 +22,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from aejax.models import bottlenecks
 from aejax.objectives import corruptions, regularizers
 
 LIKELIHOODS = ("bernoulli", "gaussian")
@@ -83,20 +82,21 @@ def observation_logvar(cfg: ml_collections.ConfigDict, aux: dict):
 
 def _check_vae_options(model: nn.Module, cfg: ml_collections.ConfigDict) -> None:
     variance, samples = cfg.variance, cfg.iwae_samples
+    capabilities = model.capabilities
     if variance is not None and (cfg.likelihood != "gaussian" or not variance > 0):
         raise ValueError(f"loss.variance={variance} needs a gaussian likelihood and a positive value")
-    if variance is not None and getattr(model, "learned_variance", False):
+    if variance is not None and capabilities.learned_variance:
         raise ValueError("the model learns its variance (model.learned_variance): drop loss.variance")
-    if getattr(model, "learned_variance", False) and cfg.likelihood != "gaussian":
+    if capabilities.learned_variance and cfg.likelihood != "gaussian":
         raise ValueError("model.learned_variance needs loss.likelihood='gaussian'")
     if samples < 1 or cfg.kl_warmup_steps < 0:
         raise ValueError("loss.iwae_samples must be at least 1 and loss.kl_warmup_steps at least 0")
     if samples > 1 and (cfg.reduction != "sum" or cfg.kl_weight != 1.0):
         raise ValueError("the IWAE bound (loss.iwae_samples > 1) needs reduction='sum', kl_weight=1")
     gaussian_mse = cfg.likelihood == "gaussian" and variance is None
-    if samples > 1 and gaussian_mse and not getattr(model, "learned_variance", False):
+    if samples > 1 and gaussian_mse and not capabilities.learned_variance:
         raise ValueError("the IWAE bound needs a density: set loss.variance or model.learned_variance")
-    if samples > 1 and not isinstance(getattr(model, "bottleneck", None), bottlenecks.Gaussian):
+    if samples > 1 and not capabilities.posterior_density:
         raise ValueError("the IWAE bound (loss.iwae_samples > 1) needs a gaussian bottleneck")
 
 

@@ -21,11 +21,11 @@ from typing import NamedTuple
 import ml_collections
 
 from aejax import models
-from aejax.models import bottlenecks, conv, mlp
+from aejax.models import conv, mlp
 from aejax.objectives import autoencoding, corruptions, regularizers
 
 # A conv decoder's layer name by kind: only these retrace the encoder's sides layer by layer.
-CONV_MIRROR_LAYERS = {"transpose": "deconv", "resize": "conv"}
+CONV_MIRROR_LAYERS = {kind: cls.mirror for kind, cls in conv.DECODERS.items() if cls.mirror}
 
 
 def depth(model_cfg: ml_collections.ConfigDict) -> int:
@@ -68,7 +68,7 @@ def _dense(layer_params: dict, h_BxD, activation: str):
 
 
 def _mlp_stack(encoder: mlp.MLPEncoder, decoder) -> _Stack:
-    depth, tied = len(encoder.widths), isinstance(decoder, mlp.TiedMLPDecoder)
+    depth, tied = len(encoder.widths), decoder.mirror == "tied"
 
     def encoder_params(params, i):
         return params["encoder"]["mlp"][f"dense{i}"]
@@ -92,8 +92,7 @@ def _mlp_stack(encoder: mlp.MLPEncoder, decoder) -> _Stack:
 
 
 def _conv_stack(encoder: conv.ConvEncoder, decoder) -> _Stack:
-    depth = len(encoder.features)
-    kind = next((k for k, cls in conv.DECODERS.items() if type(decoder) is cls), None)
+    depth, kind = len(encoder.features), conv.decoder_name(decoder)
     if kind not in CONV_MIRROR_LAYERS:
         which = f"the {kind!r} decoder's maps do not (for 28: 4-8-16-14-28)" if kind else (
             f"a {type(decoder).__name__} has no such layers"
@@ -111,7 +110,7 @@ def _conv_stack(encoder: conv.ConvEncoder, decoder) -> _Stack:
             f"(the last is free); got encoder_features={tuple(encoder.features)}, "
             f"decoder_features={tuple(decoder.features)}"
         )
-    name = CONV_MIRROR_LAYERS[kind]
+    name = decoder.mirror
 
     def encoder_params(params, i):
         return params["encoder"][f"conv{i}"]
@@ -132,20 +131,16 @@ def _conv_stack(encoder: conv.ConvEncoder, decoder) -> _Stack:
 
 
 def _stack(model) -> _Stack:
-    encoder, decoder = getattr(model, "encoder", None), getattr(model, "decoder", None)
-    bottleneck = getattr(model, "bottleneck", None)
-    plain_code = isinstance(bottleneck, bottlenecks.Deterministic)
-    plain_code = plain_code and bottleneck.prior_match == "none"
-    if plain_code and isinstance(encoder, mlp.MLPEncoder):
-        if isinstance(decoder, (mlp.MLPDecoder, mlp.TiedMLPDecoder)):
-            return _mlp_stack(encoder, decoder)
-    if plain_code and type(encoder) is conv.ConvEncoder:
-        return _conv_stack(encoder, decoder)
+    layers = model.capabilities.greedy_layers
+    if layers == "dense" and model.decoder.mirror in ("dense", "tied"):
+        return _mlp_stack(model.encoder, model.decoder)
+    if layers == "conv":
+        return _conv_stack(model.encoder, model.decoder)
     raise ValueError(
         "greedy layer-wise pretraining needs an MLP autoencoder (model.name='mlp' or 'tied') "
         "or a conv one (encoder 'conv', decoder 'transpose' or 'resize'), with a deterministic "
-        f"code, whose layers pair up; got {type(model).__name__} with "
-        f"{type(encoder).__name__}, {type(bottleneck).__name__}, {type(decoder).__name__}"
+        f"code, whose layers pair up; this {type(model).__name__}'s do not (model.encoder, "
+        "model.bottleneck, model.decoder)"
     )
 
 

@@ -1,19 +1,19 @@
 """The objective of a learned prior over a VQ-VAE's codes: their negative log-likelihood."""
 
+import flax.linen as nn
 import jax.numpy as jnp
 import ml_collections
 import optax
 
-from aejax.models.code_prior import CodePrior
 from aejax.objectives import autoencoding
 
 
-def make_loss_fn(model: CodePrior, cfg: ml_collections.ConfigDict) -> autoencoding.LossFn:
+def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> autoencoding.LossFn:
     """`loss_fn(params, x, rng, train, step=None)`: the negative log-likelihood of the codes of
     images `x` under the prior, in nats per code ("nll", also "loss")."""
     del cfg  # nothing to choose: the categorical likelihood of each code
-    if not isinstance(model, CodePrior):
-        raise ValueError(  # noqa: TRY004 (a config chose the model: a config error)
+    if not model.capabilities.learned_prior:
+        raise ValueError(
             "loss.objective='code_prior' trains a prior over a VQ-VAE's codes: it needs "
             f"model.name='code_prior' (the shipped config vqvae_prior), not {type(model).__name__}"
         )

@@ -17,8 +17,6 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from aejax.models import bottlenecks
-
 Term = Callable[[dict, dict], jax.Array]
 # Activations whose range lies inside (0, 1): the only codes that are Bernoulli means.
 UNIT_INTERVAL_ACTIVATIONS = ("sigmoid",)
@@ -41,13 +39,13 @@ def sigmoid_layer_jacobian_sq_norm(h_BxK: jax.Array, kernel_DxK: jax.Array) -> j
 
 
 def _code_activation(model: nn.Module, name: str) -> str:
-    deterministic = isinstance(getattr(model, "bottleneck", None), bottlenecks.Deterministic)
-    if not deterministic or not hasattr(model.encoder, "code_activation"):
+    code_activation = model.capabilities.code_activation
+    if code_activation is None:
         raise ValueError(
             f"regularizer {name!r} needs an Autoencoder with a deterministic bottleneck whose "
             "encoder has a code_activation"
         )
-    return model.encoder.code_activation
+    return code_activation
 
 
 def l2(model: nn.Module) -> Term:
@@ -102,10 +100,11 @@ def contractive(model: nn.Module) -> Term:
     Exact only for the encoder it has a closed form for: one dense layer with a sigmoid.
     """
     code_activation = _code_activation(model, "contractive")
-    if code_activation != "sigmoid" or len(model.encoder.widths) != 1:
+    widths = model.capabilities.hidden_widths
+    if code_activation != "sigmoid" or len(widths) != 1:
         raise ValueError(
             "contractive uses the closed-form Jacobian of one sigmoid layer; got encoder widths "
-            f"{tuple(model.encoder.widths)} with code_activation={code_activation!r}. Use one "
+            f"{widths} with code_activation={code_activation!r}. Use one "
             "encoder width and code_activation='sigmoid'."
         )
 
