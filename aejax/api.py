@@ -29,7 +29,8 @@ from aejax.evaluation import generation
 from aejax.models import bottlenecks, code_prior
 from aejax.objectives import autoencoding
 from aejax.training import checkpoint
-from aejax.training.loop import create_state, restore_state, train_and_evaluate
+from aejax.training.loop import train_and_evaluate
+from aejax.training.state import create_state, restore_state
 
 Images = np.ndarray | jax.Array  # [N, H, W, C], values in [0, 1]
 

@@ -16,7 +16,6 @@ over each model's reconstructions), `loss_curves.png` (test and train BCE per pi
 import common
 import numpy as np
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import figures, representation
 from aejax.training import checkpoint
@@ -34,9 +33,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows, curves, metrics = [digits], {}, {}
     for name, title in MODELS.items():
         cfg = common.config(name, args)
-        state, last = common.run(cfg, args.workdir / name)
-        model = models.build(cfg.model)
-        recon = representation.reconstruct(model, state.params, digits, cfg.loss.likelihood)
+        run, last = common.run(cfg, args.workdir / name)
+        recon = representation.reconstruct(run.model, run.params, digits, cfg.loss.likelihood)
         rows.append(np.asarray(recon))
         curves[title] = checkpoint.read_metrics(args.workdir / name)
         metrics[f"{name}_train_bce"] = last["train/recon"]
