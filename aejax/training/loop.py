@@ -163,7 +163,9 @@ def _train_epochs(run: RunSetup, workdir: Path, state, stop_at: int, checkpoints
     while step < stop_at:
         epoch, offset = divmod(step, run.steps_per_epoch)
         start_time, clock_at_start = time.perf_counter(), run.clock.seconds
-        state, step, metrics = _train_epoch(run, train_chunk, state, step, stop_at, checkpoints)
+        state, step, metrics = _train_rest_of_epoch(
+            run, train_chunk, state, step, stop_at, checkpoints
+        )
         seconds = time.perf_counter() - start_time - (run.clock.seconds - clock_at_start)
         compile_seconds, reported = run.clock.seconds - reported, run.clock.seconds
         if step % run.steps_per_epoch:  # stopped inside an epoch: no epoch line to write
@@ -187,7 +189,7 @@ def _train_epochs(run: RunSetup, workdir: Path, state, stop_at: int, checkpoints
     return state, step, row
 
 
-def _train_epoch(run: RunSetup, train_chunk, state, step: int, stop_at: int, checkpoints):
+def _train_rest_of_epoch(run: RunSetup, train_chunk, state, step: int, stop_at: int, checkpoints):
     """The rest of the epoch of `state`, at `step`, chunk by chunk, or up to step `stop_at`,
     saving every `train.save_every_steps`; returns the state, its step and the chunks'
     metrics, read once."""

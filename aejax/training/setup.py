@@ -56,6 +56,7 @@ class RunSetup:
 
     @property
     def steps_per_epoch(self) -> int:
+        """Whole batches of the training set; the incomplete last one waits for the next epoch."""
         return len(self.data.train) // self.config.train.batch_size
 
 
@@ -70,7 +71,8 @@ def setup(
     on `config.data`'s dataset, data-parallel over `mesh` (default: all devices).
 
     The model takes its image shape (and a classifier its number of classes) from the data.
-    A bad config, or data it cannot train on, is refused here, before any training.
+    A bad config, or data it cannot train on, is refused here, before any training. A training
+    set streamed from disk is read by threads that `batches.close()` ends.
     """
     validate.config(config)
     mesh = parallel.make_mesh() if mesh is None else mesh
