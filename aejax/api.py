@@ -27,7 +27,8 @@ from aejax import configs, models
 from aejax.data.dataset import Dataset
 from aejax.evaluation import generation, inference
 from aejax.training import checkpoint
-from aejax.training.loop import create_state, restore_state, train_and_evaluate
+from aejax.training.loop import train_and_evaluate
+from aejax.training.state import create_state, restore_state
 
 Images = np.ndarray | jax.Array  # [N, H, W, C], values in [0, 1]
 

@@ -26,8 +26,7 @@ from pathlib import Path
 from absl import app, flags, logging
 from ml_collections import config_flags
 
-from aejax import api, configs, models
-from aejax.data import sources
+from aejax import api, configs
 from aejax.evaluation import fidelity, representation
 from aejax.training import loop, parallel, pretrain
 
@@ -197,7 +196,7 @@ def _main(argv: list[str]) -> None:
     if argv[1] == "pretrain":
         pretrain.pretrain_and_finetune(config, _WORKDIR.value, mesh)
         return
-    state, _ = loop.train_and_evaluate(
+    loop.train_and_evaluate(
         config,
         _WORKDIR.value,
         max_steps=_MAX_STEPS.value,
@@ -205,10 +204,8 @@ def _main(argv: list[str]) -> None:
         resume_changes=tuple(_RESUME_CHANGES.value),
     )
     if argv[1] == "represent" and parallel.is_main_process():  # the run is complete: measure it
-        test = sources.from_config(config.data, "test")  # the model is built for its shape
-        fitted = models.fit_to_data(config.model, test.image_shape, test.num_classes)
-        model = models.build(fitted)
-        print(representation.evaluate_run(model, state.params, config, _WORKDIR.value))
+        run = api.load_run(_WORKDIR.value)
+        print(representation.evaluate_run(run.model, run.params, config, _WORKDIR.value))
     if argv[1] == "fidelity" and parallel.is_main_process():
         data_cfg = config.data
         features = _FEATURES_WORKDIR.value or Path("runs/fidelity_features") / (

@@ -29,9 +29,11 @@ import jax
 import ml_collections
 import numpy as np
 
-from aejax import compiled, configs, models
-from aejax.data import binarize, sources
-from aejax.training import checkpoint, loop, parallel
+from aejax import compiled, configs
+from aejax.data import sources
+from aejax.data.device import as_dataset
+from aejax.training import checkpoint, loop, parallel, setup
+from aejax.training.step import make_train_chunk
 
 
 def model_names() -> list[str]:
@@ -126,19 +128,6 @@ def samples_per_s(batch_size: int, steps: int, seconds: list[float]) -> tuple[fl
     return median, (max(rates) - min(rates)) / 2 / median
 
 
-def data_parallel(n_devices: int, state, dataset, idx_SxB):
-    """Places a run as `train_and_evaluate` does on `n_devices` (`aejax.training.parallel`): the batches'
-    indices split over a 1-D mesh, the state and the dataset replicated. aejax's compiled chunk
-    then runs data-parallel as it is."""
-    mesh = parallel.make_mesh(n_devices)
-    parallel.check_batch_size(idx_SxB.shape[1], mesh)
-    return (
-        parallel.replicate(state, mesh),
-        parallel.replicate(dataset, mesh),
-        parallel.shard_batch(idx_SxB, mesh, batch_axis=1),
-    )
-
-
 def peak_memory() -> dict:
     """Peak resident memory of this process, and the device's peak where the backend says."""
     row = {"peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # KiB on Linux
@@ -166,21 +155,18 @@ def epoch_seconds(config: ml_collections.ConfigDict) -> dict:
     return {"first_epoch_s": rows[0]["epoch_seconds"], "epoch_s": rows[1]["epoch_seconds"]}
 
 
-def eval_samples_per_s(config, loss_fn, params, repeats: int) -> float:
-    """Test-set samples/s of `loop.make_evaluate`: median of `repeats` after a warm-up."""
-    test_split = sources.from_config(config.data, "test")
-    test_set = jax.device_put(loop.as_dataset(config, test_split.images, test_split.labels))
-    evaluate = loop.make_evaluate(loss_fn, config.train.eval_batch_size)
-    rng = jax.random.key(0)
-    evaluate(params, test_set, rng)  # warm-up: compiles the evaluation batch
+def eval_samples_per_s(run: setup.RunSetup, params, repeats: int) -> float:
+    """Test-set samples/s of the run's evaluation: median of `repeats` after a warm-up."""
+    test_set, rng = run.data.test_set, run.keys["evaluation"]
+    run.evaluate(params, test_set, rng)  # warm-up: compiles the evaluation batch
     seconds = []
     for _ in range(repeats):
         start = time.perf_counter()
-        metrics = evaluate(params, test_set, rng)  # host floats: the work is done
+        metrics = run.evaluate(params, test_set, rng)  # host floats: the work is done
         seconds.append(time.perf_counter() - start)
         if not math.isfinite(metrics["loss"]):
             raise FloatingPointError(f"evaluation gave a non-finite loss: {metrics}")
-    return len(test_split) / statistics.median(seconds)
+    return len(run.data.test) / statistics.median(seconds)
 
 
 def measure(
@@ -196,37 +182,27 @@ def measure(
 ) -> dict:
     """One benchmark row for `config` on its dataset (see the module docstring).
 
-    With `devices`, the run is data-parallel over that many devices (`data_parallel`) and only
-    aejax's chunks are timed.
+    The run is built as `train_and_evaluate` builds it (`setup.setup`), its training set on the
+    device. With `devices`, it is data-parallel over that many devices, as there: the batches'
+    indices split over a 1-D mesh, the state and the dataset replicated; only aejax's chunks
+    are timed.
     """
     if devices and (naive or epoch):
         raise ValueError("a data-parallel row times aejax's chunks only: no naive loop or epoch")
     start = time.perf_counter()
-    train_split = sources.from_config(config.data, "train")
-    images, labels = train_split.images, train_split.labels  # as stored: uint8 when 8-bit
     config = config.copy_and_resolve_references()
-    config.model = models.fit_to_data(
-        config.model, train_split.image_shape, train_split.num_classes
-    )
-    batch_size = config.train.batch_size
-    steps_per_epoch = images.shape[0] // batch_size
-    if steps_per_epoch < 1:
-        raise ValueError(f"batch {batch_size} is larger than the {images.shape[0]} images")
-    chunk = min(config.train.chunk, steps_per_epoch)  # as train_and_evaluate caps it
-    loss_fn = loop.make_objective(models.build(config.model), config.loss)
-    train_step = binarize.on_train_batches(config, loop.make_train_step(loss_fn))
-    root = jax.random.key(config.seed)
-    rng, shuffle_rng = jax.random.fold_in(root, 1), jax.random.fold_in(root, 2)
-    dataset = jax.device_put(loop.as_dataset(config, images, labels))
-    host_set = loop.as_dataset(config, train_split.float_images(), labels)  # the naive loop's
-    idx_SxB = loop.epoch_batches(shuffle_rng, images.shape[0], batch_size)
-    state = loop.create_state(config, images)
+    config.data.stream = "never"  # gathered from the dataset stored on the device
+    run = setup.setup(config, mesh=parallel.make_mesh(devices or 1))
+    batch_size, steps_per_epoch = run.config.train.batch_size, run.steps_per_epoch
+    chunk = min(run.config.train.chunk, steps_per_epoch)  # as train_and_evaluate caps it
+    train_step, rng, state, train = run.train_step, run.keys["steps"], run.state, run.data.train
+    dataset = run.batches.dataset  # as stored: uint8 when 8-bit
+    host_set = as_dataset(run.config, train.float_images(), train.labels)  # the naive loop's
+    idx_SxB = run.batches.chunk(0, 0, steps_per_epoch)  # epoch 1's batches of indices
     row = {"batch": batch_size, "chunk": chunk, "devices": devices or 1}
-    if devices:
-        state, dataset, idx_SxB = data_parallel(devices, state, dataset, idx_SxB)
 
     lower_start = time.perf_counter()
-    lowered = loop.make_train_chunk(train_step).lower(state, dataset, idx_SxB[:chunk], rng)
+    lowered = make_train_chunk(train_step).lower(state, dataset, idx_SxB[:chunk], rng)
     compile_start = time.perf_counter()
     train_chunk = lowered.compile()
     row["trace_s"] = compile_start - lower_start
@@ -269,7 +245,7 @@ def measure(
         )
 
     if evaluation:
-        row["eval_samples_per_s"] = eval_samples_per_s(config, loss_fn, state.params, repeats)
+        row["eval_samples_per_s"] = eval_samples_per_s(run, state.params, repeats)
     if epoch:
         row.update(epoch_seconds(config))
     return {**row, **peak_memory()}

@@ -19,9 +19,8 @@ from pathlib import Path
 import jax
 from jax.profiler import ProfileData
 
-from aejax import compiled, models
-from aejax.data import binarize, sources
-from aejax.training import loop
+from aejax import compiled
+from aejax.training import parallel, setup
 from benchmarks import measure
 
 STEPS = 50
@@ -52,13 +51,11 @@ def operation_sources(hlo_text: str) -> dict[str, tuple[str, str]]:
 
 def profile(name: str, dataset: str) -> list[tuple[str, str, float]]:
     """(layer, kind, microseconds per step) of config `name`, the costliest first."""
-    config = measure.load_config(name, {"data.name": dataset}).copy_and_resolve_references()
-    split = sources.from_config(config.data, "train")
-    config.model = models.fit_to_data(config.model, split.image_shape, split.num_classes, len(split))
-    loss_fn = loop.make_objective(models.build(config.model), config.loss)
-    step = compiled.jit(binarize.on_train_batches(config, loop.make_train_step(loss_fn)), donate_argnums=0)
-    x = jax.device_put(split.float_images()[: config.train.batch_size])
-    state, rng = loop.create_state(config, split.images), jax.random.key(0)
+    config = measure.load_config(name, {"data.name": dataset, "data.stream": "never"})
+    run = setup.setup(config, mesh=parallel.make_mesh(1))
+    step = compiled.jit(run.train_step, donate_argnums=0)
+    x = jax.device_put(run.data.train.float_images()[: run.config.train.batch_size])
+    state, rng = run.state, run.keys["steps"]
     origins = operation_sources(step.lower(state, x, rng).compile().as_text())
     for _ in range(5):  # warm-up: compiled, allocated
         state, _ = step(state, x, rng)

@@ -21,7 +21,7 @@ import chex
 import jax
 
 from aejax import configs
-from aejax.data import stream
+from aejax.data import device, stream
 from aejax.training import checkpoint, loop, parallel
 
 
@@ -37,7 +37,7 @@ def pipeline_rate(config) -> float:
     """Samples/s of the Grain pipeline alone over one epoch, its threads as configured."""
     file = stream.RecordFile(config.data.name, "train")
     steps = len(file) // config.train.batch_size
-    order = loop.epoch_batches(jax.random.key(0), len(file), config.train.batch_size)
+    order = device.epoch_batches(jax.random.key(0), len(file), config.train.batch_size)
     batches = stream.StreamedBatches(
         config, parallel.make_mesh(), file, lambda epoch: order, lambda x, y: x
     )

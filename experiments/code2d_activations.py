@@ -15,7 +15,6 @@ and `metrics.json` in the run directory.
 import common
 import jax.numpy as jnp
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import representation
 
@@ -28,8 +27,8 @@ def main(argv: list[str] | None = None) -> dict:
     panels, metrics = [], {}
     for activation in ACTIVATIONS:
         cfg = common.config(f"mlp2d_{activation}", args)
-        state, last = common.run(cfg, args.workdir / activation)
-        codes = representation.encode(models.build(cfg.model), state.params, test_x)
+        run, last = common.run(cfg, args.workdir / activation)
+        codes = representation.encode(run.model, run.params, test_x)
         mse, on_axes = last["test/recon"], float(jnp.mean(jnp.any(codes == 0, axis=1)))
         metrics[f"{activation}_test_mse"], metrics[f"{activation}_codes_on_axes"] = mse, on_axes
         title = f"{activation} code: test MSE {mse:.4f}, {on_axes:.0%} on an axis"

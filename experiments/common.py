@@ -12,7 +12,7 @@ from pathlib import Path
 
 import ml_collections
 
-from aejax import configs
+from aejax import api, configs
 from aejax.training import checkpoint, loop
 
 RUNS = Path("runs/experiments")
@@ -57,12 +57,13 @@ def config(name: str, args: argparse.Namespace, **groups: dict) -> ml_collection
     return cfg
 
 
-def run(cfg: ml_collections.ConfigDict, workdir: Path):
-    """`loop.train_and_evaluate` in `workdir` (resumed if it has a checkpoint): (state, last row)."""
-    state, last = loop.train_and_evaluate(cfg, workdir)
+def run(cfg: ml_collections.ConfigDict, workdir: Path) -> tuple[api.Run, dict]:
+    """`loop.train_and_evaluate` in `workdir` (resumed if it has a checkpoint): the trained run
+    (its model and parameters, `api.Run`) and its last epoch's row."""
+    _, last = loop.train_and_evaluate(cfg, workdir)
     if not last:  # a finished run read back: its last epoch's row is on disk
         last = checkpoint.read_metrics(Path(workdir))[-1]
-    return state, last
+    return api.load_run(workdir), last
 
 
 def published(key: str, value: float, data: str, epochs: int | None, source: str) -> dict:

@@ -16,7 +16,6 @@ import common
 import jax
 import numpy as np
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import figures, inference
 from aejax.objectives import corruptions
@@ -34,11 +33,11 @@ def main(argv: list[str] | None = None) -> dict:
         cfg = common.config("conv_denoising_resize", args)
         cfg.loss.corruption.factor = factor
         cfg.loss.corruption.at_eval = True  # scored as a denoiser: noisy in, clean target
-        state, last = common.run(cfg, args.workdir / f"noise_{factor}")
+        run, last = common.run(cfg, args.workdir / f"noise_{factor}")
         clipped = ", clipped" if cfg.loss.corruption.clip else ""
         noisy = corruptions.build(cfg.loss.corruption)(clean, jax.random.key(cfg.seed))
         output = inference.reconstruct(
-            models.build(cfg.model), state.params, noisy, cfg.loss.likelihood
+            run.model, run.params, noisy, cfg.loss.likelihood
         )
         figures.image_rows(
             [np.asarray(noisy), np.asarray(output), clean],

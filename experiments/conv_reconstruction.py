@@ -15,7 +15,6 @@ BCE, batch 200), `conv_twopool` (conv16-pool-conv8-pool to a 7x7x8 code and back
 import common
 import numpy as np
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import figures, inference
 from aejax.training import checkpoint
@@ -33,9 +32,8 @@ def main(argv: list[str] | None = None) -> dict:
     rows, curves, metrics = [digits], {}, {}
     for name, title in MODELS.items():
         cfg = common.config(name, args)
-        state, last = common.run(cfg, args.workdir / name)
-        model = models.build(cfg.model)
-        recon = inference.reconstruct(model, state.params, digits, cfg.loss.likelihood)
+        run, last = common.run(cfg, args.workdir / name)
+        recon = inference.reconstruct(run.model, run.params, digits, cfg.loss.likelihood)
         rows.append(np.asarray(recon))
         curves[title] = checkpoint.read_metrics(args.workdir / name)
         metrics[f"{name}_train_bce"] = last["train/recon"]

@@ -19,7 +19,6 @@ import common
 import jax.numpy as jnp
 import numpy as np
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import representation
 
@@ -31,8 +30,8 @@ TOP = 8  # most exciting training images per unit
 def main(argv: list[str] | None = None) -> dict:
     args = common.parse_args(argv, __file__, __doc__, epochs=30, full_epochs=100)
     cfg = common.config("stacked", args)
-    state, last = common.run(cfg, args.workdir)
-    model, params = models.build(cfg.model), state.params
+    run, last = common.run(cfg, args.workdir)
+    model, params = run.model, run.params
     kernel_DxH = params["encoder"]["mlp"]["dense0"]["kernel"]
     representation.image_grid(
         np.asarray(kernel_DxH[:, :32]).T.reshape(-1, 28, 28),

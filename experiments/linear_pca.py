@@ -16,7 +16,6 @@ Leaves `projections.png` (PCA's plane beside the AE's aligned code) and `metrics
 import common
 import jax.numpy as jnp
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import representation
 
@@ -24,16 +23,15 @@ from aejax.evaluation import representation
 def main(argv: list[str] | None = None) -> dict:
     args = common.parse_args(argv, __file__, __doc__, epochs=50, full_epochs=200)
     cfg = common.config("linear", args)
-    state, last = common.run(cfg, args.workdir / "linear")
+    run, last = common.run(cfg, args.workdir / "linear")
     train_x, _ = sources.load(args.dataset, "train")
     test_x, test_y = sources.load(args.dataset, "test")
     pca_train, pca_test, pca_mse = representation.pca_codes_and_error(train_x, test_x, 2)
     _, pca_directions_2xD = representation.pca(jnp.asarray(train_x.reshape(len(train_x), -1)), 2)
-    decoder_columns_Dx2 = state.params["decoder"]["mlp"]["dense0"]["kernel"].T
+    decoder_columns_Dx2 = run.params["decoder"]["mlp"]["dense0"]["kernel"].T
     angles = representation.principal_angles(decoder_columns_Dx2, pca_directions_2xD.T)
 
-    model = models.build(cfg.model)
-    ae_train, ae_test = (representation.encode(model, state.params, x) for x in (train_x, test_x))
+    ae_train, ae_test = (representation.encode(run.model, run.params, x) for x in (train_x, test_x))
     # The affine least-squares fit: centred codes to PCA's coordinates, centred by construction.
     ae_mean = ae_train.mean(0)
     map_2x2 = jnp.linalg.lstsq(ae_train - ae_mean, pca_train)[0]

@@ -15,7 +15,7 @@ import argparse
 import math
 from pathlib import Path
 
-from aejax import configs, models
+from aejax import api, configs
 from aejax.configs import fields
 from aejax.data import sources
 from aejax.evaluation import representation
@@ -38,16 +38,16 @@ FRACTIONS = (0.01, 0.1, 1.0)
 
 
 def train_autoencoder(name: str, args) -> tuple:
-    """The trained autoencoder's config, params and run dir (the `sdae`'s fine-tuning run)."""
+    """The autoencoder's config and its trained run (the `sdae`'s fine-tuning run)."""
     config = configs.load(name)
     config.data.name, config.train.epochs = args.dataset, args.epochs
     workdir = args.workdir / args.dataset / name
     if "pretrain" in config:
-        state, _ = pretrain.pretrain_and_finetune(config, workdir)
+        pretrain.pretrain_and_finetune(config, workdir)
         workdir = workdir / "finetune"
     else:
-        state, _ = loop.train_and_evaluate(config, workdir)
-    return config, state.params, workdir
+        loop.train_and_evaluate(config, workdir)
+    return config, api.load_run(workdir)
 
 
 def classifier_accuracy(config, workdir: Path, args, *, init_from="", fraction=1.0) -> float:
@@ -86,10 +86,10 @@ def main() -> None:
     root = args.workdir / args.dataset
     rows, semi = [], []
     for name in args.only:
-        config, params, workdir = train_autoencoder(name, args)
-        r = representation.evaluate_run(models.build(config.model), params, config, workdir)
+        config, run = train_autoencoder(name, args)
+        r = representation.evaluate_run(run.model, run.params, config, run.workdir)
         finetuned = classifier_accuracy(
-            config, root / f"{name}_classifier", args, init_from=workdir
+            config, root / f"{name}_classifier", args, init_from=run.workdir
         )
         rows.append(
             f"| {name} | {r['code_size']} | {r['linear_probe']:.3f} | {r['knn']:.3f} | {finetuned:.3f} "
@@ -100,7 +100,11 @@ def main() -> None:
             for fraction in FRACTIONS:
                 tag = f"{name}_{fraction:g}"
                 pretrained = classifier_accuracy(
-                    config, root / f"{tag}_pretrained", args, init_from=workdir, fraction=fraction
+                    config,
+                    root / f"{tag}_pretrained",
+                    args,
+                    init_from=run.workdir,
+                    fraction=fraction,
                 )
                 scratch = classifier_accuracy(
                     config, root / f"{tag}_scratch", args, fraction=fraction

@@ -10,11 +10,11 @@ from pathlib import Path
 import common
 import ml_collections
 
-from aejax import models
+from aejax import api
 from aejax.configs import fields
 from aejax.data import sources
 from aejax.evaluation import figures, representation
-from aejax.training import checkpoint, transfer
+from aejax.training import checkpoint
 
 RUNS = {"pretrained, fine-tuned": "finetuned", "from scratch": "scratch"}  # label: folder
 
@@ -34,10 +34,11 @@ def pretrained_against_scratch(
     rows = {label: checkpoint.read_metrics(workdir / run) for label, run in RUNS.items()}
 
     (train_x, train_y), (test_x, test_y) = (sources.load(cfg.data.name, s) for s in ("train", "test"))
-    autoencoder = models.build(cfg.model)
-    params = transfer.load_params(pretrained)
-    codes = [representation.encode(autoencoder, params, x) for x in (train_x, test_x)]
-    tuned = representation.encode(models.build(head.model), finetuned.params, test_x)
+    autoencoder = api.load_run(pretrained)
+    codes = [
+        representation.encode(autoencoder.model, autoencoder.params, x) for x in (train_x, test_x)
+    ]
+    tuned = representation.encode(finetuned.model, finetuned.params, test_x)
     representation.scatter_panels(
         [
             (codes[1], test_y, "after unsupervised pretraining"),

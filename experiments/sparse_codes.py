@@ -18,7 +18,6 @@ import common
 import matplotlib.pyplot as plt
 import numpy as np
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import figures, inference, representation
 
@@ -48,11 +47,10 @@ def main(argv: list[str] | None = None) -> dict:
     for name, weight in PENALTY_WEIGHTS.items():
         cfg = common.config("sparse", args)
         cfg.loss.regularizers.kl_sparsity.weight = weight
-        state, last = common.run(cfg, args.workdir / name)
-        model = models.build(cfg.model)
-        codes_NxK = representation.encode(model, state.params, test_x)
+        run, last = common.run(cfg, args.workdir / name)
+        codes_NxK = representation.encode(run.model, run.params, test_x)
         mean_activations[name] = np.asarray(codes_NxK.mean(0))
-        recon = inference.reconstruct(model, state.params, test_x[:10], cfg.loss.likelihood)
+        recon = inference.reconstruct(run.model, run.params, test_x[:10], cfg.loss.likelihood)
         rows.append(np.asarray(recon))
         metrics[f"{name}_mean_activation"] = float(mean_activations[name].mean())
         metrics[f"{name}_test_bce"] = last["test/recon"]

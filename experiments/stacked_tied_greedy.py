@@ -18,7 +18,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from aejax import models
+from aejax import api
 from aejax.data import sources
 from aejax.evaluation import figures
 from aejax.objectives import autoencoding
@@ -40,17 +40,18 @@ def main(argv: list[str] | None = None) -> dict:
     metrics, rows, recons = {}, {}, []
     for name, (cfg, workdir) in runs.items():
         if "pretrain" in cfg:  # its phases run in NAME_greedy/, the last being its fine-tuning
-            state, _ = pretrain.pretrain_and_finetune(cfg, workdir.parent)
+            pretrain.pretrain_and_finetune(cfg, workdir.parent)
+            run = api.load_run(workdir)
         else:
-            state, _ = common.run(cfg, workdir)
+            run, _ = common.run(cfg, workdir)
         rows[name] = checkpoint.read_metrics(workdir)
         last = rows[name][-1]
-        logits, _ = models.build(cfg.model).apply({"params": state.params}, test_x)
+        logits, _ = run.model.apply({"params": run.params}, test_x)
         recons.append(np.asarray(autoencoding.mean_image(logits, cfg.loss.likelihood)))
         metrics |= {
             f"{name}_test_bce": last["test/recon"],
             f"{name}_test_loss": last["test/loss"],
-            f"{name}_params": sum(leaf.size for leaf in jax.tree.leaves(state.params)),
+            f"{name}_params": sum(leaf.size for leaf in jax.tree.leaves(run.params)),
         }
     figures.image_rows(
         [test_x, *recons], ["test images", *runs], args.workdir / "reconstructions.png"

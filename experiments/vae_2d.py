@@ -14,7 +14,6 @@ decoded posterior means put both on one scale.
 
 import common
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import generation, representation
 
@@ -28,17 +27,16 @@ def main(argv: list[str] | None = None) -> dict:
     for likelihood, name in LIKELIHOODS.items():
         titles.append(f"{likelihood} likelihood ({name.upper()})")
         cfg = common.config("vae2d", args, loss={"likelihood": likelihood})
-        state, last = common.run(cfg, args.workdir / likelihood)
-        model = models.build(cfg.model)
-        means.append((representation.encode(model, state.params, test_x), test_y, titles[-1]))
-        manifolds.append(generation.manifold(model, state.params, 20, likelihood))
+        run, last = common.run(cfg, args.workdir / likelihood)
+        means.append((representation.encode(run.model, run.params, test_x), test_y, titles[-1]))
+        manifolds.append(generation.manifold(run.model, run.params, 20, likelihood))
         metrics |= {
             f"{name}_train_loss": last["train/loss"],  # the mean over the last epoch's steps
             f"{name}_test_loss": last["test/loss"],
             f"{name}_test_recon": last["test/recon"],
             f"{name}_test_kl": last["test/kl"],
             f"{name}_test_mse_per_pixel": representation.reconstruction_mse(
-                model, state.params, test_x, likelihood
+                run.model, run.params, test_x, likelihood
             ),
         }
     representation.scatter_panels(means, args.workdir / "latent_scatter.png")

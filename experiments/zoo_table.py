@@ -12,7 +12,7 @@ from pathlib import Path
 
 import jax
 
-from aejax import configs, models
+from aejax import api, configs
 from aejax.training import loop
 
 ZOO = ("linear", "mlp", "mlp2d_tanh", "mlp2d_relu", "stacked", "tied", "denoising",
@@ -20,11 +20,10 @@ ZOO = ("linear", "mlp", "mlp2d_tanh", "mlp2d_relu", "stacked", "tied", "denoisin
        "conv", "conv_transpose", "conv_denoising")
 
 
-def code_size(config) -> int:
-    model = models.build(config.model)
-    x = jax.numpy.zeros((1, *config.model.image_shape))
-    variables = model.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, x)
-    _, aux = model.apply(variables, x, rngs={"noise": jax.random.key(1)})
+def code_size(run: api.Run) -> int:
+    """The size of the trained model's code of one image."""
+    x = jax.numpy.zeros((1, *run.config.model.image_shape))
+    _, aux = run.model.apply({"params": run.params}, x, rngs={"noise": jax.random.key(1)})
     return math.prod(aux["z" if "z" in aux else "code"].shape[1:])
 
 
@@ -39,10 +38,12 @@ def main() -> None:
     for name in args.only:
         config = configs.load(name)
         config.data.name, config.train.epochs = args.dataset, args.epochs
-        _, last = loop.train_and_evaluate(config, args.workdir / args.dataset / name)
+        workdir = args.workdir / args.dataset / name
+        _, last = loop.train_and_evaluate(config, workdir)
+        size = code_size(api.load_run(workdir))
         unit = {"mean": "per pixel", "sum": "nats per image"}[config.loss.reduction]
         kind = "BCE" if config.loss.likelihood == "bernoulli" else "MSE"
-        rows.append(f"| {name} | {code_size(config)} | {last['test/recon']:.4f} | {kind} {unit} | "
+        rows.append(f"| {name} | {size} | {last['test/recon']:.4f} | {kind} {unit} | "
                     f"{last['test/loss']:.4f} |")
     print(f"\n{args.dataset}, {args.epochs} epochs, seed 0\n")
     print("| config | code size | test reconstruction | unit | test loss (with penalties) |")

@@ -13,6 +13,8 @@ from aejax import configs, models
 from aejax.data import sources
 from aejax.objectives import autoencoding
 from aejax.training import loop
+from aejax.training.state import create_state
+from aejax.training.step import make_evaluate
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
@@ -24,9 +26,9 @@ def load_config(name: str) -> ml_collections.ConfigDict:
 def initial_test_metrics(config: ml_collections.ConfigDict) -> dict[str, float]:
     """The test metrics of `config`'s model at its initial parameters: where training starts."""
     test_x, _ = sources.load(config.data.name, "test")
-    state = loop.create_state(config, test_x)
+    state = create_state(config, test_x)
     loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
-    return loop.make_evaluate(loss_fn, 1000)(state.params, test_x, jax.random.key(0))
+    return make_evaluate(loss_fn, 1000)(state.params, test_x, jax.random.key(0))
 
 
 def tiny_config(name: str, max_width: int = 16, **overrides) -> ml_collections.ConfigDict:

@@ -4,13 +4,11 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 import pytest
 
 from aejax import models
 from aejax.models import bottlenecks
 from aejax.objectives import autoencoding
-from aejax.training import loop
 
 
 def test_kl_is_zero_at_the_prior_and_positive_elsewhere():
@@ -181,13 +179,3 @@ def test_inconsistent_vae_options_are_refused(tiny, overrides, message):
     config = tiny("iwae", **overrides)
     with pytest.raises(ValueError, match=message):
         autoencoding.make_loss_fn(models.build(config.model), config.loss)
-
-
-def test_the_train_step_hands_its_step_to_the_loss():
-    def loss_fn(params, x, rng, train, step=None):  # gradient: the step the loss was given
-        return step * params["w"], {}
-
-    state = loop.TrainState.create(apply_fn=None, params={"w": jnp.zeros(())}, tx=optax.sgd(1.0))
-    state = state.replace(step=7)
-    state, _ = loop.make_train_step(loss_fn)(state, None, None)
-    assert state.params["w"] == -7.0

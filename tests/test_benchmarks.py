@@ -15,8 +15,11 @@ from conftest import load_config
 
 from aejax import models
 from aejax.data import sources
+from aejax.data.device import epoch_batches
 from aejax.objectives import autoencoding
-from aejax.training import loop
+from aejax.training import setup
+from aejax.training.state import create_state
+from aejax.training.step import make_train_chunk, make_train_step
 from benchmarks import matmul_bound, measure, report, run
 
 TINY = [
@@ -115,11 +118,11 @@ def tiny_run():
     config = load_config("mlp")
     config.model.encoder_widths = (8,)
     images = jax.device_put(sources.load("mnist5k", "train")[0])
-    train_chunk = loop.make_train_chunk(
-        loop.make_train_step(autoencoding.make_loss_fn(models.build(config.model), config.loss))
+    train_chunk = make_train_chunk(
+        make_train_step(autoencoding.make_loss_fn(models.build(config.model), config.loss))
     )
-    idx = loop.epoch_batches(jax.random.key(0), images.shape[0], 50)[:2]
-    return loop.create_state(config, images), lambda state, i: train_chunk(
+    idx = epoch_batches(jax.random.key(0), images.shape[0], 50)[:2]
+    return create_state(config, images), lambda state, i: train_chunk(
         state, images, idx, jax.random.key(1)
     )
 
@@ -170,13 +173,11 @@ def test_the_loops_compared_take_turns(tiny_run):
 def test_a_nan_loss_is_refused(monkeypatch):
     # NaN parameters make every step's loss NaN at once (NaN images never get this far: a
     # Dataset refuses them).
-    create_state = loop.create_state
-
     def nan_state(config, images):
         state = create_state(config, images)
         return state.replace(params=jax.tree.map(lambda p: p * np.nan, state.params))
 
-    monkeypatch.setattr(loop, "create_state", nan_state)
+    monkeypatch.setattr(setup, "create_state", nan_state)
     config = measure.load_config("mlp", {"model.encoder_widths": (8,), "train.batch_size": 500})
     with pytest.raises(FloatingPointError, match="non-finite loss"):
         measure.measure(

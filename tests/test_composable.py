@@ -20,6 +20,9 @@ from aejax.evaluation import figures
 from aejax.models import bottlenecks
 from aejax.objectives import autoencoding
 from aejax.training import checkpoint, loop
+from aejax.training.optimizers import make_optimizer
+from aejax.training.state import create_state
+from aejax.training.step import make_train_step
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]
 ENCODERS = ["mlp", "conv", "resnet"]
@@ -172,7 +175,7 @@ def test_ema_codebook_update_follows_the_moving_averages():
     np.testing.assert_allclose(updated["vq_ema"]["counts"], counts, rtol=1e-6)
     np.testing.assert_allclose(updated["vq_ema"]["sums"], sums, rtol=1e-5, atol=1e-7)
     cfg = fields.base().opt
-    tx = loop.make_optimizer(cfg, assigned=("codebook",))
+    tx = make_optimizer(cfg, assigned=("codebook",))
     new_params = optax.apply_updates(params, tx.update(grads, tx.init(params), params)[0])
     np.testing.assert_allclose(new_params["codebook"], target, rtol=1e-5, atol=1e-6)
 
@@ -182,10 +185,10 @@ def test_ema_codebook_trains_through_the_train_state_collections(tiny, mnist_bat
     """The train step hands the state's "vq_ema" collection to the loss and keeps the update;
     the codebook then equals the collection's sums over its smoothed counts."""
     config = tiny("vqvae_ema")
-    state = loop.create_state(config, mnist_batch)
+    state = create_state(config, mnist_batch)
     assert set(state.collections) == {"vq_ema"}
     loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
-    step = jax.jit(loop.make_train_step(loss_fn))
+    step = jax.jit(make_train_step(loss_fn))
     new, metrics = step(state, mnist_batch, jax.random.key(0))
     counts = np.asarray(new.collections["vq_ema"]["counts"])
     assert not np.allclose(counts, state.collections["vq_ema"]["counts"])
@@ -230,7 +233,7 @@ def test_the_adversarial_step_updates_each_side_with_its_own_optimiser(tiny, mni
     rates 0.1 and 0.3) along the gradient of its own terms."""
     config = tiny("aae", opt__name="sgd", opt__lr=0.1)
     config.opt.parts.discriminator.name, config.opt.parts.discriminator.lr = "sgd", 0.3
-    state = loop.create_state(config, mnist_batch)
+    state = create_state(config, mnist_batch)
     loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
     rng = jax.random.key(0)
 
@@ -245,7 +248,7 @@ def test_the_adversarial_step_updates_each_side_with_its_own_optimiser(tiny, mni
     assert not is_zero(disc["discriminator"])
     assert is_zero(adv["discriminator"]) and not is_zero(adv["encoder"])
     grads = jax.grad(lambda p: loss_fn(p, mnist_batch, rng, True)[0])(state.params)
-    new, _ = loop.make_train_step(loss_fn)(state, mnist_batch, rng)
+    new, _ = make_train_step(loss_fn)(state, mnist_batch, rng)
     for group in state.params:
         lr = 0.3 if group == "discriminator" else 0.1
         want = jax.tree.map(lambda p, g, lr=lr: p - lr * g, state.params[group], grads[group])
@@ -258,7 +261,7 @@ def test_a_part_naming_no_parameter_group_is_refused(tiny, mnist_batch):
     with config.unlocked():
         config.opt.parts.critic = ml_collections.ConfigDict({"name": "adam", "lr": 1e-3})
     with pytest.raises(ValueError, match=r"opt.parts names \['critic'\]"):
-        loop.create_state(config, mnist_batch)
+        create_state(config, mnist_batch)
 
 
 def test_total_correlation_estimate():

@@ -17,9 +17,12 @@ from conftest import load_config
 from aejax import models
 from aejax.data import sources
 from aejax.data.dataset import Dataset, as_float, hold_out
+from aejax.data.device import epoch_batches
 from aejax.evaluation import generation, representation
-from aejax.objectives import autoencoding
+from aejax.objectives import autoencoding, make_objective
 from aejax.training import checkpoint, loop
+from aejax.training.state import create_state
+from aejax.training.step import CompileClock, make_evaluate, make_train_chunk, make_train_step
 
 
 @pytest.fixture(scope="module")
@@ -104,32 +107,32 @@ def test_a_uint8_dataset_trains_as_its_float32_twin(digits):
     float rounding (XLA may fold the 1/255 scale into the first layer's matmul)."""
     config = load_config("mlp")
     config.model.encoder_widths = (16, 4)
-    loss_fn = loop.make_objective(models.build(config.model), config.loss)
-    chunk = loop.make_train_chunk(loop.make_train_step(loss_fn))
+    loss_fn = make_objective(models.build(config.model), config.loss)
+    chunk = make_train_chunk(make_train_step(loss_fn))
     split = Dataset(digits[0][:200])
-    idx = loop.epoch_batches(jax.random.key(1), 200, 50)
+    idx = epoch_batches(jax.random.key(1), 200, 50)
     states = [
-        chunk(loop.create_state(config, images), jnp.asarray(images), idx, jax.random.key(2))[0]
+        chunk(create_state(config, images), jnp.asarray(images), idx, jax.random.key(2))[0]
         for images in (split.images, split.float_images())
     ]
     chex.assert_trees_all_close(states[0].params, states[1].params, rtol=1e-4, atol=1e-6)
     moved = jax.tree.map(
         lambda a, b: float(jnp.abs(a - b).max()),
         states[0].params,
-        loop.create_state(config, split.images).params,
+        create_state(config, split.images).params,
     )
     assert max(jax.tree.leaves(moved)) > 1e-3  # four steps moved the parameters far beyond that
 
 
 def test_training_stores_uint8_images_on_the_device(tmp_path, monkeypatch, digits):
     lowered = []  # the arguments each function was compiled for; the chunks' are 4
-    compile_ahead = loop.CompileClock.compile
+    compile_ahead = CompileClock.compile
 
     def spying_compile(self, jitted, *args):
         lowered.append(args)
         return compile_ahead(self, jitted, *args)
 
-    monkeypatch.setattr(loop.CompileClock, "compile", spying_compile)
+    monkeypatch.setattr(CompileClock, "compile", spying_compile)
     monkeypatch.setattr("aejax.evaluation.figures.write_figures", lambda *args, **kwargs: None)
     config = load_config("mlp")
     config.model.encoder_widths, config.train.epochs, config.train.batch_size = (8, 2), 1, 50
@@ -144,9 +147,9 @@ def test_training_stores_uint8_images_on_the_device(tmp_path, monkeypatch, digit
 def initial_test_loss(config, test: Dataset) -> float:
     config = config.copy_and_resolve_references()
     config.model = models.fit_to_data(config.model, test.image_shape, None)
-    state = loop.create_state(config, test.images)
+    state = create_state(config, test.images)
     loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
-    return loop.make_evaluate(loss_fn, 1000)(state.params, test.images, jax.random.key(0))["loss"]
+    return make_evaluate(loss_fn, 1000)(state.params, test.images, jax.random.key(0))["loss"]
 
 
 @pytest.mark.parametrize("shape", [(28, 28, 1), (32, 32, 3), (64, 64, 3)])

@@ -9,7 +9,9 @@ import pytest
 from conftest import EXPERIMENTS
 
 from aejax.data import sources
-from aejax.training import checkpoint, loop
+from aejax.training import checkpoint
+from aejax.training.optimizers import make_optimizer
+from aejax.training.state import create_state
 
 _spec = importlib.util.spec_from_file_location("iwae_protocol", EXPERIMENTS / "iwae_protocol.py")
 protocol = importlib.util.module_from_spec(_spec)
@@ -28,7 +30,7 @@ def test_eight_stages_of_3_to_the_i_epochs_from_1e_3_to_1e_4():
 def test_the_optimizer_follows_the_stage_learning_rates():
     config = protocol.protocol_config("iwae", "mnist5k", steps_per_epoch=2)
     config.opt.name = "sgd"  # an sgd update is -lr * gradient: it shows the learning rate
-    tx = loop.make_optimizer(config.opt)
+    tx = make_optimizer(config.opt)
     params = jnp.zeros(())
     state = tx.init(params)
     rates = []
@@ -56,7 +58,7 @@ def test_a_budget_stops_at_its_epoch_and_a_larger_one_continues(tmp_path):
 def test_a_curve_point_is_scored_once_and_only_from_its_own_epoch(tmp_path, monkeypatch):
     config = protocol.protocol_config("iwae", "mnist5k", steps_per_epoch=1)
     config.model.encoder_widths, config.model.latent_dim = (16,), 2
-    state = loop.create_state(config, sources.load("mnist5k", "train")[0][:10])  # step 0
+    state = create_state(config, sources.load("mnist5k", "train")[0][:10])  # step 0
     assert protocol.curve_point(config, tmp_path, 1, state, 1, 10, 20) is None  # not epoch 1's
     state = state.replace(step=state.step + 1)
     first = protocol.curve_point(config, tmp_path, 1, state, 1, 10, 20)

@@ -6,6 +6,7 @@ import pytest
 from conftest import initial_test_metrics
 
 from aejax.training import checkpoint, loop
+from aejax.training.step import CompileClock
 
 
 @pytest.mark.parametrize("name", ["mlp", "vae"])
@@ -78,9 +79,9 @@ def test_chunks_compile_once_per_length_and_compilation_is_logged_apart(tiny, tm
     """20 steps an epoch in chunks of 7 are two lengths (7 and 6): with the epoch order, three
     compilations in three epochs, all in epoch 1's row, none timed as training."""
     compiled_for = []
-    compile_ahead = loop.CompileClock.compile
+    compile_ahead = CompileClock.compile
     monkeypatch.setattr(
-        loop.CompileClock, "compile", lambda self, *a: compiled_for.append(a) or compile_ahead(self, *a)
+        CompileClock, "compile", lambda self, *a: compiled_for.append(a) or compile_ahead(self, *a)
     )
     monkeypatch.setattr("aejax.evaluation.figures.write_figures", lambda *args, **kwargs: None)
     loop.train_and_evaluate(tiny("mlp", train__epochs=3), tmp_path)

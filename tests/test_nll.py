@@ -15,6 +15,7 @@ from aejax.evaluation import nll
 from aejax.models import bottlenecks
 from aejax.objectives import autoencoding
 from aejax.training import loop
+from aejax.training.step import make_evaluate
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +80,7 @@ def test_nll_estimate_is_finite_and_below_the_negative_elbo(trained):
         batch_size=50,
     )
     loss_fn = autoencoding.make_loss_fn(model, config.loss)
-    closed_form = loop.make_evaluate(loss_fn, 100)(params, x[:100], jax.random.key(1))["loss"]
+    closed_form = make_evaluate(loss_fn, 100)(params, x[:100], jax.random.key(1))["loss"]
     assert np.isfinite(scores["nll"]) and scores["nll"] > 0
     assert scores["nll"] < -scores["elbo"] - 1.0, scores
     assert scores["nll"] < closed_form, (scores, closed_form)

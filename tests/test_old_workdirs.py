@@ -16,6 +16,7 @@ from aejax import models
 from aejax.data import sources
 from aejax.evaluation import figures
 from aejax.training import checkpoint, loop, parallel
+from aejax.training.state import create_state
 
 # The fields an older config.json lacks, each in every config (aejax/configs/fields.py, `base`).
 ADDED = {
@@ -39,7 +40,7 @@ def _as_written_before(workdir, config, images):
         for name in names:
             del saved[group][name]
     path.write_text(json.dumps(saved))
-    state = parallel.replicate(loop.create_state(config, images), parallel.make_mesh())  # as run
+    state = parallel.replicate(create_state(config, images), parallel.make_mesh())  # as run
     with checkpoint.manager(workdir, keep=3, writer=True) as mngr:
         step = mngr.latest_step()
         new = checkpoint.restore_latest(mngr, state)

@@ -25,8 +25,11 @@ from sessions import (
 
 from aejax import models
 from aejax.data import sources
+from aejax.data.device import epoch_batches
 from aejax.objectives import autoencoding, corruptions
 from aejax.training import checkpoint, loop, parallel
+from aejax.training.state import create_state
+from aejax.training.step import make_train_chunk, make_train_step
 
 
 def _leaves(tree) -> list[np.ndarray]:
@@ -54,10 +57,10 @@ def _first_step(name: str, devices: int) -> tuple:
     config, mesh = _one_sgd_step(name), parallel.make_mesh(devices)
     train_x, _ = sources.load(config.data.name, "train")
     loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
-    train_chunk = loop.make_train_chunk(loop.make_train_step(loss_fn), parallel.replicated(mesh))
-    idx = loop.epoch_batches(jax.random.key(0), train_x.shape[0], config.train.batch_size)[:1]
+    train_chunk = make_train_chunk(make_train_step(loss_fn), parallel.replicated(mesh))
+    idx = epoch_batches(jax.random.key(0), train_x.shape[0], config.train.batch_size)[:1]
     args = (
-        parallel.replicate(loop.create_state(config, train_x), mesh),
+        parallel.replicate(create_state(config, train_x), mesh),
         parallel.replicate(train_x, mesh),
         parallel.shard_batch(idx, mesh, batch_axis=1),
         jax.random.key(1),

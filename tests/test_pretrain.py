@@ -12,6 +12,7 @@ from aejax.data import sources
 from aejax.evaluation import figures
 from aejax.objectives import layerwise
 from aejax.training import checkpoint, loop, pretrain, transfer
+from aejax.training.state import create_state
 
 
 @pytest.fixture
@@ -208,7 +209,7 @@ def test_phases_that_cannot_work_are_refused(sdae, change, message):
 def test_a_trainable_path_that_names_no_parameter_is_refused(sdae):
     sdae.opt.trainable = ("encoder/mlp/dense9",)
     with pytest.raises(ValueError, match="'encoder/mlp/dense9', which is no parameter group"):
-        loop.create_state(sdae, np.zeros((1, 28, 28, 1), np.float32))
+        create_state(sdae, np.zeros((1, 28, 28, 1), np.float32))
 
 
 def test_init_from_a_run_of_another_architecture_is_refused(sdae, tmp_path):

@@ -31,6 +31,7 @@ from aejax import configs
 from aejax.data import sources
 from aejax.data.builders import AejaxMnist
 from aejax.training import checkpoint, finite_guard, loop, validate
+from aejax.training.state import create_state
 
 
 def _config(**overrides):
@@ -340,9 +341,9 @@ def test_a_part_swapped_in_needs_its_fields_and_any_config_can_set_them():
     config = load_config("vae")
     config.model.encoder = "resnet"
     with pytest.raises(ValueError, match=r"a resnet encoder needs model.encoder_features, which this config leaves unset: set it, e.g. --config.model.encoder_features='\(16,32\)'"):
-        validate.config(config) or loop.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
+        validate.config(config) or create_state(config, np.zeros((1, 28, 28, 1), np.float32))
     config.model.encoder_features = (4, 8)
-    state = loop.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
+    state = create_state(config, np.zeros((1, 28, 28, 1), np.float32))
     assert "encoder" in state.params and "mu_head" in state.params
 
 

@@ -12,7 +12,7 @@ import pytest
 from aejax import models
 from aejax.data import sources
 from aejax.evaluation import representation
-from aejax.training import loop
+from aejax.training.state import create_state
 
 
 @pytest.fixture(scope="module")
@@ -34,7 +34,7 @@ def test_probe_on_a_random_encoder_scores_far_below_the_trained_one(linear_2d_ru
     config, _, params = linear_2d_run
     model = models.build(config.model)
     trained = _probe(model, params, mnist5k)
-    random = _probe(model, loop.create_state(config, mnist5k[0]).params, mnist5k)
+    random = _probe(model, create_state(config, mnist5k[0]).params, mnist5k)
     train_x, train_y, test_x, test_y = mnist5k
     pca_train, pca_test, _ = representation.pca_codes_and_error(train_x, test_x, 2)
     pca = representation.linear_probe(pca_train, train_y, pca_test, test_y)
@@ -91,7 +91,7 @@ def test_top_activating_images_excite_their_unit_more_than_any_other(tiny, mnist
     over the training set, highest first; a hidden layer's activations are its own ELU layer."""
     config = tiny("stacked", model__encoder_widths=(16, 8))
     model = models.build(config.model)
-    params = loop.create_state(config, mnist5k[0]).params
+    params = create_state(config, mnist5k[0]).params
     images, units = mnist5k[0][:500], [0, 3, 5]
     indices, values = representation.top_activating(model, params, images, units, 4, layer=layer)
     all_NxU = np.asarray(representation.encode(model, params, images, layer=layer))[:, units]

@@ -28,6 +28,7 @@ from sessions import (
 from test_parallel import _leaves, _short_vae
 
 from aejax.data import stream
+from aejax.data.device import epoch_batches
 from aejax.training import checkpoint, loop, parallel, transfer
 
 
@@ -152,7 +153,7 @@ def test_bad_stream_settings_get_clear_errors():
 def test_each_device_holds_the_rows_of_its_own_part_of_the_batch():
     config, mesh = _config(train__batch_size=40), parallel.make_mesh(4)
     file = stream.RecordFile("mnist5k", "train")
-    order = np.asarray(loop.epoch_batches(jax.random.key(5), len(file), 40))
+    order = np.asarray(epoch_batches(jax.random.key(5), len(file), 40))
     batches = stream.StreamedBatches(config, mesh, file, lambda epoch: order, lambda x, y: x)
     assert batches.rows == slice(0, 40)  # one process: it reads every row of the batch
     chunk = batches.chunk(0, 0, 3)

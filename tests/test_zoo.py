@@ -14,6 +14,8 @@ from aejax.data import sources
 from aejax.evaluation import figures, representation
 from aejax.objectives import autoencoding, corruptions
 from aejax.training import checkpoint, loop
+from aejax.training.state import create_state
+from aejax.training.step import make_train_chunk, make_train_step
 
 
 def dense(n_in: int, n_out: int) -> int:
@@ -120,9 +122,9 @@ def _linear_fit(config, x, steps: int):
     """Full-batch steps of the real train step on `x`, compiled as one lax.scan chunk."""
     model = models.build(config.model)
     loss_fn = autoencoding.make_loss_fn(model, config.loss)
-    state = loop.create_state(config, x)
+    state = create_state(config, x)
     idx_CxB = jnp.tile(jnp.arange(x.shape[0]), (steps, 1))
-    train_chunk = loop.make_train_chunk(loop.make_train_step(loss_fn))
+    train_chunk = make_train_chunk(make_train_step(loss_fn))
     state, _ = train_chunk(state, x, idx_CxB, jax.random.key(0))
     return state.params, loss_fn(state.params, x, jax.random.key(0), False)[1]["recon"]
 
@@ -266,7 +268,7 @@ def test_sparse_code_rate_moves_to_its_target(tiny, tmp_path, no_figures):
     def mean_rate(params):
         return float(jnp.mean(model.apply({"params": params}, test_x, method="encode").code))
 
-    before = mean_rate(loop.create_state(config, test_x).params)
+    before = mean_rate(create_state(config, test_x).params)
     state, _ = loop.train_and_evaluate(config, tmp_path)
     after = mean_rate(state.params)
     assert abs(after - 0.1) < 0.1 * abs(before - 0.1), (before, after)  # reached: 0.52 -> 0.098

@@ -154,13 +154,18 @@ def _comments(source: str) -> dict[str, str]:
 
 def _sources(name_or_path: str | Path) -> list[str]:
     """The sources a config is built from, its own first: the configs it varies (`configs.get`),
-    then `base()`'s module."""
+    then `base()`'s."""
     if str(name_or_path) in names():
         source = inspect.getsource(importlib.import_module(f"aejax.configs.{name_or_path}"))
     else:
         source = Path(name_or_path).read_text()
     parents = re.findall(r"configs\.get\(\"(\w+)\"\)", source)
-    return [source, *(s for parent in parents for s in _sources(parent)[:-1]), inspect.getsource(fields.base)]
+    return [source, *(s for parent in parents for s in _sources(parent)[:-1]), _base_source()]
+
+
+def _base_source() -> str:
+    """The source of `fields.base` and of the groups it adds, where the shared fields are."""
+    return "\n".join(inspect.getsource(f) for f in (fields.base, *fields.GROUPS))
 
 
 def describe(name_or_path: str | Path) -> str:

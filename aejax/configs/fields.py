@@ -17,6 +17,13 @@ def base() -> ml_collections.ConfigDict:
     every model shares; a model's config adds its own and overrides what differs."""
     config = ml_collections.ConfigDict()
     config.seed = 0  # the only source of randomness: init, shuffling and noise derive from it
+    for add_group in GROUPS:
+        add_group(config)
+    return config
+
+
+def _data(config: ml_collections.ConfigDict) -> None:
+    """Which dataset, how its files are read, and what of it a run trains on."""
     config.data = ml_collections.ConfigDict()
     config.data.name = "mnist5k"  # mnist5k (embedded), fashion_mnist, mnist, or a TFDS dataset
     config.data.path = ""  # an .npz file or a folder of images; when set, `name` is unused (empty)
@@ -31,6 +38,10 @@ def base() -> ml_collections.ConfigDict:
     config.data.stream = "auto"  # training batches read from disk: auto, never, always (stream.py)
     config.data.device_bytes_budget = 4 * 2**30  # "auto" streams a training set bigger than this
     config.data.read_threads = 4  # streaming: Grain threads reading and parsing batches ahead
+
+
+def _opt(config: ml_collections.ConfigDict) -> None:
+    """The optimiser and its learning-rate schedule; what trains."""
     config.opt = ml_collections.ConfigDict()
     config.opt.name = "adam"  # adam, adamw, sgd
     config.opt.lr = 1e-3
@@ -40,6 +51,10 @@ def base() -> ml_collections.ConfigDict:
     # Optimisers of their own for top-level parameter groups, one group each, e.g.
     # parts.discriminator = {name, lr}; every other parameter follows name and lr above.
     config.opt.parts = ml_collections.ConfigDict()
+
+
+def _train(config: ml_collections.ConfigDict) -> None:
+    """Batches, epochs, compiled chunks, checkpoints, and where a run starts from."""
     config.train = ml_collections.ConfigDict()
     config.train.batch_size = 200
     config.train.epochs = 20
@@ -49,6 +64,10 @@ def base() -> ml_collections.ConfigDict:
     config.train.save_every_steps = 1000
     config.train.keep_checkpoints = 3
     config.train.init_from = ""  # a fresh run starts from this run directory's parameters
+
+
+def _model(config: ml_collections.ConfigDict) -> None:
+    """The model's structure and the sizes and options of its parts."""
     config.model = ml_collections.ConfigDict()
     config.model.name = ""  # set by the model's config: a name in aejax.models.MODELS
     config.model.image_shape = (28, 28, 1)
@@ -85,6 +104,10 @@ def base() -> ml_collections.ConfigDict:
     config.model.spatial_sparsity = True  # wta: one winner per feature map and image
     config.model.total_correlation = False  # gaussian: estimate beta-TCVAE's "tc" term
     config.model.dataset_size = config_dict.placeholder(int)  # set from the data
+
+
+def _loss(config: ml_collections.ConfigDict) -> None:
+    """The objective, the likelihood, and the weights of its terms."""
     config.loss = ml_collections.ConfigDict()
     config.loss.objective = "reconstruction"  # reconstruction, classification, layerwise
     config.loss.likelihood = "bernoulli"  # bernoulli (BCE on logits), gaussian (MSE or a density)
@@ -105,7 +128,10 @@ def base() -> ml_collections.ConfigDict:
     config.loss.corruption.at_eval = False  # True: test metrics on corrupted inputs too
     config.loss.regularizers = ml_collections.ConfigDict()  # one group per penalty, with its weight
     config.loss.layer = 0  # the layer a greedy pretraining phase trains (set by `aejax pretrain`)
-    return config
+
+
+# The groups `base` adds, in order: `aejax show` reads their comments from their source.
+GROUPS = (_data, _opt, _train, _model, _loss)
 
 
 def classifier_config(

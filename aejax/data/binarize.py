@@ -11,11 +11,11 @@ from collections.abc import Callable
 import jax
 import ml_collections
 
+from aejax import random_streams
 from aejax.data.dataset import as_float
 
 MODES = ("none", "dynamic")
 TEST_KEY = 0  # the one binarisation of every test set
-STREAM = 5  # train.py folds 0-4 into the root key (init, steps, shuffling, evaluation, figures)
 
 
 def mode(data_cfg: ml_collections.ConfigDict) -> str:
@@ -42,7 +42,7 @@ def on_train_batches(config: ml_collections.ConfigDict, train_step: Callable) ->
     """`train_step(state, x, rng)` seeing binarised batches when `config.data` asks for it."""
     if mode(config.data) == "none":
         return train_step
-    key = jax.random.fold_in(jax.random.key(config.seed), STREAM)
+    key = random_streams.stream(config.seed, "binarize")
 
     def binarized_step(state, batch, rng):
         draw = jax.random.fold_in(key, state.step)

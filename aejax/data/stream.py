@@ -5,7 +5,7 @@ already write array_record, which it reads by random access, so no second copy o
 made; its iterator state is a small JSON that Orbax saves in the train state's checkpoint.
 
 The stream reads the rows the in-memory path gathers, in the same order: epoch e's batches are
-`loop.epoch_batches(fold_in(shuffle_rng, e))`, drawn as there and fetched to the host once an
+`device.epoch_batches(fold_in(shuffle_rng, e))`, drawn as there and fetched to the host once an
 epoch. Element s of the pipeline is step s's batch, so the iterator's position is the step
 itself; it is saved with the train state all the same and checked against it on restore. Background
 threads (Grain's `ReadOptions`) read and parse a chunk ahead while the device trains. Each
@@ -116,7 +116,7 @@ def process_rows(mesh: Mesh, batch_size: int) -> slice:
 class StreamedBatches:
     """A chunk's batches read from disk: what the compiled chunk trains on, step after step.
 
-    The training loop's other batch source is `train.DeviceBatches`; both give `chunk(epoch,
+    The training loop's other batch source is `device.DeviceBatches`; both give `chunk(epoch,
     begin, end)` and `checkpoint_items`, and the chunk takes its batch with `take`.
     """
 
@@ -131,7 +131,7 @@ class StreamedBatches:
         structure: Callable,
     ):
         """`epoch_order(e)` gives epoch e's row indices as [steps, batch]; `structure(images,
-        labels)` what the step takes (`loop.as_dataset`)."""
+        labels)` what the step takes (`device.as_dataset`)."""
         self.file, self.structure = file, structure
         self.batch_size = config.train.batch_size
         self.steps_per_epoch = len(file) // self.batch_size

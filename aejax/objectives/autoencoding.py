@@ -80,7 +80,11 @@ def observation_logvar(cfg: ml_collections.ConfigDict, aux: dict):
     return None if cfg.variance is None else jnp.log(cfg.variance)
 
 
-def _check_vae_options(model: nn.Module, cfg: ml_collections.ConfigDict) -> None:
+def _check_options(model: nn.Module, cfg: ml_collections.ConfigDict) -> None:
+    if cfg.likelihood not in LIKELIHOODS:
+        raise ValueError(f"unknown likelihood {cfg.likelihood!r}; choose one of {LIKELIHOODS}")
+    if cfg.reduction not in REDUCTIONS:
+        raise ValueError(f"unknown reduction {cfg.reduction!r}; choose one of {REDUCTIONS}")
     variance, samples = cfg.variance, cfg.iwae_samples
     capabilities = model.capabilities
     if variance is not None and (cfg.likelihood != "gaussian" or not variance > 0):
@@ -110,6 +114,15 @@ TERM_WEIGHTS = {
 }
 
 
+def term_weight(cfg: ml_collections.ConfigDict, term: str, step) -> jax.Array | float:
+    """The weight of bottleneck term `term` at training step `step`: its loss field's (1 if
+    it has none), the KL's warmed up linearly over `kl_warmup_steps` (full without a step)."""
+    value = cfg[TERM_WEIGHTS[term]] if term in TERM_WEIGHTS else 1.0
+    if term != "kl" or step is None or cfg.kl_warmup_steps == 0:
+        return value
+    return value * jnp.minimum(1.0, step / cfg.kl_warmup_steps)
+
+
 # (params, batch, rng, train, step=None) -> (loss, metrics); `step` drives schedules (KL warm-up).
 LossFn = Callable[..., tuple[jax.Array, dict]]
 RNG_STREAMS = ("noise", "corruption")  # the model's sampling noise; the input corruption
@@ -133,22 +146,12 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
     `collections=` (the train state's): the loss then returns `(loss, (metrics, collections))`,
     the collections updated when `train`.
     """
-    if cfg.likelihood not in LIKELIHOODS:
-        raise ValueError(f"unknown likelihood {cfg.likelihood!r}; choose one of {LIKELIHOODS}")
-    if cfg.reduction not in REDUCTIONS:
-        raise ValueError(f"unknown reduction {cfg.reduction!r}; choose one of {REDUCTIONS}")
+    _check_options(model, cfg)
     corrupt = corruptions.build(cfg.corruption)
     corrupt_at_eval = corrupt is not None and cfg.corruption.at_eval
     penalties = regularizers.build(cfg.regularizers, model)
-    _check_vae_options(model, cfg)
-    samples, warmup = cfg.iwae_samples, cfg.kl_warmup_steps
+    samples = cfg.iwae_samples
     draws = {"samples": samples} if samples > 1 else {}  # the model's [S, B, ...] outputs
-
-    def term_weight(term, step):
-        value = cfg[TERM_WEIGHTS[term]] if term in TERM_WEIGHTS else 1.0
-        if term != "kl" or step is None or warmup == 0:
-            return value
-        return value * jnp.minimum(1.0, step / warmup)
 
     def loss_fn(params, x, rng, train, step=None, collections=None):
         rngs = rng_streams(rng)
@@ -174,7 +177,7 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
         loss = metrics["recon"]
         for name, value in aux["terms"].items():
             metrics[name] = value
-            loss = loss + term_weight(name, step) * value
+            loss = loss + term_weight(cfg, name, step) * value
         metrics.update(aux["stats"])
         if samples > 1:
             log_w_SxB = log_importance_weights(per_image(per_pixel), aux)

@@ -17,18 +17,17 @@ import flax
 import jax
 
 import aejax
-from aejax import compiled, models
-from aejax.training import loop
+from aejax import compiled
+from aejax.training import parallel, setup
 from benchmarks.peers import common
 
 
 def flop_per_sample(config, x) -> float:
-    """FLOP of one training step of the run's config, per sample, from XLA's cost analysis."""
-    model = models.build(config.model)
-    step = loop.make_train_step(loop.make_objective(model, config.loss))
-    state = loop.create_state(config, x[:1])
+    """FLOP of one training step of the run's config on images `x`, per sample, from XLA's
+    cost analysis."""
+    run = setup.setup(config, mesh=parallel.make_mesh(1), train=x)
     batch = jax.ShapeDtypeStruct((config.train.batch_size, *x.shape[1:]), x.dtype)
-    lowered = compiled.jit(step).lower(state, batch, jax.random.key(0))
+    lowered = compiled.jit(run.train_step).lower(run.state, batch, run.keys["steps"])
     return lowered.compile().cost_analysis()["flops"] / config.train.batch_size
 
 

@@ -1,0 +1,47 @@
+"""The train state: parameters, optimiser state and a model's mutable collections, made from a
+config and restored from a workdir's checkpoints."""
+
+import jax
+import ml_collections
+from flax import struct
+from flax.training import train_state
+
+from aejax import models, random_streams
+from aejax.data.dataset import as_float
+from aejax.training import checkpoint
+from aejax.training.optimizers import make_optimizer
+
+
+class TrainState(train_state.TrainState):
+    """flax's TrainState and the model's mutable collections (an EMA codebook's counts)."""
+
+    collections: dict = struct.field(default_factory=dict)
+
+
+def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> TrainState:
+    """Initial parameters (and mutable collections) from the "init" random stream, and the
+    optimiser around them. `example_x` are training images: the model's input shape, and
+    what `model.output_bias` starts from."""
+    model = models.build(config.model)
+    init_rng, noise_rng = jax.random.split(random_streams.stream(config.seed, "init"))
+    example = as_float(example_x[:1])  # stored uint8 images: scaled as the step scales them
+    variables = dict(model.init({"params": init_rng, "noise": noise_rng}, example))
+    params = models.init_from_data(config.model, variables.pop("params"), example_x)
+    tx = make_optimizer(config.opt, models.assigned_groups(config.model))
+    return TrainState.create(apply_fn=model.apply, params=params, tx=tx, collections=variables)
+
+
+def restore_state(mngr, state: TrainState, extra: dict | None = None) -> TrainState | None:
+    """`checkpoint.restore_latest` into the structure of `state`. A workdir made before train
+    states carried mutable collections holds flax's TrainState: a model without collections
+    restores it as that."""
+    try:
+        return checkpoint.restore_latest(mngr, state, extra)
+    except ValueError:
+        if state.collections:
+            raise
+        fields = {k: getattr(state, k) for k in ("step", "apply_fn", "params", "tx", "opt_state")}
+        restored = checkpoint.restore_latest(mngr, train_state.TrainState(**fields), extra)
+        if restored is None:
+            return None
+        return state.replace(step=restored.step, params=restored.params, opt_state=restored.opt_state)
