@@ -17,6 +17,7 @@ import pytest
 from aejax import configs, models
 from aejax.data import sources
 from aejax.data.builders import IDX_FILES, AejaxMnist
+from aejax.evaluation import figures
 from aejax.objectives import autoencoding
 from aejax.training import loop
 
@@ -147,11 +148,14 @@ def _private_data_dir(tmp_path_factory):
 
 @pytest.fixture(scope="session")
 def linear_2d_run(tmp_path_factory, _private_data_dir):
-    """The shipped 784-2-784 linear AE trained on mnist5k (it finds the PCA plane), shared by
-    the tests of representations and classifiers: (config, workdir, params)."""
+    """The shipped 784-2-784 linear AE trained on mnist5k (it finds the PCA plane), trained once
+    for every test that reads it (PCA, representations, classifiers, transfer): (config, workdir,
+    params). Its config and params are shared: copy before changing them."""
     config = load_config("linear")
     config.train.chunk = 20  # one compiled scan per epoch
     config.train.save_every_steps = 10_000  # one checkpoint, at the end
     workdir = tmp_path_factory.mktemp("linear_2d")
-    state, _ = loop.train_and_evaluate(config, workdir)
+    with pytest.MonkeyPatch.context() as patch:  # its readers make figures of their own
+        patch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
+        state, _ = loop.train_and_evaluate(config, workdir)
     return config, workdir, state.params

@@ -84,12 +84,16 @@ def test_vq_codes_decode_from_their_indices_as_from_their_vectors(digits):
         decoder=conv.DECODERS["nearest"]((8, 8), 1, (28, 28)),
         bottleneck=bottlenecks.VectorQuantizer(num_codes=16, code_dim=4),
     )
-    params = _init(model, digits)
-    encoding = model.apply({"params": params}, digits, method="encode")
+    params = jax.jit(model.init)(jax.random.key(1), digits)["params"]
+
+    @jax.jit
+    def encode_and_decode(params, x):
+        encoding = model.apply({"params": params}, x, method="encode")
+        decoded = model.apply(
+            {"params": params}, encoding.indices, (7, 7, 8), method="decode_indices"
+        )
+        return encoding, decoded, model.apply({"params": params}, encoding.code, method="decode")
+
+    encoding, decoded, from_vectors = encode_and_decode(params, digits)
     assert encoding.code.shape == (6, 7, 7, 8) and encoding.indices.shape == (6, 98)
-    decoded = model.apply(
-        {"params": params}, encoding.indices, (7, 7, 8), method="decode_indices"
-    )
-    np.testing.assert_allclose(
-        decoded, model.apply({"params": params}, encoding.code, method="decode"), rtol=1e-6
-    )
+    np.testing.assert_allclose(decoded, from_vectors, rtol=1e-6)

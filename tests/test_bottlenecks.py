@@ -58,9 +58,11 @@ def test_the_sigma_heads_kl_is_below_the_true_kl_by_its_floor():
 def test_reparameterised_sample_has_the_posterior_moments():
     model = models.build(load_config("vae").model)
     x = jax.random.uniform(jax.random.key(0), (1, 28, 28, 1))
-    params = model.init({"params": jax.random.key(1), "noise": jax.random.key(2)}, x)["params"]
+    rngs = {"params": jax.random.key(1), "noise": jax.random.key(2)}
+    params = jax.jit(model.init)(rngs, x)["params"]
     x = np.repeat(x, 20_000, axis=0)
-    _, aux = model.apply({"params": params}, x, rngs={"noise": jax.random.key(4)})
+    apply = jax.jit(lambda p, x: model.apply({"params": p}, x, rngs={"noise": jax.random.key(4)}))
+    _, aux = apply(params, x)
     np.testing.assert_allclose(aux["z"].mean(0), aux["mu"][0], atol=0.03)
     np.testing.assert_allclose(aux["z"].var(0), np.exp(aux["logvar"][0]), rtol=0.05)
 
@@ -349,8 +351,9 @@ def test_total_correlation_estimate():
     mu = jnp.tile(jnp.array([[0.3, -1.0, 2.0]]), (64, 1))
     logvar = jnp.full_like(mu, -0.5)
     z = mu + 0.5 * jax.random.normal(jax.random.key(0), mu.shape)
+    total_correlation = jax.jit(bottlenecks.total_correlation, static_argnames="dataset_size")
     for n in (1, 10):
-        tc = bottlenecks.total_correlation(z, mu, logvar, dataset_size=n)
+        tc = total_correlation(z, mu, logvar, dataset_size=n)
         np.testing.assert_allclose(tc, 2 * np.log(n), atol=1e-5)
     t = jnp.linspace(-2.0, 2.0, 8)
     diagonal = jnp.stack([jnp.repeat(t, 8), jnp.repeat(t, 8)], axis=1)
@@ -358,7 +361,7 @@ def test_total_correlation_estimate():
     logvar = jnp.full((64, 2), -3.0)
     noise = 0.2 * jax.random.normal(jax.random.key(1), (64, 2))
     tc_diagonal, tc_grid = (
-        bottlenecks.total_correlation(m + noise, m, logvar, dataset_size=64)
+        total_correlation(m + noise, m, logvar, dataset_size=64)
         for m in (diagonal, grid)
     )
     assert tc_diagonal > tc_grid + 1.0

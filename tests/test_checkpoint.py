@@ -39,14 +39,30 @@ def _config(**overrides):
     )
 
 
+@pytest.fixture(autouse=True)
+def no_figures(monkeypatch):
+    """Runs here are judged by their files and parameters; test_figures checks the figures."""
+    monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
+
+
 @pytest.fixture(scope="module")
-def runs(tmp_path_factory):
-    """An uninterrupted run's final parameters, and a run stopped at step 15 (checkpoints 5,
-    10 and 15, the first epoch's metrics line) to copy and damage."""
-    root = tmp_path_factory.mktemp("runs")
-    whole, _ = loop.train_and_evaluate(_config(), root / "whole")
-    loop.train_and_evaluate(_config(), root / "cut", max_steps=15)
-    return root / "cut", whole.params
+def cut(tmp_path_factory):
+    """A run stopped at step 15 (checkpoints 5, 10 and 15, the first epoch's metrics line) to
+    copy and damage."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
+        workdir = tmp_path_factory.mktemp("cut")
+        loop.train_and_evaluate(_config(), workdir, max_steps=15)
+    return workdir
+
+
+@pytest.fixture(scope="module")
+def whole_params(tmp_path_factory):
+    """The final parameters of the same run, never interrupted: where a recovery must arrive."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
+        whole, _ = loop.train_and_evaluate(_config(), tmp_path_factory.mktemp("whole"))
+    return whole.params
 
 
 def _copy(cut, tmp_path):
@@ -113,8 +129,7 @@ def test_nothing_in_the_package_unpickles():
 
 
 @pytest.mark.slow
-def test_torn_metrics_line_is_dropped_with_a_warning_and_rewritten(runs, tmp_path):
-    cut, whole_params = runs
+def test_torn_metrics_line_is_dropped_with_a_warning_and_rewritten(cut, whole_params, tmp_path):
     run = _copy(cut, tmp_path)
     with open(run / checkpoint.METRICS_FILE, "a") as f:
         f.write('{"epoch": 2, "step": 20, "train/lo')  # the write a full disk cut short
@@ -124,8 +139,8 @@ def test_torn_metrics_line_is_dropped_with_a_warning_and_rewritten(runs, tmp_pat
     chex.assert_trees_all_equal(state.params, whole_params)
 
 
-def test_corrupt_config_json_is_named_with_what_to_do(runs, tmp_path):
-    run = _copy(runs[0], tmp_path)
+def test_corrupt_config_json_is_named_with_what_to_do(cut, tmp_path):
+    run = _copy(cut, tmp_path)
     (run / checkpoint.CONFIG_FILE).write_text('{"data": {"name": "mnis')
     named = rf"{re.escape(str(run / 'config.json'))} is damaged .*delete .*new --workdir"
     with pytest.raises(ValueError, match=named):
@@ -138,8 +153,7 @@ def _overwrite_files(directory):
             path.write_bytes(b"\x00garbage" * 7)
 
 
-def test_unreadable_newest_checkpoint_gives_way_to_the_previous_one(runs, tmp_path):
-    cut, whole_params = runs
+def test_unreadable_newest_checkpoint_gives_way_to_the_previous_one(cut, whole_params, tmp_path):
     run = _copy(cut, tmp_path)
     _overwrite_files(run / "checkpoints" / "15")
     with pytest.warns(UserWarning, match=r"checkpoint 15 .* cannot be read .* from checkpoint 10"):
@@ -148,8 +162,8 @@ def test_unreadable_newest_checkpoint_gives_way_to_the_previous_one(runs, tmp_pa
     chex.assert_trees_all_equal(state.params, whole_params)
 
 
-def test_no_readable_checkpoint_is_refused_and_nothing_is_moved(runs, tmp_path):
-    run = _copy(runs[0], tmp_path)
+def test_no_readable_checkpoint_is_refused_and_nothing_is_moved(cut, tmp_path):
+    run = _copy(cut, tmp_path)
     _overwrite_files(run / "checkpoints")
     refused = r"no checkpoint in .* can be read \(checkpoint 15: .*move that folder aside"
     with pytest.raises(ValueError, match=refused):
@@ -195,8 +209,7 @@ def small_disk(tmp_path):
 
 
 @pytest.mark.slow
-def test_full_disk_stops_with_one_error_and_the_run_resumes_after(runs, small_disk):
-    cut, whole_params = runs
+def test_full_disk_stops_with_one_error_and_the_run_resumes_after(cut, whole_params, small_disk):
     run = _copy(cut, small_disk)
     filler = small_disk / f"filler-{uuid.uuid4().hex}"
     with open(filler, "wb") as f:  # fill the disk but for 100 KiB: a checkpoint needs 600
@@ -311,13 +324,10 @@ def _as_written_before(workdir, config, images):
         assert set(checkpoint.restore_plain(mngr, step)) == {"step", "params", "opt_state"}
 
 
-def test_a_workdir_written_before_the_composable_structure_resumes_exactly(
-    tiny, tmp_path, monkeypatch
-):
+def test_a_workdir_written_before_the_composable_structure_resumes_exactly(tiny, tmp_path):
     """Its config.json lacks the fields added since, it has no record of its data, and its
     checkpoint holds flax's TrainState, without `collections`: it resumes to the parameters
     of a run that never stopped, bit for bit."""
-    monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
     (x, y), (x_test, y_test) = (sources.load("mnist5k", split) for split in sources.SPLITS)
     splits = {"train": (x[:400], y[:400]), "test": (x_test[:100], y_test[:100])}
     config = tiny("mlp", train__batch_size=50, train__chunk=8, train__save_every_steps=1000)

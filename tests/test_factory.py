@@ -2,6 +2,7 @@
 shipped models' shapes and parameter counts, parts and fields chosen by config (refused, naming
 the field, when unknown or missing), the config fitted to the data, and biases set from it."""
 
+import functools
 import itertools
 
 import jax
@@ -107,8 +108,9 @@ def test_a_part_swapped_in_needs_its_fields_and_any_config_can_set_them():
     with pytest.raises(ValueError, match=r"a resnet encoder needs model.encoder_features, which this config leaves unset: set it, e.g. --config.model.encoder_features='\(16,32\)'"):
         validate.config(config) or loop.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
     config.model.encoder_features = (4, 8)
-    state = loop.create_state(config, np.zeros((1, 28, 28, 1), np.float32))
-    assert "encoder" in state.params and "mu_head" in state.params
+    model = models.build(config.model)
+    params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
+    assert "encoder" in params and "mu_head" in params
 
 
 # --- the shipped models' shapes and sizes -----------------------------------------------------
@@ -125,6 +127,18 @@ def _count(params) -> int:
     return sum(p.size for p in jax.tree.leaves(params))
 
 
+def _shapes(config, batch=3):
+    """The model, its parameters' shapes and its output's, traced without being run: all a
+    size is."""
+    model = models.build(config.model)
+    x = jax.ShapeDtypeStruct((batch, 28, 28, 1), jnp.float32)
+    rngs = {"params": jax.random.key(1), "noise": jax.random.key(2)}
+    params = jax.eval_shape(model.init, rngs, x)["params"]
+    apply = functools.partial(model.apply, rngs={"noise": jax.random.key(3)})
+    logits, aux = jax.eval_shape(apply, {"params": params}, x)
+    return params, x, logits, aux
+
+
 def test_mlp_autoencoder_shapes_and_parameter_count():
     model, params, x = _init(load_config("mlp"))
     logits, aux = model.apply({"params": params}, x)
@@ -134,8 +148,7 @@ def test_mlp_autoencoder_shapes_and_parameter_count():
 
 
 def test_textbook_vae_shapes_and_parameter_count():
-    model, params, x = _init(load_config("vae"))
-    logits, aux = model.apply({"params": params}, x, rngs={"noise": jax.random.key(3)})
+    params, x, logits, aux = _shapes(load_config("vae"))
     assert logits.shape == x.shape
     assert aux["mu"].shape == aux["logvar"].shape == aux["z"].shape == (3, 20)
     encoder = (784 * 500 + 500) + (500 * 500 + 500) + 2 * (500 * 20 + 20)
@@ -144,8 +157,7 @@ def test_textbook_vae_shapes_and_parameter_count():
 
 
 def test_conv_vae_shapes_and_parameter_count():
-    model, params, x = _init(load_config("conv_vae"))
-    logits, aux = model.apply({"params": params}, x, rngs={"noise": jax.random.key(3)})
+    params, x, logits, aux = _shapes(load_config("conv_vae"))
     assert logits.shape == x.shape and aux["z"].shape == (3, 16)
 
     def conv(c_in, c_out):

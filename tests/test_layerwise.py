@@ -65,7 +65,7 @@ def test_a_tied_phase_is_the_untied_phase_with_one_kernel_used_twice(tiny, layer
     untied_loss = layerwise.make_layer_loss_fn(untied_model, untied.loss)
 
     def grads(loss_fn, p):
-        return jax.grad(lambda p: loss_fn(p, x, jax.random.key(1), True)[0])(p)
+        return jax.jit(jax.grad(lambda p: loss_fn(p, x, jax.random.key(1), True)[0]))(p)
 
     np.testing.assert_allclose(
         tied_loss(params, x, jax.random.key(1), True)[0],
@@ -112,18 +112,25 @@ def test_conv_phases_follow_the_encoders_maps_and_compose_to_the_whole_model(tin
     config = tiny("conv_greedy")  # encoder 16-16-8, decoder 16-16-16
     model = models.build(config.model)
     x = jnp.asarray(sources.load("mnist5k", "test")[0][:4], jnp.float32) / 255
-    params = model.init(jax.random.key(0), x)["params"]
+    params = jax.jit(model.init)(jax.random.key(0), x)["params"]
     stack = layerwise._stack(model)
-    maps = [x]
-    for layer in range(stack.depth):
-        maps.append(stack.encode(params, layer, maps[-1]))
-        back = stack.mirror(params, layer, maps[-1])
-        assert back.shape == maps[-2].shape, layer  # the mirror gives back its input's shape
+
+    @jax.jit
+    def through_the_phases(params, x):
+        maps, backs = [x], []
+        for layer in range(stack.depth):
+            maps.append(stack.encode(params, layer, maps[-1]))
+            backs.append(stack.mirror(params, layer, maps[-1]))
+        h = maps[-1]
+        for layer in reversed(range(stack.depth)):
+            h = stack.mirror(params, layer, h)
+        code = model.apply({"params": params}, x, method="encode").code
+        return maps, backs, h, code, model.apply({"params": params}, x)[0]
+
+    maps, backs, h, code, logits = through_the_phases(params, x)
+    for layer, back in enumerate(backs):
+        assert back.shape == maps[layer].shape, layer  # the mirror gives back its input's shape
     assert [m.shape[1:] for m in maps] == [(28, 28, 1), (14, 14, 16), (7, 7, 16), (4, 4, 8)]
-    code = model.apply({"params": params}, x, method="encode").code
     np.testing.assert_array_equal(maps[-1], code)
-    h = maps[-1]
-    for layer in reversed(range(stack.depth)):
-        h = stack.mirror(params, layer, h)
-    np.testing.assert_array_equal(h, model.apply({"params": params}, x)[0])
+    np.testing.assert_array_equal(h, logits)
 
