@@ -2,6 +2,8 @@
 own, the bottleneck's parameters beside the encoder's and decoder's, a learned output variance,
 several posterior samples per image, and VQ codes decoded from their indices."""
 
+import functools
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -31,13 +33,14 @@ def _init(model, x):
 
 
 def test_encode_and_decode_work_on_their_own():
+    """Shapes only: traced, not run."""
     config = load_config("vae")
     model = models.build(config.model)
-    x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
-    params = _init(model, x)
-    encoding = model.apply({"params": params}, x, method="encode")
+    x = jax.ShapeDtypeStruct((3, 28, 28, 1), jnp.float32)
+    params = jax.eval_shape(functools.partial(_init, model), x)
+    encoding = jax.eval_shape(lambda p, x: model.apply({"params": p}, x, method="encode"), params, x)
     mu, logvar = encoding.code, encoding.logvar
-    images = model.apply({"params": params}, mu, method="decode")
+    images = jax.eval_shape(lambda p, z: model.apply({"params": p}, z, method="decode"), params, mu)
     assert mu.shape == logvar.shape == (3, 20) and images.shape == x.shape
 
 

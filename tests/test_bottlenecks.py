@@ -72,8 +72,11 @@ def test_several_samples_per_image_need_a_gaussian(mnist_batch):
     have no posterior to draw from and say so."""
     h = mnist_batch[:4].reshape(4, -1)
     gaussian = bottlenecks.Gaussian(latent_dim=3)
-    variables = gaussian.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, h)
-    z, aux = gaussian.apply(variables, h, samples=5, rngs={"noise": jax.random.key(2)})
+    rngs = {"params": jax.random.key(0), "noise": jax.random.key(1)}
+    variables = jax.eval_shape(gaussian.init, rngs, h)  # shapes only: traced, not run
+    z, aux = jax.eval_shape(
+        lambda v: gaussian.apply(v, h, samples=5, rngs={"noise": jax.random.key(2)}), variables
+    )
     assert z.shape == (5, 4, 3) and aux["mu"].shape == (4, 3)
     for other in (bottlenecks.Deterministic(), bottlenecks.WinnerTakeAll()):
         with pytest.raises(ValueError, match="need a gaussian bottleneck"):

@@ -34,6 +34,7 @@ def test_a_run_refuses_codes_of_the_wrong_size_and_prints_as_one_line(digits, tm
     assert text == f"Run({str(tmp_path)!r}: mlp on arrays, {784 * 8 + 8 + 8 * 784 + 784:,} parameters, 1 epochs)"
 
 
+@pytest.mark.slow
 def test_sampling_a_vqvae_points_to_its_prior(tiny, digits, tmp_path):
     (x, _), _ = digits
     run = aejax.fit(tiny("vqvae", train__chunk=1), train=x[:100], workdir=tmp_path, train__epochs=1, train__batch_size=50)
