@@ -120,6 +120,7 @@ def test_vq_picks_the_nearest_of_a_hand_made_codebook():
 
 
 def _vq(decay=None):
+    """A 5-entry codebook and random features: the quantiser's maths holds for any."""
     vq = bottlenecks.VectorQuantizer(num_codes=5, code_dim=3, ema_decay=decay)
     h = jax.random.normal(jax.random.key(0), (4, 2, 6))  # 16 vectors of 3
     variables = vq.init(jax.random.key(1), h)

@@ -14,6 +14,7 @@ from conftest import load_config
 
 from aejax import models
 from aejax.configs import fields
+from aejax.data import sources
 from aejax.training import loop, validate
 
 SHAPES = [(28, 28, 1), (32, 32, 3)]
@@ -118,7 +119,7 @@ def test_a_part_swapped_in_needs_its_fields_and_any_config_can_set_them():
 
 def _init(config, batch=3):
     model = models.build(config.model)
-    x = jax.random.uniform(jax.random.key(0), (batch, 28, 28, 1))
+    x = jnp.asarray(sources.load("mnist5k", "test")[0][:batch])
     params = model.init({"params": jax.random.key(1), "noise": jax.random.key(2)}, x)["params"]
     return model, params, x
 

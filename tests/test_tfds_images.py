@@ -24,8 +24,8 @@ def test_tfds_image_datasets_under_mock_data(name, shape, num_classes):
 
 
 def test_a_chosen_image_size_resizes_and_the_examples_keep_their_order():
-    """Mock cifar10 read at 16x16: every image resized, and the examples read in one batch are
-    those read one by one."""
+    """TFDS's mock examples stand in for CIFAR-10, which is not prepared here: read at 16x16,
+    every image is resized, and the examples read in one batch are those read one by one."""
     with tfds.testing.mock_data(num_examples=5, policy=tfds.testing.MockPolicy.USE_CODE):
         split = tfds_images.load_tfds("cifar10", "train", image_size=16)
         source = tfds.builder("cifar10").as_data_source("train")
