@@ -1,32 +1,18 @@
-"""Classifiers on a code: labelled subsets are the fraction asked, and fine-tuning the encoder
-with the labels beats a softmax probe on the same frozen encoder."""
+"""Classifiers on a code: the head reads the code (or the reconstruction), and fine-tuning the
+encoder with the labels beats a softmax probe on the same frozen encoder."""
 
 import chex
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import load_config
 
+from aejax import models
 from aejax.configs import fields
-from aejax.data import sources, subsets
-from aejax.training import checkpoint, loop
-
-
-@pytest.mark.parametrize("fraction", [0.01, 0.1, 1.0])
-def test_each_label_fraction_is_the_fraction_asked_of_every_class(fraction):
-    _, labels = sources.load("mnist5k", "train")  # 400 of each digit
-    keep = subsets.stratified_subset(labels, fraction, seed=0)
-    assert len(np.unique(keep)) == len(keep) == round(fraction * 4000)
-    np.testing.assert_array_equal(
-        np.bincount(labels[keep], minlength=10), [round(fraction * 400)] * 10
-    )
-    np.testing.assert_array_equal(keep, subsets.stratified_subset(labels, fraction, seed=0))
-    if fraction < 1:
-        assert not np.array_equal(keep, subsets.stratified_subset(labels, fraction, seed=1))
-
-
-def test_a_fraction_that_leaves_a_class_without_labels_is_refused():
-    _, labels = sources.load("mnist5k", "train")
-    with pytest.raises(ValueError, match="leaves class 0 .* with no labelled example"):
-        subsets.stratified_subset(labels, 0.001, seed=0)
+from aejax.data import sources
+from aejax.models import classifier
+from aejax.training import loop
 
 
 def test_fine_tuning_beats_the_frozen_probe_on_the_same_encoder(linear_2d_run, tmp_path):
@@ -52,9 +38,30 @@ def test_fine_tuning_beats_the_frozen_probe_on_the_same_encoder(linear_2d_run, t
     )
 
 
-def test_a_labelled_fraction_is_what_the_classifier_trains_on(linear_2d_run, tmp_path):
-    config, _, _ = linear_2d_run
-    classifier = fields.classifier_config(config, label_fraction=0.1, epochs=1)  # 400 labels
-    classifier.train.batch_size = 50
-    loop.train_and_evaluate(classifier, tmp_path)
-    assert [r["step"] for r in checkpoint.read_metrics(tmp_path)] == [400 // 50]
+
+
+@pytest.fixture(scope="module")
+def digits():
+    """Eight real mnist5k test digits in [0, 1]."""
+    return jnp.asarray(sources.load("mnist5k", "test")[0][:8])
+
+
+@pytest.mark.parametrize("head_input", classifier.HEAD_INPUTS)
+def test_the_head_reads_the_flattened_code_or_reconstruction(digits, head_input):
+    """logits = flatten(features) @ W + b, the features the autoencoder's code or, with
+    `head_input="decoded"`, sigmoid of its decoder's logits; the code is returned beside them."""
+    autoencoder = models.build(load_config("mlp").model)  # a 32-unit ReLU code
+    model = classifier.Classifier(autoencoder, num_classes=10, head_input=head_input)
+    params = model.init(jax.random.key(0), digits)["params"]
+    assert set(params) == {"autoencoder", "head"}
+    logits, aux = model.apply({"params": params}, digits)
+    code = autoencoder.apply({"params": params["autoencoder"]}, digits, method="encode").code
+    np.testing.assert_allclose(aux["code"], code, rtol=1e-6)
+    features = code
+    if head_input == "decoded":
+        features = jax.nn.sigmoid(
+            autoencoder.apply({"params": params["autoencoder"]}, code, method="decode")
+        ).reshape(8, -1)
+    head = params["head"]
+    assert head["kernel"].shape == (features.shape[1], 10) and logits.shape == (8, 10)
+    np.testing.assert_allclose(logits, features @ head["kernel"] + head["bias"], rtol=1e-4, atol=1e-5)

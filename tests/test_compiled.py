@@ -17,14 +17,16 @@ SCRIPT = """
 import sys
 import jax, jax.numpy as jnp
 from aejax import compiled, configs, data, models
-from aejax.training import loop
+from aejax.objectives import make_objective
+from aejax.training.state import create_state
+from aejax.training.step import make_train_step
 jnp.ones(3).sum().block_until_ready()
 JIT = {"aejax": compiled.jit, "jax": jax.jit}[sys.argv[2]]
 cfg = configs.load(sys.argv[1]).copy_and_resolve_references()
 images = data.load("mnist5k", "test")[0][:64]
 cfg.model = models.fit_to_data(cfg.model, images.shape[1:], 10, len(images))
-step = loop.make_train_step(loop.make_objective(models.build(cfg.model), cfg.loss))
-state = loop.create_state(cfg, images)
+step = make_train_step(make_objective(models.build(cfg.model), cfg.loss))
+state = create_state(cfg, images)
 print(JIT(step).lower(state, images[:8], jax.random.key(0)).compile().as_text())
 """
 

@@ -7,7 +7,9 @@ import pytest
 from absl import flags
 from ml_collections import config_dict
 
+import aejax
 from aejax import cli, configs
+from aejax.data import sources
 
 
 def parse(*args: str):
@@ -91,6 +93,17 @@ def test_a_misspelt_field_is_an_error_wherever_it_is_set():
     config = configs.load("vae")
     with pytest.raises(AttributeError, match="cannot be added since the config is locked"):
         config.loss.kl_warmup_step = 100
+
+
+def test_a_misspelt_fit_keyword_is_one_short_message_with_the_nearest_field(tmp_path):
+    train = sources.load("mnist5k", "train")
+    with pytest.raises(ValueError) as error:
+        aejax.fit("mlp", train=train, workdir=tmp_path / "run", opt__lrr=0.1)
+    assert str(error.value) == (
+        "the config has no field opt.lrr (opt__lrr); did you mean opt.lr? `aejax show CONFIG` "
+        "lists a config's fields"
+    )
+    assert not (tmp_path / "run").exists()
 
 
 def test_override_sets_nested_fields_on_a_copy():

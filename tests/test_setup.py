@@ -11,16 +11,13 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 from conftest import load_config
+from test_random_streams import FOLDED, key_data
 
-from aejax import objectives, random_streams
+from aejax import objectives
 from aejax.data import binarize, device, sources
 from aejax.data.dataset import as_float
 from aejax.training import loop
 from aejax.training import setup as run_setup
-
-# The numbers every run folds into `jax.random.key(seed)`: changing one changes every result
-# and breaks the exact resume of runs already in workdirs.
-FOLDED = {"init": 0, "steps": 1, "shuffle": 2, "evaluation": 3, "figures": 4, "binarize": 5}
 
 
 @pytest.fixture(scope="module")
@@ -29,24 +26,13 @@ def digits():
     return sources.dataset("mnist5k", "train").images
 
 
-def _key_data(key):
-    return np.asarray(jax.random.key_data(key))
-
-
-def test_the_streams_are_the_seeds_key_folded_with_their_fixed_numbers():
-    assert random_streams.STREAMS == FOLDED
-    for name, number in FOLDED.items():
-        want = jax.random.fold_in(jax.random.key(7), number)
-        np.testing.assert_array_equal(_key_data(random_streams.stream(7, name)), _key_data(want))
-
-
 def test_the_default_runs_order_and_initial_parameters_come_from_its_fixed_streams():
     config = load_config("vae")  # what `aejax train` trains without --config
     run = run_setup.setup(config)
     root = jax.random.key(config.seed)
     for name, number in FOLDED.items():
-        want = _key_data(jax.random.fold_in(root, number))
-        np.testing.assert_array_equal(_key_data(run.keys[name]), want)
+        want = key_data(jax.random.fold_in(root, number))
+        np.testing.assert_array_equal(key_data(run.keys[name]), want)
     epoch_0 = jax.random.fold_in(jax.random.fold_in(root, 2), 0)
     first_epoch = device.epoch_batches(epoch_0, len(run.data.train), config.train.batch_size)
     np.testing.assert_array_equal(run.batches.chunk(0, 0, run.steps_per_epoch), first_epoch)
