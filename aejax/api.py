@@ -23,9 +23,10 @@ import jax.numpy as jnp
 import ml_collections
 import numpy as np
 
-from aejax import configs, models
+from aejax import configs
 from aejax.data.dataset import Dataset
 from aejax.evaluation import generation, inference
+from aejax.models import factory
 from aejax.training import checkpoint
 from aejax.training.loop import train_and_evaluate
 from aejax.training.state import create_state, restore_state
@@ -178,4 +179,4 @@ def load_run(workdir: str | Path) -> Run:
     mngr.close()
     if restored is None:
         raise FileNotFoundError(f"{workdir} holds no checkpoint yet: train it first")
-    return Run(workdir, config, jax.device_get(restored.params), models.build(config.model))
+    return Run(workdir, config, jax.device_get(restored.params), factory.build(config.model))

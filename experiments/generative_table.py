@@ -22,15 +22,16 @@ import json
 import sys
 from pathlib import Path
 
-from aejax import api, configs, models
+from aejax import api, configs
 from aejax.data import sources
 from aejax.evaluation import fidelity, nll
+from aejax.models import factory
 from aejax.training import loop
 
 
 def generative_configs() -> list[str]:
     """The shipped configs whose runs sample, as their models declare (`api.can_sample`)."""
-    return [n for n in configs.names() if api.can_sample(models.build(configs.load(n).model))]
+    return [n for n in configs.names() if api.can_sample(factory.build(configs.load(n).model))]
 
 
 def real_row(net: api.Run, data_cfg, samples: int) -> dict:

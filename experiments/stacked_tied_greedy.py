@@ -21,7 +21,7 @@ import numpy as np
 from aejax import api
 from aejax.data import sources
 from aejax.evaluation import figures
-from aejax.objectives import autoencoding
+from aejax.objectives import likelihoods
 from aejax.training import checkpoint, pretrain
 
 
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
         rows[name] = checkpoint.read_metrics(workdir)
         last = rows[name][-1]
         logits, _ = run.model.apply({"params": run.params}, test_x)
-        recons.append(np.asarray(autoencoding.mean_image(logits, cfg.loss.likelihood)))
+        recons.append(np.asarray(likelihoods.mean_image(logits, cfg.loss.likelihood)))
         metrics |= {
             f"{name}_test_bce": last["test/recon"],
             f"{name}_test_loss": last["test/loss"],

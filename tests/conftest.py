@@ -17,10 +17,11 @@ import ml_collections
 import numpy as np
 import pytest
 
-from aejax import configs, models
+from aejax import configs
 from aejax.data import sources
 from aejax.data.builders import IDX_FILES, AejaxMnist
 from aejax.evaluation import figures
+from aejax.models import factory
 from aejax.objectives import autoencoding
 from aejax.training import loop
 from aejax.training.state import create_state
@@ -47,7 +48,7 @@ def initial_test_metrics(config: ml_collections.ConfigDict) -> dict[str, float]:
     """The test metrics of `config`'s model at its initial parameters: where training starts."""
     test_x, _ = sources.load(config.data.name, "test")
     state = create_state(config, test_x)
-    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
+    loss_fn = autoencoding.make_loss_fn(factory.build(config.model), config.loss)
     return make_evaluate(loss_fn, 1000)(state.params, test_x, jax.random.key(0))
 
 

@@ -10,9 +10,8 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import models
 from aejax.data import sources
-from aejax.models import autoencoder, bottlenecks, conv, mlp
+from aejax.models import autoencoder, bottlenecks, conv, factory, mlp
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +34,7 @@ def _init(model, x):
 def test_encode_and_decode_work_on_their_own():
     """Shapes only: traced, not run."""
     config = load_config("vae")
-    model = models.build(config.model)
+    model = factory.build(config.model)
     x = jax.ShapeDtypeStruct((3, 28, 28, 1), jnp.float32)
     params = jax.eval_shape(functools.partial(_init, model), x)
     encoding = jax.eval_shape(lambda p, x: model.apply({"params": p}, x, method="encode"), params, x)

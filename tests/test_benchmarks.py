@@ -13,9 +13,9 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import models
 from aejax.data import sources
 from aejax.data.device import epoch_batches
+from aejax.models import factory
 from aejax.objectives import autoencoding
 from aejax.training import setup
 from aejax.training.state import create_state
@@ -119,7 +119,7 @@ def tiny_run():
     config.model.encoder_widths = (8,)
     images = jax.device_put(sources.load("mnist5k", "train")[0])
     train_chunk = make_train_chunk(
-        make_train_step(autoencoding.make_loss_fn(models.build(config.model), config.loss))
+        make_train_step(autoencoding.make_loss_fn(factory.build(config.model), config.loss))
     )
     idx = epoch_batches(jax.random.key(0), images.shape[0], 50)[:2]
     return create_state(config, images), lambda state, i: train_chunk(

@@ -11,12 +11,12 @@ import pytest
 from conftest import load_config
 
 import aejax
-from aejax import configs, models
+from aejax import configs
 from aejax.configs import fields
 from aejax.data import sources
 from aejax.data.dataset import as_float
 from aejax.evaluation import figures
-from aejax.models import bottlenecks
+from aejax.models import bottlenecks, factory
 from aejax.objectives import autoencoding
 from aejax.training.optimizers import make_optimizer
 from aejax.training.state import create_state
@@ -58,7 +58,7 @@ def test_the_sigma_heads_kl_is_below_the_true_kl_by_its_floor():
 
 
 def test_reparameterised_sample_has_the_posterior_moments():
-    model = models.build(load_config("vae").model)
+    model = factory.build(load_config("vae").model)
     x = jax.random.uniform(jax.random.key(0), (1, 28, 28, 1))
     rngs = {"params": jax.random.key(1), "noise": jax.random.key(2)}
     params = jax.jit(model.init)(rngs, x)["params"]
@@ -207,7 +207,7 @@ def test_ema_codebook_trains_through_the_train_state_collections(tiny, mnist_bat
     config = tiny("vqvae_ema")
     state = create_state(config, mnist_batch)
     assert set(state.collections) == {"vq_ema"}
-    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
+    loss_fn = autoencoding.make_loss_fn(factory.build(config.model), config.loss)
     step = jax.jit(make_train_step(loss_fn))
     new, metrics = step(state, mnist_batch, jax.random.key(0))
     counts = np.asarray(new.collections["vq_ema"]["counts"])
@@ -317,7 +317,7 @@ def test_the_adversarial_step_updates_each_side_with_its_own_optimiser(tiny, mni
     config = tiny("aae", opt__name="sgd", opt__lr=0.1)
     config.opt.parts.discriminator.name, config.opt.parts.discriminator.lr = "sgd", 0.3
     state = create_state(config, mnist_batch)
-    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
+    loss_fn = autoencoding.make_loss_fn(factory.build(config.model), config.loss)
     rng = jax.random.key(0)
 
     def grad_of(term):

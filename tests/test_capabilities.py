@@ -11,9 +11,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from aejax import configs, models
+from aejax import configs
 from aejax.data import sources
 from aejax.evaluation import figures
+from aejax.models import factory
 
 IMAGE_SHAPE = (28, 28, 1)
 DOCS = Path(__file__).resolve().parents[1] / "docs"
@@ -23,12 +24,12 @@ def _fitted(name: str, **model_fields):
     """A shipped config, its model fitted to 28x28 digits of 10 classes."""
     config = configs.load(name)
     config.model.update(model_fields)
-    config.model = models.fit_to_data(config.model, IMAGE_SHAPE, 10, 1000)
+    config.model = factory.fit_to_data(config.model, IMAGE_SHAPE, 10, 1000)
     return config
 
 
 def _declared(name: str, **model_fields):
-    return models.build(_fitted(name, **model_fields).model).capabilities
+    return factory.build(_fitted(name, **model_fields).model).capabilities
 
 
 @pytest.mark.parametrize(
@@ -89,7 +90,7 @@ def test_the_declaration_follows_the_bottleneck_not_the_configs_name(
 def _write_figures(config, tmp_path) -> list[str]:
     """The files `figures.write_figures` leaves for `config`'s model at its initial
     parameters, beside a one-epoch metrics log."""
-    model = models.build(config.model)
+    model = factory.build(config.model)
     test_x, test_y = (a[:20] for a in sources.load("mnist5k", "test"))
     rngs = {"params": jax.random.key(0), "noise": jax.random.key(1)}
     params = jax.jit(model.init)(rngs, jnp.zeros((1, *IMAGE_SHAPE)))["params"]

@@ -25,10 +25,10 @@ from etils import epath
 from flax.training import train_state
 
 import aejax
-from aejax import models
 from aejax.data import sources
 from aejax.data.builders import IDX_FILES, AejaxMnist
 from aejax.evaluation import figures
+from aejax.models import factory
 from aejax.training import checkpoint, loop, parallel
 from aejax.training.state import create_state
 
@@ -366,7 +366,7 @@ def test_a_field_the_old_workdir_lacks_set_off_its_default_is_still_refused(tiny
 def test_a_vqvae_workdir_that_recorded_its_model_as_conv_resumes_as_unchanged(tmp_path):
     """vqvae's runs recorded model.name "conv" with bottleneck "vq"; it now names its own preset."""
     config = load_config("vqvae")
-    assert config.model.name == "vqvae" and models.structure(config.model)[1] == "vq"
+    assert config.model.name == "vqvae" and factory.structure(config.model)[1] == "vq"
     checkpoint.claim_workdir(tmp_path, config)
     path = tmp_path / checkpoint.CONFIG_FILE
     saved = json.loads(path.read_text())

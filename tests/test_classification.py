@@ -7,9 +7,9 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import models
 from aejax.configs import fields
 from aejax.data import sources
+from aejax.models import factory
 from aejax.objectives import classification
 
 
@@ -24,7 +24,7 @@ def batch():
 def classifier(batch):
     """A classifier on the `mlp` autoencoder's code, at its initial parameters."""
     config = fields.classifier_config(load_config("mlp"))
-    model = models.build(models.fit_to_data(config.model, (28, 28, 1), 10))
+    model = factory.build(factory.fit_to_data(config.model, (28, 28, 1), 10))
     return model, model.init(jax.random.key(0), batch["image"])["params"], config.loss
 
 

@@ -8,10 +8,9 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import models
 from aejax.configs import fields
 from aejax.data import sources
-from aejax.models import classifier
+from aejax.models import classifier, factory
 from aejax.training import loop
 
 
@@ -50,7 +49,7 @@ def digits():
 def test_the_head_reads_the_flattened_code_or_reconstruction(digits, head_input):
     """logits = flatten(features) @ W + b, the features the autoencoder's code or, with
     `head_input="decoded"`, sigmoid of its decoder's logits; the code is returned beside them."""
-    autoencoder = models.build(load_config("mlp").model)  # a 32-unit ReLU code
+    autoencoder = factory.build(load_config("mlp").model)  # a 32-unit ReLU code
     model = classifier.Classifier(autoencoder, num_classes=10, head_input=head_input)
     params = model.init(jax.random.key(0), digits)["params"]
     assert set(params) == {"autoencoder", "head"}

@@ -16,16 +16,17 @@ FLAG = "--xla_cpu_experimental_ynn_fusion_type=individual_dot"
 SCRIPT = """
 import sys
 import jax, jax.numpy as jnp
-from aejax import compiled, configs, data, models
-from aejax.objectives import make_objective
+from aejax import compiled, configs, data
+from aejax.models import factory
+from aejax.objectives.registry import make_objective
 from aejax.training.state import create_state
 from aejax.training.step import make_train_step
 jnp.ones(3).sum().block_until_ready()
 JIT = {"aejax": compiled.jit, "jax": jax.jit}[sys.argv[2]]
 cfg = configs.load(sys.argv[1]).copy_and_resolve_references()
 images = data.load("mnist5k", "test")[0][:64]
-cfg.model = models.fit_to_data(cfg.model, images.shape[1:], 10, len(images))
-step = make_train_step(make_objective(models.build(cfg.model), cfg.loss))
+cfg.model = factory.fit_to_data(cfg.model, images.shape[1:], 10, len(images))
+step = make_train_step(make_objective(factory.build(cfg.model), cfg.loss))
 state = create_state(cfg, images)
 print(JIT(step).lower(state, images[:8], jax.random.key(0)).compile().as_text())
 """

@@ -8,8 +8,7 @@ import numpy as np
 import pytest
 from conftest import initial_test_metrics, load_config
 
-from aejax import models
-from aejax.models import conv
+from aejax.models import conv, factory
 from aejax.training import loop
 from benchmarks import conv_layers
 
@@ -36,7 +35,7 @@ CONV_ZOO = {  # config: (code shape, parameter count); resizing has no parameter
 @pytest.mark.parametrize("name", CONV_ZOO)
 def test_code_and_reconstruction_shapes_and_parameter_count(name):
     code_shape, parameters = CONV_ZOO[name]
-    model = models.build(load_config(name).model)
+    model = factory.build(load_config(name).model)
     x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
     params = model.init(jax.random.key(1), x)["params"]
     logits, aux = model.apply({"params": params}, x)
@@ -46,7 +45,7 @@ def test_code_and_reconstruction_shapes_and_parameter_count(name):
 
 def test_transposed_decoder_retraces_the_encoder_sides():
     """Stride-2 transposed convolutions give 4 -> 7 -> 14 -> 28, with Conv's parameter count."""
-    model = models.build(load_config("conv_transpose").model)
+    model = factory.build(load_config("conv_transpose").model)
     x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
     params = model.init(jax.random.key(1), x)["params"]
     is_deconv = lambda module, _: isinstance(module, nn.ConvTranspose)
@@ -63,7 +62,7 @@ def test_transposed_decoder_retraces_the_encoder_sides():
 
 def _conv_sides(name: str) -> dict[str, tuple[int, int]]:
     """Each decoder convolution's input and output sides, by layer name, for config `name`."""
-    model = models.build(load_config(name).model)
+    model = factory.build(load_config(name).model)
     x = jax.random.uniform(jax.random.key(0), (2, 28, 28, 1))
     params = model.init(jax.random.key(1), x)["params"]
     ins, outs = {}, {}
@@ -105,7 +104,7 @@ def test_resize_repeats_rows_as_tf1_nearest_neighbour_resize():
 def test_two_pool_classifier_reads_the_flattened_reconstruction():
     """The head's kernel is [784, 10]: it sees the 28x28 output, so the decoder's parameters
     are the classifier's and change its logits."""
-    model = models.build(load_config("conv_twopool_classifier").model)
+    model = factory.build(load_config("conv_twopool_classifier").model)
     x = jax.random.uniform(jax.random.key(0), (3, 28, 28, 1))
     params = model.init(jax.random.key(1), x)["params"]
     assert params["head"]["kernel"].shape == (784, 10)
@@ -125,7 +124,7 @@ def test_unknown_upsampling_is_refused():
     config = load_config("conv")
     config.model.upsampling = "bilinear"
     with pytest.raises(ValueError, match="unknown upsampling 'bilinear'"):
-        models.build(config.model)
+        factory.build(config.model)
 
 
 @pytest.mark.parametrize("side", [28, 14, 7])
@@ -179,7 +178,7 @@ def test_encoder_and_decoder_layer_counts_must_match():
     config = load_config("conv")
     config.model.decoder_features = (8, 16)
     with pytest.raises(ValueError, match="as many decoder as encoder layers"):
-        models.build(config.model)
+        factory.build(config.model)
 
 
 @pytest.mark.parametrize(
@@ -195,7 +194,7 @@ def test_encoder_and_decoder_layer_counts_must_match():
 def test_conv_sides_follow_the_image_shape(shape, code_hw, conv_sides, upsampling):
     config = load_config("conv").model
     config.image_shape, config.upsampling = shape, upsampling
-    model = models.build(config)
+    model = factory.build(config)
     x = jax.random.uniform(jax.random.key(0), (2, *shape))
     params = model.init(jax.random.key(1), x)["params"]
     is_conv = lambda module, _: isinstance(module, nn.Conv) and module.name.startswith("conv")

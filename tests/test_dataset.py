@@ -12,12 +12,13 @@ import pytest
 from conftest import load_config, shaped
 
 import aejax
-from aejax import models
 from aejax.data import sources
 from aejax.data.dataset import Dataset, as_float, hold_out
 from aejax.data.device import epoch_batches
 from aejax.evaluation import generation, representation
-from aejax.objectives import autoencoding, make_objective
+from aejax.models import factory
+from aejax.objectives import autoencoding
+from aejax.objectives.registry import make_objective
 from aejax.training import checkpoint, loop
 from aejax.training.state import create_state
 from aejax.training.step import CompileClock, make_evaluate, make_train_chunk, make_train_step
@@ -94,7 +95,7 @@ def test_a_uint8_dataset_trains_as_its_float32_twin(digits):
     float rounding (XLA may fold the 1/255 scale into the first layer's matmul)."""
     config = load_config("mlp")
     config.model.encoder_widths = (16, 4)
-    loss_fn = make_objective(models.build(config.model), config.loss)
+    loss_fn = make_objective(factory.build(config.model), config.loss)
     chunk = make_train_chunk(make_train_step(loss_fn))
     split = Dataset(digits[0][:200])
     idx = epoch_batches(jax.random.key(1), 200, 50)
@@ -133,9 +134,9 @@ def test_training_stores_uint8_images_on_the_device(tmp_path, monkeypatch, digit
 
 def initial_test_loss(config, test: Dataset) -> float:
     config = config.copy_and_resolve_references()
-    config.model = models.fit_to_data(config.model, test.image_shape, None)
+    config.model = factory.fit_to_data(config.model, test.image_shape, None)
     state = create_state(config, test.images)
-    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
+    loss_fn = autoencoding.make_loss_fn(factory.build(config.model), config.loss)
     return make_evaluate(loss_fn, 1000)(state.params, test.images, jax.random.key(0))["loss"]
 
 

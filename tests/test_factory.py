@@ -1,4 +1,4 @@
-"""`models.build`: the model a config describes. Any encoder with any bottleneck and decoder, the
+"""`factory.build`: the model a config describes. Any encoder with any bottleneck and decoder, the
 shipped models' shapes and parameter counts, parts and fields chosen by config (refused, naming
 the field, when unknown or missing), the config fitted to the data, and biases set from it."""
 
@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import models
 from aejax.configs import fields
 from aejax.data import sources
+from aejax.models import factory
 from aejax.training import validate
 from aejax.training.state import create_state
 
@@ -54,7 +54,7 @@ def test_any_encoder_pairs_with_any_decoder_through_any_bottleneck(
     encoder, bottleneck, decoder, image_shape
 ):
     """Shapes only (traced, not run): logits of the image's shape, a code per image, terms."""
-    model = models.build(composed(encoder, bottleneck, decoder, image_shape).model)
+    model = factory.build(composed(encoder, bottleneck, decoder, image_shape).model)
     x = jnp.zeros((4, *image_shape))
     rngs = {"params": jax.random.key(0), "noise": jax.random.key(1)}
     variables = jax.eval_shape(model.init, rngs, x)
@@ -80,28 +80,28 @@ def test_any_encoder_pairs_with_any_decoder_through_any_bottleneck(
 @pytest.mark.parametrize("encoder,bottleneck", [("conv", "deterministic"), ("mlp", "gaussian")])
 def test_a_tied_decoder_without_an_mlp_code_is_refused(encoder, bottleneck):
     with pytest.raises(ValueError, match="a tied decoder mirrors an mlp encoder"):
-        models.build(composed(encoder, bottleneck, "tied").model)
+        factory.build(composed(encoder, bottleneck, "tied").model)
 
 
 def test_an_unknown_part_is_refused_naming_the_choices():
     config = composed("mlp", "deterministic", "mlp")
     config.model.bottleneck = "vqq"
     with pytest.raises(ValueError, match=r"unknown bottleneck 'vqq' .*'vq'"):
-        models.build(config.model)
+        factory.build(config.model)
 
 
 def test_presets_give_the_parts_and_the_fields_override_them():
     """`model.name` picks (encoder, bottleneck, decoder); each field set replaces its part, and
     only an EMA codebook is a parameter group set by assignment."""
-    assert models.structure(load_config("vae").model) == ("mlp", "gaussian", "mlp")
-    assert models.structure(load_config("tied").model) == ("mlp", "deterministic", "tied")
+    assert factory.structure(load_config("vae").model) == ("mlp", "gaussian", "mlp")
+    assert factory.structure(load_config("tied").model) == ("mlp", "deterministic", "tied")
     conv = load_config("conv").model
-    assert models.structure(conv) == ("conv", "deterministic", conv.upsampling)
+    assert factory.structure(conv) == ("conv", "deterministic", conv.upsampling)
     conv.bottleneck, conv.decoder = "wta", "transpose"
-    assert models.structure(conv) == ("conv", "wta", "transpose")
-    assert models.assigned_groups(load_config("vqvae_ema").model) == ("codebook",)
-    assert models.assigned_groups(load_config("vqvae").model) == ()
-    assert models.assigned_groups(load_config("vae").model) == ()
+    assert factory.structure(conv) == ("conv", "wta", "transpose")
+    assert factory.assigned_groups(load_config("vqvae_ema").model) == ("codebook",)
+    assert factory.assigned_groups(load_config("vqvae").model) == ()
+    assert factory.assigned_groups(load_config("vae").model) == ()
 
 
 def test_a_part_swapped_in_needs_its_fields_and_any_config_can_set_them():
@@ -110,7 +110,7 @@ def test_a_part_swapped_in_needs_its_fields_and_any_config_can_set_them():
     with pytest.raises(ValueError, match=r"a resnet encoder needs model.encoder_features, which this config leaves unset: set it, e.g. --config.model.encoder_features='\(16,32\)'"):
         validate.config(config) or create_state(config, np.zeros((1, 28, 28, 1), np.float32))
     config.model.encoder_features = (4, 8)
-    model = models.build(config.model)
+    model = factory.build(config.model)
     params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
     assert "encoder" in params and "mu_head" in params
 
@@ -119,7 +119,7 @@ def test_a_part_swapped_in_needs_its_fields_and_any_config_can_set_them():
 
 
 def _init(config, batch=3):
-    model = models.build(config.model)
+    model = factory.build(config.model)
     x = jnp.asarray(sources.load("mnist5k", "test")[0][:batch])
     params = model.init({"params": jax.random.key(1), "noise": jax.random.key(2)}, x)["params"]
     return model, params, x
@@ -132,7 +132,7 @@ def _count(params) -> int:
 def _shapes(config, batch=3):
     """The model, its parameters' shapes and its output's, traced without being run: all a
     size is."""
-    model = models.build(config.model)
+    model = factory.build(config.model)
     x = jax.ShapeDtypeStruct((batch, 28, 28, 1), jnp.float32)
     rngs = {"params": jax.random.key(1), "noise": jax.random.key(2)}
     params = jax.eval_shape(model.init, rngs, x)["params"]
@@ -177,7 +177,7 @@ def test_a_conv_code_takes_the_configs_code_activation():
     model, params, x = _init(config)
     relu_code = model.apply({"params": params}, x, method="encode").code
     config.model.code_activation = "linear"
-    linear = models.build(config.model)
+    linear = factory.build(config.model)
     linear_code = linear.apply({"params": params}, x, method="encode").code
     assert np.all(relu_code >= 0) and np.any(linear_code < 0)
     np.testing.assert_array_equal(relu_code[linear_code > 0], linear_code[linear_code > 0])
@@ -188,7 +188,7 @@ def test_an_unknown_model_is_refused_naming_the_registered_ones():
     config = load_config("mlp")
     config.model.name = "transformer"
     with pytest.raises(ValueError, match="unknown model 'transformer'.*registered models"):
-        models.build(config.model)
+        factory.build(config.model)
 
 
 def test_kernel_init_is_chosen_by_the_config():
@@ -198,7 +198,7 @@ def test_kernel_init_is_chosen_by_the_config():
     np.testing.assert_allclose(np.std(kernel), np.sqrt(2 / 784), rtol=0.02)
     config.model.kernel_init = "orthogonal"
     with pytest.raises(ValueError, match="unknown kernel_init 'orthogonal'.*he_normal"):
-        models.build(config.model)
+        factory.build(config.model)
 
 
 # --- fitted to the data -------------------------------------------------------------------------
@@ -206,10 +206,10 @@ def test_kernel_init_is_chosen_by_the_config():
 
 def test_a_classifier_takes_its_classes_from_the_labels():
     config = load_config("conv_classifier").model
-    fitted = models.fit_to_data(config, (32, 32, 3), 4)
+    fitted = factory.fit_to_data(config, (32, 32, 3), 4)
     assert fitted.num_classes == 4 and tuple(fitted.autoencoder.image_shape) == (32, 32, 3)
     with pytest.raises(ValueError, match="a classifier needs labelled data"):
-        models.fit_to_data(config, (32, 32, 3), None)
+        factory.fit_to_data(config, (32, 32, 3), None)
 
 
 def test_output_bias_starts_at_the_logits_of_the_pixel_means():
@@ -218,11 +218,11 @@ def test_output_bias_starts_at_the_logits_of_the_pixel_means():
     config = load_config("iwae")
     _, params, _ = _init(config)
     images = jax.random.uniform(jax.random.key(5), (50, 28, 28, 1)).at[:, 0, 0].set(0.0)
-    params = models.init_from_data(config.model, params, images)
+    params = factory.init_from_data(config.model, params, images)
     bias = params["decoder"]["mlp"]["dense2"]["bias"]  # 50-200-200-784: the third layer
     means = np.clip(images.mean(0).ravel(), 1e-3, 1 - 1e-3)
     np.testing.assert_allclose(jax.nn.sigmoid(bias), means, rtol=1e-4)
     assert np.isfinite(bias[0])  # an always-black pixel gets a finite bias
     config.model.name = "conv_vae"
     with pytest.raises(ValueError, match="needs an MLP decoder"):
-        models.init_from_data(config.model, {"decoder": {"conv": {}}}, images)
+        factory.init_from_data(config.model, {"decoder": {"conv": {}}}, images)

@@ -10,16 +10,16 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import generation
+from aejax.models import factory
 
 
 @functools.cache
 def _vae(latent_dim):
     config = load_config("vae2d")
     config.model.encoder_widths, config.model.latent_dim = (16,), latent_dim
-    model = models.build(config.model)
+    model = factory.build(config.model)
     x = jnp.asarray(sources.load("mnist5k", "test")[0][:16])
     params = model.init({"params": jax.random.key(0), "noise": jax.random.key(1)}, x)["params"]
     return model, params, x

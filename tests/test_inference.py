@@ -9,10 +9,11 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
-from aejax import configs, models
+from aejax import configs
 from aejax.data import sources
 from aejax.data.dataset import as_float
 from aejax.evaluation import inference
+from aejax.models import factory
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -21,7 +22,7 @@ def _build(name: str, **model_fields):
     """A shipped config's model, fitted to 28x28 digits of 10 classes."""
     config = configs.load(name)
     config.model.update(model_fields)
-    return models.build(models.fit_to_data(config.model, IMAGE_SHAPE, 10, 1000))
+    return factory.build(factory.fit_to_data(config.model, IMAGE_SHAPE, 10, 1000))
 
 
 @functools.cache

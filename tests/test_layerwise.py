@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import models
 from aejax.data import sources
+from aejax.models import factory
 from aejax.objectives import layerwise
 from aejax.training import pretrain
 
@@ -25,7 +25,7 @@ def test_each_layer_is_a_phase_and_names_the_pair_it_trains():
     assert layerwise.trainable_pair(tied, 0) == ("encoder/mlp/dense0", "decoder/bias0")
     conv = load_config("conv_greedy").model  # 3 conv layers; layer 0 also owns the logits
     assert layerwise.depth(conv) == 3
-    prefix = layerwise.CONV_MIRROR_LAYERS[models.structure(conv)[2]]
+    prefix = layerwise.CONV_MIRROR_LAYERS[factory.structure(conv)[2]]
     assert layerwise.trainable_pair(conv, 0) == ("encoder/conv0", f"decoder/{prefix}2", "decoder/logits")
     assert layerwise.trainable_pair(conv, 2) == ("encoder/conv2", f"decoder/{prefix}0")
 
@@ -47,7 +47,7 @@ def test_a_tied_phase_is_the_untied_phase_with_one_kernel_used_twice(tiny, layer
         config.loss = _phase_loss_config(config, layer)
         config.loss.regularizers = {}  # L2 counts a tied kernel once, an untied pair twice
     x = jnp.asarray(sources.load("mnist5k", "test")[0][:32])
-    tied_model, untied_model = models.build(tied.model), models.build(untied.model)
+    tied_model, untied_model = factory.build(tied.model), factory.build(untied.model)
     params = tied_model.init(jax.random.key(0), x)["params"]
     mirror = f"dense{1 - layer}"
     kernel = params["encoder"]["mlp"][f"dense{layer}"]["kernel"]
@@ -86,7 +86,7 @@ def test_a_tied_phase_is_the_untied_phase_with_one_kernel_used_twice(tiny, layer
 def test_each_phase_pays_l2_on_its_own_kernels(tiny, name):
     config = tiny(name, model__encoder_widths=(16, 8))
     x = jnp.asarray(sources.load("mnist5k", "test")[0][:8])
-    model = models.build(config.model)
+    model = factory.build(config.model)
     params = model.init(jax.random.key(0), x)["params"]
     weight = config.loss.regularizers.l2.weight
     for layer in (0, 1):
@@ -102,7 +102,7 @@ def test_each_phase_pays_l2_on_its_own_kernels(tiny, name):
 def test_penalties_of_the_whole_code_are_refused_in_phases(tiny):
     config = tiny("sparse")
     with pytest.raises(ValueError, match="carries only the l2 penalty.*'kl_sparsity'"):
-        layerwise.make_layer_loss_fn(models.build(config.model), _phase_loss_config(config, 0))
+        layerwise.make_layer_loss_fn(factory.build(config.model), _phase_loss_config(config, 0))
 
 
 def test_conv_phases_follow_the_encoders_maps_and_compose_to_the_whole_model(tiny):
@@ -110,7 +110,7 @@ def test_conv_phases_follow_the_encoders_maps_and_compose_to_the_whole_model(tin
     its mirror gives back a map of that input's shape; chained, the phases' layers are the
     model's own: encode then decode through them is the autoencoder's output, bitwise."""
     config = tiny("conv_greedy")  # encoder 16-16-8, decoder 16-16-16
-    model = models.build(config.model)
+    model = factory.build(config.model)
     x = jnp.asarray(sources.load("mnist5k", "test")[0][:4], jnp.float32) / 255
     params = jax.jit(model.init)(jax.random.key(0), x)["params"]
     stack = layerwise._stack(model)

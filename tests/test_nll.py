@@ -9,11 +9,10 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import models
 from aejax.data import binarize, sources
 from aejax.evaluation import nll
-from aejax.models import bottlenecks
-from aejax.objectives import autoencoding
+from aejax.models import bottlenecks, factory
+from aejax.objectives import autoencoding, likelihoods
 from aejax.training import loop
 from aejax.training.step import make_evaluate
 
@@ -26,13 +25,13 @@ def trained(tmp_path_factory):
     config.train.batch_size, config.train.epochs, config.train.chunk = 100, 4, 40
     state, _ = loop.train_and_evaluate(config, tmp_path_factory.mktemp("run"))
     test_x = binarize.test_images(config.data, jnp.asarray(sources.load("mnist5k", "test")[0][:300]))
-    return config, models.build(config.model), state.params, test_x
+    return config, factory.build(config.model), state.params, test_x
 
 
 @functools.partial(jax.jit, static_argnums=(0, 4))
 def _log_w(model, params, x, rng, k):
     logits, aux = model.apply({"params": params}, x, rngs={"noise": rng}, samples=k)
-    nll_SxB = autoencoding.per_image(autoencoding.reconstruction(logits, x, "bernoulli"))
+    nll_SxB = likelihoods.per_image(likelihoods.reconstruction(logits, x, "bernoulli"))
     return autoencoding.log_importance_weights(nll_SxB, aux)
 
 
@@ -57,7 +56,7 @@ def test_iwae_at_k1_is_the_elbo_of_the_same_sample(trained):
     # plus the sampled KL, log q(z|x) - log p(z), is minus the k = 1 bound.
     vae_logits, vae_aux = model.apply({"params": params}, x, rngs={"noise": rng})
     np.testing.assert_array_equal(vae_aux["z"], aux["z"][0])
-    recon = jnp.sum(autoencoding.reconstruction(vae_logits, x, "bernoulli"), axis=(1, 2, 3))
+    recon = jnp.sum(likelihoods.reconstruction(vae_logits, x, "bernoulli"), axis=(1, 2, 3))
     std = jnp.exp(0.5 * vae_aux["logvar"])
     log_q = jax.scipy.stats.norm.logpdf(vae_aux["z"], vae_aux["mu"], std).sum(-1)
     log_p = jax.scipy.stats.norm.logpdf(vae_aux["z"]).sum(-1)
@@ -112,4 +111,4 @@ def test_mse_is_not_a_likelihood_to_estimate():
     config = load_config("vae")
     config.loss.likelihood = "gaussian"
     with pytest.raises(ValueError, match="needs a density"):
-        nll.make_log_likelihood(models.build(config.model), config.loss, chunk=10)
+        nll.make_log_likelihood(factory.build(config.model), config.loss, chunk=10)

@@ -23,9 +23,9 @@ from sessions import (
     run_two_processes,
 )
 
-from aejax import models
 from aejax.data import sources
 from aejax.data.device import epoch_batches
+from aejax.models import factory
 from aejax.objectives import autoencoding, corruptions
 from aejax.training import checkpoint, loop, parallel
 from aejax.training.state import create_state
@@ -56,7 +56,7 @@ def _first_step(name: str, devices: int) -> tuple:
     placed as the loop places them (the batch's indices split over the devices), and its result."""
     config, mesh = _one_sgd_step(name), parallel.make_mesh(devices)
     train_x, _ = sources.load(config.data.name, "train")
-    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
+    loss_fn = autoencoding.make_loss_fn(factory.build(config.model), config.loss)
     train_chunk = make_train_chunk(make_train_step(loss_fn), parallel.replicated(mesh))
     idx = epoch_batches(jax.random.key(0), train_x.shape[0], config.train.batch_size)[:1]
     args = (
@@ -97,7 +97,7 @@ def test_noise_drawn_for_a_split_batch_is_the_noise_of_the_whole():
     x = sources.load("mnist5k", "test")[0][:8]
     rng = jax.random.key(3)
     corrupt = corruptions.build(tiny_config("denoising").loss.corruption)
-    vae = models.build(tiny_config("vae").model)
+    vae = factory.build(tiny_config("vae").model)
     # All-zero parameters make mu = 0 and logvar = 0, so z is the reparameterisation noise itself.
     params = jax.tree.map(np.zeros_like, vae.init({"params": rng, "noise": rng}, x[:1])["params"])
 

@@ -11,7 +11,8 @@ import jax
 import numpy as np
 import pytest
 
-from aejax import configs, models
+from aejax import configs
+from aejax.models import factory
 from benchmarks.peers import common
 
 EXPECTED = {"mlp": 50_992, "vae": 1_316_824, "conv": 4_385}  # aejax's, for 28x28x1 images
@@ -22,8 +23,8 @@ def aejax_reference(model: str):
 
     The VAE's log-variance head is set to a constant -60, so its samples are its means to
     1e-13 and every framework's logits are a function of the input alone."""
-    cfg = models.fit_to_data(configs.load(model).model, common.IMAGE_SHAPE, None)
-    module = models.build(cfg)
+    cfg = factory.fit_to_data(configs.load(model).model, common.IMAGE_SHAPE, None)
+    module = factory.build(cfg)
     x = np.random.default_rng(0).random((2, *common.IMAGE_SHAPE), np.float32)
     params = module.init(jax.random.key(0), x)["params"]
     if "logvar_head" in params:

@@ -5,9 +5,9 @@ import numpy as np
 import pytest
 from conftest import initial_test_metrics, load_config
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import figures
+from aejax.models import factory
 from aejax.objectives import layerwise
 from aejax.training import checkpoint, loop, pretrain, transfer
 from aejax.training.state import create_state
@@ -62,7 +62,7 @@ def _phase_two_gradient(config, workdir, x):
     """The gradient of phase two's loss at phase one's parameters: nonzero on a frozen layer
     shows that the optimiser, not the loss, holds that layer still."""
     loss = layerwise.make_layer_loss_fn(
-        models.build(config.model), pretrain.phase_config(config, 1, "").loss
+        factory.build(config.model), pretrain.phase_config(config, 1, "").loss
     )
     params = transfer.load_params(workdir / "layer0")
     return jax.grad(lambda p: loss(p, x, jax.random.key(0), True)[0])(params)
@@ -98,7 +98,7 @@ def test_tied_phases_train_their_pair_and_leave_the_rest_bitwise_unchanged(tied_
 def test_unclipped_gaussian_noise_may_corrupt_hidden_codes(sdae):
     config = pretrain.phase_config(sdae, 1, "")
     config.loss.corruption = {"name": "gaussian", "factor": 1.0, "clip": False, "at_eval": False}
-    layerwise.make_layer_loss_fn(models.build(config.model), config.loss)  # not refused
+    layerwise.make_layer_loss_fn(factory.build(config.model), config.loss)  # not refused
 
 
 @pytest.mark.parametrize(
@@ -126,7 +126,7 @@ def test_phases_that_cannot_work_are_refused(sdae, change, message):
         config.model = load_config("conv_greedy").model
         config.model.decoder_features = (16, 32, 16)
     with pytest.raises(ValueError, match=message):
-        layerwise.make_layer_loss_fn(models.build(config.model), config.loss)
+        layerwise.make_layer_loss_fn(factory.build(config.model), config.loss)
 
 
 def test_a_trainable_path_that_names_no_parameter_is_refused(sdae):

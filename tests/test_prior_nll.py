@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 from conftest import tiny_config
 
-from aejax import models
 from aejax.data import sources
+from aejax.models import factory
 from aejax.objectives import prior_nll
 
 
@@ -19,7 +19,7 @@ def prior():
     config = tiny_config("vqvae_prior")
     config.model.autoencoder = tiny_config("vqvae").model
     config.model.embed_dim, config.model.num_layers, config.model.num_heads = 16, 1, 2
-    model = models.build(config.model)
+    model = factory.build(config.model)
     x = jnp.asarray(sources.load("mnist5k", "test")[0][:8])
     params = jax.jit(model.init)(jax.random.key(0), x)["params"]
     loss_fn = jax.jit(prior_nll.make_loss_fn(model, config.loss), static_argnums=3)
@@ -49,4 +49,4 @@ def test_neither_the_key_nor_the_step_changes_it(prior):
 def test_a_model_that_is_not_a_code_prior_is_refused():
     config = tiny_config("vqvae")
     with pytest.raises(ValueError, match=r"needs model.name='code_prior' .*not Autoencoder"):
-        prior_nll.make_loss_fn(models.build(config.model), config.loss)
+        prior_nll.make_loss_fn(factory.build(config.model), config.loss)

@@ -6,12 +6,12 @@ import numpy as np
 import pytest
 from conftest import load_config
 
-from aejax import models
+from aejax.models import factory
 from aejax.objectives import autoencoding, regularizers
 
 
 def _model_params_x(config, batch=5):
-    model = models.build(config.model)
+    model = factory.build(config.model)
     x = jax.random.uniform(jax.random.key(0), (batch, *config.model.image_shape))
     return model, model.init(jax.random.key(1), x)["params"], x
 
@@ -70,7 +70,7 @@ def test_kl_sparsity_on_a_code_outside_the_unit_interval_is_refused(code_activat
     config = load_config("sparse")
     config.model.code_activation = code_activation
     with pytest.raises(ValueError, match=r"needs a code in \(0, 1\).*code_activation='sigmoid'"):
-        autoencoding.make_loss_fn(models.build(config.model), config.loss)
+        autoencoding.make_loss_fn(factory.build(config.model), config.loss)
 
 
 @pytest.mark.parametrize(
@@ -84,7 +84,7 @@ def test_contractive_is_refused_where_its_closed_form_is_not_exact(model_overrid
     config = load_config("contractive")
     config.model.update(model_overrides)
     with pytest.raises(ValueError, match=message):
-        autoencoding.make_loss_fn(models.build(config.model), config.loss)
+        autoencoding.make_loss_fn(factory.build(config.model), config.loss)
 
 
 @pytest.mark.parametrize(
@@ -100,11 +100,11 @@ def test_bad_regularizer_groups_are_refused(group, message):
     config = load_config("sparse")
     config.loss.regularizers = group
     with pytest.raises(ValueError, match=message):
-        autoencoding.make_loss_fn(models.build(config.model), config.loss)
+        autoencoding.make_loss_fn(factory.build(config.model), config.loss)
 
 
 def test_code_penalties_on_a_vae_are_refused():
     config = load_config("vae")
     config.loss.regularizers = {"l1_sparsity": {"weight": 1.0}}
     with pytest.raises(ValueError, match="'l1_sparsity' needs an Autoencoder"):
-        autoencoding.make_loss_fn(models.build(config.model), config.loss)
+        autoencoding.make_loss_fn(factory.build(config.model), config.loss)

@@ -9,9 +9,9 @@ import matplotlib.image
 import numpy as np
 import pytest
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import representation
+from aejax.models import factory
 from aejax.training.state import create_state
 
 
@@ -32,7 +32,7 @@ def _probe(model, params, mnist5k):
 
 def test_probe_on_a_random_encoder_scores_far_below_the_trained_one(linear_2d_run, mnist5k):
     config, _, params = linear_2d_run
-    model = models.build(config.model)
+    model = factory.build(config.model)
     trained = _probe(model, params, mnist5k)
     random = _probe(model, create_state(config, mnist5k[0]).params, mnist5k)
     train_x, train_y, test_x, test_y = mnist5k
@@ -74,7 +74,7 @@ def test_principal_angles_of_a_tilted_plane_in_any_basis(degrees):
 
 def test_activation_maximisation_reaches_a_linear_units_maximum_on_the_ball(linear_2d_run):
     config, _, params = linear_2d_run
-    model = models.build(config.model)
+    model = factory.build(config.model)
     radius = 9.0
     images, history = representation.activation_maximisation(model, params, [0, 1], radius)
     # code_u = w_u . x + b_u, whose maximum over |x| <= r is r |w_u| + b_u.
@@ -90,7 +90,7 @@ def test_top_activating_images_excite_their_unit_more_than_any_other(tiny, mnist
     """A stacked AE at init (784-16-8): the chosen images hold the unit's k largest activations
     over the training set, highest first; a hidden layer's activations are its own ELU layer."""
     config = tiny("stacked", model__encoder_widths=(16, 8))
-    model = models.build(config.model)
+    model = factory.build(config.model)
     params = create_state(config, mnist5k[0]).params
     images, units = mnist5k[0][:500], [0, 3, 5]
     indices, values = representation.top_activating(model, params, images, units, 4, layer=layer)
@@ -114,15 +114,15 @@ def test_top_activating_images_excite_their_unit_more_than_any_other(tiny, mnist
 def test_a_layer_that_is_not_an_mlp_hidden_layer_is_refused(linear_2d_run):
     config, _, params = linear_2d_run
     with pytest.raises(ValueError, match="layer=1 names no hidden layer.*widths \\(2,\\)"):
-        representation.units_fn(models.build(config.model), params, layer=1)
+        representation.units_fn(factory.build(config.model), params, layer=1)
 
 
 def test_evaluate_run_reports_the_measures_and_leaves_figures(linear_2d_run, mnist5k):
     config, workdir, params = linear_2d_run
-    result = representation.evaluate_run(models.build(config.model), params, config, workdir)
+    result = representation.evaluate_run(factory.build(config.model), params, config, workdir)
     assert json.loads((workdir / "representation.json").read_text()) == result
     assert result["code_size"] == 2
-    assert result["linear_probe"] == _probe(models.build(config.model), params, mnist5k)
+    assert result["linear_probe"] == _probe(factory.build(config.model), params, mnist5k)
     # The linear AE is PCA up to a rotation: the same reconstruction error (within 2%).
     np.testing.assert_allclose(
         result["reconstruction_mse"], result["pca_reconstruction_mse"], rtol=0.02

@@ -13,9 +13,9 @@ import pytest
 from conftest import load_config
 from test_random_streams import FOLDED, key_data
 
-from aejax import objectives
 from aejax.data import binarize, device, sources
 from aejax.data.dataset import as_float
+from aejax.objectives import registry
 from aejax.training import loop
 from aejax.training import setup as run_setup
 
@@ -71,7 +71,7 @@ def test_a_run_reads_its_data_and_builds_its_pieces_once(tiny, tmp_path, monkeyp
     monkeypatch.setattr("aejax.evaluation.figures.write_figures", lambda *args, **kwargs: None)
     calls = collections.Counter()
     _count_calls(monkeypatch, calls, sources, "from_config")
-    _count_calls(monkeypatch, calls, objectives.OBJECTIVES, "objective", key="reconstruction")
+    _count_calls(monkeypatch, calls, registry.OBJECTIVES, "objective", key="reconstruction")
     for builder in ("create_state", "make_train_step", "make_evaluate"):
         _count_calls(monkeypatch, calls, run_setup, builder)
     loop.train_and_evaluate(tiny("mlp", train__epochs=2), tmp_path)  # two epochs, two evaluations

@@ -10,11 +10,12 @@ import optax
 import pytest
 from conftest import load_config
 
-from aejax import models
 from aejax.configs import fields
 from aejax.data import sources
+from aejax.models import factory
 from aejax.objectives import autoencoding
 from aejax.training import transfer
+from aejax.training.optimizers import freeze_all_but
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +24,7 @@ def stacked():
     of its loss on 32 real mnist5k digits."""
     config = load_config("stacked")
     config.model.encoder_widths = (16, 8)
-    model = models.build(config.model)
+    model = factory.build(config.model)
     x = jnp.asarray(sources.load("mnist5k", "test")[0][:32])
     params = jax.jit(model.init)(jax.random.key(0), x)["params"]
     loss_fn = autoencoding.make_loss_fn(model, config.loss)
@@ -38,7 +39,7 @@ def _names(tree) -> dict:
 def test_only_the_trainable_paths_are_updated(stacked):
     """SGD at rate 1 moves a trainable parameter by minus its gradient; a frozen one by 0."""
     params, grads = stacked
-    tx = transfer.freeze_all_but(optax.sgd(1.0), ("encoder/mlp/dense1", "decoder/mlp/dense0/bias"))
+    tx = freeze_all_but(optax.sgd(1.0), ("encoder/mlp/dense1", "decoder/mlp/dense0/bias"))
     updates, _ = tx.update(grads, tx.init(params), params)
     trained = {"encoder/mlp/dense1/kernel", "encoder/mlp/dense1/bias", "decoder/mlp/dense0/bias"}
     gradients = _names(grads)
@@ -53,7 +54,7 @@ def test_only_the_trainable_paths_are_updated(stacked):
 def test_frozen_parameters_have_no_optimiser_state(stacked):
     """Adam keeps two moments of each trainable parameter and none of a frozen one."""
     params, _ = stacked
-    state = transfer.freeze_all_but(optax.adam(1e-3), ("encoder/mlp/dense0",)).init(params)
+    state = freeze_all_but(optax.adam(1e-3), ("encoder/mlp/dense0",)).init(params)
     sizes = [leaf.size for leaf in jax.tree.leaves(state) if getattr(leaf, "ndim", 0) > 0]
     assert sum(sizes) == 2 * (784 * 16 + 16)
 
@@ -63,7 +64,7 @@ def test_a_trainable_path_matches_whole_names_only(stacked):
     taken as a prefix of both."""
     params, _ = stacked
     with pytest.raises(ValueError, match=r"opt.trainable names 'encoder/mlp/dense', which is no"):
-        transfer.freeze_all_but(optax.sgd(1.0), ("encoder/mlp/dense",)).init(params)
+        freeze_all_but(optax.sgd(1.0), ("encoder/mlp/dense",)).init(params)
 
 
 def test_a_runs_parameters_are_read_back_as_saved(linear_2d_run, tmp_path):
@@ -77,7 +78,7 @@ def test_a_runs_parameters_are_read_back_as_saved(linear_2d_run, tmp_path):
 
 def test_the_same_model_takes_every_group_of_the_run(linear_2d_run):
     config, workdir, params = linear_2d_run
-    model = models.build(config.model)
+    model = factory.build(config.model)
     fresh = model.init(jax.random.key(5), jnp.zeros((1, 28, 28, 1)))["params"]
     chex.assert_trees_all_equal(transfer.take_params(fresh, workdir), params)
 
@@ -85,7 +86,7 @@ def test_the_same_model_takes_every_group_of_the_run(linear_2d_run):
 def test_a_classifier_takes_the_encoder_and_keeps_its_head(linear_2d_run):
     config, workdir, params = linear_2d_run
     classifier = fields.classifier_config(config)
-    model = models.build(models.fit_to_data(classifier.model, (28, 28, 1), 10))
+    model = factory.build(factory.fit_to_data(classifier.model, (28, 28, 1), 10))
     fresh = model.init(jax.random.key(5), jnp.zeros((1, 28, 28, 1)))["params"]
     taken = transfer.take_params(fresh, workdir)
     assert set(taken["autoencoder"]) == {"encoder"}  # a code classifier has no decoder
@@ -97,7 +98,7 @@ def test_a_run_of_another_architecture_is_refused(linear_2d_run):
     config, workdir, _ = linear_2d_run
     config = config.copy_and_resolve_references()
     config.model.encoder_widths = (3,)
-    fresh = models.build(config.model).init(jax.random.key(5), jnp.zeros((1, 28, 28, 1)))
+    fresh = factory.build(config.model).init(jax.random.key(5), jnp.zeros((1, 28, 28, 1)))
     with pytest.raises(ValueError, match=r"group 'decoder' of the run .* has shapes .*different"):
         transfer.take_params(fresh["params"], workdir)
     with pytest.raises(ValueError, match=r"none of which this model has \(\['prior'\]\)"):

@@ -11,10 +11,10 @@ import numpy as np
 import pytest
 from conftest import initial_test_metrics, load_config
 
-from aejax import models
 from aejax.data import sources
 from aejax.evaluation import figures, representation
-from aejax.objectives import autoencoding, corruptions
+from aejax.models import factory
+from aejax.objectives import autoencoding, corruptions, likelihoods
 from aejax.training import checkpoint, loop
 from aejax.training.state import create_state
 from aejax.training.step import make_train_chunk, make_train_step
@@ -54,14 +54,14 @@ def no_figures(monkeypatch):
 
 
 def _init(config, x):
-    model = models.build(config.model)
+    model = factory.build(config.model)
     rngs = {"params": jax.random.key(1), "noise": jax.random.key(2)}
     return model, model.init(rngs, x)["params"]
 
 
 def _shapes(config, x):
     """The model and its parameters' shapes, traced without being run: all a size is."""
-    model = models.build(config.model)
+    model = factory.build(config.model)
     rngs = {"params": jax.random.key(1), "noise": jax.random.key(2)}
     return model, jax.eval_shape(model.init, rngs, x)["params"]
 
@@ -142,7 +142,7 @@ def test_every_new_config_trains_with_its_loss_falling(
     # A 16-unit FC WTA keeps each unit for 3 of 50 images, about one unit an image: too few
     # to learn from in 32 steps; it keeps its 1000 units.
     config = tiny(name, 1000 if name == "wta_fc" else 16, train__batch_size=50, train__epochs=4)
-    conv_encoder = models.structure(config.model)[0] == "conv"
+    conv_encoder = factory.structure(config.model)[0] == "conv"
     config.train.chunk = 1 if conv_encoder else 8  # one compiled step or epoch
     train_split, test_split = mnist_slice
     loop.train_and_evaluate(config, tmp_path, train=train_split, test=test_split)
@@ -175,7 +175,7 @@ def _decoder_columns(params) -> np.ndarray:
 
 def _linear_fit(config, x, steps: int):
     """Full-batch steps of the real train step on `x`, compiled as one lax.scan chunk."""
-    model = models.build(config.model)
+    model = factory.build(config.model)
     loss_fn = autoencoding.make_loss_fn(model, config.loss)
     state = create_state(config, x)
     idx_CxB = jnp.tile(jnp.arange(x.shape[0]), (steps, 1))
@@ -205,7 +205,7 @@ def test_linear_3_2_3_autoencoder_finds_the_top_principal_plane():
 def test_linear_autoencoder_on_digits_spans_the_top_principal_plane(linear_2d_run):
     config, _, params = linear_2d_run  # as shipped: 784-2-784, 50 epochs
     train_x = sources.load("mnist5k", "train")[0]
-    loss_fn = autoencoding.make_loss_fn(models.build(config.model), config.loss)
+    loss_fn = autoencoding.make_loss_fn(factory.build(config.model), config.loss)
     mse = loss_fn(params, jnp.asarray(train_x), jax.random.key(0), False)[1]["recon"]
     pcs, pca_mse = _pca(train_x.reshape(len(train_x), -1).astype(np.float64), 2)
     angles = representation.principal_angles(_decoder_columns(params), pcs)
@@ -244,7 +244,7 @@ def test_tied_kernel_gradient_is_the_sum_of_its_two_uses(tiny):
         "dense1": {"kernel": k0.T, "bias": tied["decoder"]["bias0"]},
     }
     untied = {"encoder": tied["encoder"], "decoder": {"mlp": untied_decoder}}
-    untied_model = models.build(untied_config.model)
+    untied_model = factory.build(untied_config.model)
     rng = jax.random.key(3)
     tied_loss = autoencoding.make_loss_fn(tied_model, tied_config.loss)
     untied_loss = autoencoding.make_loss_fn(untied_model, untied_config.loss)
@@ -281,7 +281,7 @@ def test_denoising_loss_feeds_the_corrupted_input_and_scores_against_the_clean(t
 
     def recon(model_input):
         logits, _ = model.apply({"params": params}, model_input)
-        return jnp.mean(jnp.sum(autoencoding.reconstruction(logits, x, "bernoulli"), axis=(1, 2, 3)))
+        return jnp.mean(jnp.sum(likelihoods.reconstruction(logits, x, "bernoulli"), axis=(1, 2, 3)))
 
     # The loss and this reference sum 784 pixels per image in orders XLA picks: 1.7e-6 apart on
     # an AVX-512 processor (Zen 5), where feeding the clean input instead moves it by over 1e-3.
@@ -319,7 +319,7 @@ def test_each_step_key_draws_a_fresh_corruption(tiny):
 
 def test_sparse_code_rate_moves_to_its_target(tiny, tmp_path, no_figures):
     config = tiny("sparse", train__chunk=20)
-    model = models.build(config.model)
+    model = factory.build(config.model)
     test_x = jnp.asarray(sources.load("mnist5k", "test")[0])
 
     def mean_rate(params):

@@ -69,7 +69,7 @@ def _train(config: ml_collections.ConfigDict) -> None:
 def _model(config: ml_collections.ConfigDict) -> None:
     """The model's structure and the sizes and options of its parts."""
     config.model = ml_collections.ConfigDict()
-    config.model.name = ""  # set by the model's config: a name in aejax.models.MODELS
+    config.model.name = ""  # set by the model's config: a name in aejax.models.factory.MODELS
     config.model.image_shape = (28, 28, 1)
     config.model.kernel_init = "lecun_normal"  # flax's default; a name in models.INITIALIZERS
     # A deterministic code's activation: an mlp encoder's last layer, a conv encoder's last
@@ -77,7 +77,7 @@ def _model(config: ml_collections.ConfigDict) -> None:
     # sets it, unless the override sets it too); a gaussian's heads are linear.
     config.model.code_activation = "relu"
     config.model.output_bias = config_dict.placeholder(str)  # "pixel_means": the mean image
-    # The structure (models.py): unset, model.name's defaults (models.PRESETS).
+    # The structure (models/factory.py): unset, model.name's defaults (factory.PRESETS).
     config.model.encoder = config_dict.placeholder(str)  # mlp, conv, resnet
     # deterministic, gaussian, vq, wta. Chosen by an override (--config.model.bottleneck=vq,
     # model__bottleneck="vq"), a bottleneck also sets the fields it needs to learn that the

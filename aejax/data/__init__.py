@@ -7,6 +7,15 @@ device or streams from disk (`stream.py`); `binarize.py` and `subsets.py` change
 """
 
 from aejax.data.dataset import Dataset
-from aejax.data.sources import DATASETS, load
 
 __all__ = ["DATASETS", "Dataset", "load"]
+
+
+def __getattr__(name: str):
+    """`load` and `DATASETS` of `sources.py`, imported when first used, so that the modules
+    that need only `Dataset` do not import TFDS."""
+    if name in ("load", "DATASETS"):
+        from aejax.data import sources
+
+        return getattr(sources, name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

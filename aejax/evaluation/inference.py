@@ -18,7 +18,7 @@ import jax.numpy as jnp
 from aejax import compiled
 from aejax.data.dataset import as_float
 from aejax.models import code_prior
-from aejax.objectives import autoencoding
+from aejax.objectives import likelihoods
 
 BATCH = 1000  # rows per compiled call
 
@@ -32,7 +32,7 @@ def code(model: nn.Module, params, x: jax.Array) -> jax.Array:
 def mean_image(model: nn.Module, params, z: jax.Array, likelihood: str) -> jax.Array:
     """The likelihood's mean image of the decoder's logits of a batch of codes."""
     logits = model.apply({"params": params}, z, method="decode")
-    return autoencoding.mean_image(logits, likelihood)
+    return likelihoods.mean_image(logits, likelihood)
 
 
 def reconstruction(model: nn.Module, params, x: jax.Array, likelihood: str) -> jax.Array:

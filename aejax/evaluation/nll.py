@@ -16,11 +16,12 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
-from aejax import compiled, models
+from aejax import compiled
 from aejax.data import binarize, sources
 from aejax.data.dataset import as_float
 from aejax.evaluation import inference
-from aejax.objectives import autoencoding
+from aejax.models import factory
+from aejax.objectives import autoencoding, likelihoods
 
 ACTIVE_THRESHOLD = 0.01
 
@@ -40,8 +41,8 @@ def make_log_likelihood(model: nn.Module, loss_cfg: ml_collections.ConfigDict, c
     def chunk_log_weights(params, x, rng):
         logits, aux = model.apply({"params": params}, x, rngs={"noise": rng}, samples=chunk)
         obs_logvar = autoencoding.observation_logvar(loss_cfg, aux)
-        nll_SxB = autoencoding.per_image(
-            autoencoding.reconstruction(logits, x, loss_cfg.likelihood, obs_logvar)
+        nll_SxB = likelihoods.per_image(
+            likelihoods.reconstruction(logits, x, loss_cfg.likelihood, obs_logvar)
         )
         return autoencoding.log_importance_weights(nll_SxB, aux)
 
@@ -111,5 +112,5 @@ def evaluate_test_set(
     its first `images` only if given; the estimate's noise comes from a fixed key."""
     test_x = sources.from_config(config.data, "test").images[:images]
     test_x = as_float(binarize.test_images(config.data, jax.device_put(test_x)))
-    model = models.build(config.model)
+    model = factory.build(config.model)
     return evaluate(model, params, test_x, jax.random.key(0), config.loss, samples=samples)

@@ -24,7 +24,7 @@ class Classifier(nn.Module):
     or head(flatten(sigmoid(decode(code)))): the reconstruction, with `head_input="decoded"`."""
 
     autoencoder: nn.Module
-    num_classes: int  # set from the data's labels (`models.fit_to_data`)
+    num_classes: int  # set from the data's labels (`factory.fit_to_data`)
     head_input: str = "code"  # one of HEAD_INPUTS
 
     capabilities: ClassVar[Capabilities] = Capabilities(classifies=True)  # no images back

@@ -20,9 +20,8 @@ from typing import NamedTuple
 
 import ml_collections
 
-from aejax import models
-from aejax.models import conv, mlp
-from aejax.objectives import autoencoding, corruptions, regularizers
+from aejax.models import conv, factory, mlp
+from aejax.objectives import autoencoding, corruptions, likelihoods, regularizers
 
 # A conv decoder's layer name by kind: only these retrace the encoder's sides layer by layer.
 CONV_MIRROR_LAYERS = {kind: cls.mirror for kind, cls in conv.DECODERS.items() if cls.mirror}
@@ -30,7 +29,7 @@ CONV_MIRROR_LAYERS = {kind: cls.mirror for kind, cls in conv.DECODERS.items() if
 
 def depth(model_cfg: ml_collections.ConfigDict) -> int:
     """The number of encoder layers, one greedy phase each."""
-    if models.structure(model_cfg)[0] == "mlp":
+    if factory.structure(model_cfg)[0] == "mlp":
         return len(model_cfg.encoder_widths)
     return len(model_cfg.encoder_features)
 
@@ -39,7 +38,7 @@ def trainable_pair(model_cfg: ml_collections.ConfigDict, layer: int) -> tuple[st
     """Parameter paths of encoder layer `layer` and its mirror decoder layer, for
     `opt.trainable`: its dense layer, for a tied model its bias; a conv model's layer 0 is
     mirrored together with the decoder's logits convolution."""
-    encoder, _, decoder = models.structure(model_cfg)
+    encoder, _, decoder = factory.structure(model_cfg)
     mirror = depth(model_cfg) - 1 - layer
     if decoder == "tied":
         return f"encoder/mlp/dense{layer}", f"decoder/bias{layer}"
@@ -184,7 +183,7 @@ def make_layer_loss_fn(model, cfg: ml_collections.ConfigDict) -> autoencoding.Lo
         if corrupt is not None and train:
             h_in = corrupt(h, autoencoding.rng_streams(rng)["corruption"])
         out = stack.mirror(params, layer, stack.encode(params, layer, h_in))
-        per_unit = autoencoding.reconstruction(out, h, likelihood)
+        per_unit = likelihoods.reconstruction(out, h, likelihood)
         recon = per_unit.sum() / (x.shape[0] if cfg.reduction == "sum" else per_unit.size)
         metrics = {"recon": recon}
         # The phase's own kernels: encoder layer k's, and its mirror's unless tied to it.

@@ -24,8 +24,8 @@ import jax
 import ml_collections
 import orbax.checkpoint as ocp
 
-from aejax import models
 from aejax.configs import fields
+from aejax.models import factory
 from aejax.training import parallel
 
 CONFIG_FILE = "config.json"
@@ -81,7 +81,7 @@ def _added_since(changes: dict) -> set[str]:
     """The changed fields that the saved config lacks and ours holds at their default
     (`aejax.configs.fields.base()`'s, matched by group and name, so a classifier's
     `model.autoencoder.encoder` is `model.encoder`): fields aejax added after that run was made,
-    whose defaults keep what it did (the structure fields of models.PRESETS, bottleneck weights)."""
+    whose defaults keep what it did (the structure fields of factory.PRESETS, bottleneck weights)."""
     defaults = flatten(json.loads(fields.base().to_json()))
     added = set()
     for key, (old, new) in changes.items():
@@ -92,7 +92,7 @@ def _added_since(changes: dict) -> set[str]:
     return added
 
 
-# The fields that choose a model's parts (`models.structure`): model.name gives the defaults.
+# The fields that choose a model's parts (`factory.structure`): model.name gives the defaults.
 _STRUCTURE_FIELDS = ("name", "encoder", "bottleneck", "decoder", "upsampling")
 
 
@@ -108,7 +108,7 @@ def _same_structure(changes: dict, saved: dict, ours: dict) -> set[str]:
         path = group.split(".")
         trees = [functools.reduce(lambda t, k: (t or {}).get(k), path, tree) for tree in (saved, ours)]
         try:
-            old, new = (models.structure(ml_collections.ConfigDict(t)) for t in trees)
+            old, new = (factory.structure(ml_collections.ConfigDict(t)) for t in trees)
         except (KeyError, TypeError, ValueError, AttributeError):  # no model group, or a broken one
             continue
         if old == new:

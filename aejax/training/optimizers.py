@@ -2,12 +2,11 @@
 groups that `opt.parts` names, all applied in one update."""
 
 import functools
+from collections.abc import Sequence
 
 import jax
 import ml_collections
 import optax
-
-from aejax.training import transfer
 
 OPTIMIZERS = {"adam": optax.adam, "sgd": optax.sgd, "adamw": optax.adamw}
 
@@ -33,7 +32,7 @@ def make_optimizer(
     parts.update({group: optax.sgd(1.0) for group in assigned})
     if parts:
         tx = optax.partition({"main": tx, **parts}, functools.partial(part_labels, tuple(parts)))
-    return transfer.freeze_all_but(tx, cfg.trainable) if cfg.trainable else tx
+    return freeze_all_but(tx, cfg.trainable) if cfg.trainable else tx
 
 
 def part_labels(parts: tuple[str, ...], params: dict) -> dict:
@@ -45,3 +44,36 @@ def part_labels(parts: tuple[str, ...], params: dict) -> dict:
             f"its groups are {sorted(params)}"
         )
     return {group: jax.tree.map(lambda _, g=group: g if g in parts else "main", tree) for group, tree in params.items()}
+
+
+def _path_name(path) -> str:
+    return "/".join(str(getattr(key, "key", key)) for key in path)
+
+
+def freeze_all_but(
+    tx: optax.GradientTransformation, trainable: Sequence[str]
+) -> optax.GradientTransformation:
+    """`tx` for the parameters under one of the `trainable` paths ("encoder/mlp/dense1"), zero
+    updates (and no optimiser state) for every other parameter."""
+    trainable = tuple(trainable)
+
+    def labels(params):
+        names = [_path_name(path) for path, _ in jax.tree.leaves_with_path(params)]
+        for prefix in trainable:
+            if not any(n == prefix or n.startswith(prefix + "/") for n in names):
+                raise ValueError(
+                    f"opt.trainable names {prefix!r}, which is no parameter group of this model; "
+                    f"its parameters are {names}"
+                )
+
+        def label(path, _):
+            name = _path_name(path)
+            return (
+                "train"
+                if any(name == p or name.startswith(p + "/") for p in trainable)
+                else "frozen"
+            )
+
+        return jax.tree.map_with_path(label, params)
+
+    return optax.partition({"train": tx, "frozen": optax.set_to_zero()}, labels)

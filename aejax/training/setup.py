@@ -15,10 +15,12 @@ import jax
 import ml_collections
 import numpy as np
 
-from aejax import compiled, models, objectives, random_streams
+from aejax import compiled, random_streams
 from aejax.data import binarize, sources, stream, subsets
 from aejax.data.dataset import Dataset, coerce, hold_out
 from aejax.data.device import DeviceBatches, as_dataset, epoch_batches
+from aejax.models import factory
+from aejax.objectives import registry
 from aejax.objectives.autoencoding import LossFn
 from aejax.training import parallel, validate
 from aejax.training.state import TrainState, create_state
@@ -85,8 +87,8 @@ def setup(
     num_classes = (test if streamed else train).num_classes
     config = fit_config(config, example.image_shape, num_classes, len(train))
     parallel.check_batch_size(config.train.batch_size, mesh)
-    model = models.build(config.model)
-    loss_fn = objectives.make_objective(model, config.loss)
+    model = factory.build(config.model)
+    loss_fn = registry.make_objective(model, config.loss)
     keys = {name: random_streams.stream(config.seed, name) for name in random_streams.STREAMS}
     state = parallel.replicate(create_state(config, example.images), mesh)
     figure_images = binarize.test_images(config.data, test.images)  # process 0 draws figures alone
@@ -168,11 +170,11 @@ def fit_config(
     config: ml_collections.ConfigDict, image_shape: tuple, num_classes: int | None, n: int
 ) -> ml_collections.ConfigDict:
     """`config` as the run records it: references resolved, the model fitted to `n` training
-    images of `image_shape` (`models.fit_to_data`)."""
+    images of `image_shape` (`factory.fit_to_data`)."""
     config = config.copy_and_resolve_references()
     if config.data.path:  # recorded as unused, not as the default dataset's name
         config.data.name = ""
-    config.model = models.fit_to_data(config.model, image_shape, num_classes, n)
+    config.model = factory.fit_to_data(config.model, image_shape, num_classes, n)
     return config
 
 

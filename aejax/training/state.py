@@ -6,8 +6,9 @@ import ml_collections
 from flax import struct
 from flax.training import train_state
 
-from aejax import models, random_streams
+from aejax import random_streams
 from aejax.data.dataset import as_float
+from aejax.models import factory
 from aejax.training import checkpoint
 from aejax.training.optimizers import make_optimizer
 
@@ -22,12 +23,12 @@ def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> Tra
     """Initial parameters (and mutable collections) from the "init" random stream, and the
     optimiser around them. `example_x` are training images: the model's input shape, and
     what `model.output_bias` starts from."""
-    model = models.build(config.model)
+    model = factory.build(config.model)
     init_rng, noise_rng = jax.random.split(random_streams.stream(config.seed, "init"))
     example = as_float(example_x[:1])  # stored uint8 images: scaled as the step scales them
     variables = dict(model.init({"params": init_rng, "noise": noise_rng}, example))
-    params = models.init_from_data(config.model, variables.pop("params"), example_x)
-    tx = make_optimizer(config.opt, models.assigned_groups(config.model))
+    params = factory.init_from_data(config.model, variables.pop("params"), example_x)
+    tx = make_optimizer(config.opt, factory.assigned_groups(config.model))
     return TrainState.create(apply_fn=model.apply, params=params, tx=tx, collections=variables)
 
 

@@ -1,53 +1,17 @@
-"""Runs that build on other runs: parameters taken from a finished run, and training a part only.
+"""Runs that build on other runs: parameters taken from a finished run.
 
-Both serve greedy pretraining (each phase starts where the previous one stopped and trains one
-pair of layers) and classifiers on a pretrained encoder (fine-tuned, or frozen as a probe).
-Freezing happens in the optimiser, over the one parameter tree: frozen leaves get zero updates,
-so the model, the loss and the train loop are the same as for any run.
+They serve greedy pretraining (each phase starts where the previous one stopped and trains one
+pair of layers) and classifiers on a pretrained encoder (fine-tuned, or frozen as a probe: the
+frozen part is the optimiser's, `optimizers.freeze_all_but`).
 """
 
-from collections.abc import Sequence
 from pathlib import Path
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-import optax
 
 from aejax.training import checkpoint
-
-
-def _path_name(path) -> str:
-    return "/".join(str(getattr(key, "key", key)) for key in path)
-
-
-def freeze_all_but(
-    tx: optax.GradientTransformation, trainable: Sequence[str]
-) -> optax.GradientTransformation:
-    """`tx` for the parameters under one of the `trainable` paths ("encoder/mlp/dense1"), zero
-    updates (and no optimiser state) for every other parameter."""
-    trainable = tuple(trainable)
-
-    def labels(params):
-        names = [_path_name(path) for path, _ in jax.tree.leaves_with_path(params)]
-        for prefix in trainable:
-            if not any(n == prefix or n.startswith(prefix + "/") for n in names):
-                raise ValueError(
-                    f"opt.trainable names {prefix!r}, which is no parameter group of this model; "
-                    f"its parameters are {names}"
-                )
-
-        def label(path, _):
-            name = _path_name(path)
-            return (
-                "train"
-                if any(name == p or name.startswith(p + "/") for p in trainable)
-                else "frozen"
-            )
-
-        return jax.tree.map_with_path(label, params)
-
-    return optax.partition({"train": tx, "frozen": optax.set_to_zero()}, labels)
 
 
 def load_params(workdir: str | Path) -> dict:

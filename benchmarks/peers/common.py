@@ -14,8 +14,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aejax import configs, models
+from aejax import configs
 from aejax.data import sources
+from aejax.models import factory
 
 MODELS = ("mlp", "vae", "conv")
 DATASET = "fashion_mnist"
@@ -49,8 +50,8 @@ def settings(model: str) -> tuple[int, float]:
 
 def aejax_param_count(model: str) -> int:
     """Parameters of the model aejax builds from config `model` for 28x28x1 images."""
-    cfg = models.fit_to_data(configs.load(model).model, IMAGE_SHAPE, None)
-    module = models.build(cfg)
+    cfg = factory.fit_to_data(configs.load(model).model, IMAGE_SHAPE, None)
+    module = factory.build(cfg)
 
     def init(x):
         rngs = {"params": jax.random.key(0), "noise": jax.random.key(1)}
