@@ -47,3 +47,15 @@ def test_the_shipped_configs_are_tested_together():
     for name in ("test_configs.py", "test_zoo.py"):
         assert has_tests(TESTS / name), name
     assert len(list((PACKAGE / "configs").glob("*.py"))) > 30
+
+
+def test_no_function_is_longer_than_60_lines():
+    """A function a reader takes in at once: anything longer is split into named steps."""
+    long = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)):
+                lines = node.end_lineno - node.lineno + 1
+                if lines > 60:
+                    long.append(f"{path.relative_to(ROOT)}:{node.lineno} {node.name}: {lines} lines")
+    assert not long, "\n".join(long)
