@@ -39,8 +39,8 @@ def test_script_leaves_its_figures_and_finite_metrics(smoke, name):
         assert ref["key"] in record["metrics"] and ref["data"] and ref["source"]
 
 
-def test_gallery_shows_every_figure_and_every_published_number(smoke):
-    records, gallery = smoke
+def _assert_gallery_shows(records: dict, gallery: Path):
+    """Every figure of every script in the gallery page and its folder, and the results table."""
     page = gallery.with_suffix(".md").read_text()
     for name, record in records.items():
         assert f"## {name}" in page
@@ -50,6 +50,23 @@ def test_gallery_shows_every_figure_and_every_published_number(smoke):
     table = run_all.results_table(list(records.values()))
     assert "\n".join(table) in page
     assert len(table) - 2 == sum(max(1, len(r["published"])) for r in records.values())
+
+
+@pytest.mark.slow
+def test_gallery_shows_every_figure_and_every_published_number(smoke):
+    _assert_gallery_shows(*smoke)
+
+
+def test_a_gallery_of_one_script_shows_its_figures_and_numbers(tmp_path):
+    """`--only linear_pca` (the quickest script): one epoch, its figures and its row."""
+    gallery = tmp_path / "gallery"
+    records = run_all.main(
+        ["--epochs", "1", "--runs", str(tmp_path), "--gallery", str(gallery), "--only", "linear_pca"]
+    )
+    assert [r["script"] for r in records] == ["linear_pca"] and records[0]["figures"]
+    assert all(math.isfinite(v) for v in records[0]["metrics"].values())
+    _assert_gallery_shows({r["script"]: r for r in records}, gallery)
+    assert "## mlp_reconstruction" not in gallery.with_suffix(".md").read_text()
 
 
 def test_a_non_finite_result_is_refused(tmp_path):
