@@ -1,4 +1,4 @@
-"""A run's named random streams: each use of randomness folds its own number into the seed's key.
+"""A run's named random streams: each use of randomness folds its own number into the key of the run's seed.
 
 The numbers are part of every result: changing one changes every run, and a resumed run
 continues exactly because its streams are those it started with. Each stream is folded again

@@ -30,7 +30,7 @@ from aejax.training.step import make_evaluate
 EXPERIMENTS = Path(__file__).resolve().parents[1] / "experiments"
 
 # Many tests train runs whose programs are alike (the same tiny configs, the same evaluation),
-# each compiled afresh: XLA's compilation cache, in a folder of this session alone, compiles
+# each compiled afresh: XLA's compilation cache, in a folder of this test run alone, compiles
 # each such program once (14% less CPU time over the runs of test_loop, test_api, test_zoo and
 # test_checkpoint). It must be set before anything is compiled, so here, at import.
 _XLA_CACHE = tempfile.mkdtemp(prefix="aejax-tests-xla-cache-")

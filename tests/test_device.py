@@ -40,4 +40,4 @@ def test_a_chunks_indices_are_its_steps_of_the_epoch_order_drawn_once_an_epoch()
     np.testing.assert_array_equal(batches.chunk(0, 3, 5), orders[0][3:5])
     np.testing.assert_array_equal(batches.chunk(1, 0, 2), orders[1][0:2])
     assert drawn == [0, 1]
-    assert batches.checkpoint_items(restoring=True) == {}  # the order is the seed's: not saved
+    assert batches.checkpoint_items(restoring=True) == {}  # the order follows from the seed: not saved

@@ -1,4 +1,4 @@
-"""The named random streams: each is the seed's key folded with a fixed number."""
+"""The named random streams: each is the key of the run's seed folded with a fixed number."""
 
 import jax
 import numpy as np

@@ -1,5 +1,5 @@
 """A run is set up once: `setup` builds every piece a run trains with, the loop rebuilds none,
-its random streams are the seed's key folded with fixed numbers, and bad input is refused
+its random streams are the key of the run's seed folded with fixed numbers, and bad input is refused
 before any training."""
 
 import collections

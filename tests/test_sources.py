@@ -40,7 +40,7 @@ assert not imported and "tensorflow" not in sys.modules, imported
         [sys.executable, "-c", script], env=env, capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr[-2000:]
-    assert "tensorflow" not in sys.modules  # nor in this session, after all the loads above
+    assert "tensorflow" not in sys.modules  # nor in this test run, after all the loads above
 
 
 def test_idx_dir_argument_wins_over_the_environment(tiny_idx_dir, tmp_path, monkeypatch):
