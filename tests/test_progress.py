@@ -9,11 +9,14 @@ import struct
 import subprocess
 import sys
 import termios
+import time
+import types
 
 import pytest
+import tensorboardX.event_file_writer
 from tensorboardX.proto import event_pb2
 
-from aejax.training import checkpoint, loop
+from aejax.training import checkpoint, loop, progress
 
 
 def read_events(path) -> list:
@@ -50,6 +53,21 @@ def test_tensorboard_events_hold_each_epochs_metrics_and_a_resume_purges_the_res
     starts = [e.step for e in read_events(resumed) if e.session_log.status == event_pb2.SessionLog.START]
     assert starts == [int(killed.step) + 1] and 20 < starts[0] < 40  # TensorBoard hides what the
     # killed run logged after its checkpoint
+
+
+def test_a_run_resumed_within_the_second_its_predecessor_opened_keeps_both_event_files(
+    tmp_path, monkeypatch
+):
+    """tensorboardX names event files by the second: both runs open theirs in the same one."""
+    frozen = types.SimpleNamespace(**{**vars(time), "time": lambda: 1_790_000_000.5})
+    monkeypatch.setattr(tensorboardX.event_file_writer, "time", frozen)
+    for start, rows in [(0, [10, 20]), (20, [30])]:
+        log = progress.EventLog(tmp_path, start)
+        for step in rows:
+            log.write({"epoch": step // 10, "step": step, "train/loss": float(step)})
+        log.close()
+    assert len(list(tmp_path.glob("events.out.tfevents.*"))) == 2
+    assert tensorboard_points(tmp_path)["train/loss"] == [10, 20, 30]
 
 
 def tensorboard_points(workdir) -> dict:

@@ -10,6 +10,7 @@ TensorBoard events are written with tensorboardX: numpy and protobuf, no TensorF
 its torch writer), and aejax installs neither.
 """
 
+import time
 from pathlib import Path
 
 import tensorboardX
@@ -41,7 +42,8 @@ class EventLog:
     TensorBoard's view, as `checkpoint.truncate_metrics` drops their lines. TensorBoard drops
     every earlier event at or after a file's purge step, so it is `step + 1`: the row logged at
     `step` itself stays. The file is opened with the first row, so reopening a complete run
-    writes none.
+    writes none. tensorboardX names a file by the second it opened in, and a run resumed within
+    that second would overwrite its predecessor's: a nanosecond suffix keeps both, in order.
     """
 
     def __init__(self, workdir: Path, step: int):
@@ -52,7 +54,9 @@ class EventLog:
             return
         if self.writer is None:
             purge = self.step + 1 if self.step else None
-            self.writer = tensorboardX.SummaryWriter(str(self.workdir), purge_step=purge)
+            self.writer = tensorboardX.SummaryWriter(
+                str(self.workdir), purge_step=purge, filename_suffix=f".{time.time_ns()}"
+            )
         for key, value in row.items():
             if key not in ("epoch", "step"):
                 self.writer.add_scalar(key, value, row["step"])
