@@ -120,5 +120,6 @@ def test_choosing_a_bottleneck_by_override_brings_what_it_needs_unless_set_too()
     vq = configs.override(conv, model__bottleneck="vq", model__code_activation="tanh")
     assert (vq.loss.reduction, vq.model.code_activation) == ("sum", "tanh")  # the user's wins
     assert (conv.loss.reduction, conv.model.code_activation) == ("mean", "relu")
+    assert configs.override(conv, model__bottleneck="gaussian").loss.reduction == "sum"
     kept = configs.override(conv, model__decoder="transpose", model__bottleneck="wta")
     assert (kept.loss.reduction, kept.model.code_activation) == ("mean", "relu")  # no defaults

@@ -104,15 +104,16 @@ def test_presets_give_the_parts_and_the_fields_override_them():
     assert factory.assigned_groups(load_config("vae").model) == ()
 
 
-def test_a_part_swapped_in_needs_its_fields_and_any_config_can_set_them():
+def test_a_part_swapped_in_takes_derived_sizes_and_any_config_can_set_them():
     config = load_config("vae")
     config.model.encoder = "resnet"
-    with pytest.raises(ValueError, match=r"a resnet encoder needs model.encoder_features, which this config leaves unset: set it, e.g. --config.model.encoder_features='\(16,32\)'"):
-        validate.config(config) or create_state(config, np.zeros((1, 28, 28, 1), np.float32))
+    images = np.zeros((1, 28, 28, 1), np.float32)
+    encoder = create_state(config, images).params["encoder"]  # factory.CONV_FEATURES
+    assert [encoder[f"skip{i}"]["kernel"].shape[-1] for i in range(3)] == [16, 32, 32]
     config.model.encoder_features = (4, 8)
-    model = factory.build(config.model)
-    params = jax.eval_shape(model.init, jax.random.key(0), jnp.zeros((1, 28, 28, 1)))["params"]
-    assert "encoder" in params and "mu_head" in params
+    state = create_state(config, images)
+    assert [state.params["encoder"][f"skip{i}"]["kernel"].shape[-1] for i in range(2)] == [4, 8]
+    assert "mu_head" in state.params
 
 
 # --- the shipped models' shapes and sizes -----------------------------------------------------

@@ -82,12 +82,13 @@ def _model(config: ml_collections.ConfigDict) -> None:
     # deterministic, gaussian, vq, wta. Chosen by an override (--config.model.bottleneck=vq,
     # model__bottleneck="vq"), a bottleneck also sets the fields it needs to learn that the
     # override leaves unset (bottlenecks.DEFAULTS): vq sets loss.reduction="sum" and
-    # model.code_activation="linear", whatever the config had.
+    # model.code_activation="linear", gaussian loss.reduction="sum", whatever the config had.
     config.model.bottleneck = config_dict.placeholder(str)
     config.model.decoder = config_dict.placeholder(str)  # mlp, tied, nearest, resize, transpose
     config.model.decoder_widths = config_dict.placeholder(tuple)  # mlp decoder; unset: mirror
-    # The parts' sizes, unset where the config's own parts do not read them, so that any config
-    # can swap a part: --config.model.encoder=resnet --config.model.encoder_features='(16,32)'.
+    # The parts' sizes, unset where the config's own parts do not read them. A part swapped in
+    # (--config.model.encoder=resnet) that reads an unset one gets it derived from the other
+    # parts (models.factory.part_sizes), recorded in the run's config.json; or set it too.
     config.model.encoder_widths = config_dict.placeholder(tuple)  # mlp encoder, code width last
     config.model.activation = "relu"  # mlp encoder and decoder, between layers
     config.model.encoder_features = config_dict.placeholder(tuple)  # conv, resnet: channels
@@ -111,8 +112,8 @@ def _loss(config: ml_collections.ConfigDict) -> None:
     config.loss = ml_collections.ConfigDict()
     config.loss.objective = "reconstruction"  # reconstruction, classification, layerwise
     config.loss.likelihood = "bernoulli"  # bernoulli (BCE on logits), gaussian (MSE or a density)
-    # mean: per pixel; sum: nats per image, which a VQ bottleneck's per-image terms need
-    # (choosing model.bottleneck=vq by override sets it, unless the override sets it too)
+    # mean: per pixel; sum: nats per image, which the per-image terms of a VQ or gaussian
+    # bottleneck need (choosing either by override sets it, unless the override sets it too)
     config.loss.reduction = "mean"
     config.loss.variance = config_dict.placeholder(float)  # a gaussian likelihood's fixed variance
     config.loss.kl_weight = 1.0  # VAEs: the KL term's weight

@@ -7,7 +7,8 @@ config (`model.encoder`, `model.bottleneck`, `model.decoder`; `model.name` gives
 defaults, PRESETS). It maps images `x_BxHxWxC` in [0, 1] to decoder logits of the same shape
 and a dict of named intermediates, the bottleneck's loss terms among them; losses read what
 they need from that dict, so a new autoencoder is a new combination rather than a new class.
-Corruption and penalties live in the loss.
+The sizes a config leaves unset are derived from the other parts (`part_sizes`), so any config
+can swap any part. Corruption and penalties live in the loss.
 """
 
 from collections.abc import Callable, Sequence
@@ -26,17 +27,6 @@ def _kernel_init(cfg: ml_collections.ConfigDict) -> str:
     return cfg.kernel_init
 
 
-def _need(cfg: ml_collections.ConfigDict, field: str, part: str):
-    """A field a chosen part reads, or an error naming the part and a config that has it."""
-    if field not in cfg or cfg[field] is None:
-        example = "8" if field == "latent_dim" else "'(16,32)'"
-        raise ValueError(
-            f"{part} needs model.{field}, which this config leaves unset: set it, e.g. "
-            f"--config.model.{field}={example} (model__{field}={example.strip(chr(39))} in Python)"
-        )
-    return cfg[field]
-
-
 # Defaults of (encoder, bottleneck, decoder) by model.name; model.encoder, .bottleneck and
 # .decoder override them. None as decoder: the conv config's `upsampling`.
 PRESETS = {
@@ -52,6 +42,13 @@ ENCODERS = ("mlp", "conv", "resnet")
 BOTTLENECKS = ("deterministic", "gaussian", "vq", "wta")  # aejax/models/bottlenecks.py
 CODEBOOKS = ("loss", "ema")  # how a vector-quantised bottleneck keeps its codebook
 DECODERS = ("mlp", "tied", *conv.DECODERS)  # the conv ones: "nearest", "resize", "transpose"
+
+# The sizes of a part a config leaves unset (None), so that any config can swap any part:
+# `part_sizes` derives them from the other parts where it can, else takes these.
+MLP_WIDTHS = (256, 64)  # an mlp encoder's hidden layer, then its code (a gaussian's: hidden)
+CONV_FEATURES = (16, 32, 32)  # a conv or resnet encoder's channels: conv_vae's
+VECTOR_DECODER_FEATURES = (64, 32)  # a conv decoder after a vector code: 64 maps at 1/4 side
+MAP_LATENT_DIM = 16  # a gaussian on an encoder's map: conv_vae's latents
 
 
 def structure(cfg: ml_collections.ConfigDict) -> tuple[str, str, str]:
@@ -71,6 +68,31 @@ def structure(cfg: ml_collections.ConfigDict) -> tuple[str, str, str]:
     return encoder, bottleneck, decoder
 
 
+def part_sizes(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of autoencoder config `cfg` with the sizes its parts read and it leaves unset.
+
+    A conv encoder mirrors a conv decoder's features and a conv decoder a conv encoder's; a
+    conv decoder after a vector code, and an encoder with nothing to mirror, take the defaults
+    above; a gaussian keeps an mlp encoder's code width (its last layer becomes hidden), or on a
+    map MAP_LATENT_DIM. Fields a config sets are kept as they are.
+    """
+    encoder, bottleneck, decoder = structure(cfg)
+    cfg = cfg.copy_and_resolve_references()
+    conv_decoder = decoder in conv.DECODERS
+    with cfg.unlocked():
+        if encoder == "mlp" and cfg.get("encoder_widths") is None:
+            cfg.encoder_widths = MLP_WIDTHS
+        if encoder != "mlp" and cfg.get("encoder_features") is None:
+            features = cfg.get("decoder_features") if conv_decoder else None
+            cfg.encoder_features = CONV_FEATURES if features is None else tuple(reversed(features))
+        if bottleneck == "gaussian" and cfg.get("latent_dim") is None:
+            cfg.latent_dim = cfg.encoder_widths[-1] if encoder == "mlp" else MAP_LATENT_DIM
+        if conv_decoder and cfg.get("decoder_features") is None:
+            mirror = None if encoder == "mlp" else tuple(reversed(cfg.encoder_features))
+            cfg.decoder_features = mirror or VECTOR_DECODER_FEATURES
+    return cfg
+
+
 def _conv_code_shape(cfg: ml_collections.ConfigDict, layers: int, channels: int) -> tuple:
     """The map a conv decoder starts from: each of its `layers` doubles the image's sides
     halved (rounding up) as often."""
@@ -84,11 +106,11 @@ def _conv_code_shape(cfg: ml_collections.ConfigDict, layers: int, channels: int)
 
 def _encoder(cfg: ml_collections.ConfigDict, kind: str, heads: bool) -> nn.Module:
     if kind == "mlp":
-        widths = _need(cfg, "encoder_widths", "an mlp encoder")
+        widths = tuple(cfg.encoder_widths)
         # Under a bottleneck's heads (a gaussian's) the last layer is hidden: they are linear.
         last = cfg.activation if heads else cfg.code_activation
         return mlp.MLPEncoder(widths, cfg.activation, last, _kernel_init(cfg))
-    features = tuple(_need(cfg, "encoder_features", f"a {kind} encoder"))
+    features = tuple(cfg.encoder_features)
     if kind == "resnet":
         return conv.ResNetEncoder(features)
     return conv.ConvEncoder(features, mlp.activation(cfg.code_activation))
@@ -98,11 +120,7 @@ def _decoder(cfg, kind: str, encoder: nn.Module, encoder_kind: str, bottleneck: 
     image_shape, heads = tuple(cfg.image_shape), bottleneck.dense_heads
     vector_code = encoder_kind == "mlp" or heads
     if kind == "tied":
-        if encoder_kind != "mlp" or heads:
-            raise ValueError(
-                "a tied decoder mirrors an mlp encoder's kernels, so it needs model.encoder="
-                f"'mlp' and a bottleneck that keeps the code's shape (not {structure(cfg)[1]!r})"
-            )
+        _check_tied(encoder_kind, structure(cfg)[1], heads)
         return mlp.TiedMLPDecoder(encoder, image_shape, cfg.activation)
     if kind == "mlp":
         widths = cfg.get("decoder_widths")
@@ -112,7 +130,7 @@ def _decoder(cfg, kind: str, encoder: nn.Module, encoder_kind: str, bottleneck: 
         return mlp.MLPDecoder(
             tuple(widths), image_shape, cfg.get("activation", "relu"), _kernel_init(cfg)
         )
-    features = tuple(_need(cfg, "decoder_features", f"a {kind} decoder"))
+    features = tuple(cfg.decoder_features)
     if not vector_code and len(cfg.encoder_features) != len(features):
         raise ValueError(
             "a conv autoencoder's decoder doubles each side as often as its encoder halves it: "
@@ -130,6 +148,35 @@ def _decoder(cfg, kind: str, encoder: nn.Module, encoder_kind: str, bottleneck: 
     return conv.LatentConvDecoder(features, code_shape, channels, hw, kind)
 
 
+def _check_tied(encoder: str, bottleneck: str, heads: bool) -> None:
+    """Refuses the pairs a tied decoder cannot make: it runs an mlp encoder's kernels backwards
+    from the code, so it needs those kernels and a code of their last layer's width."""
+    if encoder != "mlp":
+        raise ValueError(
+            f"a tied decoder mirrors an mlp encoder's kernels; model.encoder={encoder!r} has "
+            "none: use model.decoder='mlp' or 'nearest', or model.encoder='mlp'"
+        )
+    if heads:
+        raise ValueError(
+            f"a tied decoder mirrors an mlp encoder's kernels from its code; a {bottleneck!r} "
+            "bottleneck's heads give a code of their own (model.latent_dim wide): use "
+            "model.decoder='mlp', or model.bottleneck='deterministic'"
+        )
+
+
+def _check_code_dim(cfg: ml_collections.ConfigDict, encoder: str) -> None:
+    """A VQ bottleneck cuts the code's last axis into vectors of `code_dim`: it must divide it."""
+    field = "encoder_widths" if encoder == "mlp" else "encoder_features"
+    width, code_dim = cfg[field][-1], cfg.code_dim
+    if width % code_dim:
+        divisor = max(d for d in range(1, code_dim) if width % d == 0)
+        raise ValueError(
+            f"a vq bottleneck cuts the code into vectors of model.code_dim={code_dim}, which does "
+            f"not divide its last axis, model.{field}[-1]={width}: set model.code_dim={divisor} "
+            f"(or another divisor of {width}), or model.{field} to end in a multiple of {code_dim}"
+        )
+
+
 def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
     if kind == "gaussian":
         scale = cfg.get("posterior_scale", "logvar")
@@ -138,8 +185,7 @@ def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
                 f"unknown model.posterior_scale {scale!r}; choose one of "
                 f"{bottlenecks.POSTERIOR_SCALES}"
             )
-        latent_dim = _need(cfg, "latent_dim", "a gaussian bottleneck")
-        return bottlenecks.Gaussian(latent_dim, scale, cfg.total_correlation, cfg.dataset_size)
+        return bottlenecks.Gaussian(cfg.latent_dim, scale, cfg.total_correlation, cfg.dataset_size)
     if kind == "vq":
         if cfg.codebook not in CODEBOOKS:
             raise ValueError(f"unknown model.codebook {cfg.codebook!r}; choose one of {CODEBOOKS}")
@@ -159,7 +205,10 @@ def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
 
 
 def _autoencoder(cfg: ml_collections.ConfigDict) -> autoencoder.Autoencoder:
+    cfg = part_sizes(cfg)
     encoder_kind, bottleneck_kind, decoder_kind = structure(cfg)
+    if bottleneck_kind == "vq":
+        _check_code_dim(cfg, encoder_kind)
     bottleneck = _bottleneck(cfg, bottleneck_kind)
     encoder = _encoder(cfg, encoder_kind, bottleneck.dense_heads)  # a tied decoder shares it
     decoder = _decoder(cfg, decoder_kind, encoder, encoder_kind, bottleneck)
@@ -231,8 +280,9 @@ def fit_to_data(
     num_classes: int | None,
     dataset_size: int | None = None,
 ) -> ml_collections.ConfigDict:
-    """A copy of model config `cfg` with the data's image shape, a classifier's classes, and
-    the training set's size (which beta-TCVAE's estimator reads).
+    """A copy of model config `cfg` with the data's image shape, a classifier's classes, the
+    training set's size (which beta-TCVAE's estimator reads), and the part sizes it leaves
+    unset (`part_sizes`), so that the run's config.json records what was trained.
 
     Every model takes its shape from the data it trains on, so one config serves 28x28 grey
     digits and 64x64 colour faces alike.
@@ -249,7 +299,7 @@ def fit_to_data(
             if num_classes is None:
                 raise ValueError("a classifier needs labelled data; this dataset has no labels")
             cfg.num_classes = int(num_classes)
-    return cfg
+    return part_sizes(cfg) if cfg.name in PRESETS else cfg
 
 
 def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Array) -> dict:
