@@ -123,3 +123,12 @@ def test_choosing_a_bottleneck_by_override_brings_what_it_needs_unless_set_too()
     assert configs.override(conv, model__bottleneck="gaussian").loss.reduction == "sum"
     kept = configs.override(conv, model__decoder="transpose", model__bottleneck="wta")
     assert (kept.loss.reduction, kept.model.code_activation) == ("mean", "relu")  # no defaults
+
+
+def test_choosing_a_convolutional_part_by_override_compiles_single_steps_unless_set_too():
+    mlp = configs.load("mlp")
+    assert mlp.train.chunk > 1
+    assert configs.override(mlp, model__decoder="nearest").train.chunk == 1
+    assert configs.override(mlp, model__encoder="resnet").train.chunk == 1
+    assert configs.override(mlp, model__encoder="conv", train__chunk=50).train.chunk == 50
+    assert configs.override(mlp, model__decoder="tied").train.chunk == mlp.train.chunk

@@ -20,6 +20,7 @@ import ml_collections
 
 from aejax.configs import fields
 from aejax.models import bottlenecks
+from aejax.models import conv as conv_parts  # beside the config module conv.py
 
 NOT_CONFIGS = ("fields",)  # modules of this package that build no config of their own
 
@@ -72,7 +73,7 @@ def load(name_or_path: str | Path) -> ml_collections.ConfigDict:
 
 def override(config: ml_collections.ConfigDict, **overrides: Any) -> ml_collections.ConfigDict:
     """A copy of `config` with `group__field=value` set as `config.group.field = value`, and
-    the defaults of a bottleneck it chooses (`set_part_defaults`).
+    the defaults of a part it chooses (`set_part_defaults`).
 
     Keyword names cannot hold dots, so a double underscore separates the levels. An undeclared
     field or a value of the wrong type is an error naming the field.
@@ -97,17 +98,26 @@ def _set(config: ml_collections.ConfigDict, path: list[str], value: Any) -> None
 
 
 def set_part_defaults(config: ml_collections.ConfigDict, overridden: Iterable[str]) -> None:
-    """Sets in `config`, whose dotted fields `overridden` the user set, the fields that a
-    `model.bottleneck` they chose needs to learn (`bottlenecks.DEFAULTS`), where they set none.
+    """Sets in `config`, whose dotted fields `overridden` the user set, the fields that a part
+    they chose needs, where they set none: a bottleneck's to learn (`bottlenecks.DEFAULTS`), a
+    convolutional encoder's or decoder's to train at speed (`conv.DEFAULTS`).
 
-    A config's loss and code settings suit its own bottleneck: `conv`'s per-pixel mean made a
-    VQ codebook collapse. Set here, they are recorded in the run's config.json like any value.
+    A config's settings suit its own parts: `conv`'s per-pixel mean made a VQ codebook
+    collapse, and `mlp`'s long compiled chunks ran a conv decoder 50x slower. Set here, they are
+    recorded in the run's config.json like any value.
     """
-    overridden = set(overridden)
+    overridden, model = set(overridden), config.model
+    defaults = {}
     if "model.bottleneck" in overridden:
-        for path, value in bottlenecks.DEFAULTS.get(config.model.bottleneck, {}).items():
-            if path not in overridden:
-                _set(config, path.split("."), value)
+        defaults |= bottlenecks.DEFAULTS.get(model.bottleneck, {})
+    chose_conv = ("model.encoder" in overridden and model.encoder in conv_parts.ENCODERS) or (
+        "model.decoder" in overridden and model.decoder in conv_parts.DECODERS
+    )
+    if chose_conv:
+        defaults |= conv_parts.DEFAULTS
+    for path, value in defaults.items():
+        if path not in overridden:
+            _set(config, path.split("."), value)
 
 
 def unknown_field(config: ml_collections.ConfigDict, path: list[str], key: str) -> str | None:

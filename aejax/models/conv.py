@@ -211,6 +211,13 @@ DECODERS = {
     "resize": ResizeConvDecoder,
     "transpose": ConvTransposeDecoder,
 }
+ENCODERS = ("conv", "resnet")  # the encoders of convolutions: ConvEncoder, ResNetEncoder
+
+# What a run of any config needs once a convolutional part is chosen: XLA:CPU runs convolutions
+# far slower inside the lax.scan of a compiled chunk of steps (the mlp config with a nearest
+# decoder trained 23 samples/s in chunks of 400 and 1,256 a step at a time), so each step is its
+# own compiled call.
+DEFAULTS = {"train.chunk": 1}
 
 
 def decoder_name(decoder: nn.Module) -> str | None:
