@@ -87,11 +87,13 @@ def test_workdir_naming_a_file_is_a_clear_error(tmp_path):
 
 
 @pytest.mark.slow
-def test_a_bottleneck_chosen_on_the_command_line_brings_what_it_needs(tmp_path):
-    """--config.model.bottleneck=vq sets the VQ bottleneck's defaults (bottlenecks.DEFAULTS) in
-    the run's config.json, except a field the command line sets too."""
-    out = _aejax("train", "--config=conv", "--workdir=run", "--max_steps=1", "--config.model.bottleneck=vq",
-                 "--config.model.code_activation=tanh", cwd=tmp_path)  # fmt: skip
+def test_parts_chosen_on_the_command_line_bring_what_they_need(tmp_path):
+    """--config.model.bottleneck=vq sets the VQ bottleneck's defaults (bottlenecks.DEFAULTS),
+    and a conv decoder in an mlp config single steps (conv.DEFAULTS), in the run's config.json,
+    except a field the command line sets too; the sizes mlp leaves unset are derived."""
+    out = _aejax("train", "--config=mlp", "--workdir=run", "--max_steps=1", "--config.model.bottleneck=vq",
+                 "--config.model.decoder=nearest", "--config.model.code_activation=tanh", cwd=tmp_path)  # fmt: skip
     assert out.returncode == 0, out.stderr
     recorded = json.loads((tmp_path / "run" / "config.json").read_text())
     assert (recorded["loss"]["reduction"], recorded["model"]["code_activation"]) == ("sum", "tanh")
+    assert recorded["train"]["chunk"] == 1 and recorded["model"]["decoder_features"] == [64, 32]
