@@ -5,7 +5,6 @@ from pathlib import Path
 
 import pytest
 from absl import flags
-from ml_collections import config_dict
 
 import aejax
 from aejax import cli, configs
@@ -19,16 +18,6 @@ def parse(*args: str):
     holder = cli.define_config_flag(flag_values, sys_argv=argv)
     flag_values(argv)
     return holder.value
-
-
-def leaves(group: config_dict.ConfigDict, prefix: str = ""):
-    """(dotted path, value, declared type) of every field that is not a group."""
-    for key in group.keys():
-        value = group[key]
-        if isinstance(value, config_dict.ConfigDict):
-            yield from leaves(value, f"{prefix}{key}.")
-        else:
-            yield f"{prefix}{key}", value, group.get_type(key)
 
 
 def another_value(value, kind):
@@ -52,7 +41,7 @@ def another_value(value, kind):
 
 @pytest.mark.parametrize("name", configs.names())
 def test_every_field_of_every_shipped_config_can_be_overridden_from_the_command_line(name):
-    fields = list(leaves(configs.load(name)))
+    fields = list(configs.leaves(configs.load(name)))
     assert len(fields) > 25  # base() alone declares more: the walk reached the groups
     wanted, args = {}, []
     for path, value, kind in fields:

@@ -192,18 +192,19 @@ def describe(name_or_path: str | Path) -> str:
     else:
         head = f"{name_or_path}: a config file"
     lines = [head, ""]
-    for path, value in _leaves(config):
+    for path, value, _ in leaves(config):
         text = by_path.get(path) or by_name.get(path.rsplit(".", 1)[-1], "")
         lines.append(f"{path} = {value!r}" + (f"  # {text}" if text else ""))
     lines += ["", f"Override any field: aejax train --config {name_or_path} --config.FIELD=VALUE"]
     return "\n".join(lines)
 
 
-def _leaves(group: ml_collections.ConfigDict, prefix: str = ""):
-    """(dotted path, value) of every field that is not a group, in declaration order."""
+def leaves(group: ml_collections.ConfigDict, prefix: str = ""):
+    """(dotted path, value, declared type) of every field that is not a group, in declaration
+    order."""
     for key in group.keys():
         value = group[key]
         if isinstance(value, ml_collections.ConfigDict):
-            yield from _leaves(value, f"{prefix}{key}.")
+            yield from leaves(value, f"{prefix}{key}.")
         else:
-            yield f"{prefix}{key}", value
+            yield f"{prefix}{key}", value, group.get_type(key)
