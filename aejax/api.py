@@ -4,6 +4,7 @@
     run = aejax.fit("vae", train=x_train, test=x_test, train__epochs=5)
     codes = run.encode(x_test)          # posterior means (a VAE) or codes
     images = run.sample(16)             # a VAE's decoder means of prior draws
+    run.fit_sampler()                   # any autoencoder: a mixture fitted to its codes samples
     run = aejax.load_run(run.workdir)   # later, or in another notebook
 
 `fit` runs what `aejax train` runs (`loop.train_and_evaluate`): the same checkpoints in its
@@ -25,13 +26,15 @@ import numpy as np
 
 from aejax import configs
 from aejax.data.dataset import Dataset
-from aejax.evaluation import generation, inference
+from aejax.evaluation import code_mixture, generation, inference
 from aejax.models import factory
 from aejax.training import checkpoint
 from aejax.training.loop import train_and_evaluate
+from aejax.training.setup import load_splits
 from aejax.training.state import create_state, restore_state
 
 Images = np.ndarray | jax.Array  # [N, H, W, C], values in [0, 1]
+SAMPLERS = (None, "mixture", "prior")  # what `Run.sample` draws codes from (None: either)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -42,6 +45,7 @@ class Run:
     config: ml_collections.ConfigDict
     params: Any  # the parameter tree, as numpy arrays
     model: nn.Module
+    step: int  # the checkpoint's: what a sampler fitted to the codes was fitted at
 
     def __repr__(self) -> str:
         """One line, not the parameters: the workdir, the model and its size, the epochs."""
@@ -77,16 +81,70 @@ class Run:
         recon = inference.reconstruct(self.model, self.params, self._images(x), self._likelihood())
         return np.asarray(recon)
 
-    def sample(self, n: int, seed: int = 0) -> np.ndarray:
-        """`n` images decoded from draws of the prior N(0, I), seeded: the generations of a VAE
-        (or of a WAE or adversarial AE, whose codes were matched to that prior); for a learned
-        prior over a VQ-VAE's codes (`vqvae_prior`), codes drawn from it, decoded."""
+    def sample(self, n: int, seed: int = 0, sampler: str | None = None) -> np.ndarray:
+        """`n` images decoded from codes drawn, seeded, from `sampler`: "mixture", the one
+        `fit_sampler` fitted to this run's codes; "prior", the prior N(0, I) (a VAE, or a WAE or
+        adversarial AE, whose codes were matched to it) or a learned prior over a VQ-VAE's codes
+        (`vqvae_prior`); None, the mixture when there is one, else the prior."""
+        if sampler not in SAMPLERS:
+            raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
+        rng, fitted = jax.random.key(seed), code_mixture.load(self.workdir)
+        if sampler == "mixture" and fitted is None:
+            raise ValueError(f"{self.workdir} holds no code mixture: fit one, run.fit_sampler()")
+        if fitted is not None and sampler != "prior":
+            mixture, meta = fitted
+            if meta["step"] != self.step:
+                raise ValueError(
+                    f"the code mixture in {self.workdir} was fitted to the codes at step "
+                    f"{meta['step']}, and the run is now at step {self.step}: fit it again, "
+                    "run.fit_sampler()"
+                )
+            z = mixture.sample(rng, n).reshape(n, *self._code_shape())
+            return np.asarray(inference.decode(self.model, self.params, z, self._likelihood()))
         images = inference.sample(
-            self.model, self.params, jax.random.key(seed), n, self._likelihood(),
+            self.model, self.params, rng, n, self._likelihood(),
             tuple(self.config.model.image_shape),
             name=f"this run's model {self.config.model.name!r}", workdir=str(self.workdir),
         )  # fmt: skip
         return np.asarray(images)
+
+    def fit_sampler(
+        self, x: Images | None = None, components: int = code_mixture.COMPONENTS, seed: int = 0
+    ) -> dict:
+        """Fits a Gaussian mixture of `components` full-covariance gaussians (EM, seeded) to
+        the codes of images `x` (default: the run's training split) and keeps it in the workdir,
+        where `sample` then draws from it; writes `mixture_samples.png`. Returns what it was
+        fitted to and its mean log density per code."""
+        if x is None:
+            x = self._training_images()
+        codes = inference.codes(self.model, self.params, self._images(x))
+        codes_NxD = codes.reshape(codes.shape[0], -1)
+        if codes_NxD.shape[0] < components:
+            raise ValueError(
+                f"{codes_NxD.shape[0]} codes cannot place {components} mixture components: "
+                "fit to more images, or pass fewer components"
+            )
+        mixture = code_mixture.fit(codes_NxD, jax.random.key(seed), components=components)
+        meta = {
+            "step": self.step, "components": components, "seed": seed,
+            "codes": int(codes_NxD.shape[0]), "code_units": int(codes_NxD.shape[1]),
+            "log_density_per_code": float(jnp.mean(mixture.log_prob(codes_NxD))),
+        }  # fmt: skip
+        code_mixture.save(mixture, self.workdir, meta)
+        grid = self.sample(60, seed, "mixture").reshape(6, 10, *self.config.model.image_shape)
+        title = f"decoded draws of a {components}-component mixture fitted to the codes"
+        generation.grid_panels([grid], [title], self.workdir / "mixture_samples.png", generation.ZOOM)
+        return meta
+
+    def _training_images(self) -> np.ndarray:
+        """The run's training split, loaded as the run loaded it; refused for a notebook's
+        arrays, which the run did not keep."""
+        if self.config.data.name == "arrays":
+            raise ValueError(
+                "this run trained on arrays it did not keep: pass its training images, "
+                "run.fit_sampler(x_train)"
+            )
+        return load_splits(self.config)[0].images
 
     def interpolate(self, x_a: Images, x_b: Images, steps: int = 8) -> np.ndarray:
         """[pairs, steps + 2, H, W, C]: each image of `x_a`, `steps` decodings along the line
@@ -179,4 +237,5 @@ def load_run(workdir: str | Path) -> Run:
     mngr.close()
     if restored is None:
         raise FileNotFoundError(f"{workdir} holds no checkpoint yet: train it first")
-    return Run(workdir, config, jax.device_get(restored.params), factory.build(config.model))
+    params = jax.device_get(restored.params)
+    return Run(workdir, config, params, factory.build(config.model), int(restored.step))

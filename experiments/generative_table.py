@@ -15,6 +15,11 @@ binarised data, by `nll.evaluate_test_set`
 directory, and read back by a rerun with the same sample counts and epochs. A first row
 scores the first `--samples` training images as if they were samples:
 what a generator that reproduced the data would reach with as many images.
+
+With `--mixture`, each config is also scored with a Gaussian mixture of `--components` fitted
+to its training codes (`aejax.Run.fit_sampler`), in a row "NAME + mixture"
+(`fidelity_mixture.json`); with no `--only`, every shipped config whose model decodes continuous
+codes is, deterministic autoencoders among them, which have no prior of their own.
 """
 
 import argparse
@@ -24,7 +29,7 @@ from pathlib import Path
 
 from aejax import api, configs
 from aejax.data import sources
-from aejax.evaluation import fidelity, nll
+from aejax.evaluation import code_mixture, fidelity, nll
 from aejax.models import factory
 from aejax.training import loop
 
@@ -32,6 +37,17 @@ from aejax.training import loop
 def generative_configs() -> list[str]:
     """The shipped configs whose runs sample, as their models declare (`api.can_sample`)."""
     return [n for n in configs.names() if api.can_sample(factory.build(configs.load(n).model))]
+
+
+def mixture_configs() -> list[str]:
+    """The shipped configs whose models decode continuous codes (not codebook indices, not a
+    prior's): those a mixture fitted to the codes lets sample."""
+
+    def continuous(name: str) -> bool:
+        capabilities = factory.build(configs.load(name).model).capabilities
+        return capabilities.reconstructs and not capabilities.indexed_codes
+
+    return [n for n in configs.names() if continuous(n)]
 
 
 def real_row(net: api.Run, data_cfg, samples: int) -> dict:
@@ -56,21 +72,29 @@ def train_config(name: str, dataset: str, args: argparse.Namespace) -> Path:
     return workdir
 
 
-def score_config(name: str, dataset: str, args: argparse.Namespace, features: Path) -> dict:
-    """The run's scores, read back from its `fidelity.json` when they were made by the same
-    protocol (sample counts, epochs); its training time, summed over its epochs."""
+def score_config(
+    name: str, dataset: str, args: argparse.Namespace, features: Path, sampler: str = "prior"
+) -> dict:
+    """The run's scores with samples drawn from `sampler` ("prior", or "mixture": one fitted
+    to its codes first), read back from its `fidelity.json` (`fidelity_mixture.json`) when they
+    were made by the same protocol (sample counts, epochs, components); its training time,
+    summed over its epochs."""
     workdir = train_config(name, dataset, args)
     run = api.load_run(workdir)
     density = run.model.capabilities.posterior_density  # importance sampling's q(z|x)
-    nll_wanted = density and run.config.data.binarize != "none"  # grey: a loss, not a density
+    nll_wanted = sampler == "prior" and density and run.config.data.binarize != "none"
     protocol = {"samples": args.samples, "epochs": run.config.train.epochs}
-    if nll_wanted:
+    if nll_wanted:  # grey data: a loss, not a density
         protocol.update(nll_samples=args.nll_samples, nll_images=args.nll_images)
-    scored = workdir / "fidelity.json"
+    if sampler == "mixture":
+        protocol.update(components=args.components)
+    scored = workdir / ("fidelity.json" if sampler == "prior" else f"fidelity_{sampler}.json")
     result = json.loads(scored.read_text()) if scored.exists() else {}
     if any(result.get(key) != value for key, value in protocol.items()):
+        if sampler == "mixture":
+            run.fit_sampler(components=args.components)
         result = fidelity.evaluate_run(
-            run, features, samples=args.samples, feature_epochs=args.feature_epochs
+            run, features, samples=args.samples, feature_epochs=args.feature_epochs, sampler=sampler
         )
         if nll_wanted:
             test_nll = nll.evaluate_test_set(
@@ -79,10 +103,10 @@ def score_config(name: str, dataset: str, args: argparse.Namespace, features: Pa
             result.update(
                 nll=test_nll["nll"], nll_samples=test_nll["samples"], nll_images=test_nll["images"]
             )
-        result["epochs"] = run.config.train.epochs
+        result.update({k: v for k, v in protocol.items() if k in ("epochs", "components")})
         scored.write_text(json.dumps(result, indent=2))
     result["train_seconds"] = sum(row["epoch_seconds"] for row in run.metrics())
-    print(name, dataset, json.dumps(result), flush=True)
+    print(name, sampler, dataset, json.dumps(result), flush=True)
     return result
 
 
@@ -128,22 +152,28 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--samples", type=int, default=fidelity.SAMPLES)
     parser.add_argument("--nll_samples", type=int, default=5000, help="importance samples k")
     parser.add_argument("--nll_images", type=int, default=1000, help="first N test images")
+    parser.add_argument("--mixture", action="store_true", help="also sample a mixture of codes")
+    parser.add_argument("--components", type=int, default=code_mixture.COMPONENTS)
     parser.add_argument("--workdir", type=Path, default=Path("runs/generative_table"))
     parser.add_argument("--out", type=Path, default=Path("docs/generative_table.md"))
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
-    names = args.only or generative_configs()
+    sampling, continuous = generative_configs(), mixture_configs()
+    names = [n for n in args.only or sampling if n in sampling]  # a deterministic AE: mixture only
+    mixture_names = [n for n in args.only or continuous if n in continuous] if args.mixture else []
     command = " ".join(["python experiments/generative_table.py", *argv])
     lines = ["# Generative evaluation of the shipped generative models", "",
              (f"Written by `{command}`; protocol in [generative_evaluation.md]"
              "(generative_evaluation.md)."), ""]  # fmt: skip
     for dataset in args.datasets:
         features = args.workdir / dataset / "fidelity_features"
-        data_cfg = configs.load(names[0]).data
+        data_cfg = configs.load((names or mixture_names)[0]).data
         data_cfg.name = dataset
         net = fidelity.feature_run(data_cfg, features, args.feature_epochs)
         real = real_row(net, data_cfg, args.samples)
         rows = {name: score_config(name, dataset, args, features) for name in names}
+        for name in mixture_names:
+            rows[f"{name} + mixture"] = score_config(name, dataset, args, features, "mixture")
         lines += table(dataset, net, real, rows, args)
         args.out.write_text("\n".join(lines))  # after each dataset: a partial table survives
     print("\n".join(lines))

@@ -73,13 +73,46 @@ def test_a_vae_run_encodes_decodes_samples_and_interpolates(vae_run, digits):
     np.testing.assert_allclose(path[:, 1], vae_run.decode(z[:2]), rtol=1e-5)  # t = 0: the code of a
 
 
-def test_a_deterministic_autoencoder_has_no_prior_to_sample(digits, tmp_path):
+def test_a_deterministic_autoencoder_samples_from_a_mixture_fitted_to_its_codes(digits, tmp_path):
     train, test = digits
     run = aejax.fit("mlp", train=train[0], test=test[0], workdir=tmp_path, train__epochs=1, model__encoder_widths=(8,))
     assert run.encode(test[0][:3]).shape == (3, 8)
     assert run.interpolate(test[0][:1], test[0][1:2], steps=2).shape == (1, 4, 28, 28, 1)
-    with pytest.raises(TypeError, match="'mlp' is a deterministic autoencoder"):
+    with pytest.raises(TypeError, match=r"'mlp' is a deterministic autoencoder.*run.fit_sampler\(\)"):
         run.sample(4)
+    with pytest.raises(ValueError, match=r"trained on arrays it did not keep.*run.fit_sampler\(x_train\)"):
+        run.fit_sampler()
+    fitted = run.fit_sampler(train[0], components=3)
+    assert (fitted["codes"], fitted["code_units"], fitted["step"]) == (800, 8, run.step)
+    assert (tmp_path / "mixture_samples.png").exists()
+    samples = run.sample(5, seed=1)
+    assert samples.shape == (5, 28, 28, 1) and 0 <= samples.min() and samples.max() <= 1
+    np.testing.assert_array_equal(aejax.load_run(tmp_path).sample(5, seed=1), samples)
+    with pytest.raises(TypeError, match="deterministic autoencoder"):
+        run.sample(4, sampler="prior")
+    longer = aejax.fit("mlp", train=train[0], test=test[0], workdir=tmp_path, train__epochs=2,
+                       model__encoder_widths=(8,), resume_changes=("train.epochs",))  # fmt: skip
+    assert longer.step == 2 * run.step
+    with pytest.raises(ValueError, match=rf"fitted to the codes at step {run.step}, and the run is now at step {longer.step}: fit it again"):
+        longer.sample(4)
+    longer.fit_sampler(train[0], components=3)
+    assert not np.array_equal(longer.sample(5, seed=1), samples)
+
+
+def test_a_vae_samples_its_prior_or_a_mixture_fitted_to_its_codes(vae_run, digits, tmp_path):
+    run = aejax.load_run(vae_run.workdir)
+    prior = run.sample(6, seed=3)
+    with pytest.raises(ValueError, match="holds no code mixture: fit one"):
+        run.sample(6, sampler="mixture")
+    with pytest.raises(ValueError, match=r"unknown sampler 'gmm'; choose one of \(None, 'mixture', 'prior'\)"):
+        run.sample(6, sampler="gmm")
+    run.fit_sampler(digits[0][0], components=2)
+    try:
+        assert not np.array_equal(run.sample(6, seed=3), prior)  # the mixture's, when there is one
+        np.testing.assert_array_equal(run.sample(6, seed=3, sampler="prior"), prior)
+    finally:  # the module's other tests read this run as trained
+        (run.workdir / "code_mixture.npz").unlink()
+        (run.workdir / "mixture_samples.png").unlink()
 
 
 def test_fit_refuses_arrays_that_are_not_images_of_the_config(digits, tmp_path):

@@ -18,13 +18,19 @@ def _aejax(*args, cwd):
 
 
 @pytest.mark.slow
-def test_train_command_leaves_a_complete_run_directory(tmp_path):
+def test_train_command_leaves_a_complete_run_directory_that_sampler_fits_a_mixture_to(tmp_path):
     out = _aejax("train", f"--config={MLP}", "--workdir=run", "--config.train.epochs=1",
                  "--config.model.encoder_widths=(8,)", cwd=tmp_path)
     assert out.returncode == 0, out.stderr
     assert "epoch 1/1" in out.stdout and "samples/s" in out.stdout
     names = {p.name for p in (tmp_path / "run").iterdir()}
     assert {"config.json", "metrics.jsonl", "checkpoints", "loss_curves.png", "reconstructions.png"} <= names
+    sampler = _aejax("sampler", f"--config={MLP}", "--workdir=run", "--config.train.epochs=1",
+                     "--config.model.encoder_widths=(8,)", "--components=4", cwd=tmp_path)  # fmt: skip
+    assert sampler.returncode == 0, sampler.stderr
+    fitted = json.loads(sampler.stdout.splitlines()[-1])  # fitted to mnist5k's training split
+    assert (fitted["codes"], fitted["code_units"], fitted["components"]) == (4000, 8, 4)
+    assert {"code_mixture.npz", "mixture_samples.png"} <= {p.name for p in (tmp_path / "run").iterdir()}
 
 
 @pytest.mark.slow
@@ -54,7 +60,7 @@ def test_an_error_in_the_run_is_one_line_and_its_traceback_is_behind_verbose(tmp
 def test_unknown_command_is_a_usage_error(tmp_path):
     out = _aejax("fit", cwd=tmp_path)
     assert out.returncode == 2
-    assert "expected a command (train, pretrain, represent, fidelity, show; show takes a config), got fit" in out.stderr
+    assert "expected a command (train, pretrain, represent, fidelity, sampler, show; show takes a config), got fit" in out.stderr
 
 
 @pytest.mark.slow

@@ -1,6 +1,6 @@
 """experiments/generative_table.py at smoke size on mnist5k: a binarised VAE scored and
 tabulated beside the real-images row, with its NLL; a WAE and a VQ-VAE's learned prior scored
-without one."""
+without one; a deterministic AE and the WAE scored with a mixture fitted to their codes."""
 
 import json
 import sys
@@ -56,8 +56,25 @@ def test_a_prior_over_codes_trains_its_autoencoder_first_and_only_vaes_get_an_nl
         assert "nll" not in json.loads((runs / name / "fidelity.json").read_text())
 
 
+@pytest.mark.slow
+def test_with_mixture_a_deterministic_ae_gets_a_mixture_row_and_a_wae_both(tmp_path):
+    args = ["--datasets", "mnist5k", "--only", "mlp", "wae_mmd", "--mixture", "--components", "3",
+            "--epochs", "1", "--feature_epochs", "1", "--samples", "200",
+            "--workdir", str(tmp_path / "runs"), "--out", str(tmp_path / "table.md")]  # fmt: skip
+    lines = generative_table.main(args)
+    models = [line.split("|")[1].strip() for line in lines if line.startswith("| ") and "---" not in line]
+    assert models == ["model", "training images (real)", "wae_mmd", "mlp + mixture", "wae_mmd + mixture"]
+    runs = tmp_path / "runs/mnist5k"
+    assert not (runs / "mlp/fidelity.json").exists()
+    scored = json.loads((runs / "wae_mmd/fidelity_mixture.json").read_text())
+    assert scored["components"] == 3 and scored["fid"] != json.loads((runs / "wae_mmd/fidelity.json").read_text())["fid"]
+
+
 def test_the_generative_configs_are_the_shipped_models_that_sample():
     assert generative_table.generative_configs() == [
         "aae", "betatcvae", "conv_vae", "iwae", "iwae_k5", "iwae_k50", "vae", "vae2d",
         "vqvae_prior", "wae_mmd", "wae_mmd_rbf",
     ]  # fmt: skip
+    continuous = generative_table.mixture_configs()
+    assert {"mlp", "conv", "wae_mmd", "vae"} <= set(continuous)
+    assert not {"vqvae", "vqvae_prior", "conv_classifier"} & set(continuous)

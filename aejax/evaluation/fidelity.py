@@ -125,12 +125,14 @@ def evaluate_run(
     samples: int = SAMPLES,
     seed: int = 0,
     feature_epochs: int | None = None,
+    sampler: str | None = None,
 ) -> dict:
-    """FID, precision and recall of `samples` of `run`'s generations (seed `seed`) against its
-    dataset's test set, in the features of the network in `features_workdir` (trained there
-    first if absent); with the feature network's test accuracy and the counts scored. A run
-    whose model does not sample (`capabilities.samples`) is refused before anything trains."""
-    generated = np.clip(run.sample(samples, seed=seed), 0, 1)
+    """FID, precision and recall of `samples` of `run`'s generations (seed `seed`, drawn from
+    `sampler` as `Run.sample` draws them) against its dataset's test set, in the features of the
+    network in `features_workdir` (trained there first if absent); with the feature network's
+    test accuracy and the counts scored. A run that cannot sample is refused before anything
+    trains."""
+    generated = np.clip(run.sample(samples, seed=seed, sampler=sampler), 0, 1)
     net = feature_run(run.config.data, features_workdir, feature_epochs)
     test = sources.from_config(run.config.data, "test")
     result = scores(features(net, test.images), features(net, generated))

@@ -110,6 +110,7 @@ def sample(
     else:
         raise TypeError(
             f"sample draws from a N(0, I) prior; {name} is a deterministic autoencoder whose "
-            "codes were not matched to one (model.prior_match): decode codes of your own instead"
+            "codes were not matched to one (model.prior_match): fit a sampler to its codes, "
+            "run.fit_sampler() (aejax sampler --workdir=RUN), or decode codes of your own"
         )
     return decode(model, params, z, likelihood, batch_size)
