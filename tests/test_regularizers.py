@@ -1,11 +1,14 @@
-"""The penalties' maths, and the configs they refuse before training instead of making NaN."""
+"""The penalties' maths, the configs they refuse before training instead of making NaN, and the
+regularised autoencoders (RAE-L2, RAE-GP) they make, trained through `fit`."""
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
-from conftest import load_config
+from conftest import load_config, tiny_config
 
+import aejax
+from aejax.evaluation import figures
 from aejax.models import factory
 from aejax.objectives import autoencoding, regularizers
 
@@ -108,3 +111,51 @@ def test_code_penalties_on_a_vae_are_refused():
     config.loss.regularizers = {"l1_sparsity": {"weight": 1.0}}
     with pytest.raises(ValueError, match="'l1_sparsity' needs an Autoencoder"):
         autoencoding.make_loss_fn(factory.build(config.model), config.loss)
+
+
+def test_code_l2_is_half_the_squared_norm_per_image_averaged():
+    config = tiny_config("rae_l2")
+    model, params, _ = _model_params_x(config)
+    code = jnp.asarray([[3.0, 4.0], [0.0, 0.0]])
+    assert float(regularizers.code_l2(model)(params, {"code": code})) == pytest.approx(6.25)
+
+
+def test_decoder_l2_counts_the_decoders_kernels_alone():
+    config = tiny_config("rae_l2")
+    model, params, x = _model_params_x(config)
+    term = regularizers.decoder_l2(model)
+    expected = sum(jnp.sum(v["kernel"] ** 2) for v in params["decoder"]["mlp"].values())
+    np.testing.assert_allclose(term(params, {}), expected, rtol=1e-6)
+    moved = jax.tree_util.tree_map_with_path(
+        lambda path, p: p + 1.0 if path[0].key == "encoder" else p, params
+    )
+    np.testing.assert_allclose(term(moved, {}), expected, rtol=1e-6)
+
+
+@pytest.mark.parametrize("likelihood", ["gaussian", "bernoulli"])
+def test_decoder_gradient_of_one_dense_layer_by_hand(likelihood):
+    """D(z) = z W + b: the summed output's gradient is W's row sums (times sigmoid' for the
+    Bernoulli mean), the same for every image of a gaussian likelihood."""
+    config = tiny_config("rae_gp", model__decoder_widths=())
+    model, params, _ = _model_params_x(config)
+    kernel_KxD = params["decoder"]["mlp"]["dense0"]["kernel"]
+    bias_D = params["decoder"]["mlp"]["dense0"]["bias"]
+    code_BxK = jax.random.normal(jax.random.key(3), (4, kernel_KxD.shape[0]))
+    if likelihood == "gaussian":
+        grad_BxK = jnp.broadcast_to(jnp.sum(kernel_KxD, axis=1), code_BxK.shape)
+    else:
+        mean_BxD = jax.nn.sigmoid(code_BxK @ kernel_KxD + bias_D)
+        grad_BxK = (mean_BxD * (1 - mean_BxD)) @ kernel_KxD.T
+    term = regularizers.decoder_gradient(model, likelihood=likelihood)
+    expected = jnp.mean(jnp.sum(grad_BxK**2, axis=1))
+    np.testing.assert_allclose(term(params, {"code": code_BxK}), expected, rtol=1e-4)
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name,penalty", [("rae_l2", "decoder_l2"), ("rae_gp", "decoder_gradient")])
+def test_a_regularised_autoencoder_learns_and_reports_its_penalties(name, penalty, tmp_path, monkeypatch):
+    monkeypatch.setattr(figures, "write_figures", lambda *args, **kwargs: None)
+    run = aejax.fit(tiny_config(name), workdir=tmp_path, train__epochs=2)
+    first, last = run.metrics()
+    assert last["test/loss"] < first["test/loss"]
+    assert last["train/code_l2"] > 0 and last[f"train/{penalty}"] > 0

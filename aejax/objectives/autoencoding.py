@@ -119,7 +119,7 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
     _check_options(model, cfg)
     corrupt = corruptions.build(cfg.corruption)
     corrupt_at_eval = corrupt is not None and cfg.corruption.at_eval
-    penalties = regularizers.build(cfg.regularizers, model)
+    penalties = regularizers.build(cfg.regularizers, model, cfg.likelihood)
     samples = cfg.iwae_samples
     draws = {"samples": samples} if samples > 1 else {}  # the model's [S, B, ...] outputs
 

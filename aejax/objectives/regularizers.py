@@ -1,4 +1,5 @@
-"""Penalties added to the reconstruction loss, by name: weight decay, sparsity, contraction.
+"""Penalties added to the reconstruction loss, by name: weight decay, sparsity, contraction,
+and the regularised autoencoders' code and decoder penalties.
 
 A config lists them in `loss.regularizers`, one group per penalty named as in `REGULARIZERS`,
 each with a `weight` and the penalty's own settings. A penalty's term maps `(params, aux)` to
@@ -16,6 +17,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import ml_collections
+
+from aejax.objectives import likelihoods
 
 Term = Callable[[dict, dict], jax.Array]
 # Activations whose range lies inside (0, 1): the only codes that are Bernoulli means.
@@ -57,8 +60,55 @@ def l2(model: nn.Module) -> Term:
 
     def term(params, aux):
         del aux
-        kernels = [w for path, w in jax.tree.leaves_with_path(params) if path[-1].key == "kernel"]
-        return sum(jnp.sum(jnp.square(w)) for w in kernels)
+        return sum(jnp.sum(jnp.square(w)) for w in _kernels(params))
+
+    return term
+
+
+def _kernels(params) -> list[jax.Array]:
+    return [w for path, w in jax.tree.leaves_with_path(params) if path[-1].key == "kernel"]
+
+
+def decoder_l2(model: nn.Module) -> Term:
+    """Sum of squares of the decoder's kernels alone: RAE-L2's decoder penalty ("From Variational
+    to Deterministic Autoencoders", Ghosh et al., 2020), which smooths the decoder where a
+    fitted sampler will read it."""
+    if not model.capabilities.reconstructs:
+        raise ValueError("decoder_l2 penalises a decoder's kernels; this model has no decoder")
+
+    def term(params, aux):
+        del aux
+        return sum(jnp.sum(jnp.square(w)) for w in _kernels(params["decoder"]))
+
+    return term
+
+
+def code_l2(model: nn.Module) -> Term:
+    """0.5 |z|^2 per image, averaged over the batch: RAE's code penalty, which keeps the codes
+    near the origin without a prior to match."""
+    _code_activation(model, "code_l2")
+
+    def term(params, aux):
+        del params
+        code = aux["code"].reshape(aux["code"].shape[0], -1)
+        return 0.5 * jnp.mean(jnp.sum(jnp.square(code), axis=-1))
+
+    return term
+
+
+def decoder_gradient(model: nn.Module, *, likelihood: str) -> Term:
+    """|d sum(decoder mean image) / dz|^2 at each image's code, averaged over the batch: RAE-GP's
+    gradient penalty, as Pythae computes it (the gradient of the summed output, not the whole
+    Jacobian). Differentiated twice, so both the decoder and the codes answer for it."""
+    _code_activation(model, "decoder_gradient")
+
+    def summed_output(params, code):
+        logits = model.apply({"params": params}, code, method="decode")
+        return jnp.sum(likelihoods.mean_image(logits, likelihood))
+
+    def term(params, aux):
+        grad = jax.grad(summed_output, argnums=1)(params, aux["code"])
+        return jnp.mean(jnp.sum(jnp.square(grad.reshape(grad.shape[0], -1)), axis=-1))
 
     return term
 
@@ -120,18 +170,26 @@ REGULARIZERS: dict[str, Callable[..., Term]] = {
     "kl_sparsity": kl_sparsity,
     "l1_sparsity": l1_sparsity,
     "contractive": contractive,
+    "code_l2": code_l2,
+    "decoder_l2": decoder_l2,
+    "decoder_gradient": decoder_gradient,
 }
+FROM_THE_LOSS = ("likelihood",)  # what a penalty may take from `loss`, not from its own group
 
 
-def build(cfg: ml_collections.ConfigDict, model: nn.Module) -> dict[str, tuple[float, Term]]:
-    """`{name: (weight, term)}` for each group in `cfg` (a config's `loss.regularizers`)."""
+def build(
+    cfg: ml_collections.ConfigDict, model: nn.Module, likelihood: str = "bernoulli"
+) -> dict[str, tuple[float, Term]]:
+    """`{name: (weight, term)}` for each group in `cfg` (a config's `loss.regularizers`); a
+    penalty that reads the decoder's mean image gets the loss's `likelihood`."""
     penalties = {}
     for name, group in cfg.items():
         if name not in REGULARIZERS:
             raise ValueError(f"unknown regularizer {name!r}; choose one of {sorted(REGULARIZERS)}")
         factory = REGULARIZERS[name]
         settings = {k: v for k, v in group.items() if k != "weight"}
-        expected = [p for p in inspect.signature(factory).parameters if p != "model"]
+        parameters = inspect.signature(factory).parameters
+        expected = [p for p in parameters if p != "model" and p not in FROM_THE_LOSS]
         if sorted(settings) != sorted(expected):
             raise ValueError(
                 f"regularizers.{name} takes weight and {expected}, got {sorted(settings)}"
@@ -139,5 +197,7 @@ def build(cfg: ml_collections.ConfigDict, model: nn.Module) -> dict[str, tuple[f
         weight = group.get("weight")
         if weight is None or not (math.isfinite(weight) and weight >= 0):
             raise ValueError(f"regularizers.{name}.weight must be finite and >= 0, got {weight}")
+        if "likelihood" in parameters:
+            settings["likelihood"] = likelihood
         penalties[name] = (weight, factory(model, **settings))
     return penalties
