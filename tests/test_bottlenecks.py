@@ -232,6 +232,10 @@ def test_a_collapsed_codebook_is_named_with_the_fields_that_fix_it():
     vqvae = configs.load("vqvae")  # the defaults already: the advice is elsewhere
     warning = bottlenecks.collapse_warning({"epoch": 3, "train/perplexity": 1.0}, vqvae)
     assert "--config" not in warning and "model.codebook='ema'" in warning
+    fsq = configs.override(configs.load("fsq"), model__code_activation="relu")  # fsq's own
+    warning = bottlenecks.collapse_warning({"epoch": 1, "train/perplexity": 1.5}, fsq)
+    assert "the fsq codebook collapsed" in warning and "reduction" not in warning
+    assert "--config.model.code_activation=linear" in warning
 
 
 @pytest.mark.slow

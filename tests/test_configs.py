@@ -110,6 +110,10 @@ def test_choosing_a_bottleneck_by_override_brings_what_it_needs_unless_set_too()
     assert (vq.loss.reduction, vq.model.code_activation) == ("sum", "tanh")  # the user's wins
     assert (conv.loss.reduction, conv.model.code_activation) == ("mean", "relu")
     assert configs.override(conv, model__bottleneck="gaussian").loss.reduction == "sum"
+    fsq = configs.override(conv, model__bottleneck="fsq")
+    assert (fsq.loss.reduction, fsq.model.code_activation) == ("mean", "linear")  # no terms
+    lfq = configs.override(configs.load("vqvae"), model__bottleneck="lfq")
+    assert lfq.model.code_dim == 4  # vqvae's 16 bits would be 65,536 entries to enumerate
     kept = configs.override(conv, model__decoder="transpose", model__bottleneck="wta")
     assert (kept.loss.reduction, kept.model.code_activation) == ("mean", "relu")  # no defaults
 

@@ -31,7 +31,8 @@ SHAPES = [(28, 28, 1), (32, 32, 3), (64, 64, 3)]
 SHAPE_IDS = ["28x28x1", "32x32x3", "64x64x3"]
 PAIRS = list(itertools.product(factory.ENCODERS, factory.BOTTLENECKS, factory.DECODERS))
 ENCODERS = ["mlp", "conv", "resnet"]
-BOTTLENECKS = ["deterministic", "gaussian", "vq", "vq_ema", "wta", "mmd", "adversarial"]
+BOTTLENECKS = ["deterministic", "gaussian", "vq", "vq_ema", "wta", "mmd", "adversarial", "fsq",
+               "rvq", "lfq"]  # fmt: skip
 DECODERS = ["mlp", "tied", "nearest", "resize", "transpose"]
 
 
@@ -88,6 +89,9 @@ def test_any_encoder_pairs_with_any_decoder_through_any_bottleneck(
         "vq_ema": {"codebook", "commitment"},
         "mmd": {"mmd"},
         "adversarial": {"discriminator", "adversarial"},
+        "fsq": set(),
+        "rvq": {"codebook", "commitment"},
+        "lfq": {"commitment", "entropy", "diversity"},
     }[bottleneck]
     assert set(aux["terms"]) == expected_terms
 
@@ -255,6 +259,22 @@ def test_a_vq_code_dim_that_does_not_divide_the_code_names_what_to_set():
         "of 150), or model.encoder_widths to end in a multiple of 4"
     )
     factory.build(_swapped("stacked", bottleneck="vq", code_dim=3))
+
+
+def test_a_quantiser_whose_vectors_do_not_divide_the_code_names_what_to_set():
+    """FSQ's vectors have a dimension per level count; LFQ's entropy term enumerates its
+    2^code_dim entries, so its vectors are at most 12 bits."""
+    with pytest.raises(ValueError) as error:
+        factory.build(_swapped("stacked", bottleneck="fsq"))
+    assert str(error.value) == (
+        "an fsq bottleneck cuts the code into vectors of len(model.fsq_levels)=4, which does not "
+        "divide its last axis, model.encoder_widths[-1]=150: set model.fsq_levels to 3 level "
+        "counts (or another divisor of 150), or model.encoder_widths to end in a multiple of 4"
+    )
+    factory.build(_swapped("stacked", bottleneck="fsq", fsq_levels=(7, 5, 5)))
+    with pytest.raises(ValueError, match=r"model.code_dim=16 is over 12; set one that divides"):
+        factory.build(_swapped("vqvae", bottleneck="lfq", code_dim=16))
+    assert factory.build(_swapped("vqvae", bottleneck="lfq")).bottleneck.code_dim == 4
 
 
 def _spread(images: np.ndarray) -> float:

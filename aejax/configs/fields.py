@@ -79,10 +79,11 @@ def _model(config: ml_collections.ConfigDict) -> None:
     config.model.output_bias = config_dict.placeholder(str)  # "pixel_means": the mean image
     # The structure (models/factory.py): unset, model.name's defaults (factory.PRESETS).
     config.model.encoder = config_dict.placeholder(str)  # mlp, conv, resnet
-    # deterministic, gaussian, vq, wta. Chosen by an override (--config.model.bottleneck=vq,
-    # model__bottleneck="vq"), a bottleneck also sets the fields it needs to learn that the
-    # override leaves unset (bottlenecks.DEFAULTS): vq sets loss.reduction="sum" and
-    # model.code_activation="linear", gaussian loss.reduction="sum", whatever the config had.
+    # deterministic, gaussian, vq, wta, fsq, rvq, lfq. Chosen by an override
+    # (--config.model.bottleneck=vq, model__bottleneck="vq"), a bottleneck also sets the fields
+    # it needs to learn that the override leaves unset (bottlenecks.DEFAULTS): vq sets
+    # loss.reduction="sum" and model.code_activation="linear", gaussian loss.reduction="sum",
+    # whatever the config had; the quantisers theirs (see DEFAULTS).
     config.model.bottleneck = config_dict.placeholder(str)
     config.model.decoder = config_dict.placeholder(str)  # mlp, tied, nearest, resize, transpose
     config.model.decoder_widths = config_dict.placeholder(tuple)  # mlp decoder; unset: mirror
@@ -97,10 +98,15 @@ def _model(config: ml_collections.ConfigDict) -> None:
     config.model.prior_match = "none"  # deterministic codes to N(0, I): none, mmd, adversarial
     config.model.mmd_kernel = "imq"  # imq, rbf
     config.model.discriminator_widths = (64, 64)  # the adversarial AE's discriminator on codes
-    config.model.num_codes = 64  # vq: codebook entries
-    config.model.code_dim = 4  # vq: the code is cut into vectors of this size
+    config.model.num_codes = 64  # vq, rvq (each level): codebook entries
+    config.model.code_dim = 4  # vq, rvq, lfq (bits): the code is cut into vectors of this size
     config.model.codebook = "loss"  # vq: kept by its loss term ("loss") or moving averages ("ema")
     config.model.ema_decay = 0.99  # vq with codebook "ema"
+    config.model.rvq_levels = 4  # rvq: quantisers in sequence, each with num_codes x code_dim
+    # fsq: the levels of each dimension of a vector (the code cut into vectors of as many
+    # dimensions); their product, 1000 here, is the implied codebook's size (the paper's)
+    config.model.fsq_levels = (8, 5, 5, 5)
+    config.model.lfq_temperature = 0.1  # lfq: of the soft assignment its entropy terms read
     config.model.lifetime_rate = 0.05  # wta: the fraction of a batch each unit is active for
     config.model.spatial_sparsity = True  # wta: one winner per feature map and image
     config.model.total_correlation = False  # gaussian: estimate beta-TCVAE's "tc" term
@@ -120,7 +126,9 @@ def _loss(config: ml_collections.ConfigDict) -> None:
     config.loss.kl_warmup_steps = 0  # VAEs: the KL weight grows linearly from 0 over these steps
     config.loss.iwae_samples = 1  # VAEs: importance samples per image; 1 is the ELBO
     # Weights of bottleneck terms (aejax/models/bottlenecks.py); "codebook" and "discriminator" have 1.
-    config.loss.commitment_weight = 0.25  # vq: beta of |h - sg(q)|^2
+    config.loss.commitment_weight = 0.25  # vq, rvq, lfq: beta of |h - sg(q)|^2
+    config.loss.entropy_weight = 0.1  # lfq: each code's entropy, made certain
+    config.loss.diversity_weight = 1.0  # lfq: log K - the batch's code entropy, spread out
     config.loss.mmd_weight = 10.0  # WAE-MMD: lambda
     config.loss.adversarial_weight = 1.0  # adversarial AE: the encoder's term to fool the critic
     config.loss.tc_weight = 0.0  # beta-TCVAE: beta - 1, added to the KL's weight on the TC

@@ -13,7 +13,8 @@ other parts read ("code"; a gaussian's "mu", "logvar" and "z"). Its `encode` giv
   optionally also the total correlation of beta-TCVAE (Chen et al., 2018);
 - `VectorQuantizer`: nearest codebook vectors with a straight-through gradient (van den Oord
   et al., 2017), the codebook kept by its loss term or by moving averages (EMA);
-- `WinnerTakeAll`: spatial and lifetime sparsity (Makhzani and Frey, 2015).
+- `WinnerTakeAll`: spatial and lifetime sparsity (Makhzani and Frey, 2015);
+- the quantisers of `quantisers.py`: finite scalar (FSQ), residual (RVQ), lookup-free (LFQ).
 
 Each also declares what its codes allow (`Bottleneck`: a N(0, I) prior to sample, a posterior
 density, codebook indices), from which a model's `Capabilities` follow.
@@ -44,8 +45,14 @@ EMA_COLLECTION = "vq_ema"  # the EMA codebook's running counts and sums
 # per image, needs the likelihood in nats per image too: beside a per-pixel mean it wins, and
 # the posterior collapses onto the prior (`conv` with a gaussian, mnist5k, 2 epochs: KL 0.0007
 # nats, every digit decoded alike).
+# The quantisers of quantisers.py likewise: rvq as vq; fsq a linear code (a ReLU leaves the
+# levels below 0 unused) and no reduction, having no terms; lfq as vq, and vectors of 4 bits,
+# which divide the codes vq's 4 does (vqvae's 16 would enumerate 65,536 entries).
 DEFAULTS = {
     "vq": {"loss.reduction": "sum", "model.code_activation": "linear"},
+    "rvq": {"loss.reduction": "sum", "model.code_activation": "linear"},
+    "fsq": {"model.code_activation": "linear"},
+    "lfq": {"loss.reduction": "sum", "model.code_activation": "linear", "model.code_dim": 4},
     "gaussian": {"loss.reduction": "sum"},
 }
 COLLAPSED_PERPLEXITY = 2.0  # a codebook used as if by fewer than two entries has collapsed
@@ -100,6 +107,22 @@ def mmd(x_NxK: jax.Array, y_MxK: jax.Array, kernel: str) -> jax.Array:
 
     xy = jnp.mean(gram(x_NxK, y_MxK))
     return mean_off_diagonal(gram(x_NxK, x_NxK)) + mean_off_diagonal(gram(y_MxK, y_MxK)) - 2 * xy
+
+
+def nearest(vectors_NxD: jax.Array, codebook_KxD: jax.Array) -> jax.Array:
+    """The index [N] of each vector's nearest codebook entry, by squared distance."""
+    d2_NxK = (
+        jnp.sum(jnp.square(vectors_NxD), axis=1, keepdims=True)
+        - 2 * vectors_NxD @ codebook_KxD.T
+        + jnp.sum(jnp.square(codebook_KxD), axis=1)
+    )
+    return jnp.argmin(d2_NxK, axis=1)
+
+
+def perplexity(usage_K: jax.Array) -> jax.Array:
+    """exp of the entropy of a codebook's usage (frequencies summing to 1): the number of
+    entries that, used equally, would have its entropy."""
+    return jnp.exp(-jnp.sum(usage_K * jnp.log(usage_K + 1e-10)))
 
 
 class Discriminator(nn.Module):
@@ -161,7 +184,7 @@ class Deterministic(Bottleneck):
 
     def __call__(self, h: jax.Array, *, train: bool = False, samples: int | None = None):
         del train
-        _no_samples(samples)
+        no_samples(samples)
         terms = {}
         if self.prior_match != "none":
             code_BxK = h.reshape(h.shape[0], -1)
@@ -277,12 +300,7 @@ class VectorQuantizer(Bottleneck):
                 f"{self.code_dim}: the code is cut into vectors of code_dim along it"
             )
         vectors_NxD = h.reshape(-1, self.code_dim)
-        d2_NxK = (
-            jnp.sum(jnp.square(vectors_NxD), axis=1, keepdims=True)
-            - 2 * vectors_NxD @ self.codebook.T
-            + jnp.sum(jnp.square(self.codebook), axis=1)
-        )
-        indices_N = jnp.argmin(d2_NxK, axis=1)
+        indices_N = nearest(vectors_NxD, self.codebook)
         return vectors_NxD, indices_N, self.codebook[indices_N]
 
     def vectors(self, indices: jax.Array) -> jax.Array:
@@ -307,7 +325,7 @@ class VectorQuantizer(Bottleneck):
         return sums.value / smoothed_K[:, None]
 
     def __call__(self, h: jax.Array, *, train: bool = False, samples: int | None = None):
-        _no_samples(samples)
+        no_samples(samples)
         vectors_NxD, indices_N, quantised_NxD = self._quantise(h)
         sg = jax.lax.stop_gradient
         images = h.shape[0]  # per image, summed over its vectors, as the KL of a gaussian is
@@ -320,10 +338,9 @@ class VectorQuantizer(Bottleneck):
             target_KxD = sg(self._ema_target(sg(vectors_NxD), onehot_NxK, update))
             terms["codebook"] = 0.5 * jnp.sum(jnp.square(self.codebook - target_KxD))
         z = (vectors_NxD + sg(quantised_NxD - vectors_NxD)).reshape(h.shape)
-        usage_K = jnp.mean(onehot_NxK, axis=0)
-        perplexity = jnp.exp(-jnp.sum(usage_K * jnp.log(usage_K + 1e-10)))
+        stats = {"perplexity": perplexity(jnp.mean(onehot_NxK, axis=0))}
         aux = {"code": z, "indices": indices_N.reshape(h.shape[0], -1)}
-        return z, {**aux, "terms": terms, "stats": {"perplexity": perplexity}}
+        return z, {**aux, "terms": terms, "stats": stats}
 
 
 class WinnerTakeAll(Bottleneck):
@@ -347,7 +364,7 @@ class WinnerTakeAll(Bottleneck):
         return Encoding(code=self._spatial(h))
 
     def __call__(self, h: jax.Array, *, train: bool = False, samples: int | None = None):
-        _no_samples(samples)
+        no_samples(samples)
         h = self._spatial(h)
         if train and self.lifetime_rate < 1:
             # A map's activity is its winner's value; the top k over the batch stay on.
@@ -361,32 +378,36 @@ class WinnerTakeAll(Bottleneck):
 
 def collapse_warning(row: dict, config) -> str | None:
     """The warning for an epoch's `row` whose codebook perplexity (`train/perplexity`, logged by
-    VQ bottlenecks alone) is under COLLAPSED_PERPLEXITY: every image then decodes from nearly
-    the same codes, and the loss alone does not show it. It names the fields of `config` (a run's
-    ConfigDict) off the VQ bottleneck's DEFAULTS."""
+    the quantising bottlenecks alone) is under COLLAPSED_PERPLEXITY: every image then decodes
+    from nearly the same codes, and the loss alone does not show it. It names the fields of
+    `config` (a run's ConfigDict) off its bottleneck's DEFAULTS (a preset's is vq)."""
     perplexity = row.get("train/perplexity")
     if perplexity is None or perplexity >= COLLAPSED_PERPLEXITY:
         return None
-    off = {path: want for path, want in DEFAULTS["vq"].items() if config[path] != want}
+    kind = config.model.get("bottleneck") or "vq"
+    defaults = DEFAULTS.get(kind, {})
+    off = {path: want for path, want in defaults.items() if config[path] != want}
     problem = (
-        f"warning: the VQ codebook collapsed: train/perplexity {perplexity:.2f} at epoch "
+        f"warning: the {kind} codebook collapsed: train/perplexity {perplexity:.2f} at epoch "
         f"{row['epoch']} (under {COLLAPSED_PERPLEXITY:g}), so nearly every image decodes from the "
         "same codes."
     )
     if not off:
+        ema = "a codebook kept by moving averages (model.codebook='ema') or " if kind == "vq" else ""
         return (
-            f"{problem} The run has the VQ bottleneck's defaults ({DEFAULTS['vq']}); a codebook "
-            "kept by moving averages (model.codebook='ema') or a lower opt.lr may help."
+            f"{problem} The run has the {kind} bottleneck's defaults ({defaults}); {ema}a lower "
+            "opt.lr may help."
         )
     now = ", ".join(f"{path}={config[path]!r}" for path in off)
     flags = " ".join(f"--config.{path}={want}" for path, want in off.items())
     python = ", ".join(f"{path.replace('.', '__')}={want!r}" for path, want in off.items())
     return (
-        f"{problem} This run has {now}; a VQ bottleneck learns with {flags} (in Python: {python}), "
-        "in a new workdir."
+        f"{problem} This run has {now}; a {kind} bottleneck learns with {flags} (in Python: "
+        f"{python}), in a new workdir."
     )
 
 
-def _no_samples(samples: int | None) -> None:
+def no_samples(samples: int | None) -> None:
+    """Refuses several posterior samples per image, which only a gaussian has to draw."""
     if samples is not None:
         raise ValueError("several posterior samples per image (IWAE) need a gaussian bottleneck")

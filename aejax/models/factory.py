@@ -1,12 +1,13 @@
 """The model a config describes: `build(config.model)`, and the shape fitted to the data.
 
 Every model is an `Autoencoder` (`autoencoder.py`): an encoder (mlp, conv, resnet), a bottleneck
-(`aejax/models/bottlenecks.py`: deterministic, gaussian, vector-quantised, winner-take-all) and a
-decoder (the mlp mirror, tied, or a conv decoder: nearest, resize, transpose), each chosen by
-config (`model.encoder`, `model.bottleneck`, `model.decoder`; `model.name` gives their
-defaults, PRESETS). It maps images `x_BxHxWxC` in [0, 1] to decoder logits of the same shape
-and a dict of named intermediates, the bottleneck's loss terms among them; losses read what
-they need from that dict, so a new autoencoder is a new combination rather than a new class.
+(`aejax/models/bottlenecks.py`: deterministic, gaussian, vector-quantised, winner-take-all;
+`quantisers.py`: finite scalar, residual, lookup-free) and a decoder (the mlp mirror, tied, or
+a conv decoder: nearest, resize, transpose), each chosen by config (`model.encoder`,
+`model.bottleneck`, `model.decoder`; `model.name` gives their defaults, PRESETS). It maps
+images `x_BxHxWxC` in [0, 1] to decoder logits of the same shape and a dict of named
+intermediates, the bottleneck's loss terms among them; losses read what they need from that
+dict, so a new autoencoder is a new combination rather than a new class.
 The sizes a config leaves unset are derived from the other parts (`part_sizes`), so any config
 can swap any part. Corruption and penalties live in the loss.
 """
@@ -19,7 +20,7 @@ import jax.numpy as jnp
 import ml_collections
 
 from aejax.data.dataset import as_float
-from aejax.models import autoencoder, bottlenecks, classifier, code_prior, conv, mlp
+from aejax.models import autoencoder, bottlenecks, classifier, code_prior, conv, mlp, quantisers
 
 
 def _kernel_init(cfg: ml_collections.ConfigDict) -> str:
@@ -39,7 +40,10 @@ PRESETS = {
     "vqvae": ("conv", "vq", None),
 }
 ENCODERS = ("mlp", "conv", "resnet")
-BOTTLENECKS = ("deterministic", "gaussian", "vq", "wta")  # aejax/models/bottlenecks.py
+# aejax/models/bottlenecks.py; the quantisers fsq, rvq, lfq: aejax/models/quantisers.py
+BOTTLENECKS = ("deterministic", "gaussian", "vq", "wta", "fsq", "rvq", "lfq")
+QUANTISERS = ("vq", "fsq", "rvq", "lfq")  # the bottlenecks that cut the code into vectors
+PRIOR_CODES = ("vq", "fsq", "lfq")  # those a code prior models: an index per vector
 CODEBOOKS = ("loss", "ema")  # how a vector-quantised bottleneck keeps its codebook
 DECODERS = ("mlp", "tied", *conv.DECODERS)  # the conv ones: "nearest", "resize", "transpose"
 
@@ -164,16 +168,28 @@ def _check_tied(encoder: str, bottleneck: str, heads: bool) -> None:
         )
 
 
-def _check_code_dim(cfg: ml_collections.ConfigDict, encoder: str) -> None:
-    """A VQ bottleneck cuts the code's last axis into vectors of `code_dim`: it must divide it."""
+def _check_code_dim(cfg: ml_collections.ConfigDict, encoder: str, kind: str) -> None:
+    """A quantiser cuts the code's last axis into vectors (of `code_dim`; FSQ's of one
+    dimension per level count): their size must divide it."""
     field = "encoder_widths" if encoder == "mlp" else "encoder_features"
-    width, code_dim = cfg[field][-1], cfg.code_dim
-    if width % code_dim:
-        divisor = max(d for d in range(1, code_dim) if width % d == 0)
+    width = cfg[field][-1]
+    fsq = kind == "fsq"
+    size = len(cfg.fsq_levels) if fsq else cfg.code_dim
+    sized_by = "len(model.fsq_levels)" if fsq else "model.code_dim"
+    a = "an" if kind in ("fsq", "lfq") else "a"
+    if kind == "lfq" and size > quantisers.LFQ_MAX_BITS:
         raise ValueError(
-            f"a vq bottleneck cuts the code into vectors of model.code_dim={code_dim}, which does "
-            f"not divide its last axis, model.{field}[-1]={width}: set model.code_dim={divisor} "
-            f"(or another divisor of {width}), or model.{field} to end in a multiple of {code_dim}"
+            f"an lfq bottleneck's entropy term enumerates its 2^model.code_dim entries: "
+            f"model.code_dim={size} is over {quantisers.LFQ_MAX_BITS}; set one that divides "
+            f"model.{field}[-1]={width}"
+        )
+    if width % size:
+        divisor = max(d for d in range(1, size) if width % d == 0)
+        fix = f"model.fsq_levels to {divisor} level counts" if fsq else f"model.code_dim={divisor}"
+        raise ValueError(
+            f"{a} {kind} bottleneck cuts the code into vectors of {sized_by}={size}, which does "
+            f"not divide its last axis, model.{field}[-1]={width}: set {fix} (or another divisor "
+            f"of {width}), or model.{field} to end in a multiple of {size}"
         )
 
 
@@ -191,6 +207,12 @@ def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
             raise ValueError(f"unknown model.codebook {cfg.codebook!r}; choose one of {CODEBOOKS}")
         decay = cfg.ema_decay if cfg.codebook == "ema" else None
         return bottlenecks.VectorQuantizer(cfg.num_codes, cfg.code_dim, decay)
+    if kind == "fsq":
+        return quantisers.FiniteScalarQuantizer(tuple(cfg.fsq_levels))
+    if kind == "rvq":
+        return quantisers.ResidualVectorQuantizer(cfg.num_codes, cfg.code_dim, cfg.rvq_levels)
+    if kind == "lfq":
+        return quantisers.LookupFreeQuantizer(cfg.code_dim, cfg.lfq_temperature)
     if kind == "wta":
         return bottlenecks.WinnerTakeAll(cfg.lifetime_rate, cfg.spatial_sparsity)
     for field, value, choices in (
@@ -207,8 +229,8 @@ def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
 def _autoencoder(cfg: ml_collections.ConfigDict) -> autoencoder.Autoencoder:
     cfg = part_sizes(cfg)
     encoder_kind, bottleneck_kind, decoder_kind = structure(cfg)
-    if bottleneck_kind == "vq":
-        _check_code_dim(cfg, encoder_kind)
+    if bottleneck_kind in QUANTISERS:
+        _check_code_dim(cfg, encoder_kind, bottleneck_kind)
     bottleneck = _bottleneck(cfg, bottleneck_kind)
     encoder = _encoder(cfg, encoder_kind, bottleneck.dense_heads)  # a tied decoder shares it
     decoder = _decoder(cfg, decoder_kind, encoder, encoder_kind, bottleneck)
@@ -238,10 +260,11 @@ def _classifier(cfg: ml_collections.ConfigDict) -> nn.Module:
 
 def _code_prior(cfg: ml_collections.ConfigDict) -> nn.Module:
     autoencoder_cfg = cfg.autoencoder.copy_and_resolve_references()
-    if autoencoder_cfg.name not in PRESETS or structure(autoencoder_cfg)[1] != "vq":
+    if autoencoder_cfg.name not in PRESETS or structure(autoencoder_cfg)[1] not in PRIOR_CODES:
         raise ValueError(
-            "a code prior models a VQ-VAE's codebook indices: model.autoencoder needs "
-            "bottleneck 'vq' (the shipped config vqvae_prior wraps vqvae's model)"
+            "a code prior models one codebook index per code vector: model.autoencoder needs "
+            f"a bottleneck of {PRIOR_CODES} (an rvq code has one per level; the shipped config "
+            "vqvae_prior wraps vqvae's model)"
         )
     if cfg.embed_dim % cfg.num_heads:
         raise ValueError(

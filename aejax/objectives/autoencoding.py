@@ -7,7 +7,7 @@ the squared error (MSE, its special case up to scale and constant). The model's 
 its own named terms (`aux["terms"]`, aejax/models/bottlenecks.py), each weighted by its loss field
 (TERM_WEIGHTS): a gaussian posterior's KL to the standard normal prior by `kl_weight` (beta),
 optionally warmed up linearly over `kl_warmup_steps`, which makes the objective the negative
-ELBO at weight 1; a VQ code's commitment, a WAE's MMD, an adversarial AE's terms, beta-TCVAE's
+ELBO at weight 1; a VQ code's commitment, an LFQ code's entropy terms, a WAE's MMD, an adversarial AE's terms, beta-TCVAE's
 total correlation. With `iwae_samples` = k > 1 the objective is instead the negative
 importance-weighted bound of Burda et al. (2016) with k posterior samples.
 
@@ -81,6 +81,8 @@ TERM_WEIGHTS = {
     "mmd": "mmd_weight",
     "adversarial": "adversarial_weight",
     "tc": "tc_weight",
+    "entropy": "entropy_weight",
+    "diversity": "diversity_weight",
 }
 
 

@@ -64,9 +64,16 @@ RULES = {
     "num_codes": _POSITIVE_INT,
     "code_dim": _POSITIVE_INT,
     "ema_decay": (_open_unit, "a decay strictly between 0 and 1"),
+    "rvq_levels": _POSITIVE_INT,
+    "fsq_levels": (
+        lambda v: _positive_ints(v) and min(v) >= 2, "a non-empty tuple of integers >= 2"
+    ),
+    "lfq_temperature": _POSITIVE,
     "lifetime_rate": (_fraction, "a fraction in (0, 1]"),
     "dataset_size": _POSITIVE_INT,
     "commitment_weight": _NON_NEGATIVE,
+    "entropy_weight": _NON_NEGATIVE,
+    "diversity_weight": _NON_NEGATIVE,
     "mmd_weight": _NON_NEGATIVE,
     "adversarial_weight": _NON_NEGATIVE,
     "tc_weight": _NON_NEGATIVE,
