@@ -39,7 +39,7 @@ OVERRIDES = (
 TOTAL_STEPS = 60
 # Not compared: timings, and the train means of an epoch resumed inside, which average only the
 # steps run since the resume (the steps before it were trained by the killed process).
-UNCOMPARED = ("epoch_seconds", "samples_per_s", "train/")
+UNCOMPARED = ("epoch_seconds", "compile_seconds", "samples_per_s", "train/")
 
 
 def command(workdir: Path) -> list[str]:

@@ -1,8 +1,7 @@
 """Scores every shipped generative config by its samples: docs/generative_table.md's FID,
 precision, recall, and NLL where it is a likelihood.
 
-    AEJAX_IDX_DIR=/work/shared/data/mnist python experiments/generative_table.py \
-        --datasets mnist fashion_mnist
+    python experiments/generative_table.py --datasets mnist fashion_mnist   # MNIST in $AEJAX_IDX_DIR
 
 Per dataset, in `--workdir/DATASET/`: the feature network (`fidelity_features`, trained once,
 reused after), then every shipped config whose runs sample (a VAE, a WAE or adversarial AE,

@@ -9,7 +9,7 @@ chooses them: `vae` for the mlp encoder, `conv_vae` for conv and resnet, both in
 image. The sizes a config leaves unset are derived (`aejax.models.factory.part_sizes`), and a
 part chosen by override brings its defaults: a bottleneck those it learns with
 (`aejax.models.bottlenecks.DEFAULTS`), a convolutional encoder or decoder single compiled steps
-(`aejax.models.conv.DEFAULTS`).
+(`aejax.models.conv.DEFAULTS`). `--encoders`, `--bottlenecks`, `--decoders` table a subset.
 """
 
 import argparse
@@ -50,9 +50,12 @@ def main() -> None:
     parser.add_argument("--dataset", default="mnist5k")
     parser.add_argument("--epochs", type=int, default=2)
     parser.add_argument("--workdir", type=Path, default=Path("runs/pairs"))
+    parser.add_argument("--encoders", nargs="+", default=list(factory.ENCODERS), help="a subset")
+    parser.add_argument("--bottlenecks", nargs="+", default=list(factory.BOTTLENECKS))
+    parser.add_argument("--decoders", nargs="+", default=list(factory.DECODERS))
     args = parser.parse_args()
     rows, reasons, start = [], {}, time.perf_counter()
-    for pair in itertools.product(factory.ENCODERS, factory.BOTTLENECKS, factory.DECODERS):
+    for pair in itertools.product(args.encoders, args.bottlenecks, args.decoders):
         line, reason = row(*pair, args)
         rows.append(line)
         if reason:

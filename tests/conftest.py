@@ -115,6 +115,17 @@ def assert_trained_alike(got: list, want: list, lr: float):
         np.testing.assert_allclose(g, w, rtol=0, atol=lr / 5)
 
 
+def pytest_collection_modifyitems(config, items):
+    """Tests marked `docs` run only when `-m` names them (`pytest -q -m docs tests/test_docs.py`):
+    a plain `pytest -q`, or `-m "not slow"`, leaves them out."""
+    if "docs" in (config.option.markexpr or ""):
+        return
+    docs = [item for item in items if item.get_closest_marker("docs")]
+    if docs:
+        config.hook.pytest_deselected(items=docs)
+        items[:] = [item for item in items if not item.get_closest_marker("docs")]
+
+
 @pytest.fixture
 def tiny():
     """`tiny(name, max_width=16, **overrides)`: `tiny_config` as a fixture."""
