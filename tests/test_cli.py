@@ -78,7 +78,7 @@ def test_show_prints_a_configs_fields_with_their_values_and_comments(tmp_path):
     assert out.returncode == 0, out.stderr
     lines = out.stdout.splitlines()
     assert lines[0].startswith("VQ-VAE (van den Oord et al., 2017)")
-    assert "model.num_codes = 64  # vq: codebook entries" in lines  # base()'s comment
+    assert "model.num_codes = 64  # vq, rvq (each level): codebook entries" in lines  # base()'s comment
     assert "model.code_dim = 16  # one codebook vector per position of the 7x7 map" in lines  # its own
     assert "loss.reduction = 'sum'  # nats per image: the codebook terms stay a small part" in lines
     assert "train.epochs = 20" in lines  # declared without a comment

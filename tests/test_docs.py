@@ -46,6 +46,7 @@ AEJAX_FLAGS = {
     "train": {"--config.train.epochs": "1"},
     "represent": {"--config.train.epochs": "1"},
     "fidelity": {"--config.train.epochs": "1"},
+    "sampler": {"--config.train.epochs": "1"},
     "pretrain": {"--config.train.epochs": "1", "--config.pretrain.layer_epochs": "1"},
 }
 PYTHON_SUBSTITUTIONS = [  # aejax.fit's epochs: 1, given or not
