@@ -5,6 +5,7 @@ on their input), the shipped models' shapes and parameter counts, parts and fiel
 config (refused, naming the field, when unknown), the part sizes a config leaves unset derived
 from the other parts, and biases set from the data."""
 
+import concurrent.futures
 import functools
 import itertools
 
@@ -174,15 +175,14 @@ def _state(config, model, variables) -> TrainState:
     return TrainState.create(apply_fn=model.apply, params=params, tx=tx)
 
 
-@pytest.mark.parametrize("image_shape", SHAPES, ids=SHAPE_IDS)
-def test_every_possible_pair_trains_a_step_on_real_images(image_shape, digits):
-    """Logits of the image's shape, and one step of every pair, compiled together, giving a
-    finite loss and finite parameters that moved."""
-    x = digits[image_shape]
+def _every_step(x: jax.Array):
+    """The pairs that can be made, their train states for images like `x`, and one compiled
+    program of every pair's step on `x` (lowered, not yet compiled), asserting each model's
+    logits have the image's shape."""
     pairs = [pair for pair in PAIRS if not impossible(*pair)]
     states, steps = [], []
     for pair in pairs:
-        config = tiny(*pair, image_shape)
+        config = tiny(*pair, x.shape[1:])
         model = factory.build(config.model)
         rngs = {"params": jax.random.key(0), "noise": jax.random.key(1)}
         (logits, _), variables = jax.eval_shape(model.init_with_output, rngs, x)
@@ -191,13 +191,37 @@ def test_every_possible_pair_trains_a_step_on_real_images(image_shape, digits):
         states.append(_state(config, model, variables))
         steps.append(make_train_step(autoencoding.make_loss_fn(model, config.loss)))
     rng = jax.random.key(2)
-    # One program of every pair's step, without XLA's backend optimisations: a quarter less
-    # compilation, and one step's numbers need none of them.
+    # Without XLA's backend optimisations: a quarter less compilation, and one step's numbers
+    # need none of them.
     every_step = jax.jit(
         lambda states: [step(s, x, rng) for step, s in zip(steps, states)],
         compiler_options={"xla_backend_optimization_level": 0},
     )
-    for pair, state, (new, metrics) in zip(pairs, states, every_step(states), strict=True):
+    return pairs, states, every_step.lower(states)
+
+
+@pytest.fixture(scope="module")
+def every_pair_stepped(digits):
+    """{image shape: (pairs, states before, (states, metrics) after one step)}. Each shape's
+    program compiles in a thread of its own while the next shape's is traced: XLA compiles a
+    program on one thread, without Python's lock, so the grid keeps both cores busy."""
+    with concurrent.futures.ThreadPoolExecutor(2) as pool:
+        jobs = {}
+        for shape in SHAPES:
+            pairs, states, lowered = _every_step(digits[shape])
+            jobs[shape] = pairs, states, pool.submit(lowered.compile)
+        return {
+            shape: (pairs, states, compiling.result()(states))
+            for shape, (pairs, states, compiling) in jobs.items()
+        }
+
+
+@pytest.mark.parametrize("image_shape", SHAPES, ids=SHAPE_IDS)
+def test_every_possible_pair_trains_a_step_on_real_images(image_shape, every_pair_stepped):
+    """Logits of the image's shape, and one step of every pair, compiled together, giving a
+    finite loss and finite parameters that moved."""
+    pairs, states, stepped = every_pair_stepped[image_shape]
+    for pair, state, (new, metrics) in zip(pairs, states, stepped, strict=True):
         assert np.isfinite(metrics["loss"]), (pair, metrics)
         chex.assert_tree_all_finite(new.params)
         moved = jax.tree.map(lambda a, b: bool(np.any(a != b)), state.params, new.params)
