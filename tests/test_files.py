@@ -61,7 +61,7 @@ def test_an_npz_is_not_resized_and_other_files_are_refused(tmp_path, digits):
     with pytest.raises(ValueError, match=r"data.image_size resizes image files only"):
         files.load_path(tmp_path / "mine.npz", "train", image_size=16)
     (tmp_path / "mine.csv").write_text("0,0\n")
-    with pytest.raises(ValueError, match=r"mine.csv: expected an .npz file or a folder of images"):
+    with pytest.raises(ValueError, match=r"mine.csv: expected an .npz or .npy file or a folder of images"):
         files.load_path(tmp_path / "mine.csv", "train")
 
 
@@ -80,7 +80,7 @@ def test_training_from_an_npz_path(tmp_path, monkeypatch, digits):
 @pytest.mark.parametrize(
     "make, error, message",
     [
-        (lambda p: None, FileNotFoundError, r"data.path .*missing does not exist; give an .npz file or a folder"),
+        (lambda p: None, FileNotFoundError, r"data.path .*missing does not exist; give an .npz or .npy file or a folder"),
         (lambda p: np.savez(p.with_suffix(".npz"), images=np.zeros((9, 4, 4, 1))), ValueError,
          r"missing.npz holds \['images'\]; expected 'x_train' \(images N x H x W x C\)"),
     ],

@@ -19,7 +19,7 @@ from typing import Any
 import ml_collections
 
 from aejax.configs import fields
-from aejax.models import bottlenecks
+from aejax.models import bottlenecks, sae
 from aejax.models import conv as conv_parts  # beside the config module conv.py
 
 NOT_CONFIGS = ("fields",)  # modules of this package that build no config of their own
@@ -109,7 +109,8 @@ def set_part_defaults(config: ml_collections.ConfigDict, overridden: Iterable[st
     overridden, model = set(overridden), config.model
     defaults = {}
     if "model.bottleneck" in overridden:
-        defaults |= bottlenecks.DEFAULTS.get(model.bottleneck, {})
+        kinds = sae.DEFAULTS if model.name == "sae" else bottlenecks.DEFAULTS
+        defaults |= kinds.get(model.bottleneck, {})
     chose_conv = ("model.encoder" in overridden and model.encoder in conv_parts.ENCODERS) or (
         "model.decoder" in overridden and model.decoder in conv_parts.DECODERS
     )

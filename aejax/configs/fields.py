@@ -38,6 +38,12 @@ def _data(config: ml_collections.ConfigDict) -> None:
     config.data.stream = "auto"  # training batches read from disk: auto, never, always (stream.py)
     config.data.device_bytes_budget = 4 * 2**30  # "auto" streams a training set bigger than this
     config.data.read_threads = 4  # streaming: Grain threads reading and parsing batches ahead
+    # Vectors for a sparse autoencoder: a run's workdir, or a shipped config trained once in
+    # runs/<config>_<dataset>, whose layer's outputs on this data's images are the data
+    config.data.activations = ""
+    config.data.layer = config_dict.placeholder(int)  # None: the code; 0, 1, ...: dense layers
+    config.data.normalize = "mean_square"  # vectors scaled to mean squared norm D; "none": as given
+    config.data.vector_scale = config_dict.placeholder(float)  # that scale, set from the data
 
 
 def _opt(config: ml_collections.ConfigDict) -> None:
@@ -141,6 +147,24 @@ def _loss(config: ml_collections.ConfigDict) -> None:
 
 # The groups `base` adds, in order: `aejax show` reads their comments from their source.
 GROUPS = (_data, _opt, _train, _model, _loss)
+
+
+def sae_model(activation: str) -> ml_collections.ConfigDict:
+    """The model group of a sparse autoencoder (aejax/models/sae.py) sparse by `activation`."""
+    model = ml_collections.ConfigDict()
+    model.name = "sae"
+    model.image_shape = (1024,)  # the vectors' (D,): set from the data
+    model.bottleneck = activation  # relu, topk, batchtopk, jumprelu, gated
+    model.latents = config_dict.placeholder(int)  # the dictionary's size; unset: expansion x D
+    model.expansion = 16  # latents per input dimension when `latents` is unset
+    model.k = 32  # topk, batchtopk: latents kept per vector
+    model.aux_k = config_dict.placeholder(int)  # topk, batchtopk: AuxK's dead latents; unset: D / 2
+    model.dead_after = 50_000  # training vectors without firing after which a latent is dead
+    model.threshold_decay = 0.99  # batchtopk: running mean of the smallest kept activation
+    model.threshold_init = 0.001  # jumprelu: each latent's first threshold
+    model.bandwidth = 0.001  # jumprelu: the straight-through estimators' kernel width
+    model.data_variance = config_dict.placeholder(float)  # FVU's denominator: set from the data
+    return model
 
 
 def classifier_config(

@@ -1,8 +1,10 @@
-"""`Dataset`: images (N, H, W, C) and optional labels, checked once, whatever their source.
+"""`Dataset`: images (N, H, W, C) or vectors (N, D), and optional labels, checked once,
+whatever their source.
 
 Images are kept as uint8 (0..255) where the source is 8-bit, which holds a dataset on the device
 in a quarter of the memory of float32; `as_float` scales them to [0, 1] inside the compiled step,
-after the batch is gathered. Float images (in [0, 1]) are kept as float32, unquantised.
+after the batch is gathered. Float images (in [0, 1]) are kept as float32, unquantised. Vectors, a network's activations
+for a sparse autoencoder, are float32 of any finite value.
 Bad data is refused here, naming the fault and the fix, before anything is compiled.
 """
 
@@ -24,14 +26,14 @@ _SCALE = np.float32(1 / PIXEL_MAX)
 
 @dataclasses.dataclass(frozen=True, eq=False)
 class Dataset:
-    """A split of images with optional integer labels.
+    """A split of images, or of vectors, with optional integer labels.
 
-    Integer images must lie in 0..255 and become uint8; float images in [0, 1] become float32.
-    Labels, when given, are one per image in 0..num_classes-1 (num_classes defaults to the
+    Integer images must lie in 0..255 and become uint8; float images in [0, 1] become float32;
+    rank-2 float arrays are vectors (N, D), any finite values, as float32. Labels, when given, are one per image in 0..num_classes-1 (num_classes defaults to the
     largest label plus one).
     """
 
-    images: np.ndarray  # [N, H, W, C]
+    images: np.ndarray  # [N, H, W, C] images, or [N, D] vectors
     labels: np.ndarray | None = None  # [N] int32
     num_classes: int | None = None
     name: str = "arrays"
@@ -60,8 +62,17 @@ class Dataset:
         return len(self.images)
 
     @property
-    def image_shape(self) -> tuple[int, int, int]:
+    def image_shape(self) -> tuple[int, ...]:
+        """An example's shape: (H, W, C) of an image, (D,) of a vector."""
         return tuple(int(d) for d in self.images.shape[1:])
+
+    @property
+    def vectors(self) -> bool:
+        return self.images.ndim == 2
+
+    def scaled(self, scale: float) -> "Dataset":
+        """The vectors times `scale`."""
+        return Dataset(self.images * np.float32(scale), self.labels, self.num_classes, self.name)
 
     def take(self, indices) -> "Dataset":
         """The examples at `indices`, with the same number of classes."""
@@ -130,11 +141,13 @@ def hold_out(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset,
 
 def _checked_images(images, name: str) -> np.ndarray:
     images = np.asarray(images)
+    if images.ndim == 2:
+        return _checked_vectors(images, name)
     if images.ndim != 4:
         hint = " (add a channel axis: x[..., None])" if images.ndim == 3 else ""
         raise ValueError(
-            f"{name}: images must have rank 4, (N, height, width, channels), "
-            f"got shape {images.shape}{hint}"
+            f"{name}: images must have rank 4, (N, height, width, channels), or vectors rank "
+            f"2, (N, D); got shape {images.shape}{hint}"
         )
     if 0 in images.shape:
         raise ValueError(f"{name}: images of shape {images.shape} hold no pixels")
@@ -163,6 +176,24 @@ def _checked_images(images, name: str) -> np.ndarray:
             raise ValueError(f"{name}: float images must lie in [0, 1], found {low}..{high}{hint}")
         return images
     raise ValueError(f"{name}: images of dtype {images.dtype}; give uint8 or float in [0, 1]")
+
+
+def _checked_vectors(vectors, name: str) -> np.ndarray:
+    if 0 in vectors.shape:
+        raise ValueError(f"{name}: vectors of shape {vectors.shape} hold no values")
+    if not np.issubdtype(vectors.dtype, np.floating):
+        raise ValueError(
+            f"{name}: vectors (N, D) of dtype {vectors.dtype}; vectors are float activations. "
+            "Flattened images? Give them as (N, height, width, channels): x.reshape(-1, 28, 28, 1)"
+        )
+    vectors = vectors.astype(np.float32)
+    bad = ~np.isfinite(vectors)
+    if bad.any():
+        raise ValueError(
+            f"{name}: vectors hold {bad.sum()} NaN or infinite values, first in row "
+            f"{np.argwhere(bad)[0][0]}; drop or repair those rows"
+        )
+    return vectors
 
 
 def _checked_labels(labels, n: int, name: str) -> np.ndarray:

@@ -1,7 +1,9 @@
-"""A user's own images: a numpy `.npz` file, or a folder of image files (`config.data.path`).
+"""A user's own data: a numpy `.npz` or `.npy` file, or a folder of image files
+(`config.data.path`).
 
 An `.npz` holds `x_train` and optionally `y_train`, `x_test`, `y_test`: images (N, H, W, C) as
-uint8 0..255 or float in [0, 1], labels as integer class indices.
+uint8 0..255 or float in [0, 1], or float vectors (N, D); labels as integer class indices.
+An `.npy` holds one array of images or vectors, unlabelled, of which a test split is held out.
 
 A folder holds image files (PNG, JPEG, BMP, GIF, TIFF, WebP, PPM/PGM), either directly (no
 labels) or one subfolder per class (labels are the positions of the training split's subfolders
@@ -40,6 +42,8 @@ def has_split(path: str | os.PathLike, split: str) -> bool:
     path = _existing(path)
     if path.is_dir():
         return (path / split).is_dir()
+    if path.suffix == ".npy":
+        return False
     with np.load(path) as arrays:
         return NPZ_KEYS[split][0] in arrays.files
 
@@ -56,17 +60,21 @@ def load_path(
     path = _existing(path)
     if path.is_dir():
         return _load_folder(path, split, image_size, max_pixels, skip_bad_images)
-    if path.suffix != ".npz":
-        raise ValueError(f"data.path {path}: expected an .npz file or a folder of images")
+    if path.suffix not in (".npz", ".npy"):
+        raise ValueError(f"data.path {path}: expected an .npz or .npy file or a folder of images")
     if image_size:
         raise ValueError(f"data.image_size resizes image files only; resize the arrays of {path}")
+    if path.suffix == ".npy":
+        return Dataset(np.load(path), name=path.name)
     return _load_npz(path, split or "train")
 
 
 def _existing(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.exists():
-        raise FileNotFoundError(f"data.path {path} does not exist; give an .npz file or a folder")
+        raise FileNotFoundError(
+            f"data.path {path} does not exist; give an .npz or .npy file or a folder"
+        )
     return path
 
 

@@ -4,6 +4,8 @@ split)` its images as float32 in [0, 1] and its labels.
 Where the data comes from (`config.data`, read by `from_config`):
   * `path`: a user's `.npz` file or folder of images (`aejax/data/files.py`); without a
     test split of its own, `test_fraction` of it is held out, the same for every seed.
+  * `activations`: a trained run's layer outputs on the images `path` or `name` picks, as
+    vectors (`aejax/data/activations.py`);
   * else `name`: aejax's builders `mnist5k`, `mnist`, `fashion_mnist` (below), or the name of a
     TFDS image dataset such as `cifar10` or `celeb_a` (64x64), read without TensorFlow from its
     prepared array_record files (`aejax/data/tfds_images.py`).
@@ -50,7 +52,12 @@ SPLITS = ("train", "test")
 
 
 def from_config(data_cfg: ml_collections.ConfigDict, split: str) -> Dataset:
-    """The `split` of the dataset that `config.data` names: by `path` when set, else by `name`."""
+    """The `split` of the dataset that `config.data` names: by `path` when set, else by `name`;
+    with `activations`, a run's layer outputs on those images (`aejax/data/activations.py`)."""
+    if data_cfg.get("activations"):
+        from aejax.data import activations  # it reads runs: aejax's models and training
+
+        return activations.layer_outputs(data_cfg, split)
     return dataset(
         data_cfg.name,
         split,
@@ -94,7 +101,7 @@ def dataset(
     """
     if split not in SPLITS:
         raise ValueError(f"Unknown split {split!r} of {name}; valid splits: {', '.join(SPLITS)}")
-    if not path and (name.endswith(".npz") or os.path.isdir(name)):
+    if not path and (name.endswith((".npz", ".npy")) or os.path.isdir(name)):
         path = name  # a file or folder given as the name: read it as data.path
     if path:
         read = functools.partial(

@@ -12,7 +12,7 @@ import numpy as np
 from matplotlib.figure import Figure
 
 from aejax.data.dataset import as_float
-from aejax.evaluation import generation, inference
+from aejax.evaluation import dictionary, generation, inference
 from aejax.objectives import corruptions
 from aejax.training import checkpoint
 
@@ -83,10 +83,14 @@ def write_figures(
     their reconstructions (for a denoising model: corrupted input, reconstruction, clean
     target); for a model with a N(0, I) prior the figures of `generation` (prior samples,
     interpolations, a 2-D code's maps, its scatter coloured by `test_labels` when given); for a
-    learned prior, its decoded samples. What applies is what the model declares
+    learned prior, its decoded samples; for a sparse autoencoder, `dictionary.write_figures`.
+    What applies is what the model declares
     (`model.capabilities`). `test_x` may be stored uint8."""
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
     capabilities, likelihood = model.capabilities, config.loss.likelihood
+    if capabilities.dictionary:
+        dictionary.write_figures(workdir, model, params, test_x, config, test_labels)
+        return
     if capabilities.reconstructs:
         x = as_float(test_x[:10])
         corrupt = corruptions.build(config.loss.corruption)

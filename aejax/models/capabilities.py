@@ -25,6 +25,7 @@ class Capabilities:
     code_activation: str | None = None  # a deterministic code's activation: its range, by name
     greedy_layers: str | None = None  # "dense", "conv": layers greedy pretraining can pair
     hidden_widths: tuple[int, ...] = ()  # the dense encoder layers `hidden` reads, by width
+    dictionary: bool = False  # a sparse autoencoder on vectors: its code is sparse latents
 
     @property
     def samples(self) -> bool:

@@ -20,7 +20,16 @@ import jax.numpy as jnp
 import ml_collections
 
 from aejax.data.dataset import as_float
-from aejax.models import autoencoder, bottlenecks, classifier, code_prior, conv, mlp, quantisers
+from aejax.models import (
+    autoencoder,
+    bottlenecks,
+    classifier,
+    code_prior,
+    conv,
+    mlp,
+    quantisers,
+    sae,
+)
 
 
 def _kernel_init(cfg: ml_collections.ConfigDict) -> str:
@@ -247,6 +256,8 @@ def assigned_groups(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:
     optimiser moves by its whole gradient (SGD at rate 1) onto its running mean."""
     if cfg.name in PRESETS and structure(cfg)[1] == "vq" and cfg.codebook == "ema":
         return ("codebook",)
+    if cfg.name == "sae" and cfg.bottleneck == "batchtopk":
+        return sae.ASSIGNED
     return ()
 
 
@@ -283,10 +294,52 @@ def _code_prior(cfg: ml_collections.ConfigDict) -> nn.Module:
     )
 
 
+def _sparse_autoencoder(cfg: ml_collections.ConfigDict) -> nn.Module:
+    if cfg.bottleneck not in sae.ACTIVATIONS:
+        raise ValueError(
+            f"unknown model.bottleneck {cfg.bottleneck!r} of a sparse autoencoder; choose one "
+            f"of {sae.ACTIVATIONS}"
+        )
+    if len(cfg.image_shape) != 1:
+        raise ValueError(
+            f"a sparse autoencoder reads vectors (N, D), not images of shape "
+            f"{tuple(cfg.image_shape)}: train it on a run's activations (data.activations) or "
+            "an .npy/.npz of vectors (data.path)"
+        )
+    cfg = sae_sizes(cfg)
+    if cfg.bottleneck in ("topk", "batchtopk") and cfg.k > cfg.latents:
+        raise ValueError(f"model.k={cfg.k} keeps more latents than the {cfg.latents} there are")
+    return sae.SparseAutoencoder(
+        input_dim=cfg.image_shape[0],
+        latents=cfg.latents,
+        activation=cfg.bottleneck,
+        k=cfg.k,
+        aux_k=cfg.aux_k,
+        dead_after=cfg.dead_after,
+        threshold_decay=cfg.threshold_decay,
+        threshold_init=cfg.threshold_init,
+        bandwidth=cfg.bandwidth,
+        variance=cfg.data_variance,
+    )
+
+
+def sae_sizes(cfg: ml_collections.ConfigDict) -> ml_collections.ConfigDict:
+    """A copy of sparse autoencoder config `cfg` with the sizes it leaves unset: `expansion`
+    latents per input dimension, and AuxK's `aux_k` half the input dimension (Gao et al.'s)."""
+    cfg = cfg.copy_and_resolve_references()
+    with cfg.unlocked():
+        if cfg.latents is None:
+            cfg.latents = cfg.expansion * cfg.image_shape[0]
+        if cfg.aux_k is None:
+            cfg.aux_k = max(1, cfg.image_shape[0] // 2)
+    return cfg
+
+
 MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     **{name: _autoencoder for name in PRESETS},
     "classifier": _classifier,  # a softmax head on the code (or output) of `model.autoencoder`
     "code_prior": _code_prior,  # a causal transformer over the codes of `model.autoencoder`, a VQ-VAE
+    "sae": _sparse_autoencoder,  # a sparse dictionary of vectors (aejax/models/sae.py)
 }
 
 
@@ -322,6 +375,8 @@ def fit_to_data(
             if num_classes is None:
                 raise ValueError("a classifier needs labelled data; this dataset has no labels")
             cfg.num_classes = int(num_classes)
+    if cfg.name == "sae":
+        return sae_sizes(cfg)
     return part_sizes(cfg) if cfg.name in PRESETS else cfg
 
 
@@ -331,7 +386,10 @@ def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Ar
     "pixel_means" sets an MLP decoder's output bias to the logits of the training pixels' means,
     the setup of the IWAE paper (Importance Weighted Autoencoders): the decoder starts near the average image, not at grey.
     Means are clipped to [1e-3, 1 - 1e-3] so that always-black pixels get a finite bias.
+    A sparse autoencoder's pre-encoder bias always starts at the training vectors' mean.
     """
+    if cfg.name == "sae":
+        return {**params, "pre_bias": jnp.mean(train_x, axis=0)}
     how = cfg.output_bias
     if how is None:
         return params

@@ -83,6 +83,9 @@ TERM_WEIGHTS = {
     "tc": "tc_weight",
     "entropy": "entropy_weight",
     "diversity": "diversity_weight",
+    "l1": "sparsity_weight",  # a sparse autoencoder's penalties (aejax/models/sae.py)
+    "l0": "sparsity_weight",
+    "auxk": "auxk_weight",
 }
 
 

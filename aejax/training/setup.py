@@ -79,6 +79,7 @@ def setup(
     validate.config(config)
     mesh = parallel.make_mesh() if mesh is None else mesh
     train, test = load_data(config, train, test)
+    config, train, test = normalized_vectors(config, train, test)
     _check_batch_fits(config.train.batch_size, train)
     streamed = isinstance(train, stream.RecordFile)
     # A streamed training set is read by row, and its first row stands in for it where the
@@ -121,7 +122,7 @@ def load_data(
     """The training set, in memory or (`stream.wanted`) read from disk as it trains, and the
     test set, in memory; a labelled subset of the training set where `data.label_fraction` asks."""
     with parallel.main_process_first():  # process 0 prepares a dataset the others then read
-        if train is None and stream.wanted(config):
+        if train is None and not config.data.activations and stream.wanted(config):
             train_file = stream.RecordFile(config.data.name, "train")
             return train_file, sources.from_config(config.data, "test")
     train, test = load_splits(config, train, test)
@@ -129,6 +130,30 @@ def load_data(
         fraction, seed = config.data.label_fraction, config.data.subset_seed
         train = train.take(subsets.stratified_subset(train.labels, fraction, seed))
     return train, test
+
+
+def normalized_vectors(config: ml_collections.ConfigDict, train, test) -> tuple:
+    """For vector data, the splits scaled by `data.vector_scale` and `config` recording it:
+    with `data.normalize="mean_square"` one scale, from the training vectors, that makes their
+    mean squared norm D (as "Scaling and evaluating sparse autoencoders" normalises), so that
+    one sparsity weight and learning rate suit any network's activations; and, for a model
+    that reports FVU, `model.data_variance`, the scaled training vectors' total variance.
+    Images pass as they are."""
+    if not getattr(train, "vectors", False):
+        return config, train, test
+    config = config.copy_and_resolve_references()
+    vectors = train.images
+    if config.data.normalize == "mean_square":
+        if config.data.vector_scale is None:
+            mean_square = np.mean(np.sum(np.square(vectors, dtype=np.float64), axis=1))
+            if mean_square == 0:
+                raise ValueError(f"{train.name}: every vector is 0; there is nothing to learn")
+            config.data.vector_scale = float(np.sqrt(vectors.shape[1] / mean_square))
+        train, test = train.scaled(config.data.vector_scale), test.scaled(config.data.vector_scale)
+    if "data_variance" in config.model and config.model.data_variance is None:
+        deviations = train.images - np.mean(train.images, axis=0, dtype=np.float64)
+        config.model.data_variance = float(np.mean(np.sum(np.square(deviations), axis=1)))
+    return config, train, test
 
 
 def load_splits(
