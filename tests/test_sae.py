@@ -164,13 +164,16 @@ def test_relu_rows_are_free_and_its_l1_weighs_each_latent_by_its_directions_norm
 
 
 @pytest.mark.parametrize("activation", sae.ACTIVATIONS)
-def test_the_encoder_starts_as_the_unit_dictionarys_transpose(activation):
-    """Each latent first reads its own direction; every variant's rows start unit, ReLU's too."""
+def test_the_encoder_starts_as_the_dictionarys_transpose(activation):
+    """Each latent first reads its own direction. The rows start unit, except ReLU's free ones
+    at FREE_ROW_NORM; the gated encoder starts at FREE_ROW_NORM times the transpose."""
     model = model_of(activation, input_dim=5, latents=7, k=2, aux_k=2)
     params = model.init(jax.random.key(1), jnp.zeros((2, 5)))["params"]
     dictionary = model.apply({"params": params}, method="dictionary")
-    np.testing.assert_allclose(jnp.linalg.norm(dictionary, axis=-1), 1.0, rtol=1e-6)
-    np.testing.assert_array_equal(params["encoder_kernel"], dictionary.T)
+    norm = sae.FREE_ROW_NORM if activation == "relu" else 1.0
+    np.testing.assert_allclose(jnp.linalg.norm(dictionary, axis=-1), norm, rtol=1e-6)
+    scale = sae.FREE_ROW_NORM if activation == "gated" else 1.0
+    np.testing.assert_allclose(params["encoder_kernel"], scale * dictionary.T, rtol=1e-6)
 
 
 def test_the_config_sizes_the_dictionary_and_the_pre_bias_starts_at_the_data_mean():
