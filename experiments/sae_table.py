@@ -1,0 +1,99 @@
+"""Sparse autoencoders on a real network's activations: each variant at several sparsities, its
+test L0, FVU, dead latents and the classifier accuracy its reconstruction keeps, as a table and
+the L0 vs FVU frontier (docs/sae.md).
+
+    python experiments/sae_table.py --dataset fashion_mnist --epochs 2
+
+The vectors are the 1,024 penultimate activations of the `fidelity_features` classifier on the
+dataset (trained once in `runs/fidelity_features_<dataset>`, or `--features` names a trained
+one), dictionaries 16 times as wide. TopK and BatchTopK set their L0 by k; the penalised
+variants by their sparsity weight, whose L0 is what training makes of it. Each point is an
+ordinary run of a shipped `sae_*` config in `--workdir/DATASET/VARIANT-SETTING`, resumed if
+present, so a rerun trains only what it lacks.
+"""
+
+import argparse
+import json
+from pathlib import Path
+
+from matplotlib.figure import Figure
+
+import aejax
+from aejax import configs
+from aejax.evaluation import dictionary
+
+KS = (8, 16, 32, 64)  # topk, batchtopk: the L0s of the table
+WEIGHTS = {  # the penalised variants' sparsity weights, spanning those L0s on mnist5k
+    "relu": (10.0, 12.5, 15.0, 20.0),
+    "jumprelu": (0.5, 1.0, 2.0, 4.0),
+    "gated": (2.0, 3.5, 5.0, 10.0),
+}
+VARIANTS = ("topk", "batchtopk", "jumprelu", "relu", "gated")
+
+
+def settings(variant: str) -> list[tuple[str, dict]]:
+    """(label, overrides) of each point of `variant`."""
+    if variant in ("topk", "batchtopk"):
+        return [(f"k={k}", {"model__k": k}) for k in KS]
+    return [(f"weight={w:g}", {"loss__sparsity_weight": w}) for w in WEIGHTS[variant]]
+
+
+def point(variant: str, label: str, overrides: dict, args) -> dict:
+    """The last epoch's test scores and the splice scores of one trained point."""
+    workdir = args.workdir / args.dataset / f"{variant}-{label}"
+    run = aejax.fit(
+        f"sae_{variant}", workdir=workdir, data__name=args.dataset,
+        data__activations=args.features or "fidelity_features", train__epochs=args.epochs,
+        **overrides,
+    )  # fmt: skip
+    last = run.metrics()[-1]
+    spliced = json.loads((workdir / dictionary.DOWNSTREAM_FILE).read_text())
+    return {
+        "variant": variant, "setting": label, "l0": last["test/l0"], "fvu": last["test/fvu"],
+        "dead": last["train/dead_fraction"], "accuracy": spliced["sae"]["accuracy"],
+        "original": spliced["original"]["accuracy"], "recovered": spliced["loss_recovered"],
+        "seconds": sum(r["epoch_seconds"] for r in run.metrics()),
+    }  # fmt: skip
+
+
+def frontier(points: list[dict], path: Path) -> None:
+    """Test FVU against test L0, one line per variant, L0 on a log axis."""
+    fig = Figure(figsize=(5, 3.5))
+    ax = fig.subplots()
+    for variant in dict.fromkeys(p["variant"] for p in points):
+        mine = sorted((p["l0"], p["fvu"]) for p in points if p["variant"] == variant)
+        ax.plot(*zip(*mine), marker="o", label=variant)
+    ax.set(xscale="log", xlabel="test L0 (latents per vector)", ylabel="test FVU")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--dataset", default="fashion_mnist")
+    parser.add_argument("--epochs", type=int, default=2)
+    parser.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=VARIANTS)
+    parser.add_argument("--features", default="", help="a trained fidelity_features workdir")
+    parser.add_argument("--workdir", type=Path, default=Path("runs/sae_table"))
+    args = parser.parse_args()
+    points = [
+        point(variant, label, overrides, args)
+        for variant in args.variants
+        for label, overrides in settings(variant)
+    ]
+    print("| variant | setting | test L0 | test FVU | dead | accuracy spliced | loss recovered | seconds |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    for p in points:
+        print(
+            f"| {p['variant']} | {p['setting']} | {p['l0']:.1f} | {p['fvu']:.3f} | "
+            f"{p['dead']:.3f} | {p['accuracy']:.4f} | {p['recovered']:.3f} | {p['seconds']:.0f} |"
+        )
+    print(f"accuracy with the activations as they are: {points[0]['original']:.4f}")
+    path = args.workdir / args.dataset / "sae_frontier.png"
+    frontier(points, path)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
