@@ -19,7 +19,6 @@ from pathlib import Path
 from matplotlib.figure import Figure
 
 import aejax
-from aejax import configs
 from aejax.evaluation import dictionary
 
 KS = (8, 16, 32, 64)  # topk, batchtopk: the L0s of the table

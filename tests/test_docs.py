@@ -68,6 +68,7 @@ SCRIPT_FLAGS = {
         "--epochs": "1", "--encoders": "mlp", "--bottlenecks": "deterministic gaussian",
         "--decoders": "mlp tied",
     },
+    "experiments/sae_table.py": {"--epochs": "1", "--dataset": "mnist5k", "--variants": "topk"},
     "experiments/vae_report.py": {"--epochs": "1", "--samples": "10", "--nll_images": "100"},
     "experiments/iwae_protocol.py": {
         "--epochs": "1", "--samples": "10", "--curve_images": "100", "--test_images": "100"

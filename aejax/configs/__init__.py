@@ -164,14 +164,16 @@ def _comments(source: str) -> dict[str, str]:
 
 
 def _sources(name_or_path: str | Path) -> list[str]:
-    """The sources a config is built from, its own first: the configs it varies (`configs.get`),
-    then `base()`'s."""
+    """The sources a config is built from, its own first: a model group it takes from `fields`
+    (`fields.sae_model`), the configs it varies (`configs.get`), then `base()`'s."""
     if str(name_or_path) in names():
         source = inspect.getsource(importlib.import_module(f"aejax.configs.{name_or_path}"))
     else:
         source = Path(name_or_path).read_text()
     parents = re.findall(r"configs\.get\(\"(\w+)\"\)", source)
-    return [source, *(s for parent in parents for s in _sources(parent)[:-1]), _base_source()]
+    groups = [inspect.getsource(getattr(fields, g)) for g in re.findall(r"fields\.(\w+_model)\(", source)]
+    inherited = (s for parent in parents for s in _sources(parent)[:-1])
+    return [source, *groups, *inherited, _base_source()]
 
 
 def _base_source() -> str:

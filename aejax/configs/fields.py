@@ -149,26 +149,26 @@ def _loss(config: ml_collections.ConfigDict) -> None:
 GROUPS = (_data, _opt, _train, _model, _loss)
 
 
-def sae_model(activation: str) -> ml_collections.ConfigDict:
-    """The model group of a sparse autoencoder (aejax/models/sae.py) sparse by `activation`."""
-    model = ml_collections.ConfigDict()
-    model.name = "sae"
-    model.image_shape = (1024,)  # the vectors' (D,): set from the data
-    model.bottleneck = activation  # relu, topk, batchtopk, jumprelu, gated
-    model.latents = config_dict.placeholder(int)  # the dictionary's size; unset: expansion x D
-    model.expansion = 16  # latents per input dimension when `latents` is unset
-    model.k = 32  # topk, batchtopk: latents kept per vector
-    model.aux_k = config_dict.placeholder(int)  # topk, batchtopk: AuxK's dead latents; unset: D / 2
-    model.dead_after = 50_000  # training vectors without firing after which a latent is dead
-    model.threshold_decay = 0.99  # batchtopk: running mean of the smallest kept activation
-    # jumprelu: each latent's first threshold, and the straight-through estimators' kernel width.
-    # The paper's 0.001 for both left L0 at 7,276 of 16,384 after 3 epochs of mnist5k (FVU 2.4):
-    # on vectors of mean squared norm D pre-activations are of order 1, and a log threshold
-    # moving about lr a step climbs from 0.001 in thousands of steps. These: L0 23 in 5 epochs.
-    model.threshold_init = 1.0
-    model.bandwidth = 0.1
-    model.data_variance = config_dict.placeholder(float)  # FVU's denominator: set from the data
-    return model
+def sae_model(config: ml_collections.ConfigDict, activation: str) -> None:
+    """Gives `config` the model group of a sparse autoencoder (aejax/models/sae.py) sparse by
+    `activation`, in place of the image models' group."""
+    config.model = ml_collections.ConfigDict()
+    config.model.name = "sae"
+    config.model.image_shape = (1024,)  # the vectors' (D,): set from the data
+    config.model.bottleneck = activation  # relu, topk, batchtopk, jumprelu, gated
+    config.model.latents = config_dict.placeholder(int)  # the dictionary's size; unset: expansion x D
+    config.model.expansion = 16  # latents per input dimension when `latents` is unset
+    config.model.k = 32  # topk, batchtopk: latents kept per vector
+    config.model.aux_k = config_dict.placeholder(int)  # topk, batchtopk: AuxK's dead latents; unset: D / 2
+    config.model.dead_after = 50_000  # training vectors without firing after which a latent is dead
+    config.model.threshold_decay = 0.99  # batchtopk: running mean of the smallest kept activation
+    # jumprelu: each latent's first threshold. The paper's 0.001 (and bandwidth) left L0 at 7,276
+    # of 16,384 after 3 epochs of mnist5k (FVU 2.4): on vectors of mean squared norm D the
+    # pre-activations are of order 1, and a log threshold moving about lr a step climbs from
+    # 0.001 in thousands of steps. With these two, L0 23 after 5 epochs.
+    config.model.threshold_init = 1.0
+    config.model.bandwidth = 0.1  # jumprelu: the straight-through estimators' kernel width
+    config.model.data_variance = config_dict.placeholder(float)  # FVU's denominator: set from the data
 
 
 def classifier_config(

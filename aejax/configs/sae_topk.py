@@ -15,7 +15,7 @@ from aejax.configs import fields
 def get_config() -> ml_collections.ConfigDict:
     config = fields.base()
     config.data.activations = "fidelity_features"
-    config.model = fields.sae_model("topk")
+    fields.sae_model(config, "topk")
     config.loss.likelihood = "gaussian"  # squared error, no variance
     config.loss.reduction = "sum"  # |x - x_hat|^2 per vector, the papers' loss
     config.loss.sparsity_weight = 0.0  # relu, gated: L1; jumprelu: L0. TopK needs none
