@@ -137,7 +137,8 @@ def batch_top_k(h_BxL: jax.Array, k: int) -> tuple[jax.Array, jax.Array]:
 def reconstruction_stats(
     x_BxD: jax.Array, x_hat_BxD: jax.Array, f_BxL: jax.Array, variance: float | None = None
 ) -> dict:
-    """The batch's L0 (latents firing per vector), FVU (the squared error per vector over
+    """The batch's L0 (latents firing per vector: positive entries of `f`, the latents or TopK's
+    kept values alone), FVU (the squared error per vector over
     `variance`, the training vectors' total variance; without it, the batch's own), explained
     variance (1 - FVU), MSE (per element) and mean cosine similarity. With a fixed `variance`,
     FVU is a mean over vectors, so batch means average to the dataset's exactly."""
@@ -233,15 +234,18 @@ class SparseAutoencoder(nn.Module):
         """The reconstruction and `aux`: the latents ("code"), the variant's loss terms (batch
         means: "l1", "l0", "auxk", "gate", "threshold") and the batch's statistics."""
         h = self.pre_activations(x_BxD)
-        if self.activation == "topk":  # decoded from the k it keeps, not the dense latents
+        if self.activation == "topk":  # decoded, counted and tracked from the k it keeps
             values, indices = top_k(h, self.k)
-            f = scatter(values, indices, self.latents)
+            f = scatter(values, indices, self.latents)  # unread in training: compiled away
             x_hat = sparse_decode(values, indices, self.dictionary()) + self.pre_bias
+            kept = values
+            fired = lambda: jnp.zeros(self.latents, bool).at[indices].max(values > 0)
         else:
-            f = self.sparsify(h, train)
+            f = kept = self.sparsify(h, train)
             x_hat = self.decode(f)
+            fired = lambda: jnp.any(f > 0, axis=0)
         terms = self._penalties(h, f)
-        stats = reconstruction_stats(x_BxD, x_hat, f, self.variance)
+        stats = reconstruction_stats(x_BxD, x_hat, kept, self.variance)
         if self.activation == "gated":
             terms["gate"] = self._gate_rebuild(x_BxD, h)
         if train and self.activation == "batchtopk":
@@ -252,8 +256,7 @@ class SparseAutoencoder(nn.Module):
             stats["dead_fraction"] = jnp.mean(dead_L)
             if self.activation in ("topk", "batchtopk"):
                 terms["auxk"] = self._auxk(x_BxD, x_hat, h, dead_L)
-            fired_L = jnp.any(f > 0, axis=0)
-            self.since_fired.value = jnp.where(fired_L, 0.0, self.since_fired.value + len(x_BxD))
+            self.since_fired.value = jnp.where(fired(), 0.0, self.since_fired.value + len(x_BxD))
         return x_hat, {"code": f, "terms": terms, "stats": stats}
 
     def _penalties(self, h_BxL: jax.Array, f_BxL: jax.Array) -> dict:
