@@ -14,7 +14,8 @@ layer, then end to end (`aejax.training.pretrain`); `aejax represent` measures a
 
 The only place that parses flags; the library takes a ConfigDict. With no --config it trains
 the textbook VAE on the embedded mnist5k digits. It trains data-parallel on all local devices
-(`--devices N` for fewer); a multi-host run starts the same command on every host with
+(`--devices N` for fewer; `--config.train.model_parallel=M` splits a sparse autoencoder's
+latents over groups of M of them); a multi-host run starts the same command on every host with
 `--coordinator_address HOST:PORT --num_processes P --process_id I` (or $JAX_COORDINATOR_ADDRESS,
 $JAX_NUM_PROCESSES, $JAX_PROCESS_ID).
 """
@@ -91,7 +92,7 @@ _RESUME_CHANGES = flags.DEFINE_list(
     "(checkpoint.RESUMABLE_FIELDS), or data to continue it on other data; other changes to a "
     "workdir's config or data are refused."
 )
-_DEVICES = flags.DEFINE_integer("devices", None, "Local devices per process to split each batch over (default: all).")
+_DEVICES = flags.DEFINE_integer("devices", None, "Local devices per process to train on (default: all); each batch is split over them, or over groups of --config.train.model_parallel.")
 _COORDINATOR = flags.DEFINE_string("coordinator_address", None, "Multi-process runs: HOST:PORT of process 0.")
 _NUM_PROCESSES = flags.DEFINE_integer("num_processes", None, "Multi-process runs: how many processes in all.")
 _PROCESS_ID = flags.DEFINE_integer("process_id", None, "Multi-process runs: this process's number, 0 to num_processes - 1.")
@@ -191,11 +192,11 @@ def _main(argv: list[str]) -> None:
               "aejax --help lists them", 2)  # fmt: skip
     logging.set_verbosity(logging.WARNING)  # Orbax logs every save at INFO; the epoch lines suffice
     parallel.initialize(_COORDINATOR.value, _NUM_PROCESSES.value, _PROCESS_ID.value)
-    mesh = parallel.make_mesh(_DEVICES.value)
-    if parallel.is_main_process():
-        print(parallel.describe(mesh), flush=True)
     config = _CONFIG.value  # with what a bottleneck chosen by --config.model.bottleneck needs
     configs.set_part_defaults(config, config_flags.get_override_values(flags.FLAGS["config"]))
+    mesh = parallel.make_mesh(_DEVICES.value, config.train.model_parallel)
+    if parallel.is_main_process():
+        print(parallel.describe(mesh), flush=True)
     if argv[1] == "pretrain":
         pretrain.pretrain_and_finetune(config, _WORKDIR.value, mesh)
         return

@@ -184,7 +184,7 @@ def measure(
 
     The run is built as `train_and_evaluate` builds it (`setup.setup`), its training set on the
     device. With `devices`, it is data-parallel over that many devices, as there: the batches'
-    indices split over a 1-D mesh, the state and the dataset replicated; only aejax's chunks
+    indices split over the mesh's data axis, the state and the dataset replicated; only aejax's chunks
     are timed.
     """
     if devices and (naive or epoch):

@@ -173,8 +173,8 @@ def test_the_loops_compared_take_turns(tiny_run):
 def test_a_nan_loss_is_refused(monkeypatch):
     # NaN parameters make every step's loss NaN at once (NaN images never get this far: a
     # Dataset refuses them).
-    def nan_state(config, images):
-        state = create_state(config, images)
+    def nan_state(config, images, mesh):
+        state = create_state(config, images, mesh)
         return state.replace(params=jax.tree.map(lambda p: p * np.nan, state.params))
 
     monkeypatch.setattr(setup, "create_state", nan_state)

@@ -301,6 +301,7 @@ ADDED = {
     ],
     "loss": ["commitment_weight", "mmd_weight", "adversarial_weight", "tc_weight"],
     "opt": ["parts"],
+    "train": ["model_parallel"],
 }  # fmt: skip
 
 
@@ -314,7 +315,7 @@ def _as_written_before(workdir, config, images):
         for name in names:
             del saved[group][name]
     path.write_text(json.dumps(saved))
-    state = parallel.replicate(create_state(config, images), parallel.make_mesh())  # as run
+    state = create_state(config, images, parallel.make_mesh())  # as run
     with checkpoint.manager(workdir, keep=3, writer=True) as mngr:
         step = mngr.latest_step()
         new = checkpoint.restore_latest(mngr, state)

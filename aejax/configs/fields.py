@@ -67,6 +67,10 @@ def _train(config: ml_collections.ConfigDict) -> None:
     # Steps per compiled lax.scan call (capped at an epoch); 1 dispatches single steps.
     config.train.chunk = 400
     config.train.eval_batch_size = 1000
+    # Devices along the mesh's "model" axis, which split a sparse autoencoder's latents (a
+    # dictionary too big for one device); the batch is split over the devices / model_parallel
+    # groups of them. It must divide the device count.
+    config.train.model_parallel = 1
     config.train.save_every_steps = 1000
     config.train.keep_checkpoints = 3
     config.train.init_from = ""  # a fresh run starts from this run directory's parameters

@@ -174,6 +174,17 @@ class SparseAutoencoder(nn.Module):
     variance: float | None = None  # the training vectors' total variance, which FVU divides
 
     capabilities: ClassVar[Capabilities] = Capabilities(reconstructs=True, dictionary=True)
+    # The latent axis of each variable that has one: a dictionary too big for one device is
+    # split along it over a mesh's "model" axis (train.model_parallel; parallel.state_sharding).
+    model_parallel_axes: ClassVar[dict[str, int]] = {
+        "decoder_kernel": 0,  # [L, D]
+        "encoder_kernel": 1,  # [D, L]
+        "encoder_bias": 0,
+        "log_threshold": 0,
+        "gate_scale": 0,
+        "magnitude_bias": 0,
+        "since_fired": 0,  # the usage counters
+    }
 
     def setup(self):
         d, n = self.input_dim, self.latents

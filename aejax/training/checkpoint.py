@@ -45,6 +45,9 @@ RESUMABLE_FIELDS = (
     "train.save_every_steps",
     "train.keep_checkpoints",
 )
+# Fields that say how a run is laid out over its devices, not what it computes: like the device
+# count, they may change whenever a run resumes, and are recorded anew.
+LAYOUT_FIELDS = ("train.model_parallel",)
 
 
 def flatten(tree: dict, prefix: str = "") -> dict:
@@ -172,10 +175,10 @@ def claim_workdir(
     Fields named in `resume_changes` (from RESUMABLE_FIELDS, or DATA_CHANGE for other data) may
     differ: the new values are recorded and returned as {field: (old, new)}, for
     `record_changes` once the step is known. A workdir made before aejax added a field resumes
-    with that field at its default; one whose model is now named by another preset of the same
-    parts, or which recorded a `data.name` the run did not read (beside a `data.path`), resumes
-    as unchanged and is recorded anew; one made before the data was recorded resumes on any
-    data, which is recorded from then on.
+    with that field at its default; one laid out otherwise (`LAYOUT_FIELDS`), one whose model is
+    now named by another preset of the same parts, or one which recorded a `data.name` the run
+    did not read (beside a `data.path`), resumes as unchanged and is recorded anew; one made
+    before the data was recorded resumes on any data, which is recorded from then on.
     """
     allowed = (*RESUMABLE_FIELDS, DATA_CHANGE)
     not_resumable = sorted(set(resume_changes) - set(allowed))
@@ -195,7 +198,8 @@ def claim_workdir(
         pairs = {k: (a.get(k, _ABSENT), b.get(k, _ABSENT)) for k in fields}
         changes = {k: (old, new) for k, (old, new) in pairs.items() if old != new}
         unread = {"data.name"} & set(changes) if a.get("data.path") and b.get("data.path") else set()
-        for key in _added_since(changes) | _same_structure(changes, saved, ours) | unread:
+        layout = set(LAYOUT_FIELDS) & set(changes)
+        for key in _added_since(changes) | _same_structure(changes, saved, ours) | unread | layout:
             del changes[key]  # recorded below
         if not set(changes) <= set(resume_changes):
             listed = ", ".join(f"{k}: {old} -> {new}" for k, (old, new) in changes.items())

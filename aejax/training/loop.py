@@ -6,7 +6,8 @@ or streamed from disk (`data/stream.py`), so the host only dispatches chunks and
 once an epoch. It saves and checks checkpoints on the way, resumes from the workdir's last one,
 logs each epoch, and draws the figures once the run is complete. On several devices the same
 chunks run data-parallel (`parallel.py`): the indices of each batch are split over the
-devices, the dataset and the train state replicated.
+devices, the dataset and the train state replicated, but for a dictionary that
+`train.model_parallel` splits over groups of devices.
 """
 
 import time
@@ -46,7 +47,8 @@ def train_and_evaluate(
     job would; running again in the same workdir continues where it stopped.
 
     `mesh` (default: all devices, `parallel.make_mesh()`) trains data-parallel: each batch is
-    split over its devices, and the same seed gives the same run on any number of them.
+    split over its devices (over groups of `train.model_parallel` of them, which split a
+    sparse autoencoder's latents), and the same seed gives the same run on any number of them.
 
     `resume_changes` names fields (`checkpoint.RESUMABLE_FIELDS`, such as "opt.lr") that may
     differ from the config the workdir was made with: a diverged run resumes from its last
@@ -148,14 +150,15 @@ def _starting_state(run: RunSetup, mngr, workdir: Path) -> TrainState:
         return restored
     if run.config.train.init_from:  # a fresh run that starts from another run's parameters
         params = transfer.take_params(run.state.params, run.config.train.init_from)
-        return parallel.replicate(run.state.replace(params=params), run.mesh)
+        return parallel.place(run.state.replace(params=params), run.state_sharding)
     return run.state
 
 
 def _train_epochs(run: RunSetup, workdir: Path, state, stop_at: int, checkpoints, events):
     """Epoch after epoch up to step `stop_at`; each whole epoch is evaluated and logged."""
+    shardings = (run.state_sharding, parallel.replicated(run.mesh))  # the state's, the metrics'
     train_chunk = run.clock.per_chunk_length(
-        make_train_chunk(run.train_step, parallel.replicated(run.mesh), run.batches.take)
+        make_train_chunk(run.train_step, shardings, run.batches.take)
     )
     step, row = int(state.step), {}
     reported = 0.0  # compile seconds already in a row: the setup's go in the first

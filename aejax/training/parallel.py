@@ -1,4 +1,5 @@
-"""Data parallelism: one mesh axis "data", each batch split over it, the train state replicated.
+"""Data and model parallelism: a mesh of axes "data" and "model", each batch split over "data",
+the train state replicated but for the axes a model declares split over "model".
 
 The step is not rewritten for it. Under `jax.jit` a program means the same whatever the shardings
 of its inputs, so the step on a mesh computes what it computes on one device: XLA's partitioner
@@ -7,6 +8,12 @@ of the dataset) and inserts the all-reduce that turns per-device partial gradien
 global batch mean. Random draws keep their values too, and `jax_threefry_partitionable` (on by
 default in the JAX pinned here) lets each device generate only its own shard's bits. Only the
 order of floating-point sums changes with the device count.
+
+Model parallelism is the same partitioning again. A model too big for one device declares the
+axes of its variables that may be split (`model_parallel_axes`: a sparse autoencoder's latent
+axis); with `train.model_parallel` devices along "model", the state is made and kept split
+along them (`state_sharding`), and XLA computes each device's share of the latents and inserts
+the collectives that a top-k over all latents or a sum over them needs.
 
 Several hosts: `initialize` joins them (`jax.distributed`); the mesh then spans every process's
 devices, each process dispatches the same programs, and its devices gather only their rows.
@@ -24,7 +31,8 @@ from jax.sharding import PartitionSpec as P
 
 from aejax import compiled
 
-AXIS = "data"
+AXIS = "data"  # each batch is split over it
+MODEL_AXIS = "model"  # the axes a model declares (`model_parallel_axes`) are split over it
 # The environment variables that stand in for the multi-process flags.
 ENV = {
     "coordinator_address": "JAX_COORDINATOR_ADDRESS",
@@ -58,8 +66,9 @@ def initialize(
     )
 
 
-def make_mesh(devices: int | None = None) -> Mesh:
-    """A 1-D mesh over the first `devices` local devices of every process (default: all of them)."""
+def make_mesh(devices: int | None = None, model_parallel: int = 1) -> Mesh:
+    """A (data, model) mesh over the first `devices` local devices of every process (default: all
+    of them), `model_parallel` of them along "model" (`lay_out`)."""
     local = jax.local_device_count()
     devices = local if devices is None else devices
     if not 1 <= devices <= local:
@@ -74,14 +83,33 @@ def make_mesh(devices: int | None = None) -> Mesh:
         for p in range(jax.process_count())
         for d in [d for d in by_process if d.process_index == p][:devices]
     ]
-    return Mesh(np.array(chosen), (AXIS,))
+    return lay_out(chosen, model_parallel)
+
+
+def lay_out(devices, model_parallel: int) -> Mesh:
+    """`devices` (a sequence, or any mesh's array of them) as a (data, model) mesh with
+    `model_parallel` along "model": consecutive devices, of one process where they fit, hold
+    the shares of one model, whose collectives are then the nearest."""
+    devices = np.ravel(np.asarray(devices, dtype=object))
+    n = len(devices)
+    if not (model_parallel >= 1 and n % model_parallel == 0):
+        divisors = ", ".join(str(d) for d in range(1, n + 1) if n % d == 0)
+        raise ValueError(
+            f"train.model_parallel={model_parallel} does not divide the {n} device{'s' * (n > 1)} "
+            f"of the mesh: choose one of {divisors}, or run on a multiple of {model_parallel} "
+            "devices (--devices)"
+        )
+    return Mesh(devices.reshape(-1, model_parallel), (AXIS, MODEL_AXIS))
 
 
 def describe(mesh: Mesh) -> str:
-    """One line for the log: how the batch is split."""
+    """One line for the log: how the batch (and the model) is split."""
+    where = f"devices: {mesh.size} {jax.default_backend()} in {jax.process_count()} process(es)"
+    if mesh.shape[MODEL_AXIS] == 1:
+        return f"{where}, each batch split over them"
     return (
-        f"devices: {mesh.size} {jax.default_backend()} in {jax.process_count()} process(es), "
-        "each batch split over them"
+        f"{where}, each batch split over {mesh.shape[AXIS]} groups of {mesh.shape[MODEL_AXIS]}, "
+        "within which a sparse autoencoder's latents are split (train.model_parallel)"
     )
 
 
@@ -89,30 +117,72 @@ def replicated(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, P())
 
 
-def replicate(tree, mesh: Mesh):
-    """`tree` (host arrays, or arrays on any device) as one copy on every device of `mesh`.
+def place(tree, shardings):
+    """`tree` (host arrays, or arrays on any device) laid out as `shardings` (one sharding, or a
+    tree of them as `state_sharding` gives) says.
 
     A compiled identity rather than `device_put`: it accepts random keys, and on several
     processes each passes its own identical host value without an equality check.
     """
-    return compiled.jit(lambda t: t, out_shardings=replicated(mesh))(tree)
+    return compiled.jit(lambda t: t, out_shardings=shardings)(tree)
+
+
+def replicate(tree, mesh: Mesh):
+    """`tree` as one copy on every device of `mesh`."""
+    return place(tree, replicated(mesh))
+
+
+def state_sharding(state, mesh: Mesh, model):
+    """Where each leaf of a train state (parameters, optimiser state, mutable collections) lives on
+    `mesh`: split over the "model" axis along the axis `model.model_parallel_axes` gives for its
+    name, replicated otherwise. Adam's moments carry their parameter's name and shape, so they are
+    split alike; a model that declares nothing is replicated whole. `state` may be abstract
+    (`jax.eval_shape`)."""
+    axes = getattr(model, "model_parallel_axes", {})
+    shares = mesh.shape[MODEL_AXIS]
+
+    def sharding(path, leaf):
+        name = getattr(path[-1], "key", None) if path else None
+        if shares == 1 or name not in axes:
+            return replicated(mesh)
+        axis = axes[name]
+        if leaf.shape[axis] % shares:
+            raise ValueError(
+                f"{name} has {leaf.shape[axis]} latents, which do not divide over "
+                f"train.model_parallel={shares} devices: choose a model.latents or a "
+                "train.model_parallel that divides it"
+            )
+        spec = [MODEL_AXIS if a == axis else None for a in range(leaf.ndim)]
+        return NamedSharding(mesh, P(*spec))
+
+    return jax.tree.map_with_path(sharding, state)
 
 
 def shard_batch(x: jax.Array, mesh: Mesh, batch_axis: int = 0) -> jax.Array:
-    """`x` split along `batch_axis` over the mesh's devices: each holds one slice of the batch."""
+    """`x` split along `batch_axis` over the mesh's data axis: each group of devices along the
+    model axis holds one slice of the batch."""
     return jax.device_put(x, NamedSharding(mesh, P(*[None] * batch_axis, AXIS)))
+
+
+def batch_shards(mesh: Mesh) -> int:
+    """How many parts a batch is split into: the size of the mesh's data axis."""
+    return mesh.shape[AXIS]
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     """Refuses a batch that does not split evenly: devices would otherwise train on unequal parts."""
-    n = mesh.size
+    n, shares = batch_shards(mesh), mesh.shape[MODEL_AXIS]
     if batch_size % n:
         lower, upper = batch_size - batch_size % n, batch_size - batch_size % n + n
         nearest = f"{lower} or {upper}" if lower else f"{upper}"
+        parts = f"{n} devices of the mesh"
+        other = f"run on a number of devices that divides {batch_size} (--devices)"
+        if shares > 1:
+            parts = f"{n} parts of the mesh ({mesh.size} devices / train.model_parallel={shares})"
+            other = f"choose --devices and train.model_parallel whose quotient divides {batch_size}"
         raise ValueError(
-            f"train.batch_size={batch_size} does not divide over the {n} devices of the mesh; use a "
-            f"multiple of {n} ({nearest}), or run on a number of devices that divides "
-            f"{batch_size} (--devices)"
+            f"train.batch_size={batch_size} does not divide over the {parts}; use a multiple of "
+            f"{n} ({nearest}), or {other}"
         )
 
 

@@ -50,7 +50,8 @@ class RunSetup:
     loss_fn: LossFn
     train_step: Callable  # (state, batch, rng) -> (state, metrics), on binarised batches if asked
     evaluate: Callable  # (params, dataset, rng) -> metrics, the dataset's means
-    state: TrainState  # the initial state on every device; training donates its buffers
+    state: TrainState  # the initial state on the mesh; training donates its buffers
+    state_sharding: Any  # where each leaf of the state lives (`parallel.state_sharding`)
     keys: dict[str, jax.Array]  # the key of each random stream (`random_streams.STREAMS`)
     data: RunData
     batches: DeviceBatches | stream.StreamedBatches  # the training batches, chunk by chunk
@@ -70,14 +71,16 @@ def setup(
     test: SplitInput = None,
 ) -> RunSetup:
     """The run `config` describes, on `train` and `test` when given (see `load_splits`), else
-    on `config.data`'s dataset, data-parallel over `mesh` (default: all devices).
+    on `config.data`'s dataset, on the devices of `mesh` (default: all), laid out with
+    `train.model_parallel` of them along its "model" axis (`parallel.lay_out`).
 
     The model takes its image shape (and a classifier its number of classes) from the data.
     A bad config, or data it cannot train on, is refused here, before any training. A training
     set streamed from disk is read by threads that `batches.close()` ends.
     """
     validate.config(config)
-    mesh = parallel.make_mesh() if mesh is None else mesh
+    devices = (parallel.make_mesh() if mesh is None else mesh).devices
+    mesh = parallel.lay_out(devices, config.train.model_parallel)
     train, test = load_data(config, train, test)
     config, train, test = normalized_vectors(config, train, test)
     _check_batch_fits(config.train.batch_size, train)
@@ -91,7 +94,7 @@ def setup(
     model = factory.build(config.model)
     loss_fn = registry.make_objective(model, config.loss)
     keys = {name: random_streams.stream(config.seed, name) for name in random_streams.STREAMS}
-    state = parallel.replicate(create_state(config, example.images), mesh)
+    state = create_state(config, example.images, mesh)
     figure_images = binarize.test_images(config.data, test.images)  # process 0 draws figures alone
     clock = CompileClock()
     epoch_order = _epoch_order(config, keys["shuffle"], len(train), clock)
@@ -103,6 +106,7 @@ def setup(
         train_step=binarize.on_train_batches(config, make_train_step(loss_fn)),
         evaluate=make_evaluate(loss_fn, config.train.eval_batch_size, mesh),
         state=state,
+        state_sharding=jax.tree.map(lambda a: a.sharding, state),
         keys=keys,
         data=RunData(
             train=train,

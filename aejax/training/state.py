@@ -5,11 +5,12 @@ import jax
 import ml_collections
 from flax import struct
 from flax.training import train_state
+from jax.sharding import Mesh
 
-from aejax import random_streams
+from aejax import compiled, random_streams
 from aejax.data.dataset import as_float
 from aejax.models import factory
-from aejax.training import checkpoint
+from aejax.training import checkpoint, parallel
 from aejax.training.optimizers import make_optimizer
 
 
@@ -19,17 +20,30 @@ class TrainState(train_state.TrainState):
     collections: dict = struct.field(default_factory=dict)
 
 
-def create_state(config: ml_collections.ConfigDict, example_x: jax.Array) -> TrainState:
+def create_state(
+    config: ml_collections.ConfigDict, example_x: jax.Array, mesh: Mesh | None = None
+) -> TrainState:
     """Initial parameters (and mutable collections) from the "init" random stream, and the
     optimiser around them. `example_x` are training images: the model's input shape, and
-    what `model.output_bias` starts from."""
+    what `model.output_bias` starts from.
+
+    On `mesh`, the state is made where it lives (`parallel.state_sharding`): each device
+    computes its own share, so a dictionary too big for one device is never whole on one.
+    """
     model = factory.build(config.model)
-    init_rng, noise_rng = jax.random.split(random_streams.stream(config.seed, "init"))
-    example = as_float(example_x[:1])  # stored uint8 images: scaled as the step scales them
-    variables = dict(model.init({"params": init_rng, "noise": noise_rng}, example))
-    params = factory.init_from_data(config.model, variables.pop("params"), example_x)
     tx = make_optimizer(config.opt, factory.assigned_groups(config.model))
-    return TrainState.create(apply_fn=model.apply, params=params, tx=tx, collections=variables)
+
+    def init(example_x):
+        init_rng, noise_rng = jax.random.split(random_streams.stream(config.seed, "init"))
+        example = as_float(example_x[:1])  # stored uint8 images: scaled as the step scales them
+        variables = dict(model.init({"params": init_rng, "noise": noise_rng}, example))
+        params = factory.init_from_data(config.model, variables.pop("params"), example_x)
+        return TrainState.create(apply_fn=model.apply, params=params, tx=tx, collections=variables)
+
+    if mesh is None:
+        return init(example_x)
+    sharding = parallel.state_sharding(jax.eval_shape(init, example_x), mesh, model)
+    return compiled.jit(init, out_shardings=sharding)(example_x)
 
 
 def restore_state(mngr, state: TrainState, extra: dict | None = None) -> TrainState | None:

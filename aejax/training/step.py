@@ -31,9 +31,7 @@ def make_train_step(loss_fn: LossFn):
     return train_step
 
 
-def make_train_chunk(
-    train_step, out_sharding: jax.sharding.Sharding | None = None, take=device.gather
-):
+def make_train_chunk(train_step, out_shardings=None, take=device.gather):
     """`train_chunk(state, dataset, inputs_C, rng) -> (state, metrics_C)`, compiled once per C.
 
     Step s draws its noise from `fold_in(rng, s)` and trains on `take(dataset, inputs_C[s])`:
@@ -41,15 +39,15 @@ def make_train_chunk(
     dict of images and labels); a streamed run passes the batches themselves
     (`stream.StreamedBatches.take`). A chunk of one step compiles no loop at all: XLA:CPU ran
     the conv AE's step 3x slower inside a `lax.scan`, even a fully unrolled one. On a mesh,
-    `inputs_C` come sharded over the batch and `out_sharding` keeps the new state and metrics
-    replicated.
+    `inputs_C` come sharded over the batch and `out_shardings` (one sharding, or the state's
+    and the metrics') keeps the new state where the old one lived and the metrics replicated.
     """
 
     def body(state, dataset, inputs, rng):
         batch = as_float(take(dataset, inputs))  # uint8 images scaled to [0, 1] here
         return train_step(state, batch, jax.random.fold_in(rng, state.step))
 
-    @compiled.jit(donate_argnums=0, out_shardings=out_sharding)
+    @compiled.jit(donate_argnums=0, out_shardings=out_shardings)
     def train_chunk(state, dataset, inputs_C, rng):
         if jax.tree.leaves(inputs_C)[0].shape[0] == 1:
             state, metrics = body(state, dataset, jax.tree.map(lambda a: a[0], inputs_C), rng)
@@ -88,7 +86,7 @@ class CompileClock:
 def make_evaluate(loss_fn: LossFn, batch_size: int, mesh: jax.sharding.Mesh | None = None):
     """`evaluate(params, dataset, rng) -> metrics`: dataset means, one host read for all batches.
 
-    On a mesh, each batch that divides over its devices is split over them.
+    On a mesh, each batch that divides over its data axis is split over it.
     """
     eval_batch = compiled.jit(lambda params, x, rng: loss_fn(params, as_float(x), rng, False)[1])
 
@@ -99,7 +97,7 @@ def make_evaluate(loss_fn: LossFn, batch_size: int, mesh: jax.sharding.Mesh | No
             rows = slice(start, start + batch_size)
             batch = jax.tree.map(lambda a, rows=rows: a[rows], dataset)
             size = min(batch_size, n - start)
-            if mesh is not None and size % mesh.size == 0:
+            if mesh is not None and size % parallel.batch_shards(mesh) == 0:
                 batch = parallel.shard_batch(batch, mesh)
             means = eval_batch(params, batch, jax.random.fold_in(rng, i))
             weighted = {k: v * size for k, v in means.items()}

@@ -113,6 +113,7 @@ RULES = {
     "epochs": _POSITIVE_INT,
     "chunk": _POSITIVE_INT,
     "eval_batch_size": _POSITIVE_INT,
+    "model_parallel": _POSITIVE_INT,
     "save_every_steps": _POSITIVE_INT,
     "keep_checkpoints": _POSITIVE_INT,
     "layer_epochs": _POSITIVE_INT,
