@@ -36,7 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dataset", default="fashion_mnist")
     parser.add_argument("--features", default="", help="a trained fidelity_features workdir")
     parser.add_argument("--batch", type=int, default=4096)
-    parser.add_argument("--chunk", type=int, default=14, help="steps per compiled call")
+    parser.add_argument("--chunk", type=int, default=2, help="steps per compiled call")
     parser.add_argument("--epochs", type=int, default=3)
     args = parser.parse_args(argv)
     cfg = config(args)

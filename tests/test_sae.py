@@ -253,22 +253,23 @@ def test_gated_rebuild_trains_the_gate_through_a_frozen_decoder():
 @pytest.mark.parametrize(
     "activation, auxk, since_fired",
     [
-        # topk, k = 1: x1 keeps 3 d1, e1 = (0, 1, 0); x2 keeps 2 d3, e2 = 0. Dead: latents 2
-        # and 4; aux_k = 1 takes x1's larger, 2.6 d4 = (1.56, 2.08, 0) (not the live 3 d1):
-        # |e1 - it|^2 = 1.56^2 + 1.08^2 = 3.6; x2's dead pre-activations are 0: 0. Mean 1.8.
-        ("topk", 1.8, [0, 12, 0, 12]),
+        # topk, k = 1: x1 keeps 3 d1, e1 = (0, 1, 0); x2 keeps 2 d3, e2 = 0. Dead: latents 2 and
+        # 4, x1's pre-activations 1 and 2.6: e_hat1 = d2 + 2.6 d4 = (1.56, 3.08, 0), |e1 -
+        # e_hat1|^2 = 1.56^2 + 2.08^2 = 6.76; x2's dead pre-activations are 0: 0. Mean 3.38.
+        ("topk", 3.38, [0, 12, 0, 12]),
         # batchtopk, k = 1 x B = 2: 3 and 2.6 both in x1, x_hat1 = (4.56, 2.08, 0), e1 =
-        # (-1.56, -1.08, 0); x2 keeps none, e2 = (0, 0, 2). AuxK as above: |e1 - (1.56, 2.08,
-        # 0)|^2 = 3.12^2 + 3.16^2 = 19.72, |e2|^2 = 4; mean 11.86. Latents 1 and 4 fired.
-        ("batchtopk", 11.86, [0, 12, 5, 0]),
+        # (-1.56, -1.08, 0); x2 keeps none, e2 = (0, 0, 2). |e1 - (1.56, 3.08, 0)|^2 = 3.12^2 +
+        # 4.16^2 = 27.04, |e2|^2 = 4; mean 15.52. Latents 1 and 4 fired.
+        ("batchtopk", 15.52, [0, 12, 5, 0]),
     ],
 )
 def test_auxk_rebuilds_the_residual_from_dead_latents_and_usage_is_counted(
     activation, auxk, since_fired
 ):
-    """since_fired (0, 10, 3, 10) at dead_after 10: latents 2 and 4 dead, half of them. After
-    the batch of two, those that fired are back at 0, the others 2 older."""
-    model = model_of(activation, k=1, aux_k=1, dead_after=10)
+    """since_fired (0, 10, 3, 10) at dead_after 10: latents 2 and 4 dead, half of them, and
+    aux_k = 2 takes both, as the paper's AuxK does. After the batch of two, those that fired are
+    back at 0, the others 2 older."""
+    model = model_of(activation, k=1, aux_k=2, dead_after=10)
     params = hand_params(**({"threshold": 0.0} if activation == "batchtopk" else {}))
     usage = {"sae_usage": {"since_fired": jnp.array([0.0, 10.0, 3.0, 10.0])}}
     (_, aux), updated = model.apply(
@@ -277,6 +278,18 @@ def test_auxk_rebuilds_the_residual_from_dead_latents_and_usage_is_counted(
     np.testing.assert_allclose(aux["terms"]["auxk"], auxk, rtol=1e-5)
     assert aux["stats"]["dead_fraction"] == 0.5
     np.testing.assert_array_equal(updated["sae_usage"]["since_fired"], since_fired)
+
+
+def test_auxk_with_more_dead_latents_than_aux_k_takes_the_longest_dead():
+    """Latents 2 and 4 dead for 10 and 12 samples, aux_k = 1: latent 4 alone rebuilds, 2.6 d4 =
+    (1.56, 2.08, 0) against e1 = (0, 1, 0): 1.56^2 + 1.08^2 = 3.6; x2: 0. Mean 1.8."""
+    model = model_of("topk", k=1, aux_k=1, dead_after=10)
+    usage = {"sae_usage": {"since_fired": jnp.array([0.0, 10.0, 3.0, 12.0])}}
+    (_, aux), updated = model.apply(
+        {"params": hand_params(), **usage}, X, train=True, mutable=["sae_usage"]
+    )
+    np.testing.assert_allclose(aux["terms"]["auxk"], 1.8, rtol=1e-5)
+    np.testing.assert_array_equal(updated["sae_usage"]["since_fired"], [0, 12, 0, 14])
 
 
 def test_auxk_is_zero_with_no_latent_dead():
@@ -295,13 +308,13 @@ def test_auxk_is_zero_with_no_latent_dead():
 def test_the_loss_weighs_each_sae_term_by_its_field():
     """recon (|x - x_hat|^2 per vector) + auxk_weight AuxK for topk, with the usage updated;
     + sparsity_weight L1 for relu. topk at k = 1 rebuilds (3, 0, 0) and (0, 0, 2): recon
-    (1 + 0) / 2 = 0.5, AuxK 1.8 (above)."""
+    (1 + 0) / 2 = 0.5, AuxK 3.38 (above)."""
     usage = {"sae_usage": {"since_fired": jnp.array([0.0, 10.0, 3.0, 10.0])}}
     config = configs.get("sae_topk")
-    loss_fn = autoencoding.make_loss_fn(model_of("topk", k=1, aux_k=1, dead_after=10), config.loss)
+    loss_fn = autoencoding.make_loss_fn(model_of("topk", k=1, aux_k=2, dead_after=10), config.loss)
     loss, (metrics, updated) = loss_fn(hand_params(), X, jax.random.key(0), True, collections=usage)
     np.testing.assert_allclose(metrics["recon"], 0.5, rtol=1e-6)
-    np.testing.assert_allclose(loss, 0.5 + config.loss.auxk_weight * 1.8, rtol=1e-5)
+    np.testing.assert_allclose(loss, 0.5 + config.loss.auxk_weight * 3.38, rtol=1e-5)
     np.testing.assert_array_equal(updated["sae_usage"]["since_fired"], [0, 12, 0, 12])
 
     config = configs.get("sae_relu")

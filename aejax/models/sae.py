@@ -13,7 +13,7 @@ shrink them to cheat a sparsity penalty. How `f` is made sparse, `model.bottlene
   `W_dec` left free ("Towards Monosemanticity", Bricken et al., 2023; the norm weighting of
   Anthropic's "Circuits Updates - April 2024");
 - "topk": the k largest pre-activations of each vector, no penalty; an auxiliary loss (AuxK)
-  rebuilds the residual from the top `aux_k` dead latents, so that they learn again
+  rebuilds the residual from up to `aux_k` dead latents, so that they learn again
   ("Scaling and evaluating sparse autoencoders", Gao et al., 2024);
 - "batchtopk": the k x B largest over a batch of B; at inference a threshold, the running
   mean of the smallest activation kept, so a single vector is encoded alone ("BatchTopK Sparse
@@ -293,22 +293,20 @@ class SparseAutoencoder(nn.Module):
 
     def _auxk(self, x_BxD, x_hat_BxD, h_BxL, dead_L) -> jax.Array:
         """|e - e_hat|^2 per vector: the residual e = x - x_hat (no gradient) rebuilt, without
-        the bias, from the `aux_k` largest pre-activations of dead latents; 0 with none dead,
-        and then not computed: its top-k over every latent cost as much as the rest of the step."""
+        the bias, from the positive pre-activations of the dead latents; 0 with none dead.
+
+        While at most `aux_k` latents are dead this is Gao et al.'s AuxK exactly (its top
+        `aux_k` of the dead are all of them); beyond, the `aux_k` longest dead take part, the same
+        for every vector, where the paper takes each vector's top `aux_k` of all the dead. So
+        the rebuild is one [B, aux_k] x [aux_k, D] product: the paper's top-k over every latent
+        of every vector trained the 16,384-latent dictionary at 60% of the speed without it."""
         aux_k = min(self.aux_k, self.latents)
-        dictionary = self.dictionary()
+        # Most samples since firing first; the live sort last, their pre-activations masked.
+        order = jnp.argsort(-jnp.where(dead_L, self.since_fired.value, -1.0))[:aux_k]
+        values_BxA = jnp.where(dead_L[order], nn.relu(h_BxL[:, order]), 0.0)
+        e_hat = values_BxA @ self.dictionary()[order]
         e = jax.lax.stop_gradient(x_BxD - x_hat_BxD)
-
-        def rebuild(h_BxL, dictionary):
-            # The dense latents times the dictionary, not `sparse_decode`: a branch of `cond`
-            # not taken still fills the residuals its gradient would keep with zeros, and the
-            # gathered rows, [B, aux_k, D], cost more to fill than this product to compute.
-            values, indices = top_k(jnp.where(dead_L, h_BxL, -jnp.inf), aux_k)
-            e_hat = scatter(values, indices, self.latents) @ dictionary
-            return jnp.mean(jnp.sum(jnp.square(e - e_hat), axis=-1))
-
-        none_dead = lambda *_: jnp.zeros((), x_BxD.dtype)
-        return jax.lax.cond(jnp.any(dead_L), rebuild, none_dead, h_BxL, dictionary)
+        return jnp.any(dead_L) * jnp.mean(jnp.sum(jnp.square(e - e_hat), axis=-1))
 
     def _threshold_assignment(self, h_BxL: jax.Array) -> jax.Array:
         """0.5 (theta - target)^2, whose gradient, applied at rate 1 (`ASSIGNED`), sets theta to
