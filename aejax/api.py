@@ -63,7 +63,9 @@ class Run:
         return checkpoint.read_metrics(self.workdir)
 
     def encode(self, x: Images) -> np.ndarray:
-        """The codes of images `x` [N, H, W, C]: a VAE's posterior means, an AE's codes."""
+        """The codes of images `x` [N, H, W, C]: a VAE's posterior means, an AE's codes; a sparse
+        autoencoder's latents of vectors [N, D], given as the layer gives them (the run's
+        `data.vector_scale` is applied as training applied it)."""
         return np.asarray(inference.codes(self.model, self.params, self._images(x)))
 
     def decode(self, z: np.ndarray | jax.Array) -> np.ndarray:
@@ -74,12 +76,14 @@ class Run:
                 f"z has shape {z.shape}; this run's decoder takes codes [N, "
                 f"{', '.join(map(str, self._code_shape()))}], as run.encode gives them"
             )
-        return np.asarray(inference.decode(self.model, self.params, z, self._likelihood()))
+        decoded = inference.decode(self.model, self.params, z, self._likelihood())
+        return np.asarray(decoded) / self._vector_scale()
 
     def reconstruct(self, x: Images) -> np.ndarray:
-        """decode(encode(x)): for a VAE, the decoder's mean at the posterior mean (no noise)."""
+        """decode(encode(x)): for a VAE, the decoder's mean at the posterior mean (no noise).
+        Vectors come back at the layer's scale, as `x` was given."""
         recon = inference.reconstruct(self.model, self.params, self._images(x), self._likelihood())
-        return np.asarray(recon)
+        return np.asarray(recon) / self._vector_scale()
 
     def sample(self, n: int, seed: int = 0, sampler: str | None = None) -> np.ndarray:
         """`n` images decoded from codes drawn, seeded, from `sampler`: "mixture", the one
@@ -162,7 +166,13 @@ class Run:
         return self.config.loss.likelihood
 
     def _images(self, x: Images) -> jax.Array:
-        return jnp.asarray(_check_images(np.asarray(x), tuple(self.config.model.image_shape), "x"))
+        """`x` checked, and as the model reads it: vectors scaled as training scaled them."""
+        x = _check_images(np.asarray(x), tuple(self.config.model.image_shape), "x")
+        return jnp.asarray(x * self._vector_scale() if x.ndim == 2 else x)
+
+    def _vector_scale(self) -> np.float32:
+        """What the run's vectors were multiplied by (`data.normalize`); 1 for images."""
+        return np.float32(self.config.data.get("vector_scale") or 1)
 
 
 def can_sample(model: nn.Module) -> bool:
@@ -173,7 +183,13 @@ def can_sample(model: nn.Module) -> bool:
 
 def _check_images(x: np.ndarray, image_shape: tuple, name: str) -> np.ndarray:
     """`x` as float32 images [N, *image_shape] in [0, 1] (uint8 scaled as training scales it),
-    else a clear error."""
+    or float32 vectors [N, D] for a model of vectors, else a clear error."""
+    if len(image_shape) == 1:
+        if x.ndim != 2 or x.shape[1] != image_shape[0]:
+            raise ValueError(
+                f"{name} has shape {x.shape}; this run's model takes vectors [N, {image_shape[0]}]"
+            )
+        return Dataset(x, name=name).images
     if x.ndim != 4 or tuple(x.shape[1:]) != image_shape:
         raise ValueError(
             f"{name} has shape {x.shape}; this run's model takes images "

@@ -17,7 +17,7 @@ from sessions import assert_four_device_session_passes, four_devices, one_device
 
 import aejax
 from aejax import configs
-from aejax.data import sources
+from aejax.data import sources, stream
 from aejax.data.dataset import Dataset, hold_out
 from aejax.data.device import epoch_batches
 from aejax.models import factory
@@ -84,6 +84,79 @@ def test_vectors_are_scaled_to_mean_squared_norm_d_and_the_scale_is_recorded(dig
     np.testing.assert_array_equal(run.data.test.images, held_test.images * np.float32(scale))
     unscaled = setup.setup(configs.override(config, data__normalize="none"), train=vectors)
     assert unscaled.config.data.vector_scale is None
+
+
+def test_identical_vectors_are_refused_as_having_no_variance_to_explain(digit_vectors):
+    same = np.repeat(digit_vectors[0][:1], 200, axis=0)
+    config = configs.override(configs.load("sae_topk"), data__activations="", model__latents=64)
+    with pytest.raises(ValueError, match="every training vector is the same"):
+        setup.setup(config, train=same)
+
+
+# --- an .npy of vectors streamed from disk, memory-mapped ----------------------------------------
+
+
+def _npy_config(path, stream_mode: str, **overrides) -> ml_collections.ConfigDict:
+    """sae_topk, test-sized, on the vectors of the .npy at `path`: 9 steps an epoch of 100."""
+    return configs.override(
+        configs.load("sae_topk"), data__activations="", data__path=str(path),
+        data__stream=stream_mode, model__latents=64, model__k=4, train__batch_size=100,
+        train__epochs=3, train__chunk=4, train__save_every_steps=4, **overrides,
+    )  # fmt: skip
+
+
+@pytest.fixture
+def npy_file(tmp_path, digit_vectors):
+    """1,000 digit vectors, shifted and scaled so that normalisation has work to do."""
+    path = tmp_path / "vectors.npy"
+    np.save(path, digit_vectors[0] * 3 - 0.5)
+    return path
+
+
+@one_device
+def test_a_streamed_npy_gives_the_batches_and_scale_the_in_memory_path_gives(npy_file):
+    memory, streamed = (setup.setup(_npy_config(npy_file, mode)) for mode in ("never", "always"))
+    assert isinstance(streamed.data.train, stream.VectorFile) and len(streamed.data.train) == 900
+    for field in ("data.vector_scale", "model.data_variance"):  # one pass of blocks, in float64
+        group, name = field.split(".")
+        np.testing.assert_allclose(
+            streamed.config[group][name], memory.config[group][name], rtol=1e-8, err_msg=field
+        )
+    np.testing.assert_array_equal(streamed.data.test.images, memory.data.test.images)
+    for epoch in (0, 1):
+        gathered = memory.batches.take(memory.batches.dataset, memory.batches.chunk(epoch, 0, 9))
+        np.testing.assert_array_equal(streamed.batches.chunk(epoch, 0, 9), gathered)
+    streamed.batches.close()
+    np.testing.assert_allclose(  # the mean the pre-encoder bias starts at, float32 either way
+        streamed.state.params["pre_bias"], memory.state.params["pre_bias"], atol=1e-6
+    )
+
+
+@one_device
+def test_a_streamed_npy_run_stopped_inside_an_epoch_resumes_exactly(tmp_path, npy_file):
+    config = _npy_config(npy_file, "always")
+    whole, whole_row = loop.train_and_evaluate(config, tmp_path / "whole")
+    loop.train_and_evaluate(config, tmp_path / "cut", max_steps=10)
+    assert (tmp_path / "cut" / "checkpoints" / "13" / "pipeline").is_dir()  # inside epoch 2
+    resumed, resumed_row = loop.train_and_evaluate(config, tmp_path / "cut")
+    chex.assert_trees_all_equal(resumed.params, whole.params)
+    chex.assert_trees_all_equal(resumed.collections, whole.collections)  # the usage counters
+    assert resumed_row["test/fvu"] == whole_row["test/fvu"]
+
+
+@one_device
+def test_an_npy_streams_when_bigger_than_the_budget_and_a_bad_row_is_named(tmp_path, npy_file):
+    vector_bytes = 900 * 784 * 4
+    assert stream.wanted(_npy_config(npy_file, "auto", data__device_bytes_budget=vector_bytes - 1))
+    assert not stream.wanted(_npy_config(npy_file, "auto", data__device_bytes_budget=vector_bytes))
+    bad = np.load(npy_file)
+    bad[537, 3] = np.inf
+    np.save(tmp_path / "bad.npy", bad)
+    with pytest.raises(ValueError, match=r"bad.npy: row 537 holds a NaN or infinite value"):
+        setup.setup(_npy_config(tmp_path / "bad.npy", "always"))
+    np.savez(tmp_path / "vectors.npz", x_train=bad)
+    with pytest.raises(ValueError, match=r"and an .npy of vectors \(data.path\); other data"):
+        stream.wanted(_npy_config(tmp_path / "vectors.npz", "always"))
 
 
 def test_a_sparse_autoencoder_refuses_images_naming_the_fix():

@@ -127,16 +127,25 @@ def coerce(data, name: str) -> Dataset:
 
 def hold_out(dataset: Dataset, fraction: float, seed: int = 0) -> tuple[Dataset, Dataset]:
     """(train, test): a random `fraction` of `dataset` held out as its test split, by `seed`."""
+    train_rows, test_rows = held_out_rows(len(dataset), fraction, dataset.name, seed)
+    return dataset.take(train_rows), dataset.take(test_rows)
+
+
+def held_out_rows(
+    n: int, fraction: float, name: str, seed: int = 0
+) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted rows of the training and the test split when a random `fraction` of `n` rows
+    is held out, by `seed`."""
     if not 0 < fraction < 1:
         raise ValueError(f"data.test_fraction must be in (0, 1), got {fraction}")
-    n_test = round(fraction * len(dataset))
-    if not 1 <= n_test < len(dataset):
+    n_test = round(fraction * n)
+    if not 1 <= n_test < n:
         raise ValueError(
-            f"{dataset.name}: holding out {fraction} of {len(dataset)} images leaves "
-            f"{n_test} test images; give a test split or more images"
+            f"{name}: holding out {fraction} of {n} images leaves {n_test} test images; give a "
+            "test split or more images"
         )
-    order = np.random.default_rng(seed).permutation(len(dataset))
-    return dataset.take(np.sort(order[n_test:])), dataset.take(np.sort(order[:n_test]))
+    order = np.random.default_rng(seed).permutation(n)
+    return np.sort(order[n_test:]), np.sort(order[:n_test])
 
 
 def _checked_images(images, name: str) -> np.ndarray:

@@ -10,14 +10,18 @@ epoch. Element s of the pipeline is step s's batch, so the iterator's position i
 itself; it is saved with the train state all the same and checked against it on restore. Background
 threads (Grain's `ReadOptions`) read and parse a chunk ahead while the device trains. Each
 process reads only its own rows of every batch and `jax.make_array_from_process_local_data`
-assembles the global batch. The test set stays in memory; so does a user's numpy array, for
-which an array_record writer is still to come.
+assembles the global batch. The test set stays in memory.
+
+A user's `.npy` of vectors (a network's activations, which can outgrow memory) streams the same
+way from the file itself, memory-mapped (`VectorFile`); other user data is held in memory.
 """
 
+import copy
 import functools
 import hashlib
 import os
 from collections.abc import Callable
+from pathlib import Path
 
 import grain
 import jax
@@ -28,7 +32,7 @@ from jax.sharding import PartitionSpec as P
 
 from aejax.data import sources
 from aejax.data.builders import parse_records
-from aejax.data.dataset import Dataset, split_fingerprint
+from aejax.data.dataset import Dataset, held_out_rows, split_fingerprint
 from aejax.training import parallel
 
 MODES = ("auto", "never", "always")
@@ -55,6 +59,10 @@ class RecordFile:
         """`rows` as a checked `Dataset`."""
         return Dataset(*self.read(rows), name=self.name)
 
+    def example(self) -> Dataset:
+        """What the model is shaped and initialised from: the first row."""
+        return self.dataset([0])
+
     def fingerprint(self) -> dict:
         """As `Dataset.fingerprint`, its hash over the record files' bytes: read once, not
         decoded."""
@@ -72,29 +80,149 @@ class RecordFile:
         return len(self) * (image.nbytes + label.nbytes)
 
 
+class VectorFile:
+    """The training rows of a `.npy` of float vectors (N, D), memory-mapped and read by row, so a
+    file larger than memory trains; the test split is the rows `hold_out` holds out, in memory.
+
+    What the in-memory path learns from the whole array (every value finite, the fingerprint,
+    the mean squared norm and total variance that `data.normalize` and FVU need) comes from one
+    pass over the file in blocks, made when first asked for.
+    """
+
+    BLOCK_BYTES = 1 << 26  # read at a time by that pass
+    vectors = True
+
+    def __init__(self, path: str | os.PathLike, test_fraction: float):
+        self.path = Path(path)
+        self.name = self.path.name
+        self.array = np.load(self.path, mmap_mode="r")
+        Dataset(np.asarray(self.array[:1]), name=self.name)  # refuses images, ints, no values
+        if self.array.ndim != 2:
+            raise ValueError(
+                f"data.stream reads an .npy of vectors (N, D); {self.name} holds shape "
+                f"{self.array.shape}: set --config.data.stream=never to read it into memory"
+            )
+        self.rows, self.test_rows = held_out_rows(len(self.array), test_fraction, self.name)
+        self.scale = np.float32(1)
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    @property
+    def image_shape(self) -> tuple[int]:
+        return (int(self.array.shape[1]),)
+
+    def read(self, rows) -> tuple[np.ndarray, None]:
+        """float32 vectors of training rows `rows`, scaled as `Dataset.scaled` scales them;
+        no labels."""
+        return self.array[self.rows[np.asarray(rows)]].astype(np.float32) * self.scale, None
+
+    def example(self) -> Dataset:
+        """What the model is shaped and initialised from: the training vectors' mean, as one
+        row (a sparse autoencoder's pre-encoder bias starts there)."""
+        mean = self._pass["mean"] * np.float64(self.scale)
+        return Dataset(mean[None].astype(np.float32), name=self.name)
+
+    def test_split(self) -> Dataset:
+        """The held-out rows, in memory, scaled alike."""
+        test = Dataset(np.asarray(self.array[self.test_rows]), name=f"{self.name}:test")
+        return test.scaled(self.scale) if self.scale != 1 else test
+
+    def scaled(self, scale: float) -> "VectorFile":
+        """This file read times `scale`."""
+        scaled = copy.copy(self)
+        scaled.scale = np.float32(self.scale * np.float32(scale))
+        return scaled
+
+    @functools.cached_property
+    def _pass(self) -> dict:
+        """One read of the file: its fingerprint, and the training rows' mean squared norm and
+        total variance (float64, blocks combined as Chan, Golub and LeVeque's pairwise update)."""
+        digest = hashlib.sha256(self.rows.tobytes())  # which rows train
+        n, mean, m2, square = 0, np.zeros(self.array.shape[1]), 0.0, 0.0
+        step = max(1, self.BLOCK_BYTES // self.array[0].nbytes)
+        for start in range(0, len(self.array), step):
+            block = np.asarray(self.array[start : start + step])
+            digest.update(np.ascontiguousarray(block).data)
+            bad = ~np.isfinite(block)
+            if bad.any():
+                raise ValueError(
+                    f"{self.name}: row {start + np.argwhere(bad)[0][0]} holds a NaN or infinite "
+                    "value; drop or repair such rows"
+                )
+            lo, hi = np.searchsorted(self.rows, [start, start + len(block)])
+            x = block[self.rows[lo:hi] - start].astype(np.float64)
+            if not len(x):
+                continue
+            block_mean = x.mean(axis=0)
+            delta, total = block_mean - mean, n + len(x)
+            m2 += np.sum(np.square(x - block_mean)) + np.sum(np.square(delta)) * n * len(x) / total
+            mean += delta * len(x) / total
+            square += np.sum(np.square(x))
+            n = total
+        shape = (len(self), self.array.shape[1])
+        return {
+            "fingerprint": split_fingerprint(shape, np.float32, False, digest),
+            "mean": mean,
+            "mean_square": square / n,
+            "variance": m2 / n,
+        }
+
+    @property
+    def mean_square(self) -> float:
+        """The training vectors' mean squared norm, as read (scaled)."""
+        return float(self._pass["mean_square"] * np.float64(self.scale) ** 2)
+
+    @property
+    def variance(self) -> float:
+        """The training vectors' total variance (mean squared distance to their mean), as read."""
+        return float(self._pass["variance"] * np.float64(self.scale) ** 2)
+
+    def fingerprint(self) -> dict:
+        """As `Dataset.fingerprint`, its hash over the file's values and which rows train."""
+        return self._pass["fingerprint"]
+
+    def device_bytes(self) -> int:
+        return len(self) * self.array[0].size * 4  # as float32
+
+
+TrainingFile = RecordFile | VectorFile  # a training split read from disk by row
+
+
+def training_file(data: ml_collections.ConfigDict) -> tuple[TrainingFile, Dataset]:
+    """The training split `data` names, read from disk as it trains, and its test split."""
+    if data.path:
+        file = VectorFile(data.path, data.test_fraction)
+        return file, file.test_split()
+    return RecordFile(data.name, "train"), sources.from_config(data, "test")
+
+
 def wanted(config: ml_collections.ConfigDict) -> bool:
     """Whether `config` trains from the stream: always, never, or ("auto") when the training set
-    is bigger than `data.device_bytes_budget`. Only aejax's own datasets stream so far: their
-    array_record files are already on disk."""
+    is bigger than `data.device_bytes_budget`. What streams: aejax's own datasets, whose
+    array_record files are already on disk, and an `.npy` of vectors (`data.path`)."""
     mode = config.data.stream
     if mode not in MODES:
         raise ValueError(f"unknown data.stream {mode!r}; choose one of {MODES}")
-    streamable = not config.data.path and config.data.name in sources.DATASETS
-    if not streamable:
+    path, name = config.data.path, config.data.name
+    streamable = path.endswith(".npy") if path else name in sources.DATASETS
+    if not streamable or config.data.activations:
         if mode == "always":
             raise ValueError(
-                f"data.stream='always' streams aejax's own datasets ({', '.join(sources.DATASETS)}); "
-                "other data is held in memory: set --config.data.stream=auto"
+                "data.stream='always' streams aejax's own datasets "
+                f"({', '.join(sources.DATASETS)}) and an .npy of vectors (data.path); other data "
+                "is held in memory: set --config.data.stream=auto"
             )
         return False
+    if mode == "auto":
+        file = VectorFile(path, config.data.test_fraction) if path else RecordFile(name, "train")
     streams = mode == "always" or (
-        mode == "auto"
-        and RecordFile(config.data.name, "train").device_bytes() > config.data.device_bytes_budget
+        mode == "auto" and file.device_bytes() > config.data.device_bytes_budget
     )
     if streams:
         fraction = config.data.label_fraction  # None or 1: every row, as it is
         for name, value in (("data.label_fraction", None if fraction == 1 else fraction),
-                            ("model.output_bias", config.model.output_bias)):  # fmt: skip
+                            ("model.output_bias", config.model.get("output_bias"))):  # fmt: skip
             if value is not None:
                 raise ValueError(
                     f"{name}={value!r} needs the whole training set in memory, but "
@@ -126,7 +254,7 @@ class StreamedBatches:
         self,
         config: ml_collections.ConfigDict,
         mesh: Mesh,
-        file: RecordFile,
+        file: TrainingFile,
         epoch_order: Callable[[int], jax.Array],
         structure: Callable,
     ):

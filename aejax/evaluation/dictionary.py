@@ -1,10 +1,10 @@
-"""What a sparse autoencoder's dictionary does, after training: how often each latent fires,
-what the network it reads loses when its layer is replaced by the reconstruction, and which
-images drive a latent.
+"""What a sparse autoencoder's dictionary does: how often each latent fires, what the network it
+reads loses when its layer is replaced by the reconstruction (both every epoch, `EpochScores`,
+and at the end of the run), and which images drive a latent.
 
 - `density`: the fraction of vectors on which each latent fires; `density_histogram` draws
   their log10, the dead latents (density 0) counted apart.
-- `downstream`: for vectors read from a classifier's code (its head's input, the shipped
+- `downstream` (`Splice`): for vectors read from a classifier's code (its head's input, the shipped
   `sae_*` configs' `fidelity_features` penultimate layer), the test accuracy and
   cross-entropy with the layer as it is, replaced by the reconstruction, and zeroed; and the
   "loss recovered", (CE_zero - CE_sae) / (CE_zero - CE_original): 1 when splicing in the
@@ -53,45 +53,89 @@ def density_histogram(density_L: np.ndarray, path: Path) -> None:
     fig.savefig(path, dpi=100)
 
 
-def _classifier_head(source_run):
-    """The head of the classifier `source_run` holds: features [N, F] -> class logits."""
-    return compiled.jit(
-        lambda f: source_run.model.apply({"params": source_run.params}, f, method=_apply_head)
-    )
-
-
 def _apply_head(classifier, features):
     return classifier.head(features)
+
+
+class Splice:
+    """The test split's vectors read from a classifier's code, and its head: the scores of the
+    module docstring with the layer as it is, zeroed (both fixed), and replaced by a dictionary's
+    reconstruction."""
+
+    def __init__(self, source_run, config: ml_collections.ConfigDict, test_vectors, test_labels):
+        self.likelihood = config.loss.likelihood
+        self.scale = config.data.vector_scale or 1.0  # the head reads the vectors unscaled
+        self.vectors = np.asarray(test_vectors)
+        self.labels = jnp.asarray(test_labels)
+        params = source_run.params
+        self.head = compiled.jit(
+            lambda f: source_run.model.apply({"params": params}, f, method=_apply_head)
+        )
+        self.original = self.scores(self.vectors)
+        self.zero = self.scores(np.zeros_like(self.vectors))
+
+    @classmethod
+    def of(cls, config: ml_collections.ConfigDict, test_vectors, test_labels) -> "Splice | None":
+        """The splice of the run `config` describes, or None where its vectors are not a
+        classifier's code (another network's layer has no head to score)."""
+        from aejax import api
+        from aejax.data import activations
+
+        data = config.data
+        if test_labels is None or not data.activations or data.layer is not None:
+            return None
+        source = api.load_run(activations.source_workdir(data))
+        if not source.model.capabilities.classifies:
+            return None
+        return cls(source, config, test_vectors, test_labels)
+
+    def scores(self, features) -> dict:
+        """Test accuracy and mean cross-entropy with the layer's output `features` (as scaled)."""
+        logits = inference.batched(self.head, jnp.asarray(features / self.scale))
+        ce = optax.softmax_cross_entropy_with_integer_labels(logits, self.labels)
+        accuracy = jnp.mean(jnp.argmax(logits, -1) == self.labels)
+        return {"accuracy": float(accuracy), "ce": float(jnp.mean(ce))}
+
+    def __call__(self, model, params) -> dict:
+        """The scores as they are, spliced and zeroed, and the loss recovered."""
+        recon = np.asarray(inference.reconstruct(model, params, self.vectors, self.likelihood))
+        spliced = self.scores(recon)
+        recovered = (self.zero["ce"] - spliced["ce"]) / (self.zero["ce"] - self.original["ce"])
+        scores = {"original": self.original, "sae": spliced, "zero": self.zero}
+        return scores | {"loss_recovered": recovered}
 
 
 def downstream(
     model, params, config: ml_collections.ConfigDict, test_vectors, test_labels
 ) -> dict | None:
-    """The splice scores of the module docstring on the test split, or None where the vectors
-    are not a classifier's code (another network's layer has no head to score)."""
-    from aejax import api
-    from aejax.data import activations
+    """`Splice`'s scores of the trained dictionary, or None where they do not apply."""
+    splice = Splice.of(config, test_vectors, test_labels)
+    return None if splice is None else splice(model, params)
 
-    data = config.data
-    if not data.activations or data.layer is not None:
-        return None
-    source = api.load_run(activations.source_workdir(data))
-    if not source.model.capabilities.classifies:
-        return None
-    head = _classifier_head(source)
-    scale = data.vector_scale or 1.0  # the vectors were scaled by it: the head reads unscaled
-    x = np.asarray(test_vectors)
-    recon = np.asarray(inference.reconstruct(model, params, x, config.loss.likelihood))
-    labels = jnp.asarray(test_labels)
 
-    def scores(features):
-        logits = inference.batched(head, jnp.asarray(features / scale))
-        ce = float(jnp.mean(optax.softmax_cross_entropy_with_integer_labels(logits, labels)))
-        return {"accuracy": float(jnp.mean(jnp.argmax(logits, -1) == labels)), "ce": ce}
+class EpochScores:
+    """What each epoch adds to the row of a dictionary: the fraction of latents that never fired
+    on the test set and, for a classifier's code, the spliced accuracy and the loss recovered;
+    and, for TensorBoard, the histogram of the latents' log10 firing densities. Built once."""
 
-    original, spliced, zero = scores(x), scores(recon), scores(np.zeros_like(x))
-    recovered = (zero["ce"] - spliced["ce"]) / (zero["ce"] - original["ce"])
-    return {"original": original, "sae": spliced, "zero": zero, "loss_recovered": recovered}
+    def __init__(self, model, config: ml_collections.ConfigDict, test_vectors, test_labels):
+        self.model, self.vectors = model, jnp.asarray(test_vectors)
+        self.splice = Splice.of(config, test_vectors, test_labels)
+        self._firings = compiled.jit(  # [L] counts: the [N, L] latents never leave the device
+            lambda params, x: jnp.sum(inference.code(model, params, x) > 0, axis=0)
+        )
+
+    def __call__(self, params) -> tuple[dict, dict]:
+        """(scalars for the row, {name: values} histograms) of `params`."""
+        n, batch = len(self.vectors), inference.BATCH
+        counts = sum(self._firings(params, self.vectors[i : i + batch]) for i in range(0, n, batch))
+        density_L = np.asarray(counts) / n
+        scalars = {"test/never_fired": float(np.mean(density_L == 0))}
+        if self.splice is not None:
+            scores = self.splice(self.model, params)
+            scalars["test/accuracy_spliced"] = scores["sae"]["accuracy"]
+            scalars["test/loss_recovered"] = scores["loss_recovered"]
+        return scalars, {"test/log10_density": np.log10(density_L[density_L > 0])}
 
 
 def source_images(config: ml_collections.ConfigDict, split: str = "test"):
@@ -136,9 +180,7 @@ def write_figures(workdir: Path, model, params, test_vectors, config, test_label
         candidates = np.argsort(-np.where(rates < 0.5, rates, 0))[:8]
         chosen = [int(i) for i in candidates if rates[i] > 0]
         top_activating(f, images, chosen, workdir / "top_activating.png")
-    scores = None if test_labels is None else downstream(
-        model, params, config, test_vectors, test_labels
-    )
+    scores = downstream(model, params, config, test_vectors, test_labels)
     if scores is not None:
         (workdir / DOWNSTREAM_FILE).write_text(json.dumps(scores, indent=1))
         print(

@@ -17,7 +17,7 @@ import jax
 import ml_collections
 import numpy as np
 
-from aejax.evaluation import figures
+from aejax.evaluation import dictionary, figures
 from aejax.models import bottlenecks
 from aejax.training import checkpoint, finite_guard, parallel, progress, transfer, validate
 from aejax.training.setup import RunSetup, SplitInput, setup
@@ -161,6 +161,7 @@ def _train_epochs(run: RunSetup, workdir: Path, state, stop_at: int, checkpoints
         make_train_chunk(run.train_step, shardings, run.batches.take)
     )
     step, row = int(state.step), {}
+    epoch_scores = _epoch_scores(run) if step < stop_at else None
     reported = 0.0  # compile seconds already in a row: the setup's go in the first
     collapse_warned = False  # once a run: a collapsed codebook rarely recovers
     while step < stop_at:
@@ -174,22 +175,32 @@ def _train_epochs(run: RunSetup, workdir: Path, state, stop_at: int, checkpoints
         if step % run.steps_per_epoch:  # stopped inside an epoch: no epoch line to write
             break
         checkpoints.check_finite(state, step)
+        scores, histograms = epoch_scores(state.params) if epoch_scores else ({}, {})
         row = {
             "epoch": epoch + 1,
             "step": step,
             **_means(run, state, metrics),
+            **scores,
             "epoch_seconds": seconds,  # training alone: compiling is apart
             "compile_seconds": compile_seconds,
             "samples_per_s": (run.steps_per_epoch - offset) * run.config.train.batch_size / seconds,
         }
         checkpoint.append_metrics(workdir, row)
-        events.write(row)
+        events.write(row, histograms)
         _log(epoch_line(row, run.config.train.epochs))
         warning = None if collapse_warned else bottlenecks.collapse_warning(row, run.config)
         if warning:
             _log(warning)
             collapse_warned = True
     return state, step, row
+
+
+def _epoch_scores(run: RunSetup) -> dictionary.EpochScores | None:
+    """What each epoch's row adds beyond the means of the steps and the test set."""
+    if not run.model.capabilities.dictionary:
+        return None
+    data = run.data
+    return dictionary.EpochScores(run.model, run.config, data.figure_images, data.test.labels)
 
 
 def _train_rest_of_epoch(run: RunSetup, train_chunk, state, step: int, stop_at: int, checkpoints):

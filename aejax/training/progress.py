@@ -36,7 +36,8 @@ def epoch_bar(epoch: int, epochs: int, steps: int, done: int) -> tqdm.tqdm:
 
 
 class EventLog:
-    """Each epoch's row of `metrics.jsonl` as TensorBoard scalars at its step, in `workdir`.
+    """Each epoch's row of `metrics.jsonl` as TensorBoard scalars at its step, in `workdir`, with
+    any histograms the epoch gives.
 
     A resumed run starts at `step`: events a killed run wrote after it are purged from
     TensorBoard's view, as `checkpoint.truncate_metrics` drops their lines. TensorBoard drops
@@ -49,7 +50,8 @@ class EventLog:
     def __init__(self, workdir: Path, step: int):
         self.workdir, self.step, self.writer = workdir, step, None
 
-    def write(self, row: dict) -> None:
+    def write(self, row: dict, histograms: dict | None = None) -> None:
+        """The row's scalars, and `histograms` ({name: values}), at the row's step."""
         if not parallel.is_main_process():
             return
         if self.writer is None:
@@ -60,6 +62,8 @@ class EventLog:
         for key, value in row.items():
             if key not in ("epoch", "step"):
                 self.writer.add_scalar(key, value, row["step"])
+        for key, values in (histograms or {}).items():
+            self.writer.add_histogram(key, values, row["step"])
         self.writer.flush()  # once an epoch: what a killed run logged is on disk
 
     def close(self) -> None:

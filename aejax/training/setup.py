@@ -33,7 +33,7 @@ SplitInput = Dataset | np.ndarray | tuple | None  # what a caller may pass as `t
 class RunData:
     """What a run trains on and is scored on."""
 
-    train: Dataset | stream.RecordFile  # in memory, or read from disk as it trains
+    train: Dataset | stream.TrainingFile  # in memory, or read from disk as it trains
     test: Dataset
     fingerprint: dict  # of both splits: what the workdir records of its data
     figure_images: jax.Array  # the test images as scored and drawn: binarised once when dynamic
@@ -84,10 +84,10 @@ def setup(
     train, test = load_data(config, train, test)
     config, train, test = normalized_vectors(config, train, test)
     _check_batch_fits(config.train.batch_size, train)
-    streamed = isinstance(train, stream.RecordFile)
-    # A streamed training set is read by row, and its first row stands in for it where the
-    # model is shaped and initialised; the test split has every class the training split has.
-    example = train.dataset([0]) if streamed else train
+    streamed = isinstance(train, stream.TrainingFile)
+    # A streamed training set is read by row, and one row stands in for it where the model is
+    # shaped and initialised; the test split has every class the training split has.
+    example = train.example() if streamed else train
     num_classes = (test if streamed else train).num_classes
     config = fit_config(config, example.image_shape, num_classes, len(train))
     parallel.check_batch_size(config.train.batch_size, mesh)
@@ -122,13 +122,12 @@ def setup(
 
 def load_data(
     config: ml_collections.ConfigDict, train: SplitInput = None, test: SplitInput = None
-) -> tuple[Dataset | stream.RecordFile, Dataset]:
+) -> tuple[Dataset | stream.TrainingFile, Dataset]:
     """The training set, in memory or (`stream.wanted`) read from disk as it trains, and the
     test set, in memory; a labelled subset of the training set where `data.label_fraction` asks."""
     with parallel.main_process_first():  # process 0 prepares a dataset the others then read
         if train is None and not config.data.activations and stream.wanted(config):
-            train_file = stream.RecordFile(config.data.name, "train")
-            return train_file, sources.from_config(config.data, "test")
+            return stream.training_file(config.data)
     train, test = load_splits(config, train, test)
     if config.data.label_fraction is not None:  # stratified, the same subset for every seed
         fraction, seed = config.data.label_fraction, config.data.subset_seed
@@ -146,17 +145,27 @@ def normalized_vectors(config: ml_collections.ConfigDict, train, test) -> tuple:
     if not getattr(train, "vectors", False):
         return config, train, test
     config = config.copy_and_resolve_references()
-    vectors = train.images
+    streamed = isinstance(train, stream.VectorFile)  # its moments come from a pass over the file
     if config.data.normalize == "mean_square":
         if config.data.vector_scale is None:
-            mean_square = np.mean(np.sum(np.square(vectors, dtype=np.float64), axis=1))
+            mean_square = train.mean_square if streamed else np.mean(
+                np.sum(np.square(train.images, dtype=np.float64), axis=1)
+            )
             if mean_square == 0:
                 raise ValueError(f"{train.name}: every vector is 0; there is nothing to learn")
-            config.data.vector_scale = float(np.sqrt(vectors.shape[1] / mean_square))
+            config.data.vector_scale = float(np.sqrt(train.image_shape[0] / mean_square))
         train, test = train.scaled(config.data.vector_scale), test.scaled(config.data.vector_scale)
     if "data_variance" in config.model and config.model.data_variance is None:
-        deviations = train.images - np.mean(train.images, axis=0, dtype=np.float64)
-        config.model.data_variance = float(np.mean(np.sum(np.square(deviations), axis=1)))
+        if streamed:
+            config.model.data_variance = train.variance
+        else:
+            deviations = train.images - np.mean(train.images, axis=0, dtype=np.float64)
+            config.model.data_variance = float(np.mean(np.sum(np.square(deviations), axis=1)))
+    if config.model.get("data_variance") == 0:
+        raise ValueError(
+            f"{train.name}: every training vector is the same, so no reconstruction can be "
+            "scored against their variance (FVU); give vectors that differ"
+        )
     return config, train, test
 
 
@@ -187,7 +196,7 @@ def load_splits(
     return train, test
 
 
-def _check_batch_fits(batch_size: int, train: Dataset | stream.RecordFile) -> None:
+def _check_batch_fits(batch_size: int, train: Dataset | stream.TrainingFile) -> None:
     if not 1 <= batch_size <= len(train):
         raise ValueError(
             f"train.batch_size={batch_size} must be between 1 and the {len(train)} training "
@@ -220,7 +229,7 @@ def _epoch_order(
 
 def _batch_source(config, mesh, train, epoch_order) -> DeviceBatches | stream.StreamedBatches:
     """The training set on the device, or read from disk chunk by chunk, in the same order."""
-    if isinstance(train, stream.RecordFile):
+    if isinstance(train, stream.TrainingFile):
         structure = functools.partial(as_dataset, config)
         return stream.StreamedBatches(config, mesh, train, epoch_order, structure)
     return DeviceBatches(as_dataset(config, train.images, train.labels), mesh, epoch_order)
