@@ -179,10 +179,10 @@ def _first_step(name: str, devices: int, model_parallel: int = 1):
     """The compiled first step of `name`'s test-size config on `devices` devices,
     `model_parallel` of them splitting the latents, and the state and metrics it gives; the state
     made on the mesh and the batch's indices split over it as the loop does. Its usage counters
-    run first with every latent dead, so AuxK's term trains too."""
+    run first with every latent dead, so AuxK's term trains too, from the 16 longest dead."""
     vectors = _digit_vectors()[0][:400]
     config = configs.override(
-        configs.load(name), data__activations="", model__latents=64, model__k=4,
+        configs.load(name), data__activations="", model__latents=64, model__k=4, model__aux_k=16,
         model__dead_after=1, opt__name="sgd", opt__lr=0.1, train__batch_size=40, train__chunk=1,
     )  # fmt: skip
     config = setup.fit_config(config, vectors.shape[1:], None, len(vectors))
