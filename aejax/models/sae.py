@@ -216,7 +216,13 @@ class SparseAutoencoder(nn.Module):
         return _unit_rows(self.decoder_kernel)
 
     def pre_activations(self, x_BxD: jax.Array) -> jax.Array:
-        return (x_BxD - self.pre_bias) @ self.encoder_kernel + self.encoder_bias
+        """h = (x - b_pre) W_enc + b_enc. b_pre's gradient is taken through the term
+        (b_pre - stop_gradient(b_pre)) W_enc, zero in value: a [1, L] x [L, D] product, where
+        through x - b_pre it is the [B, L] x [L, D] product dh W_enc^T, as costly as the
+        encoder's own (XLA does not sum over the batch first)."""
+        b_pre, kernel = self.pre_bias, self.encoder_kernel
+        frozen = jax.lax.stop_gradient(b_pre)
+        return (x_BxD - frozen) @ kernel + self.encoder_bias - (b_pre - frozen) @ kernel
 
     def sparsify(self, h_BxL: jax.Array, train: bool) -> jax.Array:
         """The latents f of pre-activations h; batchtopk in training keeps the batch's top."""
