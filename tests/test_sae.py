@@ -53,6 +53,26 @@ def test_top_k_keeps_each_rows_k_largest_and_zeroes_negatives_among_them():
     np.testing.assert_array_equal(sae.scatter(values, indices, 4), [[3, 0, 2, 0], [0, 0, 0, 1]])
 
 
+def test_encode_top_k_has_autodiffs_gradient_through_a_scatter_of_the_kept_rows():
+    """Against autodiff of the plain composition, on a batch with ties broken alike."""
+    kx, kw, kb, kg = jax.random.split(jax.random.key(3), 4)
+    x, w, b = jax.random.normal(kx, (5, 6)), jax.random.normal(kw, (6, 9)), jax.random.normal(kb, (9,))
+    weights = jax.random.normal(kg, (5, 3))
+
+    def loss(encode, x, w, b):
+        values, _ = encode(x, w, b)
+        return jnp.sum(weights * jnp.sin(values))
+
+    plain = lambda x, w, b: jax.lax.top_k(x @ w + b, 3)
+    ours = lambda x, w, b: sae.encode_top_k(x, w, b, 3)
+    np.testing.assert_array_equal(ours(x, w, b)[1], plain(x, w, b)[1])
+    expected = jax.grad(lambda *a: loss(plain, *a), argnums=(0, 1, 2))(x, w, b)
+    got = jax.grad(lambda *a: loss(ours, *a), argnums=(0, 1, 2))(x, w, b)
+    for name, e, g in zip(("x", "kernel", "bias"), expected, got):
+        np.testing.assert_allclose(g, e, rtol=1e-5, atol=1e-6, err_msg=name)
+    assert np.count_nonzero(np.any(got[1] != 0, axis=0)) <= 5 * 3  # only the kept columns
+
+
 def test_sparse_decode_sums_the_chosen_directions():
     """(3, 0) at latents (1, 4) and (2, 0.5) at (3, 4): 3 d1 = (3, 0, 0) and 2 d3 + 0.5 d4 =
     (0.3, 0.4, 2), the same as the dense latents times the dictionary."""
