@@ -7,8 +7,10 @@ The vectors are the 1,024 penultimate activations of `fidelity_features` on the 
 latents, k = 32. Two rates, in vectors/s: the compiled chunk of steps alone
 (`benchmarks.measure`), and a whole run through `aejax.fit`, the median of its epochs after the
 first (compilation apart), as its metrics.jsonl logs them. The bound is the fp32 matmul rate
-measured in the same run over the dense work no TopK step can skip: the encoder's product and
-its kernel gradient, 2 x 2 x D x L FLOP a vector (the decoder reads only the k rows kept).
+measured in the same run over the encoder's product and its kernel gradient as dense products,
+2 x 2 x D x L FLOP a vector (the decoder reads only the k rows kept). The step itself takes the
+kernel gradient as a scatter of the kept rows (`sae.encode_top_k`), so only the product is
+dense: half the bound's work.
 """
 
 import argparse
