@@ -348,8 +348,9 @@ class SparseAutoencoder(nn.Module):
         top-k over every latent of every vector trained the 16,384-latent dictionary at 60% of
         the speed without it. The chosen latents' encoder columns and directions are taken by a
         product with their one-hot rows [aux_k, L], not gathered, so a dictionary split over
-        devices stays split (each device sums over its own latents): a twelfth of the work of
-        rebuilding from every latent masked, [B, L] x [L, D], at aux_k = 512 and B = 4,096."""
+        devices stays split (each device sums over its own latents): four [aux_k, L] x [L, D]
+        products with their gradients, a sixth of the work of rebuilding from every latent
+        masked (three [B, L] x [L, D]) at aux_k = 512 and B = 4,096."""
         aux_k = min(self.aux_k, self.latents)
         # Most samples since firing first; the live sort last, and are left out.
         longest_dead = jnp.argsort(-jnp.where(dead_L, self.since_fired.value, -1.0))[:aux_k]
