@@ -27,7 +27,7 @@ from aejax.training import checkpoint
 KS = (8, 16, 32, 64)  # topk, batchtopk: the L0s of the table
 WEIGHTS = {  # relu, gated: sparsity weights spanning those L0s on Fashion-MNIST
     "relu": (10.0, 15.0, 20.0, 28.0, 40.0),
-    "gated": (2.0, 3.5, 5.0, 8.0, 12.0, 16.0),
+    "gated": (2.0, 3.5, 5.0, 8.0, 12.0),
 }
 # jumprelu: where its thresholds start. In a few hundred steps Adam moves a log-threshold by at
 # most the learning rate a step, so its L0 follows the start more than its weight (on
