@@ -14,6 +14,7 @@ STREAMS = {
     "evaluation": 3,  # the test metrics' noise, folded with the evaluation batch
     "figures": 4,  # the draws the figures show
     "binarize": 5,  # dynamic binarisation of training batches, folded with the step
+    "codebook_init": 6,  # the vectors k-means starts a codebook at (`factory.init_from_data`)
 }
 
 

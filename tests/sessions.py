@@ -48,7 +48,8 @@ def run_python(*args: str, devices: int) -> subprocess.CompletedProcess:
 def assert_four_device_session_passes(test_file: str, tmp_path: Path) -> None:
     """`test_file`'s `four_devices` tests, run in a pytest session whose JAX has four devices."""
     session = run_python(
-        "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", f"--basetemp={tmp_path}",
+        "-m", "pytest", "-q", "-rs", "-p", "no:cacheprovider", "-n", "0",
+        f"--basetemp={tmp_path}",
         test_file, devices=4,
     )  # fmt: skip
     report = session.stdout[-4000:] + session.stderr[-2000:]

@@ -441,11 +441,11 @@ def test_output_bias_starts_at_the_logits_of_the_pixel_means():
     config = load_config("iwae")
     _, params, _ = _init(config)
     images = jax.random.uniform(jax.random.key(5), (50, 28, 28, 1)).at[:, 0, 0].set(0.0)
-    params = factory.init_from_data(config.model, params, images)
+    params = factory.init_from_data(config.model, {"params": params}, images)["params"]
     bias = params["decoder"]["mlp"]["dense2"]["bias"]  # 50-200-200-784: the third layer
     means = np.clip(images.mean(0).ravel(), 1e-3, 1 - 1e-3)
     np.testing.assert_allclose(jax.nn.sigmoid(bias), means, rtol=1e-4)
     assert np.isfinite(bias[0])  # an always-black pixel gets a finite bias
     config.model.name = "conv_vae"
     with pytest.raises(ValueError, match="needs an MLP decoder"):
-        factory.init_from_data(config.model, {"decoder": {"conv": {}}}, images)
+        factory.init_from_data(config.model, {"params": {"decoder": {"conv": {}}}}, images)

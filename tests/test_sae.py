@@ -204,7 +204,7 @@ def test_the_config_sizes_the_dictionary_and_the_pre_bias_starts_at_the_data_mea
     model = factory.build(cfg)
     params = model.init(jax.random.key(0), jnp.zeros((1, 3)))["params"]
     train_x = jnp.array([[1.0, 2.0, 3.0], [3.0, -2.0, 0.0], [2.0, 3.0, -6.0]])
-    started = factory.init_from_data(cfg, params, train_x)
+    started = factory.init_from_data(cfg, {"params": params}, train_x)["params"]
     np.testing.assert_allclose(started["pre_bias"], [2.0, 1.0, -1.0])
     for name in params:
         if name != "pre_bias":

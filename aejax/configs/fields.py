@@ -112,6 +112,15 @@ def _model(config: ml_collections.ConfigDict) -> None:
     config.model.code_dim = 4  # vq, rvq, lfq (bits): the code is cut into vectors of this size
     config.model.codebook = "loss"  # vq: kept by its loss term ("loss") or moving averages ("ema")
     config.model.ema_decay = 0.99  # vq with codebook "ema"
+    # vq, rvq: the codebook's care (aejax/models/codebooks.py). Its start: "uniform" draws, or
+    # "kmeans" of the first training images' encodings; the encoder's gradient past it:
+    # "straight_through" or "rotation" (the rotation trick); vq alone: entries compared by
+    # "euclidean" or "cosine" distance, and with codebook "ema", entries unused for this many
+    # steps restarted at vectors of the batch (0: never)
+    config.model.codebook_init = "uniform"
+    config.model.codebook_gradient = "straight_through"
+    config.model.codebook_distance = "euclidean"
+    config.model.dead_code_steps = 0
     config.model.rvq_levels = 4  # rvq: quantisers in sequence, each with num_codes x code_dim
     # fsq: the levels of each dimension of a vector (the code cut into vectors of as many
     # dimensions); their product, 1000 here, is the implied codebook's size (the paper's)

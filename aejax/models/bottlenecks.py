@@ -29,6 +29,9 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
+from aejax.models import codebooks
+from aejax.models.codebooks import nearest
+
 SIGMA_EPS = 1e-10  # log(sigma^2 + eps): the sigma head's floor, as Geron's Hands-On ML has it
 POSTERIOR_SCALES = ("logvar", "sigma")  # what the gaussian's second head outputs
 PRIOR_MATCHES = ("none", "mmd", "adversarial")  # how a deterministic code meets N(0, I)
@@ -109,14 +112,9 @@ def mmd(x_NxK: jax.Array, y_MxK: jax.Array, kernel: str) -> jax.Array:
     return mean_off_diagonal(gram(x_NxK, x_NxK)) + mean_off_diagonal(gram(y_MxK, y_MxK)) - 2 * xy
 
 
-def nearest(vectors_NxD: jax.Array, codebook_KxD: jax.Array) -> jax.Array:
-    """The index [N] of each vector's nearest codebook entry, by squared distance."""
-    d2_NxK = (
-        jnp.sum(jnp.square(vectors_NxD), axis=1, keepdims=True)
-        - 2 * vectors_NxD @ codebook_KxD.T
-        + jnp.sum(jnp.square(codebook_KxD), axis=1)
-    )
-    return jnp.argmin(d2_NxK, axis=1)
+def straight_through(h_NxD: jax.Array, q_NxD: jax.Array) -> jax.Array:
+    """q_NxD, through which the gradient reaches h unchanged (z = h + sg(q - h))."""
+    return h_NxD + jax.lax.stop_gradient(q_NxD - h_NxD)
 
 
 def perplexity(usage_K: jax.Array) -> jax.Array:
@@ -267,7 +265,8 @@ class Gaussian(Bottleneck):
 
 class VectorQuantizer(Bottleneck):
     """The code cut into vectors of `code_dim` along its last axis, each replaced by its nearest
-    codebook vector; gradients pass straight through to the encoder (z = h + sg(q - h)).
+    codebook vector; gradients pass straight through to the encoder (z = h + sg(q - h)), or by
+    the rotation trick (`rotation`, `codebooks.rotation_trick`).
 
     Terms, per image (summed over its vectors): "commitment" |h - sg(q)|^2 (weighted by
     loss.commitment_weight) and "codebook". The codebook is the parameter `codebook`
@@ -276,6 +275,9 @@ class VectorQuantizer(Bottleneck):
     live in the "vq_ema" collection, and the term is
     0.5 sum_k |e_k - sg(m_k / N_k)|^2, whose gradient e - m / N the optimiser applies with
     plain SGD at rate 1 (`models.assigned_groups`): the codebook becomes m / N each step.
+    With `dead_code_steps` (an EMA codebook), an entry no vector chose for that many training
+    steps restarts at a vector of the batch: its sum becomes that vector and its count 1.
+    With `cosine`, vectors and entries are compared and decoded as unit vectors.
     The codebook's perplexity (exp of its entries' entropy in the batch) is logged.
     """
 
@@ -283,6 +285,9 @@ class VectorQuantizer(Bottleneck):
     code_dim: int = 8
     ema_decay: float | None = None  # None: the codebook learns from its loss term
     ema_epsilon: float = 1e-5  # Laplace smoothing of the counts: no entry divides by zero
+    cosine: bool = False
+    rotation: bool = False
+    dead_code_steps: int = 0  # 0: entries are never restarted
     indexed_codes: ClassVar[bool] = True
 
     def setup(self):
@@ -292,6 +297,14 @@ class VectorQuantizer(Bottleneck):
             # Counts of 1 and sums equal to the codebook: m / N starts at the codebook.
             self.counts = self.variable(EMA_COLLECTION, "counts", jnp.ones, (self.num_codes,))
             self.sums = self.variable(EMA_COLLECTION, "sums", lambda: self.codebook)
+            if self.dead_code_steps:  # steps since each entry was last chosen
+                self.unused = self.variable(
+                    EMA_COLLECTION, "unused", jnp.zeros, (self.num_codes,), jnp.int32
+                )
+
+    def entries(self) -> jax.Array:
+        """The codebook as vectors are compared with it and decoded from it."""
+        return codebooks.normalised(self.codebook) if self.cosine else self.codebook
 
     def _quantise(self, h: jax.Array):
         if h.shape[-1] % self.code_dim:
@@ -300,12 +313,15 @@ class VectorQuantizer(Bottleneck):
                 f"{self.code_dim}: the code is cut into vectors of code_dim along it"
             )
         vectors_NxD = h.reshape(-1, self.code_dim)
-        indices_N = nearest(vectors_NxD, self.codebook)
-        return vectors_NxD, indices_N, self.codebook[indices_N]
+        if self.cosine:
+            vectors_NxD = codebooks.normalised(vectors_NxD)
+        entries_KxD = self.entries()
+        indices_N = nearest(vectors_NxD, entries_KxD)
+        return vectors_NxD, indices_N, entries_KxD[indices_N]
 
     def vectors(self, indices: jax.Array) -> jax.Array:
         """The codebook vectors of `indices` [..., code_dim]."""
-        return self.codebook[indices]
+        return self.entries()[indices]
 
     def encode(self, h: jax.Array) -> Encoding:
         _, indices_N, quantised_NxD = self._quantise(h)
@@ -317,12 +333,23 @@ class VectorQuantizer(Bottleneck):
         """m / N after this batch's update (when `update`), the counts smoothed."""
         counts, sums = self.counts, self.sums
         if update:
-            decay = self.ema_decay
-            counts.value = decay * counts.value + (1 - decay) * jnp.sum(onehot_NxK, axis=0)
+            decay, chosen_K = self.ema_decay, jnp.sum(onehot_NxK, axis=0)
+            counts.value = decay * counts.value + (1 - decay) * chosen_K
             sums.value = decay * sums.value + (1 - decay) * onehot_NxK.T @ vectors_NxD
+            if self.dead_code_steps:
+                self._restart_dead(vectors_NxD, chosen_K)
         n = jnp.sum(counts.value)
         smoothed_K = (counts.value + self.ema_epsilon) / (n + self.num_codes * self.ema_epsilon) * n
         return sums.value / smoothed_K[:, None]
+
+    def _restart_dead(self, vectors_NxD, chosen_K) -> None:
+        unused_K = jnp.where(chosen_K > 0, 0, self.unused.value + 1)
+        dead_K, new_KxD = codebooks.restarted(
+            self.make_rng("noise"), unused_K, vectors_NxD, self.dead_code_steps
+        )
+        self.counts.value = jnp.where(dead_K, 1.0, self.counts.value)
+        self.sums.value = jnp.where(dead_K[:, None], new_KxD, self.sums.value)
+        self.unused.value = jnp.where(dead_K, 0, unused_K)
 
     def __call__(self, h: jax.Array, *, train: bool = False, samples: int | None = None):
         no_samples(samples)
@@ -337,7 +364,8 @@ class VectorQuantizer(Bottleneck):
             update = train and not self.is_initializing()
             target_KxD = sg(self._ema_target(sg(vectors_NxD), onehot_NxK, update))
             terms["codebook"] = 0.5 * jnp.sum(jnp.square(self.codebook - target_KxD))
-        z = (vectors_NxD + sg(quantised_NxD - vectors_NxD)).reshape(h.shape)
+        past = codebooks.rotation_trick if self.rotation else straight_through
+        z = past(vectors_NxD, quantised_NxD).reshape(h.shape)
         stats = {"perplexity": perplexity(jnp.mean(onehot_NxK, axis=0))}
         aux = {"code": z, "indices": indices_N.reshape(h.shape[0], -1)}
         return z, {**aux, "terms": terms, "stats": stats}

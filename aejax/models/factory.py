@@ -19,12 +19,14 @@ import jax
 import jax.numpy as jnp
 import ml_collections
 
+from aejax import random_streams
 from aejax.data.dataset import as_float
 from aejax.models import (
     autoencoder,
     bottlenecks,
     classifier,
     code_prior,
+    codebooks,
     conv,
     mlp,
     quantisers,
@@ -202,6 +204,39 @@ def _check_code_dim(cfg: ml_collections.ConfigDict, encoder: str, kind: str) -> 
         )
 
 
+def _codebook_care(cfg: ml_collections.ConfigDict, kind: str) -> dict:
+    """A learnt codebook's options (`codebooks`), checked: a config written before they
+    existed has the defaults."""
+    care = {
+        "init": cfg.get("codebook_init", "uniform"),
+        "gradient": cfg.get("codebook_gradient", "straight_through"),
+        "distance": cfg.get("codebook_distance", "euclidean"),
+        "dead_code_steps": cfg.get("dead_code_steps", 0),
+    }
+    if kind == "vq" and cfg.codebook not in CODEBOOKS:
+        raise ValueError(f"unknown model.codebook {cfg.codebook!r}; choose one of {CODEBOOKS}")
+    for field, choices in (
+        ("init", codebooks.INITS), ("gradient", codebooks.GRADIENTS),
+        ("distance", codebooks.DISTANCES),
+    ):  # fmt: skip
+        if care[field] not in choices:
+            raise ValueError(
+                f"unknown model.codebook_{field} {care[field]!r}; choose one of {choices}"
+            )
+    if kind == "rvq" and care["distance"] != "euclidean":
+        raise ValueError(
+            "an rvq bottleneck quantises residuals, whose lengths shrink level by level: "
+            "model.codebook_distance='cosine' is for model.bottleneck='vq'"
+        )
+    steps = care["dead_code_steps"]
+    if steps < 0 or (steps and (kind != "vq" or cfg.codebook != "ema")):
+        raise ValueError(
+            f"model.dead_code_steps={steps}: restarts set an entry's moving averages, so they "
+            "need model.bottleneck='vq' with model.codebook='ema' (0 turns them off)"
+        )
+    return care
+
+
 def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
     if kind == "gaussian":
         scale = cfg.get("posterior_scale", "logvar")
@@ -212,14 +247,19 @@ def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
             )
         return bottlenecks.Gaussian(cfg.latent_dim, scale, cfg.total_correlation, cfg.dataset_size)
     if kind == "vq":
-        if cfg.codebook not in CODEBOOKS:
-            raise ValueError(f"unknown model.codebook {cfg.codebook!r}; choose one of {CODEBOOKS}")
+        care = _codebook_care(cfg, kind)
         decay = cfg.ema_decay if cfg.codebook == "ema" else None
-        return bottlenecks.VectorQuantizer(cfg.num_codes, cfg.code_dim, decay)
+        return bottlenecks.VectorQuantizer(
+            cfg.num_codes, cfg.code_dim, decay, cosine=care["distance"] == "cosine",
+            rotation=care["gradient"] == "rotation", dead_code_steps=care["dead_code_steps"],
+        )  # fmt: skip
     if kind == "fsq":
         return quantisers.FiniteScalarQuantizer(tuple(cfg.fsq_levels))
     if kind == "rvq":
-        return quantisers.ResidualVectorQuantizer(cfg.num_codes, cfg.code_dim, cfg.rvq_levels)
+        care = _codebook_care(cfg, kind)
+        return quantisers.ResidualVectorQuantizer(
+            cfg.num_codes, cfg.code_dim, cfg.rvq_levels, rotation=care["gradient"] == "rotation"
+        )
     if kind == "lfq":
         return quantisers.LookupFreeQuantizer(cfg.code_dim, cfg.lfq_temperature)
     if kind == "wta":
@@ -380,19 +420,28 @@ def fit_to_data(
     return part_sizes(cfg) if cfg.name in PRESETS else cfg
 
 
-def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Array) -> dict:
-    """Parameters that start from the training data, where `cfg.output_bias` asks for it.
+def init_from_data(
+    cfg: ml_collections.ConfigDict, variables: dict, train_x: jax.Array, seed: int = 0
+) -> dict:
+    """The model's variables (its "params" and collections), with those that start from the
+    training data set from it.
 
-    "pixel_means" sets an MLP decoder's output bias to the logits of the training pixels' means,
-    the setup of the IWAE paper (Importance Weighted Autoencoders): the decoder starts near the average image, not at grey.
-    Means are clipped to [1e-3, 1 - 1e-3] so that always-black pixels get a finite bias.
-    A sparse autoencoder's pre-encoder bias always starts at the training vectors' mean.
+    "pixel_means" (`cfg.output_bias`) sets an MLP decoder's output bias to the logits of the
+    training pixels' means, the setup of the IWAE paper (Importance Weighted Autoencoders): the
+    decoder starts near the average image, not at grey. Means are clipped to [1e-3, 1 - 1e-3]
+    so that always-black pixels get a finite bias. A sparse autoencoder's pre-encoder bias
+    always starts at the training vectors' mean. A codebook with `codebook_init="kmeans"`
+    starts at k-means centroids (`_kmeans_codebook`).
     """
+    params = variables["params"]
     if cfg.name == "sae":
-        return {**params, "pre_bias": jnp.mean(train_x, axis=0)}
+        return {**variables, "params": {**params, "pre_bias": jnp.mean(train_x, axis=0)}}
+    quantiser = cfg.name in PRESETS and structure(cfg)[1] in ("vq", "rvq")
+    if quantiser and cfg.get("codebook_init", "uniform") == "kmeans":
+        variables = _kmeans_codebook(cfg, variables, train_x, seed)
     how = cfg.output_bias
     if how is None:
-        return params
+        return variables
     if how != "pixel_means":
         raise ValueError(f"unknown model.output_bias {how!r}; the one choice is 'pixel_means'")
     if "mlp" not in params.get("decoder", {}):
@@ -403,4 +452,32 @@ def init_from_data(cfg: ml_collections.ConfigDict, params: dict, train_x: jax.Ar
     last = f"dense{len(layers) - 1}"
     means_D = jnp.clip(jnp.mean(as_float(train_x), axis=0).reshape(-1), 1e-3, 1 - 1e-3)
     bias = jnp.log(means_D) - jnp.log1p(-means_D)
-    return {**params, "decoder": {"mlp": {**layers, last: {**layers[last], "bias": bias}}}}
+    decoder = {"mlp": {**layers, last: {**layers[last], "bias": bias}}}
+    return {**variables, "params": {**variables["params"], "decoder": decoder}}
+
+
+def _kmeans_codebook(
+    cfg: ml_collections.ConfigDict, variables: dict, train_x: jax.Array, seed: int
+) -> dict:
+    """The codebook as k-means centroids of the vectors the initial encoder makes of the first
+    `codebooks.KMEANS_IMAGES` training images; a residual codebook level by level, each on
+    what the levels before it leave. An EMA codebook's moving sums start there too."""
+    model = build(cfg)
+    x = as_float(train_x[: codebooks.KMEANS_IMAGES])
+    h = model.apply(variables, x, method=lambda module, x: module.encoder(x))
+    residual_NxD = h.reshape(-1, cfg.code_dim)
+    if cfg.get("codebook_distance", "euclidean") == "cosine":
+        residual_NxD = codebooks.normalised(residual_NxD)
+    rng = random_streams.stream(seed, "codebook_init")
+    levels = cfg.rvq_levels if structure(cfg)[1] == "rvq" else 1
+    centroids = []
+    for level in range(levels):
+        level_rng = jax.random.fold_in(rng, level)
+        centroids.append(codebooks.kmeans(level_rng, residual_NxD, cfg.num_codes))
+        residual_NxD = residual_NxD - centroids[-1][codebooks.nearest(residual_NxD, centroids[-1])]
+    codebook = jnp.stack(centroids) if levels > 1 else centroids[0]
+    variables = {**variables, "params": {**variables["params"], "codebook": codebook}}
+    if bottlenecks.EMA_COLLECTION in variables:
+        ema = variables[bottlenecks.EMA_COLLECTION]
+        variables[bottlenecks.EMA_COLLECTION] = {**ema, "sums": codebook * ema["counts"][:, None]}
+    return variables

@@ -25,7 +25,15 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from aejax.models.bottlenecks import Bottleneck, Encoding, nearest, no_samples, perplexity
+from aejax.models import codebooks
+from aejax.models.bottlenecks import (
+    Bottleneck,
+    Encoding,
+    no_samples,
+    perplexity,
+    straight_through,
+)
+from aejax.models.codebooks import nearest
 
 FSQ_EPS = 1e-3  # the bound's margin: tanh never reaches the outermost level's rounding edge
 # LFQ's entropy term enumerates its codebook, 2^code_dim entries for each vector: 4096 at most
@@ -50,10 +58,6 @@ def _vectors(h: jax.Array, size: int, what: str) -> jax.Array:
             "code is cut into vectors of that size along it"
         )
     return h.reshape(-1, size)
-
-
-def _straight_through(h_NxD: jax.Array, q_NxD: jax.Array) -> jax.Array:
-    return h_NxD + jax.lax.stop_gradient(q_NxD - h_NxD)
 
 
 class FiniteScalarQuantizer(Bottleneck):
@@ -94,7 +98,7 @@ class FiniteScalarQuantizer(Bottleneck):
         vectors_NxD = _vectors(h, self.code_dim, "len(model.fsq_levels)")
         _, _, half_width, basis = self._constants()
         bounded = self.bound(vectors_NxD)
-        codes_NxD = _straight_through(bounded, jnp.round(bounded)) / half_width
+        codes_NxD = straight_through(bounded, jnp.round(bounded)) / half_width
         digits = jnp.round(bounded).astype(jnp.int32) + half_width.astype(np.int32)
         return codes_NxD, digits @ basis
 
@@ -123,12 +127,14 @@ class ResidualVectorQuantizer(Bottleneck):
     terms are VectorQuantizer's (commitment |r_l - sg(q_l)|^2, codebook |sg(r_l) - q_l|^2),
     summed over levels; the residuals carry no gradient to earlier codebooks. The parameter
     `codebook` is [depth, num_codes, code_dim]; an index per vector and level, [B, N, depth].
-    Logged: `perplexity` (the first level's), `perplexity2`, ... (the later levels').
+    Logged: `perplexity` (the first level's), `perplexity2`, ... (the later levels'). With
+    `rotation`, the gradient reaches h by the rotation trick from h to the summed code.
     """
 
     num_codes: int = 64
     code_dim: int = 4
     depth: int = 4
+    rotation: bool = False
     indexed_codes: ClassVar[bool] = True
 
     def setup(self):
@@ -168,7 +174,8 @@ class ResidualVectorQuantizer(Bottleneck):
             residual = residual - sg(q_NxD)
             counts_K = jnp.bincount(indices_NxL[:, level], length=self.num_codes)
             stats[f"perplexity{level + 1 if level else ''}"] = perplexity(counts_K / len(q_NxD))
-        z = _straight_through(vectors_NxD, sum(quantised)).reshape(h.shape)
+        past = codebooks.rotation_trick if self.rotation else straight_through
+        z = past(vectors_NxD, sum(quantised)).reshape(h.shape)
         aux = {"code": z, "indices": indices_NxL.reshape(images, -1, self.depth)}
         terms = {"commitment": commitment, "codebook": codebook}
         return z, {**aux, "terms": terms, "stats": stats}
@@ -242,6 +249,6 @@ class LookupFreeQuantizer(Bottleneck):
             "entropy": per_image * per_vector,
             "diversity": per_image * (self.code_dim * np.log(2.0) - codebook_entropy),
         }
-        z = _straight_through(vectors_NxD, signs_NxD).reshape(h.shape)
+        z = straight_through(vectors_NxD, signs_NxD).reshape(h.shape)
         aux = {"code": z, "indices": indices_N.reshape(h.shape[0], -1)}
         return z, {**aux, "terms": terms, "stats": usage_stats(indices_N, self.num_codes)}

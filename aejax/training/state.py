@@ -25,7 +25,7 @@ def create_state(
 ) -> TrainState:
     """Initial parameters (and mutable collections) from the "init" random stream, and the
     optimiser around them. `example_x` are training images: the model's input shape, and
-    what `model.output_bias` starts from.
+    what parameters that start from the data start from (`factory.init_from_data`).
 
     On `mesh`, the state is made where it lives (`parallel.state_sharding`): each device
     computes its own share, so a dictionary too big for one device is never whole on one.
@@ -37,7 +37,8 @@ def create_state(
         init_rng, noise_rng = jax.random.split(random_streams.stream(config.seed, "init"))
         example = as_float(example_x[:1])  # stored uint8 images: scaled as the step scales them
         variables = dict(model.init({"params": init_rng, "noise": noise_rng}, example))
-        params = factory.init_from_data(config.model, variables.pop("params"), example_x)
+        variables = factory.init_from_data(config.model, variables, example_x, config.seed)
+        params = variables.pop("params")
         return TrainState.create(apply_fn=model.apply, params=params, tx=tx, collections=variables)
 
     if mesh is None:
