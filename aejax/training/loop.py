@@ -18,6 +18,7 @@ import ml_collections
 import numpy as np
 
 from aejax.evaluation import dictionary, figures
+from aejax.evaluation.codebook_usage import CodebookUsage
 from aejax.models import bottlenecks
 from aejax.training import checkpoint, finite_guard, parallel, progress, transfer, validate
 from aejax.training.setup import RunSetup, SplitInput, setup
@@ -195,12 +196,15 @@ def _train_epochs(run: RunSetup, workdir: Path, state, stop_at: int, checkpoints
     return state, step, row
 
 
-def _epoch_scores(run: RunSetup) -> dictionary.EpochScores | None:
-    """What each epoch's row adds beyond the means of the steps and the test set."""
-    if not run.model.capabilities.dictionary:
-        return None
-    data = run.data
-    return dictionary.EpochScores(run.model, run.config, data.figure_images, data.test.labels)
+def _epoch_scores(run: RunSetup) -> dictionary.EpochScores | CodebookUsage | None:
+    """What each epoch's row adds beyond the means of the steps and the test set: a
+    dictionary's firing and splice scores, a quantised code's use of its codebook."""
+    data, capabilities = run.data, run.model.capabilities
+    if capabilities.dictionary:
+        return dictionary.EpochScores(run.model, run.config, data.figure_images, data.test.labels)
+    if capabilities.indexed_codes:
+        return CodebookUsage(run.model, data.figure_images)
+    return None
 
 
 def _train_rest_of_epoch(run: RunSetup, train_chunk, state, step: int, stop_at: int, checkpoints):
