@@ -153,9 +153,32 @@ def test_iwae_loss_is_the_negative_bound_over_k_samples(tiny):
         ({"loss__likelihood": "gaussian", "loss__iwae_samples": 5}, "needs a density"),
         ({"loss__iwae_samples": 5, "loss__kl_weight": 0.5}, "kl_weight=1"),
         ({"loss__variance": 0.1}, "needs a gaussian likelihood"),
+        ({"loss__iwae_groups": 4, "loss__kl_weight": 0.5}, "kl_weight=1"),
+        ({"loss__ciwae_beta": 1.5}, r"ciwae_beta=1.5 weighs the ELBO: set it in \[0, 1\]"),
     ],
 )
 def test_inconsistent_vae_options_are_refused(tiny, overrides, message):
     config = tiny("iwae", **overrides)
     with pytest.raises(ValueError, match=message):
         autoencoding.make_loss_fn(factory.build(config.model), config.loss)
+
+
+@pytest.mark.parametrize(("groups", "beta"), [(3, 0.0), (1, 0.25), (3, 0.5)])
+def test_miwae_and_ciwae_losses_are_their_bounds_of_the_same_samples(tiny, groups, beta):
+    """k = 2 samples in M groups: MIWAE's loss is minus the mean over images of the mean of M
+    IWAE bounds of 2; CIWAE's mixes in the ELBO estimate of all the samples by beta. Worked
+    from the log weights of the model's own draws."""
+    config = tiny("iwae", loss__iwae_samples=2, loss__iwae_groups=groups, loss__ciwae_beta=beta)
+    model = factory.build(config.model)
+    x = jnp.round(jax.random.uniform(jax.random.key(2), (6, 28, 28, 1)))
+    params = model.init({"params": jax.random.key(3), "noise": jax.random.key(4)}, x)["params"]
+    loss, _ = autoencoding.make_loss_fn(model, config.loss)(params, x, jax.random.key(5), True)
+    noise = autoencoding.rng_streams(jax.random.key(5))["noise"]
+    logits, aux = model.apply({"params": params}, x, rngs={"noise": noise}, samples=2 * groups)
+    nll = likelihoods.per_image(likelihoods.reconstruction(logits, x, "bernoulli"))
+    log_w = np.asarray(autoencoding.log_importance_weights(nll, aux), np.float64)  # [2M, 6]
+    bounds = [
+        np.log(np.mean(np.exp(log_w[[m, m + groups]]), axis=0)) for m in range(groups)
+    ]  # each group: samples m and m + M (the samples axis reshaped to [2, M, 6])
+    want = beta * log_w.mean(axis=0) + (1 - beta) * np.mean(bounds, axis=0)
+    np.testing.assert_allclose(loss, -np.mean(want), rtol=1e-5)

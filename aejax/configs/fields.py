@@ -144,6 +144,8 @@ def _loss(config: ml_collections.ConfigDict) -> None:
     config.loss.kl_weight = 1.0  # VAEs: the KL term's weight
     config.loss.kl_warmup_steps = 0  # VAEs: the KL weight grows linearly from 0 over these steps
     config.loss.iwae_samples = 1  # VAEs: importance samples per image; 1 is the ELBO
+    config.loss.iwae_groups = 1  # MIWAE: the mean of this many bounds of iwae_samples each
+    config.loss.ciwae_beta = 0.0  # CIWAE: beta * ELBO + (1 - beta) * the bound, same samples
     # Weights of bottleneck terms (aejax/models/bottlenecks.py); "codebook" and "discriminator" have 1.
     config.loss.commitment_weight = 0.25  # vq, rvq, lfq: beta of |h - sg(q)|^2
     config.loss.entropy_weight = 0.1  # lfq: each code's entropy, made certain

@@ -9,7 +9,10 @@ its own named terms (`aux["terms"]`, aejax/models/bottlenecks.py), each weighted
 optionally warmed up linearly over `kl_warmup_steps`, which makes the objective the negative
 ELBO at weight 1; a VQ code's commitment, an LFQ code's entropy terms, a WAE's MMD, an adversarial AE's terms, beta-TCVAE's
 total correlation. With `iwae_samples` = k > 1 the objective is instead the negative
-importance-weighted bound of Burda et al. (2016) with k posterior samples.
+importance-weighted bound of Burda et al. (2016) with k posterior samples; with `iwae_groups`
+= M > 1, MIWAE's mean of M such bounds, and with `ciwae_beta` = beta > 0, CIWAE's
+beta * ELBO + (1 - beta) * that bound ("Tighter Variational Bounds are Not Necessarily Better",
+Rainforth et al., 2018).
 
 The loss config may add a denoising criterion (`loss.corruption`: the model sees a corrupted
 input, the target stays clean) and penalties (`loss.regularizers`); both are optional groups.
@@ -40,6 +43,17 @@ def iwae_bound(log_w_SxB: jax.Array) -> jax.Array:
     return jax.nn.logsumexp(log_w_SxB, axis=0) - jnp.log(log_w_SxB.shape[0])
 
 
+def importance_weighted_objective(log_w_SxB: jax.Array, groups: int, beta: float) -> jax.Array:
+    """Per image [B], of S = M x k samples' log weights: the mean of the IWAE bounds of `groups`
+    (M) sets of k samples (MIWAE; M = 1: IWAE), mixed with the ELBO's estimate from the same
+    samples by `beta` (CIWAE: beta * ELBO + (1 - beta) * bound)."""
+    samples, images = log_w_SxB.shape
+    bound_B = jnp.mean(iwae_bound(log_w_SxB.reshape(samples // groups, groups, images)), axis=0)
+    if not beta:
+        return bound_B
+    return beta * jnp.mean(log_w_SxB, axis=0) + (1 - beta) * bound_B
+
+
 def observation_logvar(cfg: ml_collections.ConfigDict, aux: dict):
     """The gaussian likelihood's log-variance: learned by the model, fixed by `loss.variance`,
     or None (squared error); None for a Bernoulli likelihood."""
@@ -55,7 +69,7 @@ def _check_options(model: nn.Module, cfg: ml_collections.ConfigDict) -> None:
         raise ValueError(f"unknown likelihood {cfg.likelihood!r}; choose one of {likelihoods.LIKELIHOODS}")
     if cfg.reduction not in likelihoods.REDUCTIONS:
         raise ValueError(f"unknown reduction {cfg.reduction!r}; choose one of {likelihoods.REDUCTIONS}")
-    variance, samples = cfg.variance, cfg.iwae_samples
+    variance, samples = cfg.variance, cfg.iwae_samples * cfg.get("iwae_groups", 1)
     capabilities = model.capabilities
     if variance is not None and (cfg.likelihood != "gaussian" or not variance > 0):
         raise ValueError(f"loss.variance={variance} needs a gaussian likelihood and a positive value")
@@ -65,6 +79,9 @@ def _check_options(model: nn.Module, cfg: ml_collections.ConfigDict) -> None:
         raise ValueError("model.learned_variance needs loss.likelihood='gaussian'")
     if samples < 1 or cfg.kl_warmup_steps < 0:
         raise ValueError("loss.iwae_samples must be at least 1 and loss.kl_warmup_steps at least 0")
+    beta = cfg.get("ciwae_beta", 0.0)
+    if not 0 <= beta <= 1:
+        raise ValueError(f"loss.ciwae_beta={beta} weighs the ELBO: set it in [0, 1]")
     if samples > 1 and (cfg.reduction != "sum" or cfg.kl_weight != 1.0):
         raise ValueError("the IWAE bound (loss.iwae_samples > 1) needs reduction='sum', kl_weight=1")
     gaussian_mse = cfg.likelihood == "gaussian" and variance is None
@@ -125,7 +142,8 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
     corrupt = corruptions.build(cfg.corruption)
     corrupt_at_eval = corrupt is not None and cfg.corruption.at_eval
     penalties = regularizers.build(cfg.regularizers, model, cfg.likelihood)
-    samples = cfg.iwae_samples
+    groups, beta = cfg.get("iwae_groups", 1), cfg.get("ciwae_beta", 0.0)  # older configs lack them
+    samples = cfg.iwae_samples * groups
     draws = {"samples": samples} if samples > 1 else {}  # the model's [S, B, ...] outputs
 
     def loss_fn(params, x, rng, train, step=None, collections=None):
@@ -156,7 +174,8 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
         metrics.update(aux["stats"])
         if samples > 1:
             log_w_SxB = log_importance_weights(likelihoods.per_image(per_pixel), aux)
-            metrics["iwae"] = loss = -jnp.mean(iwae_bound(log_w_SxB))
+            objective_B = importance_weighted_objective(log_w_SxB, groups, beta)
+            metrics["iwae"] = loss = -jnp.mean(objective_B)
         for name, (weight, term) in penalties.items():
             metrics[name] = term(params, aux)
             loss = loss + weight * metrics[name]

@@ -99,6 +99,8 @@ RULES = {
     "kl_weight": _NON_NEGATIVE,
     "kl_warmup_steps": (_non_negative_int, "an integer >= 0"),
     "iwae_samples": _POSITIVE_INT,
+    "iwae_groups": _POSITIVE_INT,
+    "ciwae_beta": _PROBABILITY,
     "variance": _POSITIVE,
     "factor": _NON_NEGATIVE,  # a corruption's noise scale
     "keep_prob": _PROBABILITY,
