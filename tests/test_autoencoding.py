@@ -182,3 +182,30 @@ def test_miwae_and_ciwae_losses_are_their_bounds_of_the_same_samples(tiny, group
     ]  # each group: samples m and m + M (the samples axis reshaped to [2, M, 6])
     want = beta * log_w.mean(axis=0) + (1 - beta) * np.mean(bounds, axis=0)
     np.testing.assert_allclose(loss, -np.mean(want), rtol=1e-5)
+
+
+def test_piwae_trains_the_decoder_on_the_whole_bound_and_the_encoder_on_miwae(tiny):
+    """PIWAE(3, 2) against IWAE with the same 6 draws and MIWAE(3, 2): its loss is IWAE's, the
+    decoder's gradient IWAE's, every other parameter's (encoder, posterior heads) MIWAE's."""
+    kw = {"loss__iwae_samples": 2, "loss__iwae_groups": 3}
+    configs_ = {
+        "piwae": tiny("iwae", loss__piwae=True, **kw),
+        "miwae": tiny("iwae", **kw),
+        "iwae": tiny("iwae", loss__iwae_samples=6),
+    }
+    model = factory.build(configs_["iwae"].model)
+    x = jnp.round(jax.random.uniform(jax.random.key(2), (6, 28, 28, 1)))
+    params = model.init({"params": jax.random.key(3), "noise": jax.random.key(4)}, x)["params"]
+    got = {}
+    for name, config in configs_.items():
+        loss_fn = autoencoding.make_loss_fn(model, config.loss)
+        got[name] = jax.value_and_grad(lambda p, f=loss_fn: f(p, x, jax.random.key(5), True)[0])(
+            params
+        )
+    np.testing.assert_allclose(got["piwae"][0], got["iwae"][0], rtol=1e-6)
+    assert set(params) > {"decoder"}
+    for part, grad in got["piwae"][1].items():
+        want = got["iwae" if part == "decoder" else "miwae"][1][part]
+        chex.assert_trees_all_close(grad, want, rtol=1e-5, atol=1e-6)
+    assert not np.allclose(got["iwae"][1]["encoder"]["mlp"]["dense0"]["kernel"],
+                           got["miwae"][1]["encoder"]["mlp"]["dense0"]["kernel"])  # fmt: skip

@@ -146,6 +146,7 @@ def _loss(config: ml_collections.ConfigDict) -> None:
     config.loss.iwae_samples = 1  # VAEs: importance samples per image; 1 is the ELBO
     config.loss.iwae_groups = 1  # MIWAE: the mean of this many bounds of iwae_samples each
     config.loss.ciwae_beta = 0.0  # CIWAE: beta * ELBO + (1 - beta) * the bound, same samples
+    config.loss.piwae = False  # PIWAE: the decoder learns from the bound of all the samples
     # Weights of bottleneck terms (aejax/models/bottlenecks.py); "codebook" and "discriminator" have 1.
     config.loss.commitment_weight = 0.25  # vq, rvq, lfq: beta of |h - sg(q)|^2
     config.loss.entropy_weight = 0.1  # lfq: each code's entropy, made certain

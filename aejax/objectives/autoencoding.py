@@ -10,9 +10,10 @@ optionally warmed up linearly over `kl_warmup_steps`, which makes the objective 
 ELBO at weight 1; a VQ code's commitment, an LFQ code's entropy terms, a WAE's MMD, an adversarial AE's terms, beta-TCVAE's
 total correlation. With `iwae_samples` = k > 1 the objective is instead the negative
 importance-weighted bound of Burda et al. (2016) with k posterior samples; with `iwae_groups`
-= M > 1, MIWAE's mean of M such bounds, and with `ciwae_beta` = beta > 0, CIWAE's
-beta * ELBO + (1 - beta) * that bound ("Tighter Variational Bounds are Not Necessarily Better",
-Rainforth et al., 2018).
+= M > 1, MIWAE's mean of M such bounds, with `ciwae_beta` = beta > 0, CIWAE's
+beta * ELBO + (1 - beta) * that bound, and with `piwae`, PIWAE's: the decoder learns from the
+bound of all M x k samples, the encoder from MIWAE's ("Tighter Variational Bounds are Not
+Necessarily Better", Rainforth et al., 2018).
 
 The loss config may add a denoising criterion (`loss.corruption`: the model sees a corrupted
 input, the target stays clean) and penalties (`loss.regularizers`); both are optional groups.
@@ -52,6 +53,16 @@ def importance_weighted_objective(log_w_SxB: jax.Array, groups: int, beta: float
     if not beta:
         return bound_B
     return beta * jnp.mean(log_w_SxB, axis=0) + (1 - beta) * bound_B
+
+
+def _only_decoder_learns(params: dict, decoder: bool) -> dict:
+    """`params` with gradients stopped at all but the decoder's (`decoder`) or at the decoder's."""
+    if "decoder" not in params:
+        raise ValueError(
+            "PIWAE (loss.piwae) trains a decoder and an encoder apart: this model has no decoder"
+        )
+    sg = jax.lax.stop_gradient
+    return {k: v if (k == "decoder") == decoder else sg(v) for k, v in params.items()}
 
 
 def observation_logvar(cfg: ml_collections.ConfigDict, aux: dict):
@@ -142,7 +153,8 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
     corrupt = corruptions.build(cfg.corruption)
     corrupt_at_eval = corrupt is not None and cfg.corruption.at_eval
     penalties = regularizers.build(cfg.regularizers, model, cfg.likelihood)
-    groups, beta = cfg.get("iwae_groups", 1), cfg.get("ciwae_beta", 0.0)  # older configs lack them
+    # Older configs lack these fields.
+    groups, beta, piwae = cfg.get("iwae_groups", 1), cfg.get("ciwae_beta", 0.0), cfg.get("piwae")
     samples = cfg.iwae_samples * groups
     draws = {"samples": samples} if samples > 1 else {}  # the model's [S, B, ...] outputs
 
@@ -152,14 +164,19 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
         if corrupt is not None and (train or corrupt_at_eval):
             x_in = corrupt(x, rngs["corruption"])
         mutable = list(collections) if collections and train else False
-        out = model.apply(
-            {"params": params, **(collections or {})},
-            x_in,
-            train=train,
-            rngs={"noise": rngs["noise"]},
-            mutable=mutable,
-            **draws,
-        )
+
+        def forward(params):
+            return model.apply(
+                {"params": params, **(collections or {})},
+                x_in,
+                train=train,
+                rngs={"noise": rngs["noise"]},
+                mutable=mutable,
+                **draws,
+            )
+
+        # PIWAE: this pass's gradient reaches the decoder alone, the second's the rest.
+        out = forward(_only_decoder_learns(params, True) if piwae else params)
         (logits, aux), updated = out if mutable else (out, collections)
         obs_logvar = observation_logvar(cfg, aux)
         per_pixel = likelihoods.reconstruction(logits, x, cfg.likelihood, obs_logvar)  # against the clean x
@@ -174,8 +191,15 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
         metrics.update(aux["stats"])
         if samples > 1:
             log_w_SxB = log_importance_weights(likelihoods.per_image(per_pixel), aux)
-            objective_B = importance_weighted_objective(log_w_SxB, groups, beta)
+            objective_B = importance_weighted_objective(log_w_SxB, 1 if piwae else groups, beta)
             metrics["iwae"] = loss = -jnp.mean(objective_B)
+            if piwae and train:  # the same draws, the encoder's objective: its value adds nothing
+                out_e = forward(_only_decoder_learns(params, False))
+                logits_e, aux_e = out_e[0] if mutable else out_e
+                nll_e = likelihoods.reconstruction(logits_e, x, cfg.likelihood, obs_logvar)
+                log_w_e = log_importance_weights(likelihoods.per_image(nll_e), aux_e)
+                encoder_B = importance_weighted_objective(log_w_e, groups, 0.0)
+                loss = loss - jnp.mean(encoder_B - jax.lax.stop_gradient(encoder_B))
         for name, (weight, term) in penalties.items():
             metrics[name] = term(params, aux)
             loss = loss + weight * metrics[name]
