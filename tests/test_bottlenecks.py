@@ -389,3 +389,20 @@ def test_winner_take_all_keeps_one_winner_per_map_and_a_lifetime_fraction():
     np.testing.assert_allclose(sparse.max(axis=(1, 2)), np.asarray(h).max(axis=(1, 2)))
     trained, _ = wta.apply({}, h, train=True)
     assert np.all((np.asarray(trained) > 0).sum(axis=(0, 1, 2)) == 2)  # 25% of 8 images per map
+
+
+def test_infovae_adds_the_mmd_of_the_posterior_samples_to_prior_draws():
+    """A gaussian with `mmd_kernel`: its "mmd" term is the MMD between the batch's samples and
+    the N(0, I) draws of its next noise key, beside the same KL as without it."""
+    h = jax.random.normal(jax.random.key(0), (8, 6))
+    plain, info = (bottlenecks.Gaussian(3, mmd_kernel=k) for k in (None, "imq"))
+    variables = plain.init(jax.random.key(1), h)
+    rngs = {"noise": jax.random.key(2)}
+    z, aux = info.apply(variables, h, rngs=rngs)
+    _, plain_aux = plain.apply(variables, h, rngs=rngs)
+    assert set(aux["terms"]) == {"kl", "mmd"} and set(plain_aux["terms"]) == {"kl"}
+    np.testing.assert_allclose(aux["terms"]["kl"], plain_aux["terms"]["kl"])
+    draws = info.apply(variables, h, rngs=rngs, method=lambda m, h: (
+        m.make_rng("noise"), jax.random.normal(m.make_rng("noise"), (8, 3))
+    )[1])  # fmt: skip; the second key drawn, as the bottleneck's second draw
+    np.testing.assert_allclose(aux["terms"]["mmd"], bottlenecks.mmd(z, draws, "imq"), rtol=1e-5)

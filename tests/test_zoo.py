@@ -20,7 +20,7 @@ from aejax.training.state import create_state
 from aejax.training.step import make_train_chunk, make_train_step
 
 NEW_CONFIGS = ["vqvae", "vqvae_ema", "wae_mmd", "wae_mmd_rbf", "aae", "betatcvae", "wta", "wta_fc",
-               "fsq", "rvq", "lfq"]  # fmt: skip
+               "fsq", "rvq", "lfq", "infovae"]  # fmt: skip
 
 
 def dense(n_in: int, n_out: int) -> int:

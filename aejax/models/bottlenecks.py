@@ -207,13 +207,17 @@ class Gaussian(Bottleneck):
 
     The decoder always sees a sample, so an evaluation's loss is an unbiased single-sample
     estimate. `samples` draws that many per image: `z` is then [samples, B, K] (IWAE). With
-    `total_correlation` the term "tc" estimates beta-TCVAE's total correlation.
+    `total_correlation` the term "tc" estimates beta-TCVAE's total correlation; with
+    `mmd_kernel`, the term "mmd" is the MMD between the batch's samples and as many prior draws,
+    the aggregate posterior's distance from N(0, I) that InfoVAE adds ("InfoVAE: Balancing
+    Learning and Inference in Variational Autoencoders", Zhao et al., 2019).
     """
 
     latent_dim: int
     posterior_scale: str = "logvar"  # one of POSTERIOR_SCALES
     total_correlation: bool = False
     dataset_size: int | None = None  # N of the total correlation's estimator
+    mmd_kernel: str | None = None  # one of MMD_KERNELS: InfoVAE's term
     normal_prior: ClassVar[bool] = True  # the KL pulls the posteriors to N(0, I)
     posterior_density: ClassVar[bool] = True
     dense_heads: ClassVar[bool] = True
@@ -252,14 +256,17 @@ class Gaussian(Bottleneck):
         else:
             kl = gaussian_kl(mu, logvar)
         terms = {"kl": jnp.mean(kl)}
+        z_BxK = z if samples is None else z[0]
         if self.total_correlation:
             if self.dataset_size is None:
                 raise ValueError(
                     "the total correlation's estimator needs model.dataset_size: train through "
                     "train.train_and_evaluate, which sets it from the data, or set it"
                 )
-            z_BxK = z if samples is None else z[0]
             terms["tc"] = total_correlation(z_BxK, mu, logvar, self.dataset_size)
+        if self.mmd_kernel is not None:
+            prior_BxK = jax.random.normal(self.make_rng("noise"), z_BxK.shape, z_BxK.dtype)
+            terms["mmd"] = mmd(z_BxK, prior_BxK, self.mmd_kernel)
         return z, {"mu": mu, "logvar": logvar, "z": z, "terms": terms, "stats": {}}
 
 

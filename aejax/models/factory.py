@@ -245,7 +245,20 @@ def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
                 f"unknown model.posterior_scale {scale!r}; choose one of "
                 f"{bottlenecks.POSTERIOR_SCALES}"
             )
-        return bottlenecks.Gaussian(cfg.latent_dim, scale, cfg.total_correlation, cfg.dataset_size)
+        match = cfg.prior_match
+        if match not in ("none", "mmd"):
+            raise ValueError(
+                f"model.prior_match={match!r}: a gaussian bottleneck's KL already matches its "
+                "posteriors to N(0, I); 'mmd' adds InfoVAE's MMD on their aggregate, or use 'none'"
+            )
+        kernel = cfg.mmd_kernel if match == "mmd" else None
+        if kernel is not None and kernel not in bottlenecks.MMD_KERNELS:
+            raise ValueError(
+                f"unknown model.mmd_kernel {kernel!r}; choose one of {bottlenecks.MMD_KERNELS}"
+            )
+        return bottlenecks.Gaussian(
+            cfg.latent_dim, scale, cfg.total_correlation, cfg.dataset_size, kernel
+        )
     if kind == "vq":
         care = _codebook_care(cfg, kind)
         decay = cfg.ema_decay if cfg.codebook == "ema" else None
