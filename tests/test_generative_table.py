@@ -72,8 +72,8 @@ def test_with_mixture_a_deterministic_ae_gets_a_mixture_row_and_a_wae_both(tmp_p
 
 def test_the_generative_configs_are_the_shipped_models_that_sample():
     assert generative_table.generative_configs() == [
-        "aae", "betatcvae", "conv_vae", "iwae", "iwae_k5", "iwae_k50", "vae", "vae2d",
-        "vqvae_prior", "wae_mmd", "wae_mmd_rbf",
+        "aae", "betatcvae", "ciwae", "conv_vae", "infovae", "iwae", "iwae_k5", "iwae_k50", "miwae",
+        "piwae", "vae", "vae2d", "vqvae_prior", "wae_mmd", "wae_mmd_rbf",
     ]  # fmt: skip
     continuous = generative_table.mixture_configs()
     assert {"mlp", "conv", "wae_mmd", "vae"} <= set(continuous)
