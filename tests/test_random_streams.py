@@ -7,7 +7,8 @@ from aejax import random_streams
 
 # The numbers every run folds into `jax.random.key(seed)`: changing one changes every result
 # and breaks the exact resume of runs already in workdirs.
-FOLDED = {"init": 0, "steps": 1, "shuffle": 2, "evaluation": 3, "figures": 4, "binarize": 5}
+FOLDED = {"init": 0, "steps": 1, "shuffle": 2, "evaluation": 3, "figures": 4, "binarize": 5,
+          "codebook_init": 6}  # fmt: skip
 
 
 def key_data(key) -> np.ndarray:

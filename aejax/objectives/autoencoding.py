@@ -55,6 +55,24 @@ def importance_weighted_objective(log_w_SxB: jax.Array, groups: int, beta: float
     return beta * jnp.mean(log_w_SxB, axis=0) + (1 - beta) * bound_B
 
 
+def negative_bound(log_w_SxB, groups: int, beta: float, encoder_log_w_SxB=None) -> jax.Array:
+    """The loss of an importance-weighted objective: minus its batch mean. With PIWAE's second
+    pass (`encoder_log_w_SxB`: the same draws, the decoder held), the bound of all the samples,
+    and MIWAE's over `groups` adding its gradient to the encoder and nothing to the value."""
+    if encoder_log_w_SxB is None:
+        return -jnp.mean(importance_weighted_objective(log_w_SxB, groups, beta))
+    encoder_B = importance_weighted_objective(encoder_log_w_SxB, groups, 0.0)
+    bound_B = importance_weighted_objective(log_w_SxB, 1, beta)
+    return -jnp.mean(bound_B) - jnp.mean(encoder_B - jax.lax.stop_gradient(encoder_B))
+
+
+def _log_weights(outputs: tuple, x: jax.Array, cfg: ml_collections.ConfigDict, obs_logvar):
+    """`log_importance_weights` of a pass's (logits, aux), against the clean `x`."""
+    logits, aux = outputs
+    nll = likelihoods.reconstruction(logits, x, cfg.likelihood, obs_logvar)
+    return log_importance_weights(likelihoods.per_image(nll), aux)
+
+
 def _only_decoder_learns(params: dict, decoder: bool) -> dict:
     """`params` with gradients stopped at all but the decoder's (`decoder`) or at the decoder's."""
     if "decoder" not in params:
@@ -153,29 +171,22 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
     corrupt = corruptions.build(cfg.corruption)
     corrupt_at_eval = corrupt is not None and cfg.corruption.at_eval
     penalties = regularizers.build(cfg.regularizers, model, cfg.likelihood)
-    # Older configs lack these fields.
-    groups, beta, piwae = cfg.get("iwae_groups", 1), cfg.get("ciwae_beta", 0.0), cfg.get("piwae")
+    groups, beta = cfg.get("iwae_groups", 1), cfg.get("ciwae_beta", 0.0)  # older configs lack
+    piwae = cfg.get("piwae", False)  # these three fields
     samples = cfg.iwae_samples * groups
     draws = {"samples": samples} if samples > 1 else {}  # the model's [S, B, ...] outputs
 
     def loss_fn(params, x, rng, train, step=None, collections=None):
         rngs = rng_streams(rng)
-        x_in = x
-        if corrupt is not None and (train or corrupt_at_eval):
-            x_in = corrupt(x, rngs["corruption"])
+        x_in = corrupt(x, rngs["corruption"]) if corrupt and (train or corrupt_at_eval) else x
         mutable = list(collections) if collections and train else False
 
         def forward(params):
-            return model.apply(
-                {"params": params, **(collections or {})},
-                x_in,
-                train=train,
-                rngs={"noise": rngs["noise"]},
-                mutable=mutable,
-                **draws,
-            )
+            variables = {"params": params, **(collections or {})}
+            return model.apply(variables, x_in, train=train, rngs={"noise": rngs["noise"]},
+                               mutable=mutable, **draws)  # fmt: skip
 
-        # PIWAE: this pass's gradient reaches the decoder alone, the second's the rest.
+        # PIWAE: this pass's gradient reaches the decoder alone, a second pass's the rest.
         out = forward(_only_decoder_learns(params, True) if piwae else params)
         (logits, aux), updated = out if mutable else (out, collections)
         obs_logvar = observation_logvar(cfg, aux)
@@ -191,15 +202,11 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> LossFn:
         metrics.update(aux["stats"])
         if samples > 1:
             log_w_SxB = log_importance_weights(likelihoods.per_image(per_pixel), aux)
-            objective_B = importance_weighted_objective(log_w_SxB, 1 if piwae else groups, beta)
-            metrics["iwae"] = loss = -jnp.mean(objective_B)
-            if piwae and train:  # the same draws, the encoder's objective: its value adds nothing
+            encoder_log_w_SxB = None
+            if piwae and train:  # the same draws, the decoder held
                 out_e = forward(_only_decoder_learns(params, False))
-                logits_e, aux_e = out_e[0] if mutable else out_e
-                nll_e = likelihoods.reconstruction(logits_e, x, cfg.likelihood, obs_logvar)
-                log_w_e = log_importance_weights(likelihoods.per_image(nll_e), aux_e)
-                encoder_B = importance_weighted_objective(log_w_e, groups, 0.0)
-                loss = loss - jnp.mean(encoder_B - jax.lax.stop_gradient(encoder_B))
+                encoder_log_w_SxB = _log_weights(out_e[0] if mutable else out_e, x, cfg, obs_logvar)
+            metrics["iwae"] = loss = negative_bound(log_w_SxB, groups, beta, encoder_log_w_SxB)
         for name, (weight, term) in penalties.items():
             metrics[name] = term(params, aux)
             loss = loss + weight * metrics[name]
