@@ -14,14 +14,13 @@ from aejax.evaluation import inference
 
 
 class CodebookUsage:
-    """`usage(params) -> (scalars, histograms)`: `test/codebook_used` (then
+    """`CodebookUsage(model, test_images)(params) -> (scalars, histograms)`: `test/codebook_used` (then
     `test/codebook_used2`, ... for a residual codebook's later levels) and `test/code_share`,
     each used entry's fraction of the test set's code vectors (its first level's)."""
 
     def __init__(self, model: nn.Module, test_images):
         self.images = test_images
-        self.num_codes = model.bottleneck.num_codes
-        num_codes = self.num_codes
+        num_codes = model.bottleneck.num_codes
 
         def counts(params, x):  # [levels, K]: the indices never leave the device
             indices = model.apply({"params": params}, x, method="encode").indices
