@@ -5,6 +5,7 @@
     codes = run.encode(x_test)          # posterior means (a VAE) or codes
     images = run.sample(16)             # a VAE's decoder means of prior draws
     run.fit_sampler()                   # any autoencoder: a mixture fitted to its codes samples
+    run.fit_sampler(kind="two_stage")   # or a second VAE trained on its codes
     run = aejax.load_run(run.workdir)   # later, or in another notebook
 
 `fit` runs what `aejax train` runs (`loop.train_and_evaluate`): the same checkpoints in its
@@ -26,7 +27,7 @@ import numpy as np
 
 from aejax import configs
 from aejax.data.dataset import Dataset
-from aejax.evaluation import code_mixture, generation, inference
+from aejax.evaluation import code_mixture, code_vae, generation, inference
 from aejax.models import factory
 from aejax.training import checkpoint
 from aejax.training.loop import train_and_evaluate
@@ -34,7 +35,8 @@ from aejax.training.setup import load_splits
 from aejax.training.state import create_state, restore_state
 
 Images = np.ndarray | jax.Array  # [N, H, W, C], values in [0, 1]
-SAMPLERS = (None, "mixture", "prior")  # what `Run.sample` draws codes from (None: either)
+FITTED_SAMPLERS = ("mixture", "two_stage")  # what `Run.fit_sampler` fits to a run's codes
+SAMPLERS = (None, *FITTED_SAMPLERS, "prior")  # what `Run.sample` draws codes from
 
 
 @dataclasses.dataclass(frozen=True)
@@ -86,58 +88,89 @@ class Run:
         return np.asarray(recon) / self._vector_scale()
 
     def sample(self, n: int, seed: int = 0, sampler: str | None = None) -> np.ndarray:
-        """`n` images decoded from codes drawn, seeded, from `sampler`: "mixture", the one
-        `fit_sampler` fitted to this run's codes; "prior", the prior N(0, I) (a VAE, or a WAE or
-        adversarial AE, whose codes were matched to it) or a learned prior over a VQ-VAE's codes
-        (`vqvae_prior`); None, the mixture when there is one, else the prior."""
+        """`n` images decoded from codes drawn, seeded, from `sampler`: "mixture" or
+        "two_stage", the sampler `fit_sampler` fitted to this run's codes; "prior", the model's
+        prior: N(0, I) (a VAE, or a WAE or adversarial AE, whose codes were matched to it), a
+        VampPrior, or a learned prior over a VQ-VAE's codes (`vqvae_prior`); None, the first of
+        a fitted mixture, a fitted two-stage VAE and the prior."""
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
-        rng, fitted = jax.random.key(seed), code_mixture.load(self.workdir)
-        if sampler == "mixture" and fitted is None:
-            raise ValueError(f"{self.workdir} holds no code mixture: fit one, run.fit_sampler()")
-        if fitted is not None and sampler != "prior":
-            mixture, meta = fitted
-            if meta["step"] != self.step:
-                raise ValueError(
-                    f"the code mixture in {self.workdir} was fitted to the codes at step "
-                    f"{meta['step']}, and the run is now at step {self.step}: fit it again, "
-                    "run.fit_sampler()"
-                )
-            z = mixture.sample(rng, n).reshape(n, *self._code_shape())
-            return np.asarray(inference.decode(self.model, self.params, z, self._likelihood()))
-        images = inference.sample(
-            self.model, self.params, rng, n, self._likelihood(),
-            tuple(self.config.model.image_shape),
-            name=f"this run's model {self.config.model.name!r}", workdir=str(self.workdir),
-        )  # fmt: skip
-        return np.asarray(images)
+        fitted = {
+            "mixture": code_mixture.load(self.workdir), "two_stage": code_vae.load(self.workdir)
+        }
+        if sampler is None:
+            sampler = next((kind for kind, found in fitted.items() if found), "prior")
+        rng = jax.random.key(seed)
+        if sampler == "prior":
+            images = inference.sample(
+                self.model, self.params, rng, n, self._likelihood(),
+                tuple(self.config.model.image_shape),
+                name=f"this run's model {self.config.model.name!r}", workdir=str(self.workdir),
+            )  # fmt: skip
+            return np.asarray(images)
+        if fitted[sampler] is None:
+            raise ValueError(
+                f"{self.workdir} holds no {sampler} sampler: fit one, "
+                f"run.fit_sampler(kind={sampler!r})"
+            )
+        meta = fitted[sampler][-1]
+        if meta["step"] != self.step:
+            raise ValueError(
+                f"the {sampler} sampler in {self.workdir} was fitted to the codes at step "
+                f"{meta['step']}, and the run is now at step {self.step}: fit it again, "
+                f"run.fit_sampler(kind={sampler!r})"
+            )
+        if sampler == "mixture":
+            z = fitted[sampler][0].sample(rng, n)
+        else:
+            stage, mean_D, std_D, _ = fitted[sampler]
+            z = load_run(stage).sample(n, seed, "prior") * std_D + mean_D
+        z = jnp.asarray(z).reshape(n, *self._code_shape())
+        return np.asarray(inference.decode(self.model, self.params, z, self._likelihood()))
 
     def fit_sampler(
-        self, x: Images | None = None, components: int = code_mixture.COMPONENTS, seed: int = 0
+        self,
+        x: Images | None = None,
+        components: int = code_mixture.COMPONENTS,
+        seed: int = 0,
+        kind: str = "mixture",
+        epochs: int = code_vae.EPOCHS,
     ) -> dict:
-        """Fits a Gaussian mixture of `components` full-covariance gaussians (EM, seeded) to
-        the codes of images `x` (default: the run's training split) and keeps it in the workdir,
-        where `sample` then draws from it; writes `mixture_samples.png`. Returns what it was
-        fitted to and its mean log density per code."""
+        """Fits a sampler of `kind` to the codes of images `x` (default: the run's training
+        split) and keeps it in the workdir, where `sample` then draws from it: "mixture", a
+        Gaussian mixture of `components` full-covariance gaussians (EM, seeded); "two_stage", a
+        second VAE trained `epochs` on the codes (`code_vae`). Writes `KIND_samples.png`.
+        Returns what it was fitted to (a mixture's mean log density per code too)."""
+        if kind not in FITTED_SAMPLERS:
+            raise ValueError(f"unknown sampler kind {kind!r}; choose one of {FITTED_SAMPLERS}")
         if x is None:
             x = self._training_images()
         codes = inference.codes(self.model, self.params, self._images(x))
         codes_NxD = codes.reshape(codes.shape[0], -1)
-        if codes_NxD.shape[0] < components:
-            raise ValueError(
-                f"{codes_NxD.shape[0]} codes cannot place {components} mixture components: "
-                "fit to more images, or pass fewer components"
-            )
-        mixture = code_mixture.fit(codes_NxD, jax.random.key(seed), components=components)
         meta = {
-            "step": self.step, "components": components, "seed": seed,
-            "codes": int(codes_NxD.shape[0]), "code_units": int(codes_NxD.shape[1]),
-            "log_density_per_code": float(jnp.mean(mixture.log_prob(codes_NxD))),
+            "step": self.step, "seed": seed, "codes": int(codes_NxD.shape[0]),
+            "code_units": int(codes_NxD.shape[1]),
         }  # fmt: skip
-        code_mixture.save(mixture, self.workdir, meta)
-        grid = self.sample(60, seed, "mixture").reshape(6, 10, *self.config.model.image_shape)
-        title = f"decoded draws of a {components}-component mixture fitted to the codes"
-        generation.grid_panels([grid], [title], self.workdir / "mixture_samples.png", generation.ZOOM)
+        if kind == "mixture":
+            if codes_NxD.shape[0] < components:
+                raise ValueError(
+                    f"{codes_NxD.shape[0]} codes cannot place {components} mixture components: "
+                    "fit to more images, or pass fewer components"
+                )
+            mixture = code_mixture.fit(codes_NxD, jax.random.key(seed), components=components)
+            meta.update(
+                components=components,
+                log_density_per_code=float(jnp.mean(mixture.log_prob(codes_NxD))),
+            )
+            code_mixture.save(mixture, self.workdir, meta)
+            title = f"decoded draws of a {components}-component mixture fitted to the codes"
+        else:
+            meta.update(epochs=epochs)
+            code_vae.fit(codes_NxD, self.workdir, meta, epochs, seed)
+            title = "decoded draws of a second VAE trained on the codes"
+        grid = self.sample(60, seed, kind).reshape(6, 10, *self.config.model.image_shape)
+        path = self.workdir / f"{kind}_samples.png"
+        generation.grid_panels([grid], [title], path, generation.ZOOM)
         return meta
 
     def _training_images(self) -> np.ndarray:

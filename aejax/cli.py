@@ -28,7 +28,7 @@ from absl import app, flags, logging
 from ml_collections import config_flags
 
 from aejax import api, configs
-from aejax.evaluation import code_mixture, fidelity, representation
+from aejax.evaluation import code_mixture, code_vae, fidelity, representation
 from aejax.training import loop, parallel, pretrain
 
 DEFAULT_CONFIG = "vae"
@@ -37,8 +37,8 @@ COMMANDS = {
     "pretrain": "train a stacked autoencoder greedily, layer by layer, then end to end",
     "represent": "train (or finish) the run, then measure its codes: linear probe, kNN, PCA",
     "fidelity": "train (or finish) the run, then score its samples: FID, precision, recall",
-    "sampler": "train (or finish) the run, then fit a Gaussian mixture to its training codes, "
-    "which its samples (and `aejax fidelity`) then draw from",
+    "sampler": "train (or finish) the run, then fit a sampler to its training codes (--kind: a "
+    "Gaussian mixture or a second VAE), which its samples (and `aejax fidelity`) then draw from",
     "show": "print a config's fields, values and comments: aejax show NAME_OR_FILE",
 }
 
@@ -102,6 +102,8 @@ _FEATURES_WORKDIR = flags.DEFINE_string(
 )
 _SAMPLES = flags.DEFINE_integer("samples", fidelity.SAMPLES, "aejax fidelity: generated images to score.")
 _COMPONENTS = flags.DEFINE_integer("components", code_mixture.COMPONENTS, "aejax sampler: the mixture's gaussians.")
+_KIND = flags.DEFINE_enum("kind", "mixture", api.FITTED_SAMPLERS, "aejax sampler: a Gaussian mixture, or a two-stage VAE.")
+_SAMPLER_EPOCHS = flags.DEFINE_integer("sampler_epochs", code_vae.EPOCHS, "aejax sampler: the two-stage VAE's epochs.")
 _VERBOSE = flags.DEFINE_boolean("verbose", False, "Show an error's traceback, not only its message.")
 
 
@@ -211,7 +213,9 @@ def _main(argv: list[str]) -> None:
         run = api.load_run(_WORKDIR.value)
         print(representation.evaluate_run(run.model, run.params, config, _WORKDIR.value))
     if argv[1] == "sampler" and parallel.is_main_process():
-        fitted = api.load_run(_WORKDIR.value).fit_sampler(components=_COMPONENTS.value)
+        fitted = api.load_run(_WORKDIR.value).fit_sampler(
+            components=_COMPONENTS.value, kind=_KIND.value, epochs=_SAMPLER_EPOCHS.value
+        )
         print(json.dumps(fitted), flush=True)
     if argv[1] == "fidelity" and parallel.is_main_process():
         data_cfg = config.data

@@ -15,10 +15,13 @@ directory, and read back by a rerun with the same sample counts and epochs. A fi
 scores the first `--samples` training images as if they were samples:
 what a generator that reproduced the data would reach with as many images.
 
-With `--mixture`, each config is also scored with a Gaussian mixture of `--components` fitted
-to its training codes (`aejax.Run.fit_sampler`), in a row "NAME + mixture"
-(`fidelity_mixture.json`); with no `--only`, every shipped config whose model decodes continuous
-codes is, deterministic autoencoders among them, which have no prior of their own.
+With `--samplers mixture two_stage`, each config is also scored with each sampler fitted to its
+training codes (`aejax.Run.fit_sampler`): a Gaussian mixture of `--components`, a two-stage VAE
+trained `--sampler_epochs`, in rows "NAME + mixture" and "NAME + two-stage VAE"
+(`fidelity_mixture.json`, `fidelity_two_stage.json`); with no `--only`, every shipped config
+whose model decodes continuous codes is, deterministic autoencoders among them, which have no
+prior of their own. With `--reconstructions`, a row "NAME reconstructions" scores the decoded
+codes of the first `--samples` training images: what a sampler of its codes could reach at best.
 """
 
 import argparse
@@ -26,9 +29,11 @@ import json
 import sys
 from pathlib import Path
 
+import numpy as np
+
 from aejax import api, configs
 from aejax.data import sources
-from aejax.evaluation import code_mixture, fidelity, nll
+from aejax.evaluation import code_mixture, code_vae, fidelity, nll
 from aejax.models import factory
 from aejax.training import loop
 
@@ -49,11 +54,23 @@ def mixture_configs() -> list[str]:
     return [n for n in configs.names() if continuous(n)]
 
 
+SAMPLER_ROWS = {"mixture": "mixture", "two_stage": "two-stage VAE"}
+
+
 def real_row(net: api.Run, data_cfg, samples: int) -> dict:
     """Scores of the first `samples` training images against the test set."""
     test = sources.from_config(data_cfg, "test").images
     train_images = sources.from_config(data_cfg, "train").images[:samples]
     return fidelity.scores(fidelity.features(net, test), fidelity.features(net, train_images))
+
+
+def reconstruction_scores(run: api.Run, net: api.Run, samples: int) -> dict:
+    """Scores of the decoded codes of the first `samples` training images against the test set:
+    the best any sampler of the run's codes could do with as many images."""
+    test = sources.from_config(run.config.data, "test").images
+    train_images = sources.from_config(run.config.data, "train").images[:samples]
+    decoded = np.clip(run.reconstruct(train_images), 0, 1)
+    return fidelity.scores(fidelity.features(net, test), fidelity.features(net, decoded))
 
 
 def train_config(name: str, dataset: str, args: argparse.Namespace) -> Path:
@@ -74,10 +91,10 @@ def train_config(name: str, dataset: str, args: argparse.Namespace) -> Path:
 def score_config(
     name: str, dataset: str, args: argparse.Namespace, features: Path, sampler: str = "prior"
 ) -> dict:
-    """The run's scores with samples drawn from `sampler` ("prior", or "mixture": one fitted
-    to its codes first), read back from its `fidelity.json` (`fidelity_mixture.json`) when they
-    were made by the same protocol (sample counts, epochs, components); its training time,
-    summed over its epochs."""
+    """The run's scores with samples drawn from `sampler` ("prior", or one of
+    `api.FITTED_SAMPLERS`, fitted to its codes first), read back from its `fidelity.json`
+    (`fidelity_SAMPLER.json`) when they were made by the same protocol (sample counts, epochs,
+    components, sampler epochs); its training time, summed over its epochs."""
     workdir = train_config(name, dataset, args)
     run = api.load_run(workdir)
     density = run.model.capabilities.posterior_density  # importance sampling's q(z|x)
@@ -87,14 +104,20 @@ def score_config(
         protocol.update(nll_samples=args.nll_samples, nll_images=args.nll_images)
     if sampler == "mixture":
         protocol.update(components=args.components)
+    if sampler == "two_stage":
+        protocol.update(sampler_epochs=args.sampler_epochs)
     scored = workdir / ("fidelity.json" if sampler == "prior" else f"fidelity_{sampler}.json")
     result = json.loads(scored.read_text()) if scored.exists() else {}
     if any(result.get(key) != value for key, value in protocol.items()):
-        if sampler == "mixture":
-            run.fit_sampler(components=args.components)
-        result = fidelity.evaluate_run(
-            run, features, samples=args.samples, feature_epochs=args.feature_epochs, sampler=sampler
-        )
+        if sampler in api.FITTED_SAMPLERS:
+            run.fit_sampler(components=args.components, kind=sampler, epochs=args.sampler_epochs)
+        if sampler == "reconstructions":
+            result = reconstruction_scores(run, api.load_run(features), args.samples)
+        else:
+            result = fidelity.evaluate_run(
+                run, features, samples=args.samples, feature_epochs=args.feature_epochs,
+                sampler=sampler,
+            )  # fmt: skip
         if nll_wanted:
             test_nll = nll.evaluate_test_set(
                 run.config, run.params, samples=args.nll_samples, images=args.nll_images
@@ -102,7 +125,7 @@ def score_config(
             result.update(
                 nll=test_nll["nll"], nll_samples=test_nll["samples"], nll_images=test_nll["images"]
             )
-        result.update({k: v for k, v in protocol.items() if k in ("epochs", "components")})
+        result.update(protocol)
         scored.write_text(json.dumps(result, indent=2))
     result["train_seconds"] = sum(row["epoch_seconds"] for row in run.metrics())
     print(name, sampler, dataset, json.dumps(result), flush=True)
@@ -151,28 +174,41 @@ def main(argv: list[str] | None = None) -> list[str]:
     parser.add_argument("--samples", type=int, default=fidelity.SAMPLES)
     parser.add_argument("--nll_samples", type=int, default=5000, help="importance samples k")
     parser.add_argument("--nll_images", type=int, default=1000, help="first N test images")
-    parser.add_argument("--mixture", action="store_true", help="also sample a mixture of codes")
+    parser.add_argument(
+        "--samplers", nargs="*", default=[], choices=api.FITTED_SAMPLERS,
+        help="also score these samplers fitted to each run's codes",
+    )  # fmt: skip
     parser.add_argument("--components", type=int, default=code_mixture.COMPONENTS)
+    parser.add_argument("--sampler_epochs", type=int, default=code_vae.EPOCHS, help="two_stage's")
+    parser.add_argument(
+        "--reconstructions", action="store_true", help="also score decoded training codes"
+    )
     parser.add_argument("--workdir", type=Path, default=Path("runs/generative_table"))
     parser.add_argument("--out", type=Path, default=Path("docs/generative_table.md"))
     argv = sys.argv[1:] if argv is None else argv
     args = parser.parse_args(argv)
     sampling, continuous = generative_configs(), mixture_configs()
     names = [n for n in args.only or sampling if n in sampling]  # a deterministic AE: mixture only
-    mixture_names = [n for n in args.only or continuous if n in continuous] if args.mixture else []
+    decodes = [n for n in args.only or continuous if n in continuous]
+    fitted_names = decodes if args.samplers or args.reconstructions else []
     command = " ".join(["python experiments/generative_table.py", *argv])
     lines = ["# Generative evaluation of the shipped generative models", "",
              (f"Written by `{command}`; protocol in [generative_evaluation.md]"
              "(generative_evaluation.md)."), ""]  # fmt: skip
     for dataset in args.datasets:
         features = args.workdir / dataset / "fidelity_features"
-        data_cfg = configs.load((names or mixture_names)[0]).data
+        data_cfg = configs.load((names or fitted_names)[0]).data
         data_cfg.name = dataset
         net = fidelity.feature_run(data_cfg, features, args.feature_epochs)
         real = real_row(net, data_cfg, args.samples)
         rows = {name: score_config(name, dataset, args, features) for name in names}
-        for name in mixture_names:
-            rows[f"{name} + mixture"] = score_config(name, dataset, args, features, "mixture")
+        for name in fitted_names:
+            for sampler in args.samplers:
+                row = f"{name} + {SAMPLER_ROWS[sampler]}"
+                rows[row] = score_config(name, dataset, args, features, sampler)
+            if args.reconstructions:
+                row = score_config(name, dataset, args, features, "reconstructions")
+                rows[f"{name} reconstructions"] = row
         lines += table(dataset, net, real, rows, args)
         args.out.write_text("\n".join(lines))  # after each dataset: a partial table survives
     print("\n".join(lines))

@@ -93,7 +93,7 @@ def test_a_deterministic_autoencoder_samples_from_a_mixture_fitted_to_its_codes(
     longer = aejax.fit("mlp", train=train[0], test=test[0], workdir=tmp_path, train__epochs=2,
                        model__encoder_widths=(8,), resume_changes=("train.epochs",))  # fmt: skip
     assert longer.step == 2 * run.step
-    with pytest.raises(ValueError, match=rf"fitted to the codes at step {run.step}, and the run is now at step {longer.step}: fit it again"):
+    with pytest.raises(ValueError, match=rf"mixture sampler .* fitted to the codes at step {run.step}, and the run is now at step {longer.step}: fit it again"):
         longer.sample(4)
     longer.fit_sampler(train[0], components=3)
     assert not np.array_equal(longer.sample(5, seed=1), samples)
@@ -102,9 +102,9 @@ def test_a_deterministic_autoencoder_samples_from_a_mixture_fitted_to_its_codes(
 def test_a_vae_samples_its_prior_or_a_mixture_fitted_to_its_codes(vae_run, digits, tmp_path):
     run = aejax.load_run(vae_run.workdir)
     prior = run.sample(6, seed=3)
-    with pytest.raises(ValueError, match="holds no code mixture: fit one"):
+    with pytest.raises(ValueError, match=r"holds no mixture sampler: fit one, run.fit_sampler\(kind='mixture'\)"):
         run.sample(6, sampler="mixture")
-    with pytest.raises(ValueError, match=r"unknown sampler 'gmm'; choose one of \(None, 'mixture', 'prior'\)"):
+    with pytest.raises(ValueError, match=r"unknown sampler 'gmm'; choose one of \(None, 'mixture', 'two_stage', 'prior'\)"):
         run.sample(6, sampler="gmm")
     run.fit_sampler(digits[0][0], components=2)
     try:

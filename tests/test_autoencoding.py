@@ -65,7 +65,7 @@ def test_sigma_and_logvar_heads_give_one_loss_at_one_posterior(tiny, name):
     _, by_sigma = autoencoding.make_loss_fn(sigma_model, sigma_cfg.loss)(sigma_params, x, rng, True)
     chex.assert_trees_all_close(by_sigma, by_logvar, rtol=1e-5)
     _, aux = sigma_model.apply({"params": sigma_params}, x, rngs={"noise": rng})
-    assert set(aux) == {"mu", "logvar", "z", "terms", "stats"}  # the KL read sigma: "terms"
+    assert set(aux) == {"mu", "logvar", "z", "log_q", "log_prior", "terms", "stats"}
 
 
 def test_unknown_posterior_scale_is_refused(tiny):

@@ -1,6 +1,7 @@
 """experiments/generative_table.py at smoke size on mnist5k: a binarised VAE scored and
 tabulated beside the real-images row, with its NLL; a WAE and a VQ-VAE's learned prior scored
-without one; a deterministic AE and the WAE scored with a mixture fitted to their codes."""
+without one; a deterministic AE and the WAE scored with each sampler fitted to their codes and
+by their reconstructions."""
 
 import json
 import sys
@@ -57,23 +58,35 @@ def test_a_prior_over_codes_trains_its_autoencoder_first_and_only_vaes_get_an_nl
 
 
 @pytest.mark.slow
-def test_with_mixture_a_deterministic_ae_gets_a_mixture_row_and_a_wae_both(tmp_path):
-    args = ["--datasets", "mnist5k", "--only", "mlp", "wae_mmd", "--mixture", "--components", "3",
+def test_fitted_samplers_give_a_deterministic_ae_rows_and_a_wae_more(tmp_path):
+    """With both samplers and the reconstructions: the WAE's prior row, then each config's rows
+    of its mixture, its two-stage VAE and its reconstructions, the last from the run's decoded
+    training codes."""
+    args = ["--datasets", "mnist5k", "--only", "mlp", "wae_mmd", "--samplers", "mixture",
+            "two_stage", "--components", "3", "--sampler_epochs", "1", "--reconstructions",
             "--epochs", "1", "--feature_epochs", "1", "--samples", "200",
             "--workdir", str(tmp_path / "runs"), "--out", str(tmp_path / "table.md")]  # fmt: skip
     lines = generative_table.main(args)
     models = [line.split("|")[1].strip() for line in lines if line.startswith("| ") and "---" not in line]
-    assert models == ["model", "training images (real)", "wae_mmd", "mlp + mixture", "wae_mmd + mixture"]
+    assert models == [
+        "model", "training images (real)", "wae_mmd", "mlp + mixture", "mlp + two-stage VAE",
+        "mlp reconstructions", "wae_mmd + mixture", "wae_mmd + two-stage VAE", "wae_mmd reconstructions",
+    ]  # fmt: skip
     runs = tmp_path / "runs/mnist5k"
     assert not (runs / "mlp/fidelity.json").exists()
-    scored = json.loads((runs / "wae_mmd/fidelity_mixture.json").read_text())
-    assert scored["components"] == 3 and scored["fid"] != json.loads((runs / "wae_mmd/fidelity.json").read_text())["fid"]
+    scored = {kind: json.loads((runs / f"wae_mmd/fidelity_{kind}.json").read_text())
+              for kind in ("mixture", "two_stage", "reconstructions")}  # fmt: skip
+    assert scored["mixture"]["components"] == 3 and scored["two_stage"]["sampler_epochs"] == 1
+    prior = json.loads((runs / "wae_mmd/fidelity.json").read_text())
+    assert len({prior["fid"], *(s["fid"] for s in scored.values())}) == 4
+    assert scored["reconstructions"]["fid"] < prior["fid"]  # decoded codes beat 1 epoch's samples
 
 
 def test_the_generative_configs_are_the_shipped_models_that_sample():
     assert generative_table.generative_configs() == [
-        "aae", "betatcvae", "ciwae", "conv_vae", "infovae", "iwae", "iwae_k5", "iwae_k50", "miwae",
-        "piwae", "vae", "vae2d", "vqvae_prior", "wae_mmd", "wae_mmd_rbf",
+        "aae", "betatcvae", "ciwae", "conv_vae", "factorvae", "infovae", "iwae", "iwae_k5",
+        "iwae_k50", "miwae", "piwae", "vae", "vae2d", "vae_iaf", "vae_planar", "vamp", "vqvae_prior",
+        "wae_mmd", "wae_mmd_rbf",
     ]  # fmt: skip
     continuous = generative_table.mixture_configs()
     assert {"mlp", "conv", "wae_mmd", "vae"} <= set(continuous)

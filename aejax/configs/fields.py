@@ -128,7 +128,15 @@ def _model(config: ml_collections.ConfigDict) -> None:
     config.model.lfq_temperature = 0.1  # lfq: of the soft assignment its entropy terms read
     config.model.lifetime_rate = 0.05  # wta: the fraction of a batch each unit is active for
     config.model.spatial_sparsity = True  # wta: one winner per feature map and image
-    config.model.total_correlation = False  # gaussian: estimate beta-TCVAE's "tc" term
+    config.model.total_correlation = False  # gaussian: estimate the codes' total correlation "tc"
+    # ... by "minibatch"-weighted sampling (beta-TCVAE) or a "discriminator" (FactorVAE, whose
+    # discriminator has model.discriminator_widths)
+    config.model.tc_estimator = "minibatch"
+    # gaussian: a flow on the posterior's draw (aejax/models/posteriors.py): none, planar, iaf
+    config.model.flow = "none"
+    config.model.flow_layers = 2  # its steps
+    config.model.prior = "normal"  # gaussian: normal, vamp (the VampPrior)
+    config.model.pseudo_inputs = 50  # vamp: its components' pseudo-inputs (Pythae's default)
     config.model.dataset_size = config_dict.placeholder(int)  # set from the data
 
 

@@ -83,13 +83,15 @@ def write_figures(
     their reconstructions (for a denoising model: corrupted input, reconstruction, clean
     target); for a model with a N(0, I) prior the figures of `generation` (prior samples,
     interpolations, a 2-D code's maps, its scatter coloured by `test_labels` when given); for a
-    learned prior, its decoded samples; for a sparse autoencoder, `dictionary.write_figures`.
-    What applies is what the model declares
+    learned prior, its decoded samples; for a sparse autoencoder, `dictionary.write_figures`;
+    for another model of vectors, the loss curves alone. What applies is what the model declares
     (`model.capabilities`). `test_x` may be stored uint8."""
     loss_curves(checkpoint.read_metrics(workdir), workdir / "loss_curves.png")
     capabilities, likelihood = model.capabilities, config.loss.likelihood
     if capabilities.dictionary:
         dictionary.write_figures(workdir, model, params, test_x, config, test_labels)
+        return
+    if test_x.ndim == 2:  # vectors (a two-stage sampler's codes): no images to show
         return
     if capabilities.reconstructs:
         x = as_float(test_x[:10])
@@ -105,5 +107,5 @@ def write_figures(
         image_rows(rows, titles, workdir / "reconstructions.png")
     if capabilities.normal_prior:
         generation.write_figures(workdir, model, params, test_x, test_labels, likelihood, rng)
-    if capabilities.learned_prior:
+    if capabilities.learned_prior or capabilities.drawn_prior:
         generation.write_samples(workdir, model, params, rng, likelihood, test_x.shape[1:])

@@ -15,13 +15,15 @@ class Autoencoder(nn.Module):
     The bottleneck shares this module's scope (`nn.share_scope`), so its parameters sit at the
     top of the tree beside "encoder" and "decoder" ("mu_head", "codebook", "discriminator"):
     the tree of a VAE is the same as before bottlenecks were parts. `learned_variance` adds
-    one log-variance parameter for a gaussian likelihood, reported as `obs_logvar`.
+    one log-variance parameter for a gaussian likelihood, reported as `obs_logvar`. A VampPrior
+    reads the encoder's features of `prior_inputs` (`posteriors.PseudoInputs`).
     """
 
     encoder: nn.Module
     decoder: nn.Module
     bottleneck: nn.Module
     learned_variance: bool = False
+    prior_inputs: nn.Module | None = None
 
     def setup(self):
         nn.share_scope(self, self.bottleneck)
@@ -38,6 +40,7 @@ class Autoencoder(nn.Module):
         return Capabilities(
             reconstructs=True,
             normal_prior=bottleneck.normal_prior,
+            drawn_prior=bottleneck.drawn_prior,
             indexed_codes=bottleneck.indexed_codes,
             code_2d=bottleneck.code_units(widths[-1] if widths else None) == 2,
             posterior_density=bottleneck.posterior_density,
@@ -58,6 +61,17 @@ class Autoencoder(nn.Module):
         `capabilities.hidden_widths`."""
         return self.encoder(x, stop=layer + 1)
 
+    def _prior_features(self) -> dict:
+        """What the bottleneck's prior reads beside the codes: a VampPrior's pseudo-inputs'
+        features."""
+        if self.prior_inputs is None:
+            return {}
+        return {"prior_features": self.encoder(self.prior_inputs())}
+
+    def prior_draws(self, n: int) -> jax.Array:
+        """`n` codes drawn from the prior the model learned (`capabilities.drawn_prior`)."""
+        return self.bottleneck.prior_draws(self._prior_features()["prior_features"], n)
+
     def decode_indices(self, indices_BxN: jax.Array, code_shape: Sequence[int]) -> jax.Array:
         """A vector-quantised code given by its codebook indices (an image's code of
         `code_shape`, cut into vectors), decoded: how a prior's samples become images."""
@@ -70,7 +84,8 @@ class Autoencoder(nn.Module):
         """The logits and the bottleneck's `aux` (its loss terms under "terms"). With `samples`
         (a gaussian bottleneck) the code is [samples, B, ...] and the logits
         [samples, B, H, W, C] (importance sampling, IWAE)."""
-        z, aux = self.bottleneck(self.encoder(x), train=train, samples=samples)
+        h = self.encoder(x)
+        z, aux = self.bottleneck(h, train=train, samples=samples, **self._prior_features())
         if samples is None:
             logits = self.decode(z)
         else:

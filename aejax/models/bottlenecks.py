@@ -10,7 +10,8 @@ other parts read ("code"; a gaussian's "mu", "logvar" and "z"). Its `encode` giv
   MMD (the WAE-MMD of Tolstikhin et al., 2018) or by a discriminator on codes (the adversarial
   AE of Makhzani et al., 2016);
 - `Gaussian`: a diagonal gaussian posterior, sampled by reparameterisation, its KL to N(0, I);
-  optionally also the total correlation of beta-TCVAE (Chen et al., 2018);
+  optionally a flow on its draw or a VampPrior (`posteriors.py`), the total correlation of
+  beta-TCVAE or FactorVAE, InfoVAE's MMD;
 - `VectorQuantizer`: nearest codebook vectors with a straight-through gradient (van den Oord
   et al., 2017), the codebook kept by its loss term or by moving averages (EMA);
 - `WinnerTakeAll`: spatial and lifetime sparsity (Makhzani and Frey, 2015);
@@ -29,13 +30,14 @@ import jax
 import jax.numpy as jnp
 from flax import struct
 
-from aejax.models import codebooks
+from aejax.models import codebooks, posteriors
 from aejax.models.codebooks import nearest
 
 SIGMA_EPS = 1e-10  # log(sigma^2 + eps): the sigma head's floor, as Geron's Hands-On ML has it
 POSTERIOR_SCALES = ("logvar", "sigma")  # what the gaussian's second head outputs
 PRIOR_MATCHES = ("none", "mmd", "adversarial")  # how a deterministic code meets N(0, I)
 MMD_KERNELS = ("imq", "rbf")
+TC_ESTIMATORS = ("minibatch", "discriminator")  # beta-TCVAE's, FactorVAE's
 EMA_COLLECTION = "vq_ema"  # the EMA codebook's running counts and sums
 
 # What a bottleneck needs to learn, whichever config it joins: choosing it by an override
@@ -147,6 +149,7 @@ class Bottleneck(nn.Module):
     derives its `Capabilities`; each kind overrides what differs from these."""
 
     normal_prior: ClassVar[bool] = False  # codes follow N(0, I): its draws decode to samples
+    drawn_prior: ClassVar[bool] = False  # it learned a prior it draws codes from (`prior_draws`)
     posterior_density: ClassVar[bool] = False  # `samples` draws per image, q(z|x) in aux
     indexed_codes: ClassVar[bool] = False  # codes are codebook indices (`Encoding.indices`)
     passes_features: ClassVar[bool] = False  # the code is the encoder's features as they are
@@ -206,11 +209,17 @@ class Gaussian(Bottleneck):
     and TensorFlow", ch. 15, whose KL reads log(sigma^2 + 1e-10)).
 
     The decoder always sees a sample, so an evaluation's loss is an unbiased single-sample
-    estimate. `samples` draws that many per image: `z` is then [samples, B, K] (IWAE). With
-    `total_correlation` the term "tc" estimates beta-TCVAE's total correlation; with
-    `mmd_kernel`, the term "mmd" is the MMD between the batch's samples and as many prior draws,
-    the aggregate posterior's distance from N(0, I) that InfoVAE adds ("InfoVAE: Balancing
-    Learning and Inference in Variational Autoencoders", Zhao et al., 2019).
+    estimate. `samples` draws that many per image: `z` is then [samples, B, K] (IWAE); `aux`
+    gives each draw's log q(z|x) and log p(z) ("log_q", "log_prior"), which importance
+    sampling reads. Options (`posteriors.py`): a `flow` of `flow_layers` steps on the draw
+    (planar, IAF), and the VampPrior (`prior="vamp"`: the features of the pseudo-inputs come
+    as `prior_features`); with either, the KL is the single draw's log q(z|x) - log p(z).
+    Terms past the KL: "tc", the total correlation of the codes, estimated by minibatch-weighted
+    sampling (beta-TCVAE, Chen et al., 2018) or by a discriminator telling codes from codes
+    whose latents were shuffled across the batch ("Disentangling by Factorising", Kim and Mnih,
+    2018: FactorVAE; the discriminator's own term "discriminator"); "mmd", the MMD between the
+    batch's draws and as many prior draws, which InfoVAE adds ("InfoVAE: Balancing Learning and
+    Inference in Variational Autoencoders", Zhao et al., 2019).
     """
 
     latent_dim: int
@@ -218,9 +227,22 @@ class Gaussian(Bottleneck):
     total_correlation: bool = False
     dataset_size: int | None = None  # N of the total correlation's estimator
     mmd_kernel: str | None = None  # one of MMD_KERNELS: InfoVAE's term
-    normal_prior: ClassVar[bool] = True  # the KL pulls the posteriors to N(0, I)
+    tc_estimator: str = "minibatch"  # one of TC_ESTIMATORS
+    discriminator_widths: Sequence[int] = (1000, 1000)  # FactorVAE's
+    flow: str = "none"  # one of posteriors.FLOWS
+    flow_layers: int = 0
+    prior: str = "normal"  # one of posteriors.PRIORS
     posterior_density: ClassVar[bool] = True
     dense_heads: ClassVar[bool] = True
+
+    @property
+    def normal_prior(self) -> bool:
+        """The KL pulls the posteriors to N(0, I), unless the prior is a VampPrior."""
+        return self.prior == "normal"
+
+    @property
+    def drawn_prior(self) -> bool:
+        return self.prior == "vamp"
 
     def code_units(self, feature_units: int | None) -> int:
         return self.latent_dim
@@ -231,6 +253,10 @@ class Gaussian(Bottleneck):
             self.logvar_head = nn.Dense(self.latent_dim)
         else:
             self.sigma_head = nn.Dense(self.latent_dim)
+        if self.flow != "none":
+            self.flow_steps = posteriors.Flow(self.flow, self.flow_layers)
+        if self.total_correlation and self.tc_estimator == "discriminator":
+            self.discriminator = Discriminator(self.discriminator_widths)
 
     def _posterior(self, h: jax.Array) -> tuple[jax.Array, jax.Array, jax.Array]:
         """The mean, the sample's scale and the log-variance."""
@@ -242,22 +268,68 @@ class Gaussian(Bottleneck):
         logvar = self.logvar_head(h_BxD)
         return mu, jnp.exp(0.5 * logvar), logvar
 
+    def _flowed(self, z: jax.Array) -> tuple[jax.Array, jax.Array]:
+        if self.flow == "none":
+            return z, jnp.zeros(z.shape[:-1], z.dtype)
+        return self.flow_steps(z)
+
     def encode(self, h: jax.Array) -> Encoding:
         mu, _, logvar = self._posterior(h)
-        return Encoding(code=mu, logvar=logvar)
+        return Encoding(code=self._flowed(mu)[0], logvar=logvar)
 
-    def __call__(self, h: jax.Array, *, train: bool = False, samples: int | None = None):
+    def prior_draws(self, prior_features: jax.Array, n: int) -> jax.Array:
+        """`n` codes of the VampPrior: each a draw of a pseudo-input's posterior, picked
+        uniformly; `prior_features`, the encoder's features of the pseudo-inputs."""
+        mu_CxK, _, logvar_CxK = self._posterior(prior_features)
+        pick, draw = jax.random.split(self.make_rng("noise"))
+        c_N = jax.random.randint(pick, (n,), 0, mu_CxK.shape[0])
+        eps_NxK = jax.random.normal(draw, (n, self.latent_dim), mu_CxK.dtype)
+        return mu_CxK[c_N] + jnp.exp(0.5 * logvar_CxK[c_N]) * eps_NxK
+
+    def _log_prior(self, z: jax.Array, prior_features: jax.Array | None) -> jax.Array:
+        if self.prior == "normal":
+            return jnp.sum(jax.scipy.stats.norm.logpdf(z), axis=-1)
+        mu_CxK, _, logvar_CxK = self._posterior(prior_features)
+        return posteriors.mixture_log_density(z, mu_CxK, logvar_CxK)
+
+    def __call__(
+        self,
+        h: jax.Array,
+        *,
+        train: bool = False,
+        samples: int | None = None,
+        prior_features: jax.Array | None = None,
+    ):
         del train
         mu, std, logvar = self._posterior(h)
         shape = mu.shape if samples is None else (samples, *mu.shape)
-        z = mu + std * jax.random.normal(self.make_rng("noise"), shape, mu.dtype)
-        if self.posterior_scale == "sigma":  # the KL reads sigma itself, as Hands-On ML's does
+        z0 = mu + std * jax.random.normal(self.make_rng("noise"), shape, mu.dtype)
+        z, log_det = self._flowed(z0)
+        log_q = posteriors.diagonal_log_density(z0, mu, logvar) - log_det
+        log_prior = self._log_prior(z, prior_features)
+        if self.flow != "none" or self.prior != "normal":  # no closed form: the draw's
+            kl = log_q - log_prior if samples is None else log_q[0] - log_prior[0]
+        elif self.posterior_scale == "sigma":  # the KL reads sigma itself, as Hands-On ML's does
             kl = gaussian_kl_sigma(mu, std)
         else:
             kl = gaussian_kl(mu, logvar)
-        terms = {"kl": jnp.mean(kl)}
         z_BxK = z if samples is None else z[0]
-        if self.total_correlation:
+        terms = {"kl": jnp.mean(kl), **self._code_terms(z_BxK, mu, logvar)}
+        aux = {"mu": mu, "logvar": logvar, "z": z, "log_q": log_q, "log_prior": log_prior}
+        return z, {**aux, "terms": terms, "stats": {}}
+
+    def _code_terms(self, z_BxK: jax.Array, mu: jax.Array, logvar: jax.Array) -> dict:
+        """The terms on the batch's codes past the KL: "tc" (and "discriminator"), "mmd"."""
+        terms = {}
+        if self.total_correlation and self.tc_estimator == "discriminator":
+            sg = jax.lax.stop_gradient
+            shuffled_BxK = shuffled_latents(self.make_rng("noise"), sg(z_BxK))
+            joint = self.discriminator(sg(z_BxK), frozen=False)
+            product = self.discriminator(shuffled_BxK, frozen=False)
+            terms["discriminator"] = jnp.mean(nn.softplus(-joint) + nn.softplus(product))
+            # log D / (1 - D), D the chance that a code is the joint's: the TC's estimate
+            terms["tc"] = jnp.mean(self.discriminator(z_BxK, frozen=True))
+        elif self.total_correlation:
             if self.dataset_size is None:
                 raise ValueError(
                     "the total correlation's estimator needs model.dataset_size: train through "
@@ -267,7 +339,14 @@ class Gaussian(Bottleneck):
         if self.mmd_kernel is not None:
             prior_BxK = jax.random.normal(self.make_rng("noise"), z_BxK.shape, z_BxK.dtype)
             terms["mmd"] = mmd(z_BxK, prior_BxK, self.mmd_kernel)
-        return z, {"mu": mu, "logvar": logvar, "z": z, "terms": terms, "stats": {}}
+        return terms
+
+
+def shuffled_latents(rng: jax.Array, z_BxK: jax.Array) -> jax.Array:
+    """Each latent permuted across the batch on its own: draws of the product of the codes'
+    marginals (FactorVAE's permute_dims)."""
+    keys = jax.random.split(rng, z_BxK.shape[1])
+    return jax.vmap(lambda key, column: jax.random.permutation(key, column), (0, 1), 1)(keys, z_BxK)
 
 
 class VectorQuantizer(Bottleneck):

@@ -18,6 +18,7 @@ class Capabilities:
     classifies: bool = False  # its output is class logits
     normal_prior: bool = False  # its codes follow N(0, I): decoded draws of N(0, I) are samples
     learned_prior: bool = False  # it learned a prior over codes, whose draws it decodes
+    drawn_prior: bool = False  # its prior over continuous codes is learned: `prior_draws(n)`
     indexed_codes: bool = False  # codes are codebook indices, which a learned prior can model
     code_2d: bool = False  # its code is a vector of two units: a scatter, a manifold of it
     posterior_density: bool = False  # draws several codes per image with q(z|x) (IWAE, NLL)
@@ -30,4 +31,4 @@ class Capabilities:
     @property
     def samples(self) -> bool:
         """Whether it generates: draws of its prior, N(0, I) or learned, decoded."""
-        return self.normal_prior or self.learned_prior
+        return self.normal_prior or self.learned_prior or self.drawn_prior

@@ -29,6 +29,7 @@ from aejax.models import (
     codebooks,
     conv,
     mlp,
+    posteriors,
     quantisers,
     sae,
 )
@@ -237,28 +238,51 @@ def _codebook_care(cfg: ml_collections.ConfigDict, kind: str) -> dict:
     return care
 
 
+def _choice(cfg: ml_collections.ConfigDict, field: str, choices: Sequence[str], default: str) -> str:
+    """Model field `field` checked against `choices`; `default` for a config written before it."""
+    value = cfg.get(field, default)
+    if value not in choices:
+        raise ValueError(f"unknown model.{field} {value!r}; choose one of {tuple(choices)}")
+    return value
+
+
+def _gaussian(cfg: ml_collections.ConfigDict) -> nn.Module:
+    scale = _choice(cfg, "posterior_scale", bottlenecks.POSTERIOR_SCALES, "logvar")
+    flow = _choice(cfg, "flow", posteriors.FLOWS, "none")
+    prior = _choice(cfg, "prior", posteriors.PRIORS, "normal")
+    tc_estimator = _choice(cfg, "tc_estimator", bottlenecks.TC_ESTIMATORS, "minibatch")
+    match = cfg.prior_match
+    if match not in ("none", "mmd"):
+        raise ValueError(
+            f"model.prior_match={match!r}: a gaussian bottleneck's KL already matches its "
+            "posteriors to N(0, I); 'mmd' adds InfoVAE's MMD on their aggregate, or use 'none'"
+        )
+    kernel = _choice(cfg, "mmd_kernel", bottlenecks.MMD_KERNELS, "imq") if match == "mmd" else None
+    if flow != "none" and prior != "normal":
+        raise ValueError(
+            f"model.flow={flow!r} with model.prior={prior!r}: a VampPrior mixes the posteriors "
+            "of its pseudo-inputs, which a flow would have to carry too; choose one"
+        )
+    minibatch_tc = cfg.total_correlation and tc_estimator == "minibatch"
+    if (flow != "none" or prior != "normal") and (minibatch_tc or kernel is not None):
+        raise ValueError(
+            "beta-TCVAE's estimator reads a gaussian posterior and InfoVAE's MMD a N(0, I) "
+            f"prior: with model.flow={flow!r} and model.prior={prior!r}, use "
+            "model.tc_estimator='discriminator' (FactorVAE) and model.prior_match='none'"
+        )
+    layers = cfg.get("flow_layers", 0) if flow != "none" else 0
+    if flow != "none" and layers < 1:
+        raise ValueError(f"model.flow={flow!r} needs model.flow_layers of at least 1")
+    return bottlenecks.Gaussian(
+        cfg.latent_dim, scale, cfg.total_correlation, cfg.dataset_size, kernel,
+        tc_estimator=tc_estimator, discriminator_widths=tuple(cfg.discriminator_widths),
+        flow=flow, flow_layers=layers, prior=prior,
+    )  # fmt: skip
+
+
 def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
     if kind == "gaussian":
-        scale = cfg.get("posterior_scale", "logvar")
-        if scale not in bottlenecks.POSTERIOR_SCALES:
-            raise ValueError(
-                f"unknown model.posterior_scale {scale!r}; choose one of "
-                f"{bottlenecks.POSTERIOR_SCALES}"
-            )
-        match = cfg.prior_match
-        if match not in ("none", "mmd"):
-            raise ValueError(
-                f"model.prior_match={match!r}: a gaussian bottleneck's KL already matches its "
-                "posteriors to N(0, I); 'mmd' adds InfoVAE's MMD on their aggregate, or use 'none'"
-            )
-        kernel = cfg.mmd_kernel if match == "mmd" else None
-        if kernel is not None and kernel not in bottlenecks.MMD_KERNELS:
-            raise ValueError(
-                f"unknown model.mmd_kernel {kernel!r}; choose one of {bottlenecks.MMD_KERNELS}"
-            )
-        return bottlenecks.Gaussian(
-            cfg.latent_dim, scale, cfg.total_correlation, cfg.dataset_size, kernel
-        )
+        return _gaussian(cfg)
     if kind == "vq":
         care = _codebook_care(cfg, kind)
         decay = cfg.ema_decay if cfg.codebook == "ema" else None
@@ -296,11 +320,15 @@ def _autoencoder(cfg: ml_collections.ConfigDict) -> autoencoder.Autoencoder:
     bottleneck = _bottleneck(cfg, bottleneck_kind)
     encoder = _encoder(cfg, encoder_kind, bottleneck.dense_heads)  # a tied decoder shares it
     decoder = _decoder(cfg, decoder_kind, encoder, encoder_kind, bottleneck)
+    prior_inputs = None
+    if bottleneck.drawn_prior:
+        prior_inputs = posteriors.PseudoInputs(cfg.pseudo_inputs, tuple(cfg.image_shape))
     return autoencoder.Autoencoder(
         encoder=encoder,
         decoder=decoder,
         bottleneck=bottleneck,
         learned_variance=cfg.get("learned_variance", False),
+        prior_inputs=prior_inputs,
     )
 
 

@@ -30,13 +30,11 @@ from aejax.objectives import corruptions, likelihoods, regularizers
 
 
 def log_importance_weights(nll_SxB: jax.Array, aux: dict) -> jax.Array:
-    """log p(x|z) + log p(z) - log q(z|x) for each of S posterior samples `aux["z"]` [S, B, K]
-    of each image, given -log p(x|z) per sample, `nll_SxB`: shape [S, B]. Their mean over S is
-    an ELBO estimate with a sampled KL."""
-    z, mu, logvar = aux["z"], aux["mu"], aux["logvar"]
-    log_pz = jnp.sum(jax.scipy.stats.norm.logpdf(z), axis=-1)
-    log_qz = jnp.sum(jax.scipy.stats.norm.logpdf(z, mu, jnp.exp(0.5 * logvar)), axis=-1)
-    return log_pz - log_qz - nll_SxB
+    """log p(x|z) + log p(z) - log q(z|x) for each of S posterior samples of each image, given
+    -log p(x|z) per sample, `nll_SxB`, and the bottleneck's log q(z|x) and log p(z) of each
+    (`aux["log_q"]`, `aux["log_prior"]`): shape [S, B]. Their mean over S is an ELBO estimate
+    with a sampled KL."""
+    return aux["log_prior"] - aux["log_q"] - nll_SxB
 
 
 def iwae_bound(log_w_SxB: jax.Array) -> jax.Array:

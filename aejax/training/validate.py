@@ -65,6 +65,8 @@ RULES = {
     "code_dim": _POSITIVE_INT,
     "ema_decay": (_open_unit, "a decay strictly between 0 and 1"),
     "rvq_levels": _POSITIVE_INT,
+    "flow_layers": _POSITIVE_INT,
+    "pseudo_inputs": _POSITIVE_INT,
     "fsq_levels": (
         lambda v: _positive_ints(v) and min(v) >= 2, "a non-empty tuple of integers >= 2"
     ),

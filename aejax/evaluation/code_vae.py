@@ -1,0 +1,72 @@
+"""A second VAE trained on a run's codes: the two-stage VAE sampler, an ex-post sampler for any
+autoencoder with a decoder.
+
+"Diagnosing and Enhancing VAE Models" (Dai and Wipf, 2019) trains a second VAE on the codes of
+the first: where the codes' distribution is far from N(0, I), the second stage's own latents
+match N(0, I) closely, and its decoded draws are codes the first decoder knows. Pythae offers
+it for every model (`TwoStageVAESampler`). Here the second stage is an aejax run itself, trained
+by the one loop in the folder `two_stage` of the run's workdir: the `vae` model on the codes
+standardised per unit, two hidden layers of 1024 units (Pythae's), as many latents as the code
+has units, and a gaussian likelihood whose variance it learns (the paper's gamma).
+"""
+
+import json
+import os
+from pathlib import Path
+
+import jax
+import ml_collections
+import numpy as np
+
+from aejax import configs
+from aejax.training.loop import train_and_evaluate
+
+FOLDER = "two_stage"  # the second stage's workdir, inside the run's
+FILE = "standardisation.npz"  # the codes' means and deviations, and what they were taken of
+WIDTHS = (1024, 1024)
+EPOCHS = 20
+BATCH = 100
+
+
+def config(code_units: int, epochs: int, seed: int) -> ml_collections.ConfigDict:
+    """The second stage's config: `vae` on vectors of `code_units`, its variance learned."""
+    config = configs.get("vae")
+    config.seed = seed
+    config.data.normalize = "none"  # the codes come standardised
+    config.model.encoder_widths = WIDTHS  # hidden layers under the gaussian heads
+    config.model.latent_dim = code_units
+    config.model.activation = "relu"
+    config.model.learned_variance = True
+    config.model.image_shape = (code_units,)
+    config.loss.likelihood = "gaussian"
+    config.train.epochs = epochs
+    config.train.batch_size = BATCH
+    return config
+
+
+def fit(codes_NxD: jax.Array, workdir: Path, meta: dict, epochs: int, seed: int) -> Path:
+    """Trains the second stage on `codes_NxD` standardised, in `workdir`/FOLDER (a fit already
+    there is replaced); keeps the standardisation and `meta` (what it was fitted to) beside it.
+    Returns its workdir."""
+    codes = np.asarray(codes_NxD, np.float32)
+    mean_D, std_D = codes.mean(0), codes.std(0) + 1e-6  # a unit that never varies stays finite
+    stage = Path(workdir) / FOLDER
+    if stage.exists():  # the codes changed since: a resumed fit would mix two runs
+        for path in sorted(stage.rglob("*"), reverse=True):
+            path.unlink() if path.is_file() else path.rmdir()
+    train_and_evaluate(config(codes.shape[1], epochs, seed), stage, train=(codes - mean_D) / std_D)
+    partial = stage / f".{FILE}.partial"
+    with open(partial, "wb") as f:
+        np.savez(f, mean=mean_D, std=std_D, meta=json.dumps(meta))
+    os.replace(partial, stage / FILE)
+    return stage
+
+
+def load(workdir: Path) -> tuple[Path, np.ndarray, np.ndarray, dict] | None:
+    """The second stage's workdir, the codes' means and deviations and what it was fitted to;
+    None if none was fitted (or its fit did not finish)."""
+    stage = Path(workdir) / FOLDER
+    if not (stage / FILE).exists():
+        return None
+    with np.load(stage / FILE) as saved:
+        return stage, saved["mean"], saved["std"], json.loads(str(saved["meta"]))
