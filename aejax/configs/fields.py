@@ -107,7 +107,7 @@ def _model(config: ml_collections.ConfigDict) -> None:
     config.model.latent_dim = config_dict.placeholder(int)  # gaussian: the code's size
     config.model.prior_match = "none"  # deterministic codes to N(0, I): none, mmd, adversarial
     config.model.mmd_kernel = "imq"  # imq, rbf
-    config.model.discriminator_widths = (64, 64)  # the adversarial AE's discriminator on codes
+    config.model.discriminator_widths = (64, 64)  # the adversarial AE's and FactorVAE's discriminator
     config.model.num_codes = 64  # vq, rvq (each level): codebook entries
     config.model.code_dim = 4  # vq, rvq, lfq (bits): the code is cut into vectors of this size
     config.model.codebook = "loss"  # vq: kept by its loss term ("loss") or moving averages ("ema")
@@ -129,11 +129,8 @@ def _model(config: ml_collections.ConfigDict) -> None:
     config.model.lifetime_rate = 0.05  # wta: the fraction of a batch each unit is active for
     config.model.spatial_sparsity = True  # wta: one winner per feature map and image
     config.model.total_correlation = False  # gaussian: estimate the codes' total correlation "tc"
-    # ... by "minibatch"-weighted sampling (beta-TCVAE) or a "discriminator" (FactorVAE, whose
-    # discriminator has model.discriminator_widths)
-    config.model.tc_estimator = "minibatch"
-    # gaussian: a flow on the posterior's draw (aejax/models/posteriors.py): none, planar, iaf
-    config.model.flow = "none"
+    config.model.tc_estimator = "minibatch"  # its estimator: minibatch (beta-TCVAE), discriminator
+    config.model.flow = "none"  # gaussian: a flow on its draw: none, planar, iaf (posteriors.py)
     config.model.flow_layers = 2  # its steps
     config.model.prior = "normal"  # gaussian: normal, vamp (the VampPrior)
     config.model.pseudo_inputs = 50  # vamp: its components' pseudo-inputs (Pythae's default)
