@@ -46,7 +46,7 @@ AEJAX_FLAGS = {
     "train": {"--config.train.epochs": "1"},
     "represent": {"--config.train.epochs": "1"},
     "fidelity": {"--config.train.epochs": "1"},
-    "sampler": {"--config.train.epochs": "1"},
+    "sampler": {"--config.train.epochs": "1", "--sampler_epochs": "1"},
     "pretrain": {"--config.train.epochs": "1", "--config.pretrain.layer_epochs": "1"},
 }
 PYTHON_SUBSTITUTIONS = [  # aejax.fit's epochs: 1, given or not
@@ -69,12 +69,14 @@ SCRIPT_FLAGS = {
         "--decoders": "mlp tied",
     },
     "experiments/sae_table.py": {"--epochs": "1", "--dataset": "mnist5k", "--variants": "topk"},
+    "experiments/quantiser_bits.py": {"--epochs": "1", "--dataset": "mnist5k", "--bits": "6"},
     "experiments/vae_report.py": {"--epochs": "1", "--samples": "10", "--nll_images": "100"},
     "experiments/iwae_protocol.py": {
         "--epochs": "1", "--samples": "10", "--curve_images": "100", "--test_images": "100"
     },
     "experiments/generative_table.py": {
         "--epochs": "1", "--feature_epochs": "1", "--samples": "1000", "--nll_samples": "10",
+        "--sampler_epochs": "1",
         "--nll_images": "100", "--only": "iwae", "--datasets": "fashion_mnist",
     },
     # The benchmarks time the epochs after the first (so 2 epochs), here on the embedded digits.
