@@ -92,8 +92,9 @@ def sample(
 ) -> jax.Array:
     """`n` images [n, H, W, C], the mean images of codes drawn from the model's prior: N(0, I)
     in the code's shape for `image_shape` (`rng` draws them at once), or a learned prior's
-    draws (`code_prior.sample_codes`, the VampPrior's `prior_draws`). A model without a prior is refused, its refusal naming
-    it `name` and, for a VQ-VAE, the run to train a prior from, `workdir`."""
+    draws (`code_prior.sample_codes`, the VampPrior's `prior_draws`). A model without a prior
+    is refused, its refusal naming it `name` and, for a VQ-VAE, the run to train a prior from,
+    `workdir`."""
     capabilities = model.capabilities
     if capabilities.learned_prior:
         z = code_prior.sample_codes(model, params, rng, n)

@@ -238,7 +238,7 @@ def _codebook_care(cfg: ml_collections.ConfigDict, kind: str) -> dict:
     return care
 
 
-def _choice(cfg: ml_collections.ConfigDict, field: str, choices: Sequence[str], default: str) -> str:
+def _choice(cfg: ml_collections.ConfigDict, field: str, choices: Sequence[str], default: str):
     """Model field `field` checked against `choices`; `default` for a config written before it."""
     value = cfg.get(field, default)
     if value not in choices:
