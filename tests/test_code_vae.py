@@ -64,3 +64,17 @@ def test_two_stage_draws_follow_the_codes_and_decode_to_images(fitted):
     assert images.shape == (6, 28, 28, 1) and 0 <= images.min() and images.max() <= 1
     np.testing.assert_array_equal(aejax.load_run(run.workdir).sample(6, seed=2), images)
     assert not np.array_equal(run.sample(6, seed=3, sampler="two_stage"), images)
+
+
+@pytest.mark.slow
+def test_an_interrupted_refit_leaves_the_fitted_second_stage(fitted, monkeypatch):
+    run, x, meta = fitted
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(code_vae, "train_and_evaluate", interrupted)
+    with pytest.raises(KeyboardInterrupt):
+        run.fit_sampler(x, kind="two_stage", epochs=3)
+    assert code_vae.load(run.workdir)[-1] == meta
+    assert run.sample(2, seed=2, sampler="two_stage").shape == (2, 28, 28, 1)

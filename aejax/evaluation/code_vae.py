@@ -12,6 +12,7 @@ has units, and a gaussian likelihood whose variance it learns (the paper's gamma
 
 import json
 import os
+import shutil
 from pathlib import Path
 
 import jax
@@ -45,20 +46,21 @@ def config(code_units: int, epochs: int, seed: int) -> ml_collections.ConfigDict
 
 
 def fit(codes_NxD: jax.Array, workdir: Path, meta: dict, epochs: int, seed: int) -> Path:
-    """Trains the second stage on `codes_NxD` standardised, in `workdir`/FOLDER (a fit already
-    there is replaced); keeps the standardisation and `meta` (what it was fitted to) beside it.
-    Returns its workdir."""
+    """Trains the second stage on `codes_NxD` standardised, with the standardisation and `meta`
+    (what it was fitted to) beside it, in `workdir`/FOLDER. It trains in a folder of its own
+    and replaces a fit already there only once it is complete: an interrupted fit leaves the
+    old one. Returns its workdir."""
     codes = np.asarray(codes_NxD, np.float32)
     mean_D, std_D = codes.mean(0), codes.std(0) + 1e-6  # a unit that never varies stays finite
     stage = Path(workdir) / FOLDER
-    if stage.exists():  # the codes changed since: a resumed fit would mix two runs
-        for path in sorted(stage.rglob("*"), reverse=True):
-            path.unlink() if path.is_file() else path.rmdir()
-    train_and_evaluate(config(codes.shape[1], epochs, seed), stage, train=(codes - mean_D) / std_D)
-    partial = stage / f".{FILE}.partial"
-    with open(partial, "wb") as f:
+    partial = stage.with_name(f".{FOLDER}.partial")
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted fit's: its codes may differ
+    standardised = (codes - mean_D) / std_D
+    train_and_evaluate(config(codes.shape[1], epochs, seed), partial, train=standardised)
+    with open(partial / FILE, "wb") as f:
         np.savez(f, mean=mean_D, std=std_D, meta=json.dumps(meta))
-    os.replace(partial, stage / FILE)
+    shutil.rmtree(stage, ignore_errors=True)
+    os.replace(partial, stage)
     return stage
 
 

@@ -301,15 +301,9 @@ def _bottleneck(cfg: ml_collections.ConfigDict, kind: str) -> nn.Module:
         return quantisers.LookupFreeQuantizer(cfg.code_dim, cfg.lfq_temperature)
     if kind == "wta":
         return bottlenecks.WinnerTakeAll(cfg.lifetime_rate, cfg.spatial_sparsity)
-    for field, value, choices in (
-        ("prior_match", cfg.prior_match, bottlenecks.PRIOR_MATCHES),
-        ("mmd_kernel", cfg.mmd_kernel, bottlenecks.MMD_KERNELS),
-    ):
-        if value not in choices:
-            raise ValueError(f"unknown model.{field} {value!r}; choose one of {choices}")
-    return bottlenecks.Deterministic(
-        cfg.prior_match, cfg.mmd_kernel, tuple(cfg.discriminator_widths)
-    )
+    match = _choice(cfg, "prior_match", bottlenecks.PRIOR_MATCHES, "none")
+    kernel = _choice(cfg, "mmd_kernel", bottlenecks.MMD_KERNELS, "imq")
+    return bottlenecks.Deterministic(match, kernel, tuple(cfg.discriminator_widths))
 
 
 def _autoencoder(cfg: ml_collections.ConfigDict) -> autoencoder.Autoencoder:
