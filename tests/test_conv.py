@@ -69,8 +69,10 @@ def _conv_sides(name: str) -> dict[str, tuple[int, int]]:
 
     def record(next_fun, args, kwargs, context):
         out = next_fun(*args, **kwargs)
-        if isinstance(context.module, nn.Conv) and context.module.path[0] == "decoder":
-            ins[context.module.name], outs[context.module.name] = args[0].shape[1], out.shape[1]
+        module = context.module
+        if isinstance(module, nn.Conv) and module.path[0] == "decoder":
+            doubled = module.conv_general_dilated is conv.conv_of_upsampled  # reads its input x2
+            ins[module.name], outs[module.name] = args[0].shape[1] * (1 + doubled), out.shape[1]
         return out
 
     with nn.intercept_methods(record):
@@ -90,6 +92,63 @@ def _conv_sides(name: str) -> dict[str, tuple[int, int]]:
 )
 def test_decoder_paths_visit_their_sides(name, sides):
     assert list(_conv_sides(name).values()) == sides
+
+
+@pytest.mark.parametrize("side", [4, 7])
+@pytest.mark.parametrize("pad_h, pad_w", [((1, 1), (1, 1)), ((0, 0), (0, 0)), ((1, 0), (0, 1))])
+def test_conv_of_upsampled_is_the_convolution_of_the_doubled_map(side, pad_h, pad_w):
+    """The same outputs and gradients as convolving the explicitly doubled map, for every
+    padding the decoders use, odd sides included."""
+    u = jax.random.normal(jax.random.key(0), (2, side, side + 1, 3))
+    kernel = jax.random.normal(jax.random.key(1), (3, 3, 3, 5))
+
+    def explicit(u, kernel):
+        dims = ("NHWC", "HWIO", "NHWC")
+        doubled, padding = conv.upsample_2x(u), (pad_h, pad_w)
+        return jax.lax.conv_general_dilated(
+            doubled, kernel, (1, 1), padding, dimension_numbers=dims
+        )
+
+    def folded(u, kernel):
+        return conv.conv_of_upsampled(u, kernel, (1, 1), (pad_h, pad_w))
+
+    np.testing.assert_allclose(folded(u, kernel), explicit(u, kernel), atol=1e-5)
+    dy = jax.random.normal(jax.random.key(2), explicit(u, kernel).shape)
+    grads = [jax.grad(lambda u, k, f=f: jnp.vdot(f(u, k), dy), (0, 1)) for f in (folded, explicit)]
+    for got, want in zip(*(grad(u, kernel) for grad in grads)):
+        np.testing.assert_allclose(got, want, atol=1e-4)
+
+
+def test_conv_of_upsampled_refuses_what_it_does_not_compute():
+    u, kernel = jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 2))
+    with pytest.raises(ValueError, match="pads 0 or 1"):
+        conv.conv_of_upsampled(u, kernel, (1, 1), ((2, 2), (1, 1)))
+    with pytest.raises(ValueError, match="stride 1"):
+        conv.conv_of_upsampled(u, kernel, (2, 2), ((1, 1), (1, 1)))
+
+
+@pytest.mark.parametrize(
+    "image_side, last_padding",  # 16 -> 14 (28 cropped to 27), 16 -> 15
+    [(28, "VALID"), (27, "VALID"), (30, [(1, 0), (1, 0)])],
+)
+def test_nearest_decoder_is_conv_then_double(image_side, last_padding):
+    """The decoder's folded convolutions compute what its layers describe: conv, relu, double,
+    the last trimmed to the image, then the logits' convolution (an odd side cropped first)."""
+    decoder = conv.ConvDecoder(image_hw=(image_side, image_side))
+    z = jax.random.normal(jax.random.key(0), (2, 4, 4, 8))
+    params = decoder.init(jax.random.key(1), z)["params"]
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def layer(h, name, padding):
+        kernel, bias = params[name]["kernel"], params[name]["bias"]
+        out = jax.lax.conv_general_dilated(h, kernel, (1, 1), padding, dimension_numbers=dims)
+        return out + bias
+
+    h = z
+    for i, padding in enumerate(["SAME", "SAME", last_padding]):
+        h = conv.upsample_2x(jax.nn.relu(layer(h, f"conv{i}", padding)))
+    want = layer(h[:, :image_side, :image_side], "logits", "SAME")
+    np.testing.assert_allclose(decoder.apply({"params": params}, z), want, atol=1e-5)
 
 
 def test_resize_repeats_rows_as_tf1_nearest_neighbour_resize():
