@@ -10,7 +10,9 @@ calls, each compiled alone) for three formulations of the same convolution:
 - `shifted`: one matmul to 9 C_out channels, then the nine shifted slices added.
 Alone, shifted taps win for the logits layer (and, on an earlier machine, patches for the
 first); inside whole training steps that choice trained slower than XLA's convolution
-everywhere (docs/benchmarks.md), so aejax keeps `nn.Conv`.
+everywhere (docs/benchmarks.md), so aejax keeps XLA's convolution. The layers after a doubling
+are timed here as they read the doubled map; the decoders compute them on the map before
+doubling (`aejax.models.conv.conv_of_upsampled`), which no formulation below does.
 The first layer needs no gradient to its input (the image), so its column is left out.
 """
 

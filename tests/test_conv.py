@@ -10,7 +10,7 @@ from conftest import initial_test_metrics, load_config
 
 from aejax.models import conv, factory
 from aejax.training import loop
-from benchmarks import conv_layers
+from benchmarks import conv_layers, conv_variants
 
 
 def conv_params(c_in: int, c_out: int) -> int:
@@ -119,12 +119,14 @@ def test_conv_of_upsampled_is_the_convolution_of_the_doubled_map(side, pad_h, pa
         np.testing.assert_allclose(got, want, atol=1e-4)
 
 
-def test_conv_of_upsampled_refuses_what_it_does_not_compute():
+def test_conv_of_upsampled_refuses_what_it_does_not_compute_and_reads_lax_names():
     u, kernel = jnp.ones((1, 4, 4, 2)), jnp.ones((3, 3, 2, 2))
     with pytest.raises(ValueError, match="pads 0 or 1"):
         conv.conv_of_upsampled(u, kernel, (1, 1), ((2, 2), (1, 1)))
     with pytest.raises(ValueError, match="stride 1"):
         conv.conv_of_upsampled(u, kernel, (2, 2), ((1, 1), (1, 1)))
+    named = conv.conv_of_upsampled(u, kernel, (1, 1), "VALID")  # lax's names are understood
+    np.testing.assert_array_equal(named, conv.conv_of_upsampled(u, kernel, (1, 1), [(0, 0)] * 2))
 
 
 @pytest.mark.parametrize(
@@ -264,3 +266,14 @@ def test_conv_sides_follow_the_image_shape(shape, code_hw, conv_sides, upsamplin
     if upsampling == "nearest":
         convs = state["intermediates"]["decoder"]
         assert [convs[f"conv{i}"]["__call__"][0].shape[1] for i in range(3)] == conv_sides
+
+
+def test_benchmarked_conv_step_variants_compute_one_function():
+    """`benchmarks/conv_variants.py` times one function in every form: each variant's logits
+    equal the unfolded step's, and the first-maximum pooling's gradient is JAX's where a block
+    has one maximum (random values)."""
+    conv_variants.check_same_function(conv_variants.VARIANTS)
+    x = jax.random.normal(jax.random.key(6), (2, 6, 6, 3))
+    grads = [jax.grad(lambda x, f=f: jnp.sum(jnp.sin(f(x))))(x) for f in
+             (conv_variants.pool_to_first_max, conv.max_pool_2x2)]  # fmt: skip
+    np.testing.assert_allclose(*grads, atol=1e-6)

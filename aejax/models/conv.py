@@ -79,6 +79,8 @@ def conv_of_upsampled(u_BxHxWxC: jax.Array, kernel_3x3xCxF: jax.Array, window_st
     calls), for 3x3 kernels, stride 1, and 0 or 1 padding each side."""
     if tuple(window_strides) != (1, 1) or kernel_3x3xCxF.shape[:2] != (3, 3):
         raise ValueError("conv_of_upsampled computes 3x3 convolutions of stride 1")
+    if isinstance(padding, str):  # lax's names, for a 3x3 kernel
+        padding = {"SAME": [(1, 1)] * 2, "VALID": [(0, 0)] * 2}[padding.upper()]
     (reads_h, pad_h, out_h), (reads_w, pad_w, out_w) = map(
         _phase_taps, padding, u_BxHxWxC.shape[1:3]
     )
