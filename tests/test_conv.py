@@ -153,6 +153,25 @@ def test_nearest_decoder_is_conv_then_double(image_side, last_padding):
     np.testing.assert_allclose(decoder.apply({"params": params}, z), want, atol=1e-5)
 
 
+def test_resize_decoder_is_resize_then_conv():
+    """Its doublings (7 -> 14, 14 -> 28) folded into the convolutions after them compute what
+    its layers describe: nearest resize to the encoder's side, conv, relu; then the logits."""
+    decoder = conv.ResizeConvDecoder()
+    z = jax.random.normal(jax.random.key(0), (2, 4, 4, 8))
+    params = decoder.init(jax.random.key(1), z)["params"]
+    dims = ("NHWC", "HWIO", "NHWC")
+
+    def layer(h, name):
+        kernel, bias = params[name]["kernel"], params[name]["bias"]
+        out = jax.lax.conv_general_dilated(h, kernel, (1, 1), "SAME", dimension_numbers=dims)
+        return out + bias
+
+    h = z
+    for i, side in enumerate([7, 14, 28]):
+        h = jax.nn.relu(layer(conv.resize_nearest(h, side, side), f"conv{i}"))
+    np.testing.assert_allclose(decoder.apply({"params": params}, z), layer(h, "logits"), atol=1e-5)
+
+
 def test_resize_repeats_rows_as_tf1_nearest_neighbour_resize():
     """4 -> 7 takes rows floor(i * 4 / 7): 0, 0, 1, 1, 2, 2, 3; a doubling repeats each row."""
     x = jnp.arange(4.0).reshape(1, 4, 1, 1) * jnp.ones((1, 1, 4, 1))
