@@ -13,7 +13,7 @@ Pooling and nearest upsampling are reshapes: on XLA:CPU the reshape pooling trai
 faster alone but whole training steps slower (`benchmarks/conv_layers.py`, docs/benchmarks.md).
 A convolution of a doubled map is computed on the map before doubling (`conv_of_upsampled`):
 the same products on a quarter of the pixels, and no doubled map for the kernel's gradient to
-transpose, which trained the conv AE 1.8x faster on XLA:CPU.
+transpose: the conv AE trained 1.67x faster on XLA:CPU (docs/benchmarks.md).
 """
 
 import math
