@@ -125,6 +125,8 @@ def test_conv_of_upsampled_refuses_what_it_does_not_compute_and_reads_lax_names(
         conv.conv_of_upsampled(u, kernel, (1, 1), ((2, 2), (1, 1)))
     with pytest.raises(ValueError, match="stride 1"):
         conv.conv_of_upsampled(u, kernel, (2, 2), ((1, 1), (1, 1)))
+    with pytest.raises(ValueError, match="undilated"):
+        conv.conv_of_upsampled(u, kernel, (1, 1), ((1, 1), (1, 1)), rhs_dilation=(2, 2))
     named = conv.conv_of_upsampled(u, kernel, (1, 1), "VALID")  # lax's names are understood
     np.testing.assert_array_equal(named, conv.conv_of_upsampled(u, kernel, (1, 1), [(0, 0)] * 2))
 

@@ -70,21 +70,26 @@ def _phase_taps(pad: tuple[int, int], side: int) -> tuple[np.ndarray, tuple[int,
 
 
 def conv_of_upsampled(u_BxHxWxC: jax.Array, kernel_3x3xCxF: jax.Array, window_strides, padding,
+                      lhs_dilation=None, rhs_dilation=None, feature_group_count=1,
                       **_) -> jax.Array:  # fmt: skip
     """`lax.conv_general_dilated(upsample_2x(u), kernel, (1, 1), padding)`, computed on `u`.
 
     Each 2x2 block of the output reads the same undoubled pixels, so the kernel is folded into
     one for each of the block's four phases, and one convolution of `u` to 4F channels gives
     them all, interleaved after. Takes `lax.conv_general_dilated`'s arguments (what `nn.Conv`
-    calls), for 3x3 kernels, stride 1, and 0 or 1 padding each side."""
-    if tuple(window_strides) != (1, 1) or kernel_3x3xCxF.shape[:2] != (3, 3):
-        raise ValueError("conv_of_upsampled computes 3x3 convolutions of stride 1")
+    calls), for 3x3 kernels, stride 1, no dilation or groups, and 0 or 1 padding each side."""
+    dilated = any(d is not None and tuple(d) != (1, 1) for d in (lhs_dilation, rhs_dilation))
+    if tuple(window_strides) != (1, 1) or kernel_3x3xCxF.shape[:2] != (3, 3) or dilated or (
+        feature_group_count != 1
+    ):
+        raise ValueError("conv_of_upsampled computes ungrouped, undilated 3x3 convolutions of "
+                         "stride 1: use nn.Conv's own convolution for others")  # fmt: skip
     if isinstance(padding, str):  # lax's names, for a 3x3 kernel
         padding = {"SAME": [(1, 1)] * 2, "VALID": [(0, 0)] * 2}[padding.upper()]
     (reads_h, pad_h, out_h), (reads_w, pad_w, out_w) = map(
         _phase_taps, padding, u_BxHxWxC.shape[1:3]
     )
-    c, f = kernel_3x3xCxF.shape[2:]
+    f = kernel_3x3xCxF.shape[-1]
     phases = jnp.einsum("aod,bqe,decf->oqcabf", reads_h, reads_w, kernel_3x3xCxF)
     phases = phases.astype(kernel_3x3xCxF.dtype)
     y = jax.lax.conv_general_dilated(
