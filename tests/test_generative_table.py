@@ -84,7 +84,7 @@ def test_fitted_samplers_give_a_deterministic_ae_rows_and_a_wae_more(tmp_path):
 
 def test_the_generative_configs_are_the_shipped_models_that_sample():
     assert generative_table.generative_configs() == [
-        "aae", "betatcvae", "ciwae", "conv_vae", "factorvae", "infovae", "iwae", "iwae_k5",
+        "aae", "betatcvae", "ciwae", "conv_vae", "factorvae", "hvae", "infovae", "iwae", "iwae_k5",
         "iwae_k50", "miwae", "piwae", "vae", "vae2d", "vae_iaf", "vae_planar", "vamp", "vqvae_prior",
         "wae_mmd", "wae_mmd_rbf",
     ]  # fmt: skip

@@ -344,7 +344,7 @@ def test_denoising_figure_shows_corrupted_input_output_and_clean_target(tiny, tm
     assert heights["denoising"] > 1.4 * heights["stacked"]  # three rows of images against two
 
 
-@pytest.mark.parametrize("name", ["miwae", "ciwae", "piwae", "vamp", "vae_planar", "vae_iaf"])
+@pytest.mark.parametrize("name", ["miwae", "ciwae", "piwae", "vamp", "vae_planar", "vae_iaf", "hvae"])
 @pytest.mark.slow
 def test_the_iwae_models_variants_lower_their_objective_every_epoch(name, tiny, mnist_slice, tmp_path):
     """Four epochs of 8 steps (batch 50) on 400 digits: the objective (an importance-weighted

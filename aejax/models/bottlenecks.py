@@ -286,9 +286,10 @@ class Gaussian(Bottleneck):
         eps_NxK = jax.random.normal(draw, (n, self.latent_dim), mu_CxK.dtype)
         return mu_CxK[c_N] + jnp.exp(0.5 * logvar_CxK[c_N]) * eps_NxK
 
-    def _log_prior(self, z: jax.Array, prior_features: jax.Array | None) -> jax.Array:
+    def log_prior(self, z: jax.Array, prior_features: jax.Array | None) -> jax.Array:
+        """log p(z) of codes [..., K]; a VampPrior's reads its pseudo-inputs' features."""
         if self.prior == "normal":
-            return jnp.sum(jax.scipy.stats.norm.logpdf(z), axis=-1)
+            return posteriors.standard_log_density(z)
         mu_CxK, _, logvar_CxK = self._posterior(prior_features)
         return posteriors.mixture_log_density(z, mu_CxK, logvar_CxK)
 
@@ -306,7 +307,7 @@ class Gaussian(Bottleneck):
         z0 = mu + std * jax.random.normal(self.make_rng("noise"), shape, mu.dtype)
         z, log_det = self._flowed(z0)
         log_q = posteriors.diagonal_log_density(z0, mu, logvar) - log_det
-        log_prior = self._log_prior(z, prior_features)
+        log_prior = self.log_prior(z, prior_features)
         if self.flow != "none" or self.prior != "normal":  # no closed form: the draw's
             kl = log_q - log_prior if samples is None else log_q[0] - log_prior[0]
         elif self.posterior_scale == "sigma":  # the KL reads sigma itself, as Hands-On ML's does

@@ -323,7 +323,34 @@ def _autoencoder(cfg: ml_collections.ConfigDict) -> autoencoder.Autoencoder:
         bottleneck=bottleneck,
         learned_variance=cfg.get("learned_variance", False),
         prior_inputs=prior_inputs,
+        **_hamiltonian(cfg, bottleneck_kind),
     )
+
+
+def _hamiltonian(cfg: ml_collections.ConfigDict, bottleneck_kind: str) -> dict:
+    """The HVAE's fields (`model.leapfrog_steps` > 0), checked; none for any other model."""
+    steps = cfg.get("leapfrog_steps", 0)
+    if not steps:
+        return {}
+    if bottleneck_kind != "gaussian" or steps < 0:
+        raise ValueError(
+            f"model.leapfrog_steps={steps} moves a gaussian posterior's draw: it needs "
+            f"model.bottleneck='gaussian' (not {bottleneck_kind!r}) and a positive count"
+        )
+    step_size, tempering = cfg.leapfrog_step_size, cfg.tempering
+    if not step_size > 0 or not 0 < tempering < 1:
+        raise ValueError(
+            f"model.leapfrog_step_size={step_size} must be positive and model.tempering="
+            f"{tempering} (the momentum's initial inverse temperature) in (0, 1)"
+        )
+    likelihood = _choice(cfg, "likelihood", ("bernoulli", "gaussian"), "bernoulli")
+    if likelihood == "gaussian" and not cfg.get("learned_variance", False):
+        raise ValueError(
+            "an HVAE's potential needs the gaussian likelihood's variance: set "
+            "model.learned_variance=True, or use model.likelihood='bernoulli'"
+        )
+    return {"leapfrog_steps": steps, "leapfrog_step_size": step_size,
+            "tempering": tempering, "likelihood": likelihood}  # fmt: skip
 
 
 def assigned_groups(cfg: ml_collections.ConfigDict) -> tuple[str, ...]:

@@ -7,6 +7,9 @@
   parameters shared by every image, as Pythae's VAE_LinNF and VAE_IAF have them.
 - The VampPrior ("VAE with a VampPrior", Tomczak and Welling, 2018): p(z) = (1/C) sum_c
   q(z | u_c), the mixture of the encoder's posteriors of C learned pseudo-inputs u_c.
+- Tempered leapfrog steps ("Hamiltonian Variational Auto-Encoder", Caterini et al., 2018): the
+  draw and a gaussian momentum moved along the Hamiltonian of -log p(x, z), which the
+  `Autoencoder` holding the decoder supplies as a gradient.
 """
 
 import math
@@ -26,6 +29,34 @@ PSEUDO_INPUT_MEAN, PSEUDO_INPUT_STD = 0.05, 0.01  # the VampPrior authors' start
 def diagonal_log_density(z: jax.Array, mu: jax.Array, logvar: jax.Array) -> jax.Array:
     """log N(z; mu, exp(logvar)) summed over the last axis."""
     return jnp.sum(jax.scipy.stats.norm.logpdf(z, mu, jnp.exp(0.5 * logvar)), axis=-1)
+
+
+def standard_log_density(z: jax.Array) -> jax.Array:
+    """log N(z; 0, I) summed over the last axis."""
+    return jnp.sum(jax.scipy.stats.norm.logpdf(z), axis=-1)
+
+
+def tempered_leapfrog(gradient, z0, gamma, step_size, beta0, steps: int):
+    """`steps` = K leapfrog steps of H(z, rho) = U(z) + |rho|^2 / 2 from z0 and the momentum
+    rho_0 = gamma / sqrt(beta0), rho scaled after step k by sqrt(beta_{k-1} / beta_k) on
+    Caterini et al.'s quadratic schedule 1 / sqrt(beta_k) = 1 + (1 / sqrt(beta0) - 1)
+    (1 - (k / K)^2), so beta_K = 1 and the scalings multiply to sqrt(beta0).
+
+    `gradient(z) -> (dU/dz, aux)`; returns z_K, rho_K and the aux of z_K (its logits).
+    """
+    inv_sqrt_beta0 = 1.0 / jnp.sqrt(beta0)
+
+    def sqrt_beta(k):
+        return 1.0 / (1.0 + (inv_sqrt_beta0 - 1.0) * (1.0 - (k / steps) ** 2))
+
+    z, rho = z0, gamma * inv_sqrt_beta0
+    g, aux = gradient(z)
+    for k in range(1, steps + 1):
+        rho = rho - 0.5 * step_size * g
+        z = z + step_size * rho
+        g, aux = gradient(z)
+        rho = (rho - 0.5 * step_size * g) * (sqrt_beta(k - 1) / sqrt_beta(k))
+    return z, rho, aux
 
 
 def mixture_log_density(z: jax.Array, mu_CxK: jax.Array, logvar_CxK: jax.Array) -> jax.Array:

@@ -116,6 +116,17 @@ def _check_options(model: nn.Module, cfg: ml_collections.ConfigDict) -> None:
         raise ValueError("the IWAE bound needs a density: set loss.variance or model.learned_variance")
     if samples > 1 and not capabilities.posterior_density:
         raise ValueError("the IWAE bound (loss.iwae_samples > 1) needs a gaussian bottleneck")
+    potential = capabilities.potential_likelihood
+    if potential not in (None, cfg.likelihood):
+        raise ValueError(
+            f"the HVAE's leapfrog steps climb model.likelihood={potential!r} but the loss is "
+            f"loss.likelihood={cfg.likelihood!r}: set both to the same"
+        )
+    if potential and cfg.corruption.name != "none":
+        raise ValueError(
+            "the HVAE's leapfrog steps read the image the model sees as the one it rebuilds: "
+            "a corrupted input (loss.corruption) would be the target; drop the corruption"
+        )
 
 
 # The loss field that weighs each bottleneck term; a term not named here has weight 1.
