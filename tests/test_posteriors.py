@@ -1,7 +1,8 @@
-"""Flows and the VampPrior: each flow step's log |det| is its Jacobian's, an IAF step is
-autoregressive, a planar step stays invertible, the mixture density is the mean of its
-components', and the gaussian bottleneck's log q(z|x) and log p(z) are the change of variables'
-and the pseudo-inputs' posteriors' mixture."""
+"""Flows, the VampPrior and the HVAE: each flow step's log |det| is its Jacobian's, an IAF step
+is autoregressive, a planar step stays invertible, the mixture density is the mean of its
+components', the gaussian bottleneck's log q(z|x) and log p(z) are the change of variables'
+and the pseudo-inputs' posteriors' mixture; leapfrog keeps its Hamiltonian and runs back, the
+HVAE's draw follows the written-out steps and its weights estimate its VAE's likelihood."""
 
 import chex
 import jax
@@ -12,8 +13,8 @@ from conftest import load_config
 
 from aejax.data import sources
 from aejax.data.dataset import as_float
-from aejax.models import bottlenecks, factory, posteriors
 from aejax.evaluation import nll
+from aejax.models import bottlenecks, factory, posteriors
 from aejax.objectives import autoencoding, likelihoods
 
 
