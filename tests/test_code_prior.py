@@ -104,3 +104,29 @@ def test_a_prior_without_a_vqvae_run_is_refused(tiny):
     config = tiny("vqvae_prior", train__init_from="")
     with pytest.raises(ValueError, match="set train.init_from to that run's workdir"):
         validate.config(config)
+
+
+def test_drawing_through_the_cache_gives_the_full_passes_logits_and_draws():
+    """Each cached step's logits are those of the full causal pass over the codes drawn so far
+    (random weights and codes: the identity holds for any), and `sample_codes` draws what
+    sampling each position from the full pass's logits would."""
+    model = code_prior.TokenPrior(num_codes=8, length=6, embed_dim=16, num_layers=2, num_heads=2)
+    x = jax.random.randint(jax.random.key(0), (3, 6), 0, 8).astype(jnp.float32)
+    params = model.init(jax.random.key(1), x)["params"]
+    rng = jax.random.key(2)
+    codes = code_prior.sample_codes(model, params, rng, 3)
+    full = model.apply({"params": params}, codes.astype(jnp.float32))[0]
+    want = jnp.stack(
+        [jax.random.categorical(jax.random.fold_in(rng, i), full[:, i]) for i in range(6)], 1
+    )
+    np.testing.assert_array_equal(codes, want)
+    cached = model.transformer().clone(decode=True)
+    empty = jnp.zeros((3, 6), jnp.int32)
+    cache = cached.apply({"params": params["prior"]}, empty, mutable=["cache"])[1]["cache"]
+    previous = jnp.full((3, 1), 8, jnp.int32)
+    for i in range(6):
+        logits, updated = cached.apply(
+            {"params": params["prior"], "cache": cache}, previous, i, mutable=["cache"]
+        )
+        np.testing.assert_allclose(logits[:, 0], full[:, i], rtol=1e-5, atol=1e-5)
+        cache, previous = updated["cache"], codes[:, i : i + 1]

@@ -113,28 +113,29 @@ class Autoencoder(nn.Module):
         prior_features = self._prior_features()
         z, aux = self.bottleneck(h, train=train, samples=samples, **prior_features)
         if self.leapfrog_steps:
-            z, logits, aux = self._hamiltonian_flow(x, z, aux, prior_features)
+            z, logits, aux = self._hamiltonian_flow(x, z, aux, prior_features, samples)
         else:
-            logits = self._decode_draws(z, x.shape)
+            logits = self._decode_draws(z, x.shape, samples)
         if self.learned_variance:
             aux["obs_logvar"] = self.obs_logvar
         return logits, aux
 
-    def _decode_draws(self, z: jax.Array, image_shape: Sequence[int]) -> jax.Array:
-        """Logits of codes [B, K] or of draws [S, B, K]."""
-        if z.ndim == 2:
+    def _decode_draws(self, z: jax.Array, image_shape: Sequence[int], samples: int | None):
+        """Logits of codes [B, ...], or of `samples` draws [S, B, ...] of each."""
+        if samples is None:
             return self.decode(z)
-        return self.decode(z.reshape(-1, z.shape[-1])).reshape(*z.shape[:-1], *image_shape[1:])
+        logits = self.decode(z.reshape(-1, *z.shape[2:]))
+        return logits.reshape(samples, *image_shape)
 
-    def _potential(self, z: jax.Array, x: jax.Array, prior_features: dict):
+    def _potential(self, z: jax.Array, x: jax.Array, prior_features: dict, samples: int | None):
         """-log p(x | z) - log p(z) summed over every draw, and the logits of z."""
-        logits = self._decode_draws(z, x.shape)
+        logits = self._decode_draws(z, x.shape, samples)
         logvar = self.obs_logvar if self.learned_variance else None
         nll = likelihoods.per_image(likelihoods.reconstruction(logits, x, self.likelihood, logvar))
         log_prior = self.bottleneck.log_prior(z, prior_features.get("prior_features"))
         return jnp.sum(nll - log_prior), logits
 
-    def _hamiltonian_flow(self, x, z0, aux: dict, prior_features: dict):
+    def _hamiltonian_flow(self, x, z0, aux: dict, prior_features: dict, samples: int | None):
         """The draw z_0 moved by the tempered leapfrog steps; the weights' terms extended by
         the momentum: log q = log q(z_0|x) + log N(gamma; 0, I), log p = log p(z_K) + log N(rho_K;
         0, I) (the steps preserve volume and the tempering's scalings multiply to the
@@ -142,7 +143,8 @@ class Autoencoder(nn.Module):
 
         def gradient(z):
             (g,), logits = nn.grad(
-                lambda model, z: model._potential(z, x, prior_features), self, z, has_aux=True
+                lambda model, z: model._potential(z, x, prior_features, samples),
+                self, z, has_aux=True,
             )
             return g, logits
 
@@ -154,7 +156,7 @@ class Autoencoder(nn.Module):
         log_q = aux["log_q"] + posteriors.standard_log_density(gamma)
         log_prior = self.bottleneck.log_prior(z, prior_features.get("prior_features"))
         log_prior = log_prior + posteriors.standard_log_density(rho)
-        kl = log_q - log_prior if z.ndim == 2 else log_q[0] - log_prior[0]
+        kl = log_q - log_prior if samples is None else log_q[0] - log_prior[0]
         terms = {**aux["terms"], "kl": jnp.mean(kl)}
         aux = {**aux, "z": z, "log_q": log_q, "log_prior": log_prior, "terms": terms}
         return z, logits, aux

@@ -27,6 +27,7 @@ class Capabilities:
     greedy_layers: str | None = None  # "dense", "conv": layers greedy pretraining can pair
     hidden_widths: tuple[int, ...] = ()  # the dense encoder layers `hidden` reads, by width
     dictionary: bool = False  # a sparse autoencoder on vectors: its code is sparse latents
+    code_sequences: bool = False  # it models sequences of codes, each given those before it
     potential_likelihood: str | None = None  # the likelihood an HVAE's leapfrog steps climb
 
     @property

@@ -396,6 +396,16 @@ def _code_prior(cfg: ml_collections.ConfigDict) -> nn.Module:
     )
 
 
+def _token_prior(cfg: ml_collections.ConfigDict) -> nn.Module:
+    if cfg.embed_dim % cfg.num_heads:
+        raise ValueError(
+            f"model.embed_dim={cfg.embed_dim} must be a multiple of model.num_heads={cfg.num_heads}"
+        )
+    return code_prior.TokenPrior(
+        cfg.num_codes, cfg.length, cfg.embed_dim, cfg.num_layers, cfg.num_heads
+    )
+
+
 def _sparse_autoencoder(cfg: ml_collections.ConfigDict) -> nn.Module:
     if cfg.bottleneck not in sae.ACTIVATIONS:
         raise ValueError(
@@ -442,6 +452,7 @@ MODELS: dict[str, Callable[[ml_collections.ConfigDict], nn.Module]] = {
     "classifier": _classifier,  # a softmax head on the code (or output) of `model.autoencoder`
     "code_prior": _code_prior,  # a causal transformer over the codes of `model.autoencoder`, a VQ-VAE
     "sae": _sparse_autoencoder,  # a sparse dictionary of vectors (aejax/models/sae.py)
+    "token_prior": _token_prior,  # a causal transformer over token sequences given as data
 }
 
 

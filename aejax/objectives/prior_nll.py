@@ -1,4 +1,5 @@
-"""The objective of a learned prior over a VQ-VAE's codes: their negative log-likelihood."""
+"""The objective of a learned prior over sequences of codes (a VQ-VAE's, or a sampler's binned
+codes): their negative log-likelihood."""
 
 import flax.linen as nn
 import jax.numpy as jnp
@@ -12,10 +13,11 @@ def make_loss_fn(model: nn.Module, cfg: ml_collections.ConfigDict) -> autoencodi
     """`loss_fn(params, x, rng, train, step=None)`: the negative log-likelihood of the codes of
     images `x` under the prior, in nats per code ("nll", also "loss")."""
     del cfg  # nothing to choose: the categorical likelihood of each code
-    if not model.capabilities.learned_prior:
+    if not model.capabilities.code_sequences:
         raise ValueError(
-            "loss.objective='code_prior' trains a prior over a VQ-VAE's codes: it needs "
-            f"model.name='code_prior' (the shipped config vqvae_prior), not {type(model).__name__}"
+            "loss.objective='code_prior' trains a prior over sequences of codes: it needs "
+            "model.name='code_prior' (the shipped config vqvae_prior) or 'token_prior', not "
+            f"{type(model).__name__}"
         )
 
     def loss_fn(params, x, rng, train, step=None):
