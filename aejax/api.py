@@ -6,6 +6,7 @@
     images = run.sample(16)             # a VAE's decoder means of prior draws
     run.fit_sampler()                   # any autoencoder: a mixture fitted to its codes samples
     run.fit_sampler(kind="two_stage")   # or a second VAE trained on its codes
+    run.fit_sampler(kind="transformer") # or a transformer over its codes' binned units
     run = aejax.load_run(run.workdir)   # later, or in another notebook
 
 `fit` runs what `aejax train` runs (`loop.train_and_evaluate`): the same checkpoints in its
@@ -27,7 +28,7 @@ import numpy as np
 
 from aejax import configs
 from aejax.data.dataset import Dataset
-from aejax.evaluation import code_mixture, code_vae, generation, inference
+from aejax.evaluation import code_mixture, code_tokens, code_vae, generation, inference
 from aejax.models import factory
 from aejax.training import checkpoint
 from aejax.training.loop import train_and_evaluate
@@ -35,7 +36,7 @@ from aejax.training.setup import load_splits
 from aejax.training.state import create_state, restore_state
 
 Images = np.ndarray | jax.Array  # [N, H, W, C], values in [0, 1]
-FITTED_SAMPLERS = ("mixture", "two_stage")  # what `Run.fit_sampler` fits to a run's codes
+FITTED_SAMPLERS = ("mixture", "two_stage", "transformer")  # what `Run.fit_sampler` fits
 SAMPLERS = (None, *FITTED_SAMPLERS, "prior")  # what `Run.sample` draws codes from
 
 
@@ -88,16 +89,17 @@ class Run:
         return np.asarray(recon) / self._vector_scale()
 
     def sample(self, n: int, seed: int = 0, sampler: str | None = None) -> np.ndarray:
-        """`n` images decoded from codes drawn, seeded, from `sampler`: "mixture" or
-        "two_stage", the sampler `fit_sampler` fitted to this run's codes; "prior", the model's
+        """`n` images decoded from codes drawn, seeded, from `sampler`: "mixture", "two_stage"
+        or "transformer", the sampler `fit_sampler` fitted to this run's codes; "prior", the model's
         prior: N(0, I) (a VAE, or a WAE or adversarial AE, whose codes were matched to it), a
         VampPrior, or a learned prior over a VQ-VAE's codes (`vqvae_prior`); None, the first of
-        a fitted mixture, a fitted two-stage VAE and the prior."""
+        a fitted mixture, two-stage VAE or transformer, and the prior."""
         if sampler not in SAMPLERS:
             raise ValueError(f"unknown sampler {sampler!r}; choose one of {SAMPLERS}")
         fitted = {
-            "mixture": code_mixture.load(self.workdir), "two_stage": code_vae.load(self.workdir)
-        }
+            "mixture": code_mixture.load(self.workdir), "two_stage": code_vae.load(self.workdir),
+            "transformer": code_tokens.load(self.workdir),
+        }  # fmt: skip
         if sampler is None:
             sampler = next((kind for kind, found in fitted.items() if found), "prior")
         rng = jax.random.key(seed)
@@ -122,9 +124,13 @@ class Run:
             )
         if sampler == "mixture":
             z = fitted[sampler][0].sample(rng, n)
-        else:
+        elif sampler == "two_stage":
             stage, mean_D, std_D, _ = fitted[sampler]
             z = load_run(stage).sample(n, seed, "prior") * std_D + mean_D
+        else:
+            stage, edges_DxE, _ = fitted[sampler]
+            prior = load_run(stage)
+            z = code_tokens.sample(prior.model, prior.params, edges_DxE, rng, n)
         z = jnp.asarray(z).reshape(n, *self._code_shape())
         return np.asarray(inference.decode(self.model, self.params, z, self._likelihood()))
 
@@ -139,7 +145,9 @@ class Run:
         """Fits a sampler of `kind` to the codes of images `x` (default: the run's training
         split) and keeps it in the workdir, where `sample` then draws from it: "mixture", a
         Gaussian mixture of `components` full-covariance gaussians (EM, seeded); "two_stage", a
-        second VAE trained `epochs` on the codes (`code_vae`). Writes `KIND_samples.png`.
+        second VAE trained `epochs` on the codes (`code_vae`); "transformer", a causal
+        transformer trained `epochs` on the codes' binned units (`code_tokens`). Writes
+        `KIND_samples.png`.
         Returns what it was fitted to (a mixture's mean log density per code too)."""
         if kind not in FITTED_SAMPLERS:
             raise ValueError(f"unknown sampler kind {kind!r}; choose one of {FITTED_SAMPLERS}")
@@ -164,10 +172,14 @@ class Run:
             )
             code_mixture.save(mixture, self.workdir, meta)
             title = f"decoded draws of a {components}-component mixture fitted to the codes"
-        else:
+        elif kind == "two_stage":
             meta.update(epochs=epochs)
             code_vae.fit(codes_NxD, self.workdir, meta, epochs, seed)
             title = "decoded draws of a second VAE trained on the codes"
+        else:
+            meta.update(epochs=epochs, bins=code_tokens.BINS)
+            code_tokens.fit(codes_NxD, self.workdir, meta, epochs, seed)
+            title = "decoded draws of a transformer over the codes' binned units"
         grid = self.sample(60, seed, kind).reshape(6, 10, *self.config.model.image_shape)
         path = self.workdir / f"{kind}_samples.png"
         generation.grid_panels([grid], [title], path, generation.ZOOM)

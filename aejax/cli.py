@@ -102,8 +102,8 @@ _FEATURES_WORKDIR = flags.DEFINE_string(
 )
 _SAMPLES = flags.DEFINE_integer("samples", fidelity.SAMPLES, "aejax fidelity: generated images to score.")
 _COMPONENTS = flags.DEFINE_integer("components", code_mixture.COMPONENTS, "aejax sampler: the mixture's gaussians.")
-_KIND = flags.DEFINE_enum("kind", "mixture", api.FITTED_SAMPLERS, "aejax sampler: a Gaussian mixture, or a two-stage VAE.")
-_SAMPLER_EPOCHS = flags.DEFINE_integer("sampler_epochs", code_vae.EPOCHS, "aejax sampler: the two-stage VAE's epochs.")
+_KIND = flags.DEFINE_enum("kind", "mixture", api.FITTED_SAMPLERS, "aejax sampler: a Gaussian mixture, a two-stage VAE, or a transformer over binned codes.")
+_SAMPLER_EPOCHS = flags.DEFINE_integer("sampler_epochs", code_vae.EPOCHS, "aejax sampler: the two-stage VAE's or the transformer's epochs.")
 _VERBOSE = flags.DEFINE_boolean("verbose", False, "Show an error's traceback, not only its message.")
 
 

@@ -15,10 +15,10 @@ directory, and read back by a rerun with the same sample counts and epochs. A fi
 scores the first `--samples` training images as if they were samples:
 what a generator that reproduced the data would reach with as many images.
 
-With `--samplers mixture two_stage`, each config is also scored with each sampler fitted to its
-training codes (`aejax.Run.fit_sampler`): a Gaussian mixture of `--components`, a two-stage VAE
-trained `--sampler_epochs`, in rows "NAME + mixture" and "NAME + two-stage VAE"
-(`fidelity_mixture.json`, `fidelity_two_stage.json`); with no `--only`, every shipped config
+With `--samplers mixture two_stage transformer`, each config is also scored with each sampler
+fitted to its training codes (`aejax.Run.fit_sampler`): a Gaussian mixture of `--components`, a
+two-stage VAE or a transformer over the binned codes trained `--sampler_epochs`, in rows
+"NAME + mixture", "NAME + two-stage VAE" and "NAME + transformer" (`fidelity_SAMPLER.json`); with no `--only`, every shipped config
 whose model decodes continuous codes is, deterministic autoencoders among them, which have no
 prior of their own. With `--reconstructions`, a row "NAME reconstructions" scores the decoded
 codes of the first `--samples` training images: what a sampler of its codes could reach at best.
@@ -54,7 +54,7 @@ def mixture_configs() -> list[str]:
     return [n for n in configs.names() if continuous(n)]
 
 
-SAMPLER_ROWS = {"mixture": "mixture", "two_stage": "two-stage VAE"}
+SAMPLER_ROWS = {"mixture": "mixture", "two_stage": "two-stage VAE", "transformer": "transformer"}
 
 
 def real_row(net: api.Run, data_cfg, samples: int) -> dict:
@@ -104,7 +104,7 @@ def score_config(
         protocol.update(nll_samples=args.nll_samples, nll_images=args.nll_images)
     if sampler == "mixture":
         protocol.update(components=args.components)
-    if sampler == "two_stage":
+    if sampler in ("two_stage", "transformer"):
         protocol.update(sampler_epochs=args.sampler_epochs)
     scored = workdir / ("fidelity.json" if sampler == "prior" else f"fidelity_{sampler}.json")
     result = json.loads(scored.read_text()) if scored.exists() else {}
@@ -179,7 +179,7 @@ def main(argv: list[str] | None = None) -> list[str]:
         help="also score these samplers fitted to each run's codes",
     )  # fmt: skip
     parser.add_argument("--components", type=int, default=code_mixture.COMPONENTS)
-    parser.add_argument("--sampler_epochs", type=int, default=code_vae.EPOCHS, help="two_stage's")
+    parser.add_argument("--sampler_epochs", type=int, default=code_vae.EPOCHS, help="two_stage's, transformer's")
     parser.add_argument(
         "--reconstructions", action="store_true", help="also score decoded training codes"
     )

@@ -59,26 +59,28 @@ def test_a_prior_over_codes_trains_its_autoencoder_first_and_only_vaes_get_an_nl
 
 @pytest.mark.slow
 def test_fitted_samplers_give_a_deterministic_ae_rows_and_a_wae_more(tmp_path):
-    """With both samplers and the reconstructions: the WAE's prior row, then each config's rows
-    of its mixture, its two-stage VAE and its reconstructions, the last from the run's decoded
-    training codes."""
+    """With the three samplers and the reconstructions: the WAE's prior row, then each config's
+    rows of its mixture, its two-stage VAE, its transformer and its reconstructions, the last
+    from the run's decoded training codes."""
     args = ["--datasets", "mnist5k", "--only", "mlp", "wae_mmd", "--samplers", "mixture",
-            "two_stage", "--components", "3", "--sampler_epochs", "1", "--reconstructions",
+            "two_stage", "transformer", "--components", "3", "--sampler_epochs", "1", "--reconstructions",
             "--epochs", "1", "--feature_epochs", "1", "--samples", "200",
             "--workdir", str(tmp_path / "runs"), "--out", str(tmp_path / "table.md")]  # fmt: skip
     lines = generative_table.main(args)
     models = [line.split("|")[1].strip() for line in lines if line.startswith("| ") and "---" not in line]
     assert models == [
         "model", "training images (real)", "wae_mmd", "mlp + mixture", "mlp + two-stage VAE",
-        "mlp reconstructions", "wae_mmd + mixture", "wae_mmd + two-stage VAE", "wae_mmd reconstructions",
+        "mlp + transformer", "mlp reconstructions", "wae_mmd + mixture", "wae_mmd + two-stage VAE",
+        "wae_mmd + transformer", "wae_mmd reconstructions",
     ]  # fmt: skip
     runs = tmp_path / "runs/mnist5k"
     assert not (runs / "mlp/fidelity.json").exists()
     scored = {kind: json.loads((runs / f"wae_mmd/fidelity_{kind}.json").read_text())
-              for kind in ("mixture", "two_stage", "reconstructions")}  # fmt: skip
+              for kind in ("mixture", "two_stage", "transformer", "reconstructions")}  # fmt: skip
     assert scored["mixture"]["components"] == 3 and scored["two_stage"]["sampler_epochs"] == 1
+    assert scored["transformer"]["sampler_epochs"] == 1
     prior = json.loads((runs / "wae_mmd/fidelity.json").read_text())
-    assert len({prior["fid"], *(s["fid"] for s in scored.values())}) == 4
+    assert len({prior["fid"], *(s["fid"] for s in scored.values())}) == 5
     assert scored["reconstructions"]["fid"] < prior["fid"]  # decoded codes beat 1 epoch's samples
 
 

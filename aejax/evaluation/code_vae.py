@@ -22,7 +22,7 @@ import numpy as np
 from aejax import configs
 from aejax.training.loop import train_and_evaluate
 
-FOLDER = "two_stage"  # the second stage's workdir, inside the run's
+FOLDER = Path("two_stage")  # the second stage's workdir, inside the run's
 FILE = "standardisation.npz"  # the codes' means and deviations, and what they were taken of
 WIDTHS = (1024, 1024)
 EPOCHS = 20
@@ -47,18 +47,27 @@ def config(code_units: int, epochs: int, seed: int) -> ml_collections.ConfigDict
 
 def fit(codes_NxD: jax.Array, workdir: Path, meta: dict, epochs: int, seed: int) -> Path:
     """Trains the second stage on `codes_NxD` standardised, with the standardisation and `meta`
-    (what it was fitted to) beside it, in `workdir`/FOLDER. It trains in a folder of its own
-    and replaces a fit already there only once it is complete: an interrupted fit leaves the
-    old one. Returns its workdir."""
+    (what it was fitted to) beside it, in `workdir`/FOLDER (`train_beside`). Returns its
+    workdir."""
     codes = np.asarray(codes_NxD, np.float32)
     mean_D, std_D = codes.mean(0), codes.std(0) + 1e-6  # a unit that never varies stays finite
-    stage = Path(workdir) / FOLDER
-    partial = stage.with_name(f".{FOLDER}.partial")
-    shutil.rmtree(partial, ignore_errors=True)  # an interrupted fit's: its codes may differ
     standardised = (codes - mean_D) / std_D
-    train_and_evaluate(config(codes.shape[1], epochs, seed), partial, train=standardised)
-    with open(partial / FILE, "wb") as f:
-        np.savez(f, mean=mean_D, std=std_D, meta=json.dumps(meta))
+    arrays = {"mean": mean_D, "std": std_D}
+    stage_config = config(codes.shape[1], epochs, seed)
+    return train_beside(workdir, FOLDER / FILE, stage_config, standardised, arrays, meta)
+
+
+def train_beside(workdir: Path, file: Path, config, data, arrays: dict, meta: dict) -> Path:
+    """Trains a sampler's run of `config` on `data` in `workdir`/`file`'s folder, with `arrays`
+    and `meta` (what it was fitted to) in `file`. It trains in a folder of its own and replaces
+    a fit already there only once it is complete: an interrupted fit leaves the old one."""
+    folder, name = file.parts
+    stage = Path(workdir) / folder
+    partial = stage.with_name(f".{folder}.partial")
+    shutil.rmtree(partial, ignore_errors=True)  # an interrupted fit's: its codes may differ
+    train_and_evaluate(config, partial, train=data)
+    with open(partial / name, "wb") as f:
+        np.savez(f, meta=json.dumps(meta), **arrays)
     shutil.rmtree(stage, ignore_errors=True)
     os.replace(partial, stage)
     return stage

@@ -142,9 +142,10 @@ def config(config: ml_collections.ConfigDict) -> None:
         rule = _rule(path)
         if rule is not None and value is not None and not rule[0](value):
             problems.append(f"{path}={value!r} must be {rule[1]}")
-    if config.get("loss", {}).get("objective") == "code_prior" and not config.train.init_from:
+    vq_prior = config.get("model", {}).get("name") == "code_prior"
+    if vq_prior and not config.train.init_from:
         problems.append(
-            "loss.objective='code_prior' models the codes of a trained VQ-VAE: set "
+            "model.name='code_prior' models the codes of a trained VQ-VAE: set "
             "train.init_from to that run's workdir"
         )
     if problems:
