@@ -38,7 +38,8 @@ COMMANDS = {
     "represent": "train (or finish) the run, then measure its codes: linear probe, kNN, PCA",
     "fidelity": "train (or finish) the run, then score its samples: FID, precision, recall",
     "sampler": "train (or finish) the run, then fit a sampler to its training codes (--kind: a "
-    "Gaussian mixture or a second VAE), which its samples (and `aejax fidelity`) then draw from",
+    "Gaussian mixture, a second VAE or a transformer over the binned codes), which its samples "
+    "(and `aejax fidelity`) then draw from",
     "show": "print a config's fields, values and comments: aejax show NAME_OR_FILE",
 }
 
