@@ -5,9 +5,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
+from conftest import eight_unit_run
 
 import aejax
-from aejax.data import sources
 from aejax.evaluation import code_tokens
 from aejax.models import code_prior, factory
 from aejax.training import checkpoint
@@ -43,13 +43,9 @@ def test_the_token_prior_is_the_code_priors_transformer_over_the_codes_units():
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    """An mlp of 8 ReLU units trained 2 epochs on 4,000 mnist5k digits, and a transformer
-    trained 6 epochs on their binned codes."""
-    x = sources.load("mnist5k", "train")[0][:4000]
-    workdir = tmp_path_factory.mktemp("run")
-    run = aejax.fit("mlp", train=x, workdir=workdir, train__epochs=2, model__encoder_widths=(8,))
-    meta = run.fit_sampler(x, kind="transformer", epochs=6)
-    return run, x, meta
+    """`eight_unit_run` and a transformer trained 6 epochs on its binned codes."""
+    run, x = eight_unit_run(tmp_path_factory.mktemp("run"))
+    return run, x, run.fit_sampler(x, kind="transformer", epochs=6)
 
 
 @pytest.mark.slow

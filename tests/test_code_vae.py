@@ -4,9 +4,9 @@ standardised, kept in the run's workdir, and its decoded draws follow the codes'
 import jax
 import numpy as np
 import pytest
+from conftest import eight_unit_run
 
 import aejax
-from aejax.data import sources
 from aejax.evaluation import code_vae
 from aejax.models import factory
 
@@ -24,13 +24,9 @@ def test_the_second_stage_is_a_vae_of_the_codes_size_learning_its_variance():
 
 @pytest.fixture(scope="module")
 def fitted(tmp_path_factory):
-    """An mlp of 8 ReLU units trained 2 epochs on 4,000 mnist5k digits, and a second stage
-    trained 15 epochs on their codes."""
-    x = sources.load("mnist5k", "train")[0][:4000]
-    workdir = tmp_path_factory.mktemp("run")
-    run = aejax.fit("mlp", train=x, workdir=workdir, train__epochs=2, model__encoder_widths=(8,))
-    meta = run.fit_sampler(x, kind="two_stage", epochs=15)
-    return run, x, meta
+    """`eight_unit_run` and a second stage trained 15 epochs on its codes."""
+    run, x = eight_unit_run(tmp_path_factory.mktemp("run"))
+    return run, x, run.fit_sampler(x, kind="two_stage", epochs=15)
 
 
 @pytest.mark.slow

@@ -39,8 +39,10 @@ def bin_edges(codes_NxD: np.ndarray, bins: int = BINS) -> np.ndarray:
 def tokens(codes_NxD: np.ndarray, edges_DxE: np.ndarray) -> np.ndarray:
     """[N, D] int32: the bin of each unit's code, the number of inner edges below it, so a value
     that many codes share (a ReLU's zero) takes the first of the empty-width bins at it."""
-    inner_DxE = edges_DxE[:, 1:-1]
-    columns = [np.searchsorted(inner_DxE[d], codes_NxD[:, d], side="left") for d in range(len(inner_DxE))]
+    columns = [
+        np.searchsorted(inner_E, codes_N, side="left")
+        for inner_E, codes_N in zip(edges_DxE[:, 1:-1], np.asarray(codes_NxD).T)
+    ]
     return np.stack(columns, axis=1).astype(np.int32)
 
 
