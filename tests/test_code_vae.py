@@ -40,6 +40,8 @@ def test_the_second_stage_keeps_the_codes_standardisation_and_what_it_was_fitted
     assert saved == meta and stage == run.workdir / code_vae.FOLDER
     second = aejax.load_run(stage)
     assert second.config.model.latent_dim == 8 and second.metrics()[-1]["epoch"] == 15
+    steps = 15 * 40  # an upper bound: 4,000 codes in batches of 100, a tenth held out
+    assert second.config.loss.kl_warmup_steps == steps // 2  # against collapse (code_vae.py)
     assert (run.workdir / "two_stage_samples.png").exists()
 
 
