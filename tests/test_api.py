@@ -104,7 +104,7 @@ def test_a_vae_samples_its_prior_or_a_mixture_fitted_to_its_codes(vae_run, digit
     prior = run.sample(6, seed=3)
     with pytest.raises(ValueError, match=r"holds no mixture sampler: fit one, run.fit_sampler\(kind='mixture'\)"):
         run.sample(6, sampler="mixture")
-    with pytest.raises(ValueError, match=r"unknown sampler 'gmm'; choose one of \(None, 'mixture', 'two_stage', 'prior'\)"):
+    with pytest.raises(ValueError, match=r"unknown sampler 'gmm'; choose one of \(None, 'mixture', 'two_stage', 'transformer', 'prior'\)"):
         run.sample(6, sampler="gmm")
     run.fit_sampler(digits[0][0], components=2)
     try:
